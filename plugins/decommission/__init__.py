@@ -1,0 +1,3 @@
+"""Decommission retired care systems into R7 e-Arkiv."""
+
+__version__ = "0.1.0"
