@@ -1,0 +1,32 @@
+"""Where things are: the plan, the output folders and the staging area (environment-driven)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def plan_path() -> Path:
+    return Path(os.environ.get("DECOMMISSION_PLAN", REPO / "include" / "programme.yaml"))
+
+
+def home() -> Path:
+    """Root of the outputs: ``<home>/<system>/{packages,receipts,reconciliation,evidence}``."""
+    return Path(os.environ.get("DECOMMISSION_HOME", REPO / "out" / "demo"))
+
+
+def staging_url() -> str:
+    """Base of the staging area; a file:// URL locally, object storage when workers are many."""
+    return os.environ.get("DECOMMISSION_STAGING", (home() / "staging").as_uri())
+
+
+def system_dir(system_id: str, part: str) -> Path:
+    path = home() / system_id / part
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+ARCHIVE_CONN_ID = os.environ.get("DECOMMISSION_ARCHIVE_CONN", "r7_archive")
+LEDGER_CONN_ID = os.environ.get("DECOMMISSION_LEDGER_CONN", "programme_ledger")

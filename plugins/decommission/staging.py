@@ -1,0 +1,57 @@
+"""The staging area between stages: Parquet files under an ``ObjectStoragePath`` base.
+
+A stage writes a partition's files into a fresh folder and swaps it into place, so a
+rerun replaces the partition's staging whole and a reader never sees half of it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import tempfile
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pandas as pd
+import pyarrow.parquet as pq
+from airflow.sdk import ObjectStoragePath
+
+from decommission import settings
+
+
+def stage_dir(system_id: str, milestone: str, stage: str, partition_id: str) -> ObjectStoragePath:
+    return ObjectStoragePath(settings.staging_url()) / system_id / milestone / stage / partition_id
+
+
+@contextlib.contextmanager
+def replacing(final: ObjectStoragePath) -> Iterator[ObjectStoragePath]:
+    """Yield a temporary sibling folder; on success it replaces ``final``, on error it is removed."""
+    tmp = final.parent / f".{final.name}.{uuid.uuid4().hex[:8]}.tmp"
+    tmp.mkdir(parents=True, exist_ok=True)
+    try:
+        yield tmp
+    except BaseException:
+        tmp.rmdir(recursive=True)
+        raise
+    if final.exists():
+        final.rmdir(recursive=True)
+    tmp.rename(final)
+
+
+def read_frame(path: ObjectStoragePath) -> pd.DataFrame:
+    with path.open("rb") as fh:
+        return pq.read_table(fh).to_pandas(types_mapper=None)
+
+
+@contextlib.contextmanager
+def local_dir(path: ObjectStoragePath) -> Iterator[Path]:
+    """The folder as a local path: itself on file://, else a temporary download."""
+    if path.protocol in ("file", "local", ""):
+        yield Path(path.path)
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        for item in path.iterdir():
+            with item.open("rb") as src, open(Path(tmp) / item.name, "wb") as dst:
+                shutil.copyfileobj(src, dst)
+        yield Path(tmp)
