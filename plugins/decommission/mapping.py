@@ -11,7 +11,6 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -26,7 +25,8 @@ from decommission.privacy import keyed_hash
 XML_ILLEGAL = r"[\x00-\x08\x0B\x0C\x0E-\x1F\uFFFE\uFFFF\ud800-\udfff]"
 #: UTF-8 read as Latin-1/CP1252, CP850 read as CP1252, 7-bit Swedish (ISO 646-SE), U+FFFD
 ENCODING_SUSPECTS = {
-    "utf8_as_latin1": r"Ã[\u0080-\u00BF\u0152\u0153\u0160\u0161\u0178\u017D\u017E\u201A-\u201E\u2020-\u2022\u2026\u2030]",
+    "utf8_as_latin1": r"Ã[\u0080-\u00BF\u0152\u0153\u0160\u0161\u0178\u017D\u017E"
+    r"\u201A-\u201E\u2020-\u2022\u2026\u2030]",
     "cp850_as_cp1252": r"[A-Za-z][†„”Ž™]|[†„”Ž™][A-Za-z]",
     "iso646_se": r"[A-Za-z][{}|\[\]\\]|[{}|\[\]\\][A-Za-z]",
     "replacement_char": "\ufffd",
@@ -88,10 +88,11 @@ class _Flags:
             self.raw[new] = raw[new]
 
 
-def map_partition(spec: MappingSpec, read: Callable[[str], pd.DataFrame], out_dir: Path) -> MapResult:
+def map_partition(spec: MappingSpec, read: Callable[[str], pd.DataFrame], out_dir: Any) -> MapResult:
     """Map one partition: ``read(table)`` gives the extracted rows; files go to ``out_dir``.
 
-    Writes ``<entity>.parquet`` per entity and ``quarantine.parquet``.
+    Writes ``<entity>.parquet`` per entity and ``quarantine.parquet``; ``out_dir`` is a
+    :class:`pathlib.Path` or an ``ObjectStoragePath`` (anything with ``/`` and ``open``).
     """
     out_dir.mkdir(parents=True, exist_ok=True)
     result = MapResult()
@@ -139,16 +140,21 @@ def map_partition(spec: MappingSpec, read: Callable[[str], pd.DataFrame], out_di
         frame = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=entity.schema.names)
         frame = frame.sort_values(entity.key, kind="stable", ignore_index=True) if len(frame) else frame
         table = pa.Table.from_pandas(frame, schema=entity.schema, preserve_index=False)
-        pq.write_table(table, out_dir / f"{entity_name}.parquet", compression="zstd")
+        _write(table, out_dir / f"{entity_name}.parquet")
         result.entities[entity_name] = table.num_rows
     qframe = (
         pd.concat(quarantine, ignore_index=True)
         if quarantine
         else pd.DataFrame(columns=QUARANTINE_SCHEMA.names)
     )
-    pq.write_table(pa.Table.from_pandas(qframe, schema=QUARANTINE_SCHEMA, preserve_index=False),
-                   out_dir / "quarantine.parquet")
+    _write(pa.Table.from_pandas(qframe, schema=QUARANTINE_SCHEMA, preserve_index=False),
+           out_dir / "quarantine.parquet")
     return result
+
+
+def _write(table: pa.Table, path: Any) -> None:
+    with path.open("wb") as fh:
+        pq.write_table(table, fh, compression="zstd")
 
 
 def _key_str(series: pd.Series) -> pd.Series:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Any, Literal
 
@@ -21,7 +21,7 @@ from decommission.errors import PlanError
 SYSTEM_ID = re.compile(r"^[a-z][a-z0-9_]{1,30}$")
 
 
-class Milestone(str, Enum):
+class Milestone(StrEnum):
     """Milestones in the order a system passes them. Only the first three start a DAG run."""
 
     TEST_DELIVERY = "test_delivery"

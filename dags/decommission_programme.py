@@ -1,0 +1,219 @@
+"""
+# Decommissioning programme
+
+One DAG per legacy system in `include/programme.yaml`, plus a daily watchdog. This file
+only wires tasks; what each task does lives in `plugins/decommission/`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from typing import Any
+
+from airflow.providers.standard.operators.hitl import ApprovalOperator
+from airflow.sdk import DAG, AsyncCallback, DeadlineAlert, DeadlineReference, task
+
+from decommission import settings
+from decommission.alerts import emit, find_overdue
+from decommission.operators import AwaitIngestOperator
+from decommission.plan import Plan, System, load_plan
+from decommission.timetable import MilestoneTimetable
+
+log = logging.getLogger(__name__)
+PLAN = load_plan(settings.plan_path())
+for _problem in PLAN.problems:
+    log.error("plan problem, no DAG built for it: %s", _problem)
+
+# Tasks that touch another system (source database, archive) retry with backoff.
+TOUCHES_OTHERS = {"retries": 3, "retry_delay": dt.timedelta(seconds=20), "retry_exponential_backoff": 2.0,
+                  "max_retry_delay": dt.timedelta(minutes=10)}
+
+
+def _run(plan: Plan, system: System, context: dict[str, Any]) -> Any:
+    from decommission.stages import Run, resolve_milestone
+
+    dag_run = context["dag_run"]
+    milestone = resolve_milestone(system, context.get("logical_date"), dag_run.conf)
+    return Run(plan, system, milestone, dag_run.run_id, context["logical_date"])
+
+
+def _doc(system: System) -> str:
+    stones = "\n".join(f"| {m.value} | {d} |" for m, d in system.milestones.items())
+    return f"""# Decommission {system.name}
+
+Supplier **{system.supplier}**, contract {system.contract.id} ({system.contract.annual_cost_sek:,} SEK a year,
+{system.contract.notice_months} months' notice). Delivery agreement {system.agreement.id} to
+{system.agreement.archive}, cut-off {system.agreement.cut_off}.
+
+| milestone | date |
+|---|---|
+{stones}
+
+Each delivery milestone extracts, maps, packages (E-ARK SIP, eHealth1), delivers, waits for
+the archive's receipts, reconciles and reports. The test delivery sends TEST packages; the
+final delivery ends in sign-off by {system.signoff.information_owner.name} and
+{system.signoff.archivist.name}, then the contract-exit record. Retry a failed task from
+the grid; every stage replaces its own output, so a retry is safe.
+"""
+
+
+def build_system_dag(plan: Plan, system: System) -> DAG:
+    timetable = MilestoneTimetable({m.value: d.isoformat() for m, d in system.milestones.items() if m.runs_dag})
+    with DAG(
+        dag_id=f"decommission_{system.id}",
+        schedule=timetable,
+        start_date=dt.datetime.combine(plan.programme_start, dt.time(), tzinfo=dt.UTC),
+        catchup=True,  # a milestone missed while the scheduler was down still runs
+        max_active_runs=1,
+        default_args={"owner": plan.region.owner, "retries": 1, "retry_delay": dt.timedelta(seconds=30)},
+        tags=["decommission", system.kind, system.id],
+        doc_md=_doc(system),
+        deadline=DeadlineAlert(
+            reference=DeadlineReference.DAGRUN_LOGICAL_DATE,
+            interval=dt.timedelta(hours=system.late_after_hours),
+            callback=AsyncCallback(
+                "decommission.alerts.milestone_late",
+                kwargs={"system_id": system.id, "late_after_hours": system.late_after_hours},
+            ),
+        ),
+    ) as dag:
+
+        @task(**TOUCHES_OTHERS)
+        def preflight(**context: Any) -> dict[str, Any]:
+            from decommission.stages import preflight as check
+
+            return check(_run(plan, system, context))
+
+        @task(pool=system.pool, **TOUCHES_OTHERS)
+        def plan_partitions(**context: Any) -> list[dict[str, Any]]:
+            from decommission.stages import plan_partitions as split
+
+            return split(_run(plan, system, context))
+
+        @task(pool=system.pool, **TOUCHES_OTHERS)
+        def extract(partition: dict[str, Any], **context: Any) -> dict[str, Any]:
+            from decommission.stages import extract as pull
+
+            return pull(_run(plan, system, context), partition)
+
+        @task
+        def map_partition(extracted: dict[str, Any], **context: Any) -> dict[str, Any]:
+            from decommission.stages import map_stage
+
+            return map_stage(_run(plan, system, context), extracted)
+
+        @task
+        def package(mapped: dict[str, Any], **context: Any) -> dict[str, Any]:
+            from decommission.stages import package_stage
+
+            return package_stage(_run(plan, system, context), mapped)
+
+        @task(**TOUCHES_OTHERS)
+        def submit(package: dict[str, Any], **context: Any) -> dict[str, Any]:
+            from decommission.stages import submit as deliver
+
+            override = context["dag_run"].conf.get("override_test_approval")
+            return deliver(_run(plan, system, context), package, override=override)
+
+        def keep_receipts(context: Any, receipts: dict[str, Any]) -> dict[str, Any]:
+            from decommission.stages import keep_ingest_receipts
+
+            return keep_ingest_receipts(_run(plan, system, context), receipts)
+
+        @task(**TOUCHES_OTHERS)
+        def reconcile(mapped: list[dict[str, Any]], packages: list[dict[str, Any]], **context: Any) -> dict:
+            from decommission.closeout import reconcile_stage
+
+            return reconcile_stage(_run(plan, system, context), list(mapped), list(packages))
+
+        @task
+        def report(result: dict[str, Any], **context: Any) -> dict[str, Any]:
+            from decommission.closeout import report_stage
+
+            return report_stage(_run(plan, system, context), result)
+
+        @task.short_circuit
+        def is_final_delivery(**context: Any) -> bool:
+            return _run(plan, system, context).milestone.value == "final_delivery"
+
+        @task
+        def contract_exit(report: dict[str, Any], owner: dict, archivist: dict, **context: Any) -> dict:
+            from decommission.closeout import contract_exit as close
+
+            approvals = [{"role": "information_owner", **owner}, {"role": "archivist", **archivist}]
+            return close(_run(plan, system, context), report, approvals)
+
+        def signoff(task_id: str, role: str, who: Any) -> ApprovalOperator:
+            from decommission.closeout import signoff_body
+
+            return ApprovalOperator(
+                task_id=task_id,
+                subject=f"Sign-off as {role}: decommissioning of {system.name}",
+                body=signoff_body(system),
+                assigned_users=[{"id": who.id, "name": who.id}],
+                ignore_downstream_trigger_rules=True,
+                execution_timeout=None,
+            )
+
+        checked = preflight()
+        partitions = plan_partitions()
+        checked >> partitions
+        extracted = extract.expand(partition=partitions)
+        mapped = map_partition.expand(extracted=extracted)
+        packages = package.expand(mapped=mapped)
+        submitted = submit.expand(package=packages)
+        await_ingest = AwaitIngestOperator(
+            task_id="await_ingest", packages=packages, on_receipts=keep_receipts,
+            conn_id=settings.ARCHIVE_CONN_ID, wait=dt.timedelta(hours=system.late_after_hours),
+        )
+        submitted >> await_ingest
+        result = reconcile(mapped, packages)
+        await_ingest >> result
+        reported = report(result)
+        owner = signoff("signoff_information_owner", "information owner", system.signoff.information_owner)
+        archivist = signoff("signoff_archivist", "archivist", system.signoff.archivist)
+        reported >> is_final_delivery() >> owner >> archivist
+        contract_exit(reported, owner.output, archivist.output)
+    return dag
+
+
+def build_watchdog(plan: Plan) -> DAG:
+    with DAG(
+        dag_id="decommission_watchdog",
+        schedule="@daily",
+        start_date=dt.datetime.combine(plan.programme_start, dt.time(), tzinfo=dt.UTC),
+        catchup=False,
+        default_args={"owner": plan.region.owner, "retries": 0},
+        tags=["decommission", "watchdog"],
+        doc_md="# Watchdog\n\nEvery day: lists plan problems and milestones whose date has passed "
+        "without a successful run of the system's DAG. Fails (red in the grid) when it finds any.",
+    ) as dag:
+
+        @task
+        def check_milestones(**context: Any) -> dict[str, Any]:
+            ti = context["ti"]
+            today = context["data_interval_end"].date()
+
+            def successful(dag_id: str, at: dt.datetime) -> int:
+                return ti.get_dr_count(dag_id=dag_id, logical_dates=[at], states=["success"])
+
+            overdue = find_overdue(plan, today, successful)
+            for item in overdue:
+                emit("milestone_missed", **item)
+            for problem in plan.problems:
+                emit("plan_problem", detail=str(problem))
+            if overdue or plan.problems:
+                raise RuntimeError(
+                    f"{len(overdue)} milestone(s) passed without a successful run, "
+                    f"{len(plan.problems)} plan problem(s); see the log and alerts.jsonl"
+                )
+            return {"overdue": 0, "problems": 0}
+
+        check_milestones()
+    return dag
+
+
+for _system in PLAN.systems:
+    globals()[f"decommission_{_system.id}"] = build_system_dag(PLAN, _system)
+decommission_watchdog = build_watchdog(PLAN)

@@ -1,0 +1,5 @@
+"""``python -m demo`` is ``python -m demo.generate``."""
+
+from demo.generate import main
+
+raise SystemExit(main())

@@ -1,0 +1,175 @@
+"""Run the demo region end to end: build the legacy systems, start r7sim, run every milestone.
+
+``python -m demo.run [--patients N] [--seed S] [--postgres URL] [--out DIR]``
+
+Each system's DAG runs once per delivery milestone with ``dag.test()``; the sign-off
+requests of the final milestone are answered through Airflow's REST API as the plan's
+assigned respondents. Ends with a summary table per system.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(REPO / "plugins"), str(REPO)]
+
+from decommission import embedded  # noqa: E402 - the path above must come first
+from decommission.settings import plan_path  # noqa: E402
+
+SYSTEMS = ("vas", "lab", "anestesi")
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m demo.run", description=__doc__.splitlines()[0])
+    parser.add_argument("--patients", type=int, default=300, help="patients per legacy system (default 300)")
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--postgres", metavar="URL", help="build the legacy systems in PostgreSQL, not SQLite")
+    parser.add_argument("--out", type=Path, default=REPO / "out" / "demo")
+    return parser.parse_args(argv)
+
+
+def build_sources(out: Path, args: argparse.Namespace) -> tuple[dict[str, str], dict[str, dict]]:
+    from demo.generate import build
+
+    sources, reports = {}, {}
+    for system in SYSTEMS:
+        target = args.postgres or str(out / "sources" / f"{system}.sqlite")
+        if not args.postgres:
+            Path(target).parent.mkdir(parents=True, exist_ok=True)
+        reports[system] = build(system, target, seed=args.seed, patients=args.patients)
+        sources[system] = target
+        print(f"  built {system:9} {sum(reports[system]['tables'].values()):>8} rows  ({target.split('@')[-1]})")
+    return sources, reports
+
+
+class SignoffResponder(threading.Thread):
+    """Answers waiting sign-off tasks over the REST API as the plan's assigned respondents."""
+
+    def __init__(self, plan: Any) -> None:
+        super().__init__(daemon=True)
+        self.who = {
+            f"decommission_{s.id}": {
+                "signoff_information_owner": s.signoff.information_owner.id,
+                "signoff_archivist": s.signoff.archivist.id,
+            }
+            for s in plan.systems
+        }
+        self.stop = threading.Event()
+        self.answered: list[tuple[str, str, int]] = []
+
+    def run(self) -> None:
+        from airflow.api_fastapi.app import create_app
+        from fastapi.testclient import TestClient
+
+        from demo.signoff import answer, waiting
+
+        client = TestClient(create_app(apps="core"))
+        while not self.stop.is_set():
+            for dag_id, run_id, task_id in waiting():
+                user = self.who.get(dag_id, {}).get(task_id)
+                if user is None:
+                    continue
+                response = answer(client, dag_id=dag_id, run_id=run_id, task_id=task_id, username=user,
+                                  password=embedded.USERS[user])
+                self.answered.append((dag_id, task_id, response.status_code))
+                print(f"    REST PATCH hitlDetails {dag_id}/{task_id} as '{user}': HTTP {response.status_code}")
+            time.sleep(0.5)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    out: Path = args.out.resolve()
+    started = time.monotonic()
+    for stale in ("airflow", "staging", "r7sim", *SYSTEMS):
+        shutil.rmtree(out / stale, ignore_errors=True)
+    for stale in ("ledger.sqlite", "alerts.jsonl"):
+        (out / stale).unlink(missing_ok=True)
+    print(f"Demo region → {out}")
+
+    from r7sim.process import R7SimServer
+
+    archive = R7SimServer(out / "r7sim", out / "r7sim.log")
+    archive.data_dir.mkdir(parents=True, exist_ok=True)
+    print("Building the legacy systems…")
+    sources, dirt = build_sources(out, args)
+    embedded.configure(home=out, airflow_home=out / "airflow", sources=sources, archive_port=archive.port)
+
+    from airflow.dag_processing.dagbag import DagBag
+    from airflow.models.pool import Pool
+    from airflow.utils import db
+
+    from decommission.plan import load_plan
+
+    db.resetdb()
+    plan = load_plan(plan_path())
+    for system in plan.systems:
+        Pool.create_or_update_pool(system.pool, system.source.max_connections,
+                                   f"connections to {system.name}", include_deferred=False)
+    dagbag = DagBag(dag_folder=str(REPO / "dags"))
+    if dagbag.import_errors:
+        print(json.dumps(dagbag.import_errors, indent=2))
+        return 1
+
+    archive.start()
+    print(f"r7sim (stand-in for R7 e-Arkiv, not R7) listening on {archive.url}")
+    responder = SignoffResponder(plan)
+    responder.start()
+    states = {}
+    try:
+        for system in plan.systems:
+            dag = dagbag.get_dag(f"decommission_{system.id}")
+            for milestone, day in system.milestones.items():
+                if not milestone.runs_dag:
+                    continue
+                print(f"  {system.id}: {milestone.value} ({day})")
+                import datetime as dt
+
+                at = dt.datetime.combine(day, dt.time(), tzinfo=dt.UTC)
+                dag_run = dag.test(logical_date=at, run_conf={"milestone": milestone.value})
+                states[(system.id, milestone.value)] = str(dag_run.state)
+                if str(dag_run.state) != "success":
+                    print(f"    run {dag_run.run_id} ended {dag_run.state}: see {out / 'airflow' / 'logs'}")
+                    return 1
+    finally:
+        responder.stop.set()
+        archive.stop()
+    print_summary(out, plan, dirt)
+    print(f"\nDemo finished in {time.monotonic() - started:.0f} s.")
+    return 0
+
+
+def print_summary(out: Path, plan: Any, dirt: dict[str, dict]) -> None:
+    print("\nSummary (final delivery):")
+    header = f"{'system':9} {'source':>7} {'archived':>8} {'quarant.':>8} {'packages':>8} {'accepted':>8} verdict  report"
+    print(header)
+    print("-" * len(header))
+    for system in plan.systems:
+        result = json.loads((out / system.id / "reconciliation" / "final_delivery" / "result.json").read_text())
+        receipts = list((out / system.id / "receipts").glob("*.ingest.json"))
+        accepted = sum(json.loads(p.read_text())["status"] == "accepted" for p in receipts)
+        exit_record = out / system.id / "evidence" / "contract-exit.json"
+        print(f"{system.id:9} {result['totals']['source']:>7} {result['totals']['archived']:>8} "
+              f"{result['totals']['quarantined']:>8} {result['packages']['count']:>8} {accepted:>8} "
+              f"{result['verdict']:7}  {out / system.id / 'reconciliation' / 'final_delivery' / 'report.html'}")
+        expected = _flatten(dirt[system.id]["expected_quarantine"])
+        got = {(t, r): n for t, row in result["tables"].items() for r, n in row["quarantined"].items()}
+        match = "equals" if expected == got else "DIFFERS FROM"
+        print(f"          quarantine by reason {match} the generator's dirt report: "
+              + ", ".join(f"{r}={n}" for r, n in result["quarantine_by_reason"].items()))
+        print(f"          contract exit: {exit_record if exit_record.exists() else 'MISSING'}")
+
+
+def _flatten(expected: dict[str, dict[str, int]]) -> dict[tuple[str, str], int]:
+    return {(t, r): n for t, row in expected.items() for r, n in row.items()}
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,25 @@
+"""Fixtures of the integration tests: a real r7sim process per test."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.r7sim_server import R7SimFactory, R7SimServer
+
+
+@pytest.fixture
+def r7sim_factory(tmp_path: Path) -> Iterator[R7SimFactory]:
+    """Start r7sim processes with any settings (``factory.start("--error-rate", "0.5")``); all stop after."""
+    with R7SimFactory(tmp_path / "r7sim") as factory:
+        yield factory
+
+
+@pytest.fixture
+def r7sim(r7sim_factory: R7SimFactory, monkeypatch: pytest.MonkeyPatch) -> R7SimServer:
+    """A well-behaved r7sim, set as the ``r7_archive`` connection (``AIRFLOW_CONN_R7_ARCHIVE``)."""
+    server = r7sim_factory.start()
+    monkeypatch.setenv("AIRFLOW_CONN_R7_ARCHIVE", server.connection_uri())
+    return server

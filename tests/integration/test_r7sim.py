@@ -1,0 +1,210 @@
+"""The archive client against a real r7sim process: deliveries, faults, restarts, read-back."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import urllib.request
+from pathlib import Path
+
+import pytest
+import tenacity
+
+from decommission.archive import ArchiveHook, ArchiveResponseError
+from decommission.errors import ArchiveError
+from decommission.triggers import wait_for_receipts
+from tests.r7sim_server import R7SimFactory, R7SimServer, write_fake_package
+
+NO_WAIT = {"wait": tenacity.wait_none(), "stop": tenacity.stop_after_attempt(15)}
+
+
+@pytest.fixture
+def hook() -> ArchiveHook:
+    return ArchiveHook(retry_args=NO_WAIT)
+
+
+def use(server: R7SimServer, monkeypatch: pytest.MonkeyPatch) -> R7SimServer:
+    monkeypatch.setenv("AIRFLOW_CONN_R7_ARCHIVE", server.connection_uri())
+    return server
+
+
+def packages(tmp_path: Path, *ids: str, filler: int = 0) -> dict[str, tuple[Path, str]]:
+    out = {}
+    for package_id in ids:
+        path = tmp_path / f"{package_id}.tar"
+        out[package_id] = (path, write_fake_package(path, package_id, filler=filler))
+    return out
+
+
+def held(hook: ArchiveHook, delivery_id: str) -> dict[str, str]:
+    return {p["package_id"]: p["sha256"] for p in hook.delivery(delivery_id)["packages"]}
+
+
+class TestDelivery:
+    def test_fake_packages_get_final_rejected_receipts(self, r7sim, hook, tmp_path):
+        hook.open_delivery("d-test", "LA-2025-01", "VAS", "TEST")
+        pkgs = packages(tmp_path, "pkg-1", "pkg-2")
+        for package_id, (path, sha) in pkgs.items():
+            receipt = hook.submit_package(package_id, path, sha, "d-test")
+            assert receipt["receipt_type"] == "transport"
+            assert (receipt["sha256"], receipt["sha256_match"], receipt["duplicate"]) == (sha, True, False)
+            assert receipt["size"] == path.stat().st_size
+
+        receipts = wait_for_receipts(hook, list(pkgs), timeout_s=20, poll_s=0.1)
+
+        # the fake tars are not E-ARK SIPs: the archive's validator must reject them, with reasons
+        for package_id, receipt in receipts.items():
+            assert receipt["status"] == "rejected", receipt
+            assert receipt["reasons"] and all(set(r) == {"requirement", "path", "message"} for r in receipt["reasons"])
+            assert receipt["archive_id"] is None
+            assert receipt["sha256"] == pkgs[package_id][1]
+        delivery = hook.delivery("d-test")
+        assert delivery["state"] == "rejected"
+        assert delivery["approval"] is None
+        with pytest.raises(ArchiveResponseError, match="cannot be approved") as caught:
+            hook.approve_delivery("d-test", "archivist", "looks fine")
+        assert caught.value.status_code == 409
+
+    def test_open_delivery_is_idempotent_and_refuses_changes(self, r7sim, hook):
+        first = hook.open_delivery("d-1", "LA-1", "VAS", "NEW")
+        again = hook.open_delivery("d-1", "LA-1", "VAS", "NEW")
+        assert first == again
+        with pytest.raises(ArchiveResponseError, match="record_status") as caught:
+            hook.open_delivery("d-1", "LA-1", "VAS", "TEST")
+        assert (caught.value.status_code, caught.value.code) == (409, "delivery_conflict")
+
+    def test_reject_setting_rejects_with_a_reason(self, r7sim_factory, monkeypatch, hook, tmp_path):
+        use(r7sim_factory.start("--reject", "pkg-r"), monkeypatch)
+        hook.open_delivery("d-r", "LA-1", "VAS", "TEST")
+        ((path, sha),) = packages(tmp_path, "pkg-r").values()
+        hook.submit_package("pkg-r", path, sha, "d-r")
+        receipt = wait_for_receipts(hook, ["pkg-r"], timeout_s=20, poll_s=0.1)["pkg-r"]
+        assert receipt["status"] == "rejected"
+        assert "R7SIM-REJECT" in [r["requirement"] for r in receipt["reasons"]]
+
+
+class TestIdempotence:
+    def test_identical_resubmission_is_a_noop(self, r7sim, hook, tmp_path):
+        hook.open_delivery("d-1", "LA-1", "VAS", "NEW")
+        ((path, sha),) = packages(tmp_path, "pkg-1").values()
+        first = hook.submit_package("pkg-1", path, sha, "d-1")
+        second = hook.submit_package("pkg-1", path, sha, "d-1")
+        assert (first["duplicate"], second["duplicate"]) == (False, True)
+        assert {k: v for k, v in second.items() if k != "duplicate"} == {
+            k: v for k, v in first.items() if k != "duplicate"
+        }
+        assert held(hook, "d-1") == {"pkg-1": sha}
+
+    def test_changed_bytes_under_the_same_id_raise(self, r7sim, hook, tmp_path):
+        hook.open_delivery("d-1", "LA-1", "VAS", "NEW")
+        path = tmp_path / "pkg-1.tar"
+        sha = write_fake_package(path, "pkg-1", patients=["p001"])
+        hook.submit_package("pkg-1", path, sha, "d-1")
+        changed = tmp_path / "changed.tar"
+        changed_sha = write_fake_package(changed, "pkg-1", patients=["p001", "p002"])
+        with pytest.raises(ArchiveError, match="already exists in the archive with a different checksum") as caught:
+            hook.submit_package("pkg-1", changed, changed_sha, "d-1")
+        assert caught.value.status_code == 409
+        assert held(hook, "d-1") == {"pkg-1": sha}
+
+    def test_wrong_declared_checksum_keeps_nothing(self, r7sim, hook, tmp_path):
+        hook.open_delivery("d-1", "LA-1", "VAS", "NEW")
+        ((path, sha),) = packages(tmp_path, "pkg-1").values()
+        with pytest.raises(ArchiveError, match="does not hash to the declared SHA-256") as caught:
+            hook.submit_package("pkg-1", path, "0" * 64, "d-1")
+        assert caught.value.status_code == 422
+        assert held(hook, "d-1") == {}
+        assert list((r7sim.data_dir / "packages").iterdir()) == []
+        assert list((r7sim.data_dir / "incoming").iterdir()) == []
+
+
+class TestFaults:
+    def test_error_rate_half_still_delivers_every_package_once(self, r7sim_factory, monkeypatch, hook, tmp_path):
+        server = use(r7sim_factory.start("--error-rate", "0.5", "--seed", "7"), monkeypatch)
+        hook.open_delivery("d-e", "LA-1", "VAS", "TEST")
+        pkgs = packages(tmp_path, *(f"pkg-{i}" for i in range(6)))
+        receipts = {pid: hook.submit_package(pid, path, sha, "d-e") for pid, (path, sha) in pkgs.items()}
+        assert all(r["sha256"] == pkgs[pid][1] for pid, r in receipts.items())
+        assert held(hook, "d-e") == {pid: sha for pid, (_path, sha) in pkgs.items()}
+        final = wait_for_receipts(hook, list(pkgs), timeout_s=20, poll_s=0.05)
+        assert {r["status"] for r in final.values()} <= {"accepted", "rejected"}
+        assert server.log_text().count("error_rate: answering") >= 5  # the faults really happened
+
+    def test_dropped_upload_is_retried_and_kept_once(self, r7sim_factory, monkeypatch, hook, tmp_path):
+        server = use(r7sim_factory.start("--drop-upload-once", "pkg-d"), monkeypatch)
+        hook.open_delivery("d-d", "LA-1", "VAS", "NEW")
+        ((path, sha),) = packages(tmp_path, "pkg-d", filler=4 << 20).values()
+        receipt = hook.submit_package("pkg-d", path, sha, "d-d")
+        assert (receipt["sha256"], receipt["duplicate"]) == (sha, False)
+        assert held(hook, "d-d") == {"pkg-d": sha}
+        assert "dropping the connection of the first upload of pkg-d" in server.log_text()
+
+    def test_gives_up_after_the_injected_number_of_attempts(self, r7sim_factory, monkeypatch, tmp_path):
+        server = use(r7sim_factory.start("--error-rate", "1.0"), monkeypatch)
+        hook = ArchiveHook(retry_args={"wait": tenacity.wait_none(), "stop": tenacity.stop_after_attempt(3)})
+        with pytest.raises(ArchiveResponseError, match="HTTP 500 simulated_fault") as caught:
+            hook.open_delivery("d-x", "LA-1", "VAS", "NEW")
+        assert caught.value.status_code == 500
+        assert server.log_text().count("error_rate: answering") == 3
+
+    def test_restart_between_uploads_keeps_state(self, r7sim_factory, monkeypatch, hook, tmp_path):
+        server = use(r7sim_factory.start("--ingest-delay", "30"), monkeypatch)
+        hook.open_delivery("d-s", "LA-1", "VAS", "NEW")
+        pkgs = packages(tmp_path, "pkg-a", "pkg-b")
+        first = hook.submit_package("pkg-a", *pkgs["pkg-a"], "d-s")
+        assert hook.ingest_receipt("pkg-a")["status"] == "pending"
+
+        server.restart(["--ingest-delay", "0"])  # pkg-a's ingest was left pending: it resumes
+
+        hook.submit_package("pkg-b", *pkgs["pkg-b"], "d-s")
+        again = hook.submit_package("pkg-a", *pkgs["pkg-a"], "d-s")
+        assert again["duplicate"] is True
+        assert again["received_at"] == first["received_at"]
+        final = wait_for_receipts(hook, ["pkg-a", "pkg-b"], timeout_s=20, poll_s=0.1)
+        assert set(final) == {"pkg-a", "pkg-b"}
+        assert held(hook, "d-s") == {pid: sha for pid, (_path, sha) in pkgs.items()}
+        assert "resuming the ingest of pkg-a" in server.log_text()
+
+
+class TestReadBack:
+    def test_download_and_read_record(self, r7sim, hook, tmp_path):
+        hook.open_delivery("d-1", "LA-1", "VAS", "NEW")
+        path = tmp_path / "pkg-1.tar"
+        sha = write_fake_package(path, "pkg-1", patients=["p001", "p002"])
+        hook.submit_package("pkg-1", path, sha, "d-1")
+        out_dir = tmp_path / "back"
+        out_dir.mkdir()
+
+        copy = hook.download_package("pkg-1", out_dir)
+
+        assert copy == out_dir / "pkg-1.tar"
+        assert hashlib.sha256(copy.read_bytes()).hexdigest() == sha
+        assert hook.read_record("pkg-1", "p002") == b'<record patient="p002"/>'
+        with pytest.raises(FileExistsError, match="refusing to overwrite"):
+            hook.download_package("pkg-1", copy)
+        with pytest.raises(ArchiveResponseError, match="no record for that patient key") as caught:
+            hook.read_record("pkg-1", "p999")
+        assert caught.value.status_code == 404
+        assert "p999" not in str(caught.value).split("records/p999", 1)[1]
+
+    def test_unknown_package_is_a_json_404(self, r7sim, hook):
+        with pytest.raises(ArchiveResponseError, match="no package nope") as caught:
+            hook.ingest_receipt("nope")
+        assert (caught.value.status_code, caught.value.code) == (404, "package_not_found")
+
+
+class TestPages:
+    def test_health_and_home_page_say_it_is_not_r7(self, r7sim):
+        with urllib.request.urlopen(f"{r7sim.url}/healthz") as response:
+            assert json.load(response)["status"] == "ok"
+        with urllib.request.urlopen(f"{r7sim.url}/") as response:
+            page = response.read().decode()
+        assert "r7sim — a local stand-in for R7 e-Arkiv, not R7" in page
+        assert "stand-in for R7 e-Arkiv, not R7" in r7sim.log_text()
+
+
+def test_factory_stops_its_processes(tmp_path):
+    with R7SimFactory(tmp_path) as factory:
+        server = factory.start()
+        process = server.process
+    assert process is not None and process.poll() is not None
