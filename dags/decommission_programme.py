@@ -138,10 +138,10 @@ def build_system_dag(plan: Plan, system: System) -> DAG:
             return _run(plan, system, context).milestone.value == "final_delivery"
 
         @task
-        def contract_exit(report: dict[str, Any], owner: dict, archivist: dict, **context: Any) -> dict:
+        def contract_exit(report: dict[str, Any], owner_answer: dict, archivist_answer: dict, **context: Any) -> dict:
             from decommission.closeout import contract_exit as close
 
-            approvals = [{"role": "information_owner", **owner}, {"role": "archivist", **archivist}]
+            approvals = [{"role": "information_owner", **owner_answer}, {"role": "archivist", **archivist_answer}]
             return close(_run(plan, system, context), report, approvals)
 
         def signoff(task_id: str, role: str, who: Any) -> ApprovalOperator:

@@ -154,9 +154,7 @@ def create_app(data_dir: Path, settings: Settings | None = None) -> FastAPI:
             raise StoreError(
                 400, "invalid_request", f"record_status must be one of {', '.join(sorted(RECORD_STATUSES))}"
             )
-        document, created = store.open_delivery(
-            delivery_id, body.agreement_id, body.system_id, body.record_status
-        )
+        document, created = store.open_delivery(delivery_id, body.agreement_id, body.system_id, body.record_status)
         return JSONResponse(document, status_code=201 if created else 200)
 
     @app.get("/api/v1/deliveries/{delivery_id}")

@@ -246,9 +246,7 @@ class Store:
             row = self._db.execute("SELECT * FROM packages WHERE package_id = ?", (package_id,)).fetchone()
         return dict(row) if row is not None else None
 
-    def add_package(
-        self, package_id: str, delivery_id: str, size: int, sha256: str, staged: Path
-    ) -> tuple[str, bool]:
+    def add_package(self, package_id: str, delivery_id: str, size: int, sha256: str, staged: Path) -> tuple[str, bool]:
         """Move a fully received, hash-checked upload into the holdings.
 
         :param staged: the temporary file holding the body; moved or deleted

@@ -61,7 +61,13 @@ class R7SimServer:
     def connection_uri(self, timeout: float = 10.0) -> str:
         """Return the value for ``AIRFLOW_CONN_R7_ARCHIVE`` (Airflow 3's JSON form)."""
         return json.dumps(
-            {"conn_type": "http", "host": "127.0.0.1", "port": self.port, "schema": "http", "extra": {"timeout": timeout}}
+            {
+                "conn_type": "http",
+                "host": "127.0.0.1",
+                "port": self.port,
+                "schema": "http",
+                "extra": {"timeout": timeout},
+            }
         )
 
     def start(self, args: Sequence[str] | None = None) -> R7SimServer:

@@ -286,7 +286,12 @@ class ArchiveHook(HttpHook):
         """
         response = self._call(
             f"read a record of package {package_id}",
-            lambda: self._request("GET", f"{API}/packages/{package_id}/records/{patient_key}", ok=(200,)),
+            lambda: self._request(
+                "GET",
+                f"{API}/packages/{package_id}/records/{patient_key}",
+                ok=(200,),
+                label=f"GET a record of package {package_id}",  # keeps the patient key out of errors
+            ),
         )
         return response.content
 
@@ -311,9 +316,13 @@ class ArchiveHook(HttpHook):
         *,
         ok: tuple[int, ...],
         stream: bool = False,
+        label: str | None = None,
         **request_kwargs: Any,
     ) -> Response:
-        """Send one request and return the response if its status is in ``ok``, else raise."""
+        """Send one request and return the response if its status is in ``ok``, else raise.
+
+        :param label: names the request in errors instead of ``method endpoint``
+        """
         self.method = method
         response = self.run(
             endpoint,
@@ -326,13 +335,16 @@ class ArchiveHook(HttpHook):
             return response
         try:
             error = response.json()
+            if not isinstance(error, dict):
+                error = {}
             code, message = str(error.get("error", "")), str(error.get("message", ""))
         except ValueError:
             code, message = "", response.reason or ""
         finally:
             response.close()
+        where = label or f"{method} {endpoint}"
         raise ArchiveResponseError(
-            f"{method} {endpoint}: HTTP {response.status_code} {code}: {message}".rstrip(": "),
+            f"{where}: HTTP {response.status_code} {code}: {message}".rstrip(": "),
             status_code=response.status_code,
             code=code,
         )

@@ -192,11 +192,10 @@ def _apply_rules(flags: _Flags, rows: pd.DataFrame, table: TableSpec, spec: Mapp
             flags.mark(day.isin(SENTINEL_DAYS), Reason.SENTINEL_DATE, rule.column,
                        "sentinel date " + day.fillna(""), text)
         elif rule.rule == "xml_chars":
-            s = text.astype("string")
-            found = s.str.extract(f"({XML_ILLEGAL})", expand=False)
-            pos = s.str.find(found.fillna("\x00"))
+            parts = text.astype("string").str.extract(f"(?s)^(.*?)({XML_ILLEGAL})")
+            found, offset = parts[1], parts[0].str.len()
             detail = "character U+" + found.map(lambda c: f"{ord(c):04X}" if isinstance(c, str) else "") \
-                + " at offset " + pos.astype(str)
+                + " at offset " + offset.astype(str)
             flags.mark(found.notna(), Reason.XML_ILLEGAL_CHAR, rule.column, detail.astype(object), text)
         elif rule.rule == "encoding":
             s = text.astype("string")

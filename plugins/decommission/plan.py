@@ -205,11 +205,8 @@ def load_plan(path: str | Path, *, check_mappings: bool = True) -> Plan:
         raise PlanError(f"{file}:{where} not valid YAML: {getattr(exc, 'problem', exc)}") from exc
     if not isinstance(raw, dict):
         raise PlanError(f"{file}: the plan must be a mapping with 'region', 'programme' and 'systems'")
-    try:
-        region = Region.model_validate(raw.get("region"))
-        start = _Start.model_validate(raw.get("programme")).start
-    except ValidationError as exc:
-        raise PlanError("; ".join(str(p) for p in _problems_from(exc, file, "(programme)"))) from exc
+    region = _top(Region, raw, "region", file)
+    start = _top(_Start, raw, "programme", file).start
     entries = raw.get("systems")
     if not isinstance(entries, list) or not entries:
         raise PlanError(f"{file}: 'systems' must be a non-empty list")
@@ -247,6 +244,14 @@ def load_plan(path: str | Path, *, check_mappings: bool = True) -> Plan:
 class _Start(_Model):
     start: dt.date
     end: dt.date | None = None
+
+
+def _top(model: type[_Model], raw: dict, key: str, file: str) -> Any:
+    try:
+        return model.model_validate(raw.get(key))
+    except ValidationError as exc:
+        problems = [f"{file}: {key}.{p.field}: {p.message}" for p in _problems_from(exc, file, key)]
+        raise PlanError("; ".join(problems)) from exc
 
 
 def _label(entry: Any, index: int) -> str:

@@ -124,7 +124,7 @@ class XmlStream:
     def end(self) -> None:
         """Close the innermost open element."""
         element = self._open.pop()
-        self._newline()
+        self._xf.write("\n" + self._indent * len(self._open))
         element.__exit__(None, None, None)
 
     def leaf(self, tag: str, attrib: Mapping[str, str] | None = None, text: str | None = None) -> None:
@@ -167,7 +167,8 @@ def _text(entity: str, record_id: str, column: str, value: Any) -> str | None:
     return text
 
 
-def _sorted(entity: str, rows: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+def sort_records(entity: str, rows: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """Order one patient's rows of an entity: by the entity's date (nulls last), then by key."""
     spec = ENTITIES[entity]
     epoch = dt.datetime.min.replace(tzinfo=dt.UTC)
 
@@ -250,7 +251,7 @@ def write_record(
         counts["patient"] = 1
         for entity in RECORD_ENTITIES:
             xs.start(_q(ELEMENTS[entity][0] or entity))
-            for row in _sorted(entity, records.get(entity, ())):
+            for row in sort_records(entity, records.get(entity, ())):
                 extra = None
                 if entity == "attachment":
                     extra = attachment_files.get(_record_id(entity, row))

@@ -1,0 +1,1152 @@
+"""Build synthetic legacy care databases with known dirt: ``vas``, ``lab``, ``anestesi``.
+
+Everything is derived from ``random.Random(seed)``, never from the clock: the same
+system, seed and size give the same database content. Generation runs in two passes:
+a cheap plan (identity kind and row counts per patient, then the exact rows that get
+dirt) and a streaming pass that writes rows in batches. Each dirty row carries exactly
+one kind of dirt, only on rows of patients with a valid identifier; rows of patients
+with an invalid identifier are otherwise clean and all quarantined with
+``PATIENT_QUARANTINED``. The returned dirt report's ``expected_quarantine`` is the
+tally of the reason each row must get from the mapping engine.
+
+Value formats: vas times ``YYYY-MM-DD HH:MM:SS`` (TEXT in SQLite, TIMESTAMP in
+PostgreSQL), Europe/Stockholm wall-clock, hours 06-23 only (never the DST gap or
+overlap); lab ``inkom`` ``YYYY-MM-DDTHH:MM:SS`` text and ``svarstid`` epoch seconds
+(UTC); anestesi ``op_datum`` ``YYYY-MM-DD HH:MM`` text, whose sentinels are therefore
+``1900-01-01 00:00`` / ``9999-12-31 00:00``. Clinical dates lie in 1995-01-01 ..
+2024-06-30.
+
+Command line: ``python -m demo.generate --system vas --target out/demo/sources/vas.sqlite``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import re
+import sqlite3
+import struct
+import sys
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from functools import cache
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pandas as pd
+
+try:
+    from decommission.identity import (
+        IdType,
+        classify,
+        make_personnummer,
+        make_reservnummer_carelink,
+        make_reservnummer_sthlm,
+        make_reservnummer_vgr,
+        make_samordningsnummer,
+    )
+    from decommission.model import Reason
+except ImportError:  # run from the repository root without plugins/ on the path
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "plugins"))
+    from decommission.identity import (
+        IdType,
+        classify,
+        make_personnummer,
+        make_reservnummer_carelink,
+        make_reservnummer_sthlm,
+        make_reservnummer_vgr,
+        make_samordningsnummer,
+    )
+    from decommission.model import Reason
+
+__all__ = ["MIN_PATIENTS", "SYSTEMS", "build", "main"]
+
+SYSTEMS = ("vas", "lab", "anestesi")
+#: Fewer patients cannot hold every kind of dirt plus the clean majority.
+MIN_PATIENTS = 10
+FIRST_DAY = date(1995, 1, 1)
+LAST_DAY = date(2024, 6, 30)
+SENTINELS = ("1900-01-01 00:00:00", "9999-12-31 00:00:00")
+DIRT_SUFFIX = ".dirt.json"
+
+_DAYS = [date.fromordinal(o).isoformat() for o in range(FIRST_DAY.toordinal(), LAST_DAY.toordinal() + 1)]
+_LAST = len(_DAYS) - 1
+_PG_URL = re.compile(r"^postgres(?:ql)?(?:\+[a-z0-9_]+)?://", re.IGNORECASE)
+_SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+
+# identity kinds of the plan
+_PNR, _SAMORD = "personnummer", "samordningsnummer"
+_R_STHLM, _R_VGR, _R_CARELINK = "reserv_sthlm", "reserv_vgr", "reserv_carelink"
+_BAD_CHECKSUM, _BAD_FORMAT = "bad_checksum", "bad_format"
+_RESERV = (_R_STHLM, _R_VGR, _R_CARELINK)
+_ANY_RESERV = "reservnummer"  # in the shares below: the three regional formats in turn
+_PATIENT_REASON = {_BAD_CHECKSUM: Reason.ID_INVALID_CHECKSUM, _BAD_FORMAT: Reason.ID_INVALID_FORMAT}
+_IDENTITY_SHARES = ((_BAD_CHECKSUM, 0.015), (_BAD_FORMAT, 0.01), (_SAMORD, 0.03), (_ANY_RESERV, 0.02))
+
+# ---------------------------------------------------------------- vocabulary
+_MEN = (
+    "Anders Björn Erik Lars Karl Per Nils Olof Gustav Johan Mikael Stefan Jörgen Göran Åke Sven "
+    "Lennart Magnus Håkan Pär Mats Oskar Elias Hugo Linus Måns Axel Viktor Emil Tore Örjan Ragnar"
+).split()
+_WOMEN = (
+    "Anna Åsa Märta Karin Kerstin Birgitta Eva Ingrid Margareta Elisabeth Maria Lena Sara Emma Maja "
+    "Ebba Ellinor Agneta Gunnel Britt-Marie Sofia Linnéa Ylva Barbro Ulla Malin Jenny Signe Saga Astrid Märit"
+).split()
+_FAMILY = (
+    "Andersson Johansson Karlsson Nilsson Eriksson Larsson Olsson Persson Svensson Gustafsson Pettersson "
+    "Jonsson Lindström Öberg Åberg Lindqvist Lundgren Björk Holmström Sjöberg Bergström Nyström Lundström "
+    "Häggström Wikström Strömberg Forsberg Ek Sandström Marklund Nordström Öhman Lindbäck Rönnbäck Hietala "
+    "Niemi Lantto Kuoksu Labba Pirak Björklund Åström Sundqvist Löfgren"
+).split()
+_UNITS = (
+    "Sunderby sjukhus, Medicinklinik",
+    "Sunderby sjukhus, Akutmottagning",
+    "Sunderby sjukhus, Kirurgklinik",
+    "Piteå älvdals sjukhus, Ortopedi",
+    "Gällivare sjukhus, Medicinklinik",
+    "Kiruna sjukhus, Akutmottagning",
+    "Kalix vårdcentral",
+    "Bodens vårdcentral",
+    "Arvidsjaurs hälsocentral",
+    "Hälsocentralen Hertsön, Luleå",
+)
+_CONTACT_TYPES = ("Öppenvård", "Öppenvård", "Öppenvård", "Slutenvård", "Telefon", "Telefon")
+_EVENTS = (
+    "Läst journal",
+    "Läst journal",
+    "Läst journal",
+    "Utskrift",
+    "Läst labsvar",
+    "Skapat anteckning",
+    "Ändrat anteckning",
+    "Nödåtkomst",
+)
+_NOTE_TEMPLATES = (
+    ("Aktuellt", "Status", "Bedömning", "Åtgärd"),
+    ("Anamnes", "Aktuellt", "Status", "Bedömning", "Planering"),
+    ("Aktuellt", "Bedömning", "Åtgärd", "Planering"),
+    ("Status", "Bedömning", "Planering"),
+    ("Aktuellt", "Status", "Bedömning"),
+)
+_PHRASES = {
+    "Aktuellt": (
+        "Patienten söker för tilltagande andfåddhet sedan {n} dagar.",
+        "Inkommer med ambulans efter fall i hemmet, slog i höger höft.",
+        "Återbesök för uppföljning av blodtrycket.",
+        "Ringer och berättar om feber och hosta sedan i helgen.",
+        "Kvarstående smärta i ländryggen trots Alvedon.",
+        "Remitteras från vårdcentralen för bedömning av bröstsmärta.",
+        "Sedan {n} veckor tilltagande trötthet och viktnedgång.",
+        "Diabeteskontroll, mår bra och sköter sina mätningar.",
+        "Söker för sårskada på vänster underben som inte läker.",
+        "Yrsel vid uppresning sedan några dagar, ingen svimning.",
+    ),
+    "Anamnes": (
+        "Tidigare frisk. Inga kända allergier.",
+        "Hypertoni sedan {n} år, behandlas med Seloken.",
+        "Genomgången hjärtinfarkt för några år sedan. Röker inte.",
+        "Diabetes typ 2, tablettbehandlad. Överkänslig mot penicillin.",
+        "Bor ensam i lägenhet med hemtjänst två gånger dagligen.",
+        "Astma sedan barndomen, använder Ventoline vid behov.",
+        "Förmaksflimmer, står på Eliquis. Gift, pensionär.",
+    ),
+    "Status": (
+        "AT: Opåverkad, vaken och orienterad.",
+        "Cor: Regelbunden rytm, inga blåsljud. BT {bts}/{btd}, puls {puls}.",
+        "Pulm: Vesikulärt andningsljud bilateralt, inga rassel. Saturation {sat} %.",
+        "Buk: Mjuk och oöm, inga resistenser.",
+        "Temp {temp}. Lätt rodnad kring såret utan tecken på abscess.",
+        "Neurologiskt grovt utan anmärkning.",
+        "Öm över laterala malleolen, kan inte belasta foten.",
+    ),
+    "Bedömning": (
+        "Bilden talar för pneumoni, CRP {crp}.",
+        "Sannolikt muskuloskeletal smärta, inget som talar för hjärtgenes.",
+        "Välreglerat blodtryck, ingen ändring av medicineringen.",
+        "Misstänkt fraktur, röntgen beställd.",
+        "Lätt försämrad hjärtsvikt med ödem på underbenen.",
+        "Stabil, ingen akut åtgärd behövs.",
+        "Oklar trötthet, utreds vidare med blodprover.",
+    ),
+    "Åtgärd": (
+        "Insätter Kåvepenin 1 g 3 gånger dagligen i tio dagar.",
+        "Hb, CRP, elstatus och kreatinin tas idag.",
+        "Omläggning av såret, ny tid för kontroll om en vecka.",
+        "Ökar Furix till 40 mg på morgonen.",
+        "Sjukskrivs två veckor.",
+        "Remiss skickad till ortopedmottagningen.",
+    ),
+    "Planering": (
+        "Återbesök om {n} veckor eller tidigare vid försämring.",
+        "Patienten informerad och införstådd med planen.",
+        "Kontakt med distriktssköterska för blodtryckskontroller.",
+        "Ny bedömning när röntgensvaret kommit.",
+        "Åter vid behov.",
+    ),
+}
+_ANA_PHRASES = (
+    (
+        "Preoperativt",
+        (
+            "Fastande sedan midnatt. Inga kända allergier.",
+            "ASA-bedömd på mottagningen, lätt hypertoni.",
+            "Tidigare anestesi utan komplikationer.",
+            "Orolig inför ingreppet, får lugnande.",
+        ),
+    ),
+    (
+        "Anestesi",
+        (
+            "Induktion med propofol och fentanyl, larynxmask.",
+            "Spinalbedövning i L3-L4 utan svårigheter.",
+            "Intubering utan anmärkning, underhåll med sevofluran.",
+            "Plexusblockad under ultraljud.",
+        ),
+    ),
+    (
+        "Förlopp",
+        (
+            "Stabil cirkulation under hela ingreppet.",
+            "Kortvarigt blodtrycksfall som svarade på efedrin.",
+            "Blödning cirka {n}0 ml, inga transfusioner.",
+            "Okomplicerat förlopp.",
+        ),
+    ),
+    (
+        "Postoperativt",
+        (
+            "Vaken och smärtfri på uppvakningsavdelningen.",
+            "Illamående, får ondansetron.",
+            "Åter till vårdavdelning efter två timmar.",
+            "Smärtlindring med morfin vid behov.",
+        ),
+    ),
+)
+_ICD = (
+    "J18.9",
+    "I10",
+    "E11.9",
+    "I48.9",
+    "J44.1",
+    "K35.8",
+    "S72.0",
+    "M54.5",
+    "F32.1",
+    "C50.9",
+    "N39.0",
+    "R07.4",
+    "I50.9",
+    "J06.9",
+    "L03.1",
+    "S52.5",
+    "E78.0",
+    "G45.9",
+    "I21.4",
+    "K80.2",
+    "M17.1",
+    "F41.1",
+    "J189",
+    "E119",
+)
+_MEDICINES = (
+    ("N02BE01", "Alvedon 500 mg tablett", "2 tabletter vid behov, högst 8 per dygn"),
+    ("C07AB02", "Seloken ZOC 50 mg depottablett", "1 tablett på morgonen"),
+    ("B01AC06", "Trombyl 75 mg tablett", "1 tablett dagligen"),
+    ("C09AA05", "Triatec 5 mg tablett", "1 tablett dagligen"),
+    ("A02BC01", "Omeprazol 20 mg kapsel", "1 kapsel på morgonen"),
+    ("C03CA01", "Furix 40 mg tablett", "1 tablett på morgonen"),
+    ("N05CF01", "Imovane 7,5 mg tablett", "1 tablett till natten vid behov"),
+    ("A10BA02", "Metformin 500 mg tablett", "1 tablett morgon och kväll"),
+    ("H03AA01", "Levaxin 100 mikrogram tablett", "1 tablett på fastande mage"),
+    ("J01CE02", "Kåvepenin 1 g tablett", "1 tablett 3 gånger dagligen i 10 dagar"),
+    ("C10AA01", "Simvastatin 20 mg tablett", "1 tablett till kvällen"),
+    ("R03AC02", "Ventoline 0,1 mg/dos inhalationsspray", "1-2 doser vid behov"),
+    ("B01AF02", "Eliquis 5 mg tablett", "1 tablett 2 gånger dagligen"),
+    ("N06AB06", "Sertralin 50 mg tablett", "1 tablett på morgonen"),
+    ("N02AA01", "Morfin 10 mg tablett", "1 tablett vid behov, högst 4 per dygn"),
+)
+# (NPU code, analysis, unit, low, high, decimals)
+_ANALYSES = (
+    ("NPU02319", "B-Hemoglobin (Hb)", "g/L", 95, 170, 0),
+    ("NPU03230", "P-Natrium", "mmol/L", 130, 148, 0),
+    ("NPU03429", "P-Kalium", "mmol/L", 3.2, 5.4, 1),
+    ("NPU19748", "P-CRP", "mg/L", 1, 180, 0),
+    ("NPU04998", "P-Kreatinin", "µmol/L", 45, 180, 0),
+    ("NPU02593", "B-Leukocyter", "10^9/L", 3.0, 18.0, 1),
+    ("NPU03568", "B-Trombocyter", "10^9/L", 120, 450, 0),
+    ("NPU27300", "B-HbA1c", "mmol/mol", 30, 95, 0),
+    ("NPU22089", "fP-Glukos", "mmol/L", 4.0, 14.0, 1),
+    ("NPU03577", "P-TSH", "mIU/L", 0.3, 6.0, 1),
+    ("NPU01370", "P-Albumin", "g/L", 28, 48, 0),
+)
+_BAD_ICD = ("XYZ", "12.3", "J1", "189.J", "JJ8.9", "I10.999")
+_BAD_ATC = ("N02B", "N02BE1", "02BE01", "N02BEX1", "XYZ")
+_BAD_NPU = ("NPU123", "NPU1234567", "XYZ", "N02319", "NPUABCDE")
+_ATTACHMENTS = (
+    (
+        "application/pdf",
+        (
+            "remiss_röntgen.pdf",
+            "epikris.pdf",
+            "läkarintyg.pdf",
+            "samtycke_provtagning.pdf",
+            "remissvar_ortoped.pdf",
+            "vårdplan.pdf",
+        ),
+    ),
+    ("image/tiff", ("inskannad_journal.tif", "ekg_vilo.tif", "gammal_journalkopia.tif", "spirometri.tif")),
+    ("image/jpeg", ("sårbild.jpg", "hudförändring.jpg", "fotografi_fotsår.jpg")),
+)
+_ASA = ("ASA 1", "ASA 2", "ASA 2", "ASA 3", "ASA 3", "ASA 4", "ASA 2E")
+_ANA_FORMS = (
+    "Generell anestesi",
+    "Generell anestesi",
+    "Spinalanestesi",
+    "Epiduralanestesi",
+    "Regional blockad",
+    "Sedering",
+)
+_PDF_WORDS = (
+    "remiss",
+    "undersokning",
+    "provsvar",
+    "bedomning",
+    "klinik",
+    "datum",
+    "signerad",
+    "kontroll",
+    "rontgen",
+    "lakare",
+    "journal",
+    "kopia",
+    "sida",
+    "region",
+    "norrbotten",
+    "svar",
+)
+# encoding damage: UTF-8 read as Latin-1, CP850 read as CP1252, 7-bit Swedish (ISO 646-SE)
+_DAMAGE = (
+    str.maketrans({"ä": "Ã¤", "ö": "Ã¶", "å": "Ã¥"}),
+    str.maketrans({"å": "†", "ä": "„", "ö": "”"}),
+    str.maketrans({"å": "}", "ä": "{", "ö": "|", "Å": "]", "Ä": "[", "Ö": "\\"}),
+)
+_XML_ILLEGAL = tuple(chr(c) for c in (*range(0x01, 0x09), 0x0B, 0x0C, *range(0x0E, 0x20), 0xFFFE))
+
+
+# ---------------------------------------------------------------- schemas and dirt
+@dataclass(frozen=True)
+class _Table:
+    name: str
+    #: (column, SQLite type, PostgreSQL type); the first column is the primary key
+    columns: tuple[tuple[str, str, str], ...]
+    #: column that holds the patient key (indexed)
+    patient_column: str | None
+    batch: int = 5000
+
+
+def _cols(spec: str) -> tuple[tuple[str, str, str], ...]:
+    types = {
+        "i": ("INTEGER", "integer"),
+        "b": ("INTEGER", "bigint"),
+        "t": ("TEXT", "text"),
+        "ts": ("TEXT", "timestamp"),
+        "blob": ("BLOB", "bytea"),
+    }
+    return tuple((name, *types[kind]) for name, kind in (item.split(":") for item in spec.split()))
+
+
+_SCHEMAS: dict[str, tuple[_Table, ...]] = {
+    "vas": (
+        _Table("patient", _cols("pat_id:i personnr:t fornamn:t efternamn:t kon:t skyddad_id:i sparr:i"), None),
+        _Table(
+            "vardkontakt", _cols("kontakt_id:i pat_id:i vardenhet:t kontakttyp:t start_tid:ts slut_tid:ts"), "pat_id"
+        ),
+        _Table(
+            "journalanteckning",
+            _cols("ant_id:i pat_id:i kontakt_id:i skriven_tid:ts sokord:t anteckning:t signerad_av:t makulerad:i"),
+            "pat_id",
+        ),
+        _Table("diagnos", _cols("diag_id:i pat_id:i kontakt_id:i icd10:t diagnos_tid:ts makulerad:i"), "pat_id"),
+        _Table("lakemedel", _cols("lm_id:i pat_id:i atc:t preparat:t dosering:t ordinerad_tid:ts"), "pat_id"),
+        _Table(
+            "labsvar", _cols("svar_id:i pat_id:i kontakt_id:i npu_kod:t analys:t varde:t enhet:t provtid:ts"), "pat_id"
+        ),
+        _Table("bilaga", _cols("bilaga_id:i pat_id:i ant_id:i filnamn:t mimetyp:t innehall:blob"), "pat_id", 200),
+        _Table("atkomstlogg", _cols("logg_id:i pat_id:i anvandare:t tid:ts handelse:t"), "pat_id"),
+    ),
+    "lab": (
+        _Table("lab_patient", _cols("lid:i pnr:t namn:t kon:t"), None),
+        _Table("remiss", _cols("remiss_id:i lid:i avdelning:t inkom:t"), "lid"),
+        _Table(
+            "prov",
+            _cols("prov_id:i remiss_id:i lid:i npu:t analysnamn:t resultat:t enhet:t svarstid:b status:t"),
+            "lid",
+        ),
+    ),
+    "anestesi": (
+        _Table("ana_patient", _cols("id:i personnummer:t namn:t"), None),
+        _Table(
+            "operation",
+            _cols("op_id:i patient:i op_datum:t asa_klass:t anestesiform:t anteckning:t makulerad:i"),
+            "patient",
+        ),
+    ),
+}
+_R = Reason
+# table -> ((reason, share of the valid patients' rows), ...); every listed kind appears at least once
+_DIRT: dict[str, dict[str, tuple[tuple[str, float], ...]]] = {
+    "vas": {
+        "journalanteckning": (
+            (_R.SOFT_DELETED, 0.008),
+            (_R.SENTINEL_DATE, 0.004),
+            (_R.XML_ILLEGAL_CHAR, 0.004),
+            (_R.ENCODING_SUSPECT, 0.006),
+        ),
+        "diagnos": ((_R.CODE_INVALID, 0.01), (_R.SOFT_DELETED, 0.01)),
+        "lakemedel": ((_R.CODE_INVALID, 0.01), (_R.SENTINEL_DATE, 0.005)),
+        "labsvar": ((_R.CODE_INVALID, 0.008),),
+        "bilaga": ((_R.EMPTY_ATTACHMENT, 0.01),),
+    },
+    "lab": {"prov": ((_R.SOFT_DELETED, 0.01), (_R.CODE_INVALID, 0.006), (_R.XML_ILLEGAL_CHAR, 0.004))},
+    "anestesi": {"operation": ((_R.ENCODING_SUSPECT, 0.01), (_R.SOFT_DELETED, 0.01), (_R.SENTINEL_DATE, 0.006))},
+}
+# table -> orphan rows as a share of the valid patients' rows
+_ORPHANS: dict[str, dict[str, float]] = {
+    "vas": {"journalanteckning": 0.003, "diagnos": 0.005, "labsvar": 0.004},
+    "lab": {"prov": 0.004},
+    "anestesi": {},
+}
+_DIRT_KEYS = (
+    ("orphan_rows", _R.ORPHAN),
+    ("encoding_damage", _R.ENCODING_SUSPECT),
+    ("xml_illegal_chars", _R.XML_ILLEGAL_CHAR),
+    ("sentinel_dates", _R.SENTINEL_DATE),
+    ("soft_deleted", _R.SOFT_DELETED),
+    ("empty_attachments", _R.EMPTY_ATTACHMENT),
+    ("invalid_codes", _R.CODE_INVALID),
+)
+
+
+# ---------------------------------------------------------------- pass 1: the plan
+@dataclass
+class _Plan:
+    kinds: list[str]  # identity kind per patient
+    shapes: list[tuple[int, ...]]  # row counts per patient, see _shape
+    dirt: dict[str, dict[int, str]]  # table -> position among valid patients' rows -> reason
+    orphans: dict[int, list[str]]  # patient index -> tables that get an orphan row after it
+    users: list[str]  # HSA-like user ids
+
+
+def _shape(system: str, rnd: random.Random) -> tuple[int, ...]:
+    """Row counts of one patient. vas: contacts, notes, diagnoses, medications, lab results,
+    attachments, log entries; lab: tests per referral; anestesi: operations."""
+    ri = rnd.randint
+    if system == "vas":
+        u = rnd.random()
+        attachments = 2 if u < 0.025 else 1 if u < 0.275 else 0
+        return (ri(1, 7), ri(4, 16), ri(1, 4), ri(1, 4), ri(1, 9), attachments, ri(2, 8))
+    if system == "lab":
+        return tuple(ri(1, 7) for _ in range(ri(1, 5)))
+    return (ri(1, 3),)
+
+
+def _dirt_rows(system: str, shape: tuple[int, ...]) -> dict[str, int]:
+    """Rows per dirt-bearing table of one patient."""
+    if system == "vas":
+        return {
+            "journalanteckning": shape[1],
+            "diagnos": shape[2],
+            "lakemedel": shape[3],
+            "labsvar": shape[4],
+            "bilaga": shape[5],
+        }
+    if system == "lab":
+        return {"prov": sum(shape)}
+    return {"operation": shape[0]}
+
+
+def _plan(system: str, rnd: random.Random, patients: int) -> _Plan:
+    counts = {kind: max(1, round(share * patients)) for kind, share in _IDENTITY_SHARES}
+    special = rnd.sample(range(patients), sum(counts.values()))
+    kinds = [_PNR] * patients
+    for kind, n in counts.items():
+        for i, index in enumerate(special[:n]):
+            kinds[index] = _RESERV[i % 3] if kind == _ANY_RESERV else kind
+        special = special[n:]
+    shapes = [_shape(system, rnd) for _ in range(patients)]
+    valid = [i for i in range(patients) if kinds[i] not in _PATIENT_REASON]
+    if system == "vas" and not any(shapes[i][5] for i in valid):  # at least one attachment can be empty
+        shapes[valid[0]] = (*shapes[valid[0]][:5], 1, shapes[valid[0]][6])
+    totals: Counter[str] = Counter()
+    for i in valid:
+        totals.update(_dirt_rows(system, shapes[i]))
+    dirt: dict[str, dict[int, str]] = {}
+    for table, kinds_of_dirt in _DIRT[system].items():
+        wanted = [(reason, max(1, round(share * totals[table]))) for reason, share in kinds_of_dirt]
+        positions = rnd.sample(range(totals[table]), sum(n for _, n in wanted))
+        dirt[table] = {}
+        for reason, n in wanted:
+            dirt[table].update(dict.fromkeys(positions[:n], reason))
+            positions = positions[n:]
+    orphans: dict[int, list[str]] = {}
+    for table, share in _ORPHANS[system].items():
+        for _ in range(max(1, round(share * totals[table]))):
+            orphans.setdefault(rnd.randrange(patients), []).append(table)
+    alphabet = "ABCDEFGHJKLMNPRSTUVWXYZ0123456789"
+    users = sorted({"SE2321000230-" + "".join(rnd.choices(alphabet, k=5)) for _ in range(60)})
+    return _Plan(kinds, shapes, dirt, orphans, users)
+
+
+# ---------------------------------------------------------------- pass 2: rows
+@dataclass
+class _Person:
+    ident: str
+    given: str
+    family: str
+    male: bool
+    first_day: int  # index into _DAYS of the first day with care
+
+
+class _Sink:
+    """Buffers rows per table, writes them in batches and tallies reasons."""
+
+    def __init__(self, writer: _Writer, tables: Sequence[_Table]) -> None:
+        self.writer = writer
+        self.batch = {t.name: t.batch for t in tables}
+        self.buffers: dict[str, list[tuple[Any, ...]]] = {t.name: [] for t in tables}
+        self.rows: Counter[str] = Counter()
+        self.reasons: dict[str, Counter[str]] = {t.name: Counter() for t in tables}
+
+    def add(self, table: str, row: tuple[Any, ...], reason: str | None) -> None:
+        buffer = self.buffers[table]
+        buffer.append(row)
+        self.rows[table] += 1
+        if reason is not None:
+            self.reasons[table][reason] += 1
+        if len(buffer) >= self.batch[table]:
+            self.writer.write(table, buffer)
+            self.buffers[table] = []
+
+    def flush(self) -> None:
+        for table, buffer in self.buffers.items():
+            if buffer:
+                self.writer.write(table, buffer)
+            self.buffers[table] = []
+
+
+class _Gen:
+    """Pass-2 state: random streams, id counters, dirt positions, value makers."""
+
+    def __init__(self, system: str, plan: _Plan, sink: _Sink, rnd: random.Random, blobs: random.Random) -> None:
+        self.system, self.plan, self.sink = system, plan, sink
+        self.rnd, self.r, self.blobs = rnd, rnd.random, blobs
+        self.ids: Counter[str] = Counter()
+        self.positions: Counter[str] = Counter()
+        self.turns: Counter[str] = Counter()  # rotates the variant of a kind of dirt
+        self.used: set[str] = set()
+        self.identifiers: list[str] = []
+        self.orphan_seq = 0
+
+    def next_id(self, table: str) -> int:
+        self.ids[table] += 1
+        return self.ids[table]
+
+    def turn(self, what: str, modulo: int) -> int:
+        self.turns[what] += 1
+        return (self.turns[what] - 1) % modulo
+
+    def dirt(self, table: str, invalid: bool) -> str | None:
+        if invalid:
+            return None
+        position = self.positions[table]
+        self.positions[table] = position + 1
+        return self.plan.dirt[table].get(position)
+
+    def pick(self, seq: Sequence[Any]) -> Any:
+        return seq[int(self.r() * len(seq))]
+
+    def day(self, first: int, last: int = _LAST - 5) -> int:
+        return first + int(self.r() * (last - first + 1))
+
+    def clock(self, lo: int = 7, hi: int = 21) -> tuple[int, int, int]:
+        r = self.r
+        return lo + int(r() * (hi - lo + 1)), int(r() * 60), int(r() * 60)
+
+    def ts(self, day: int, lo: int = 7, hi: int = 21) -> str:
+        h, m, s = self.clock(lo, hi)
+        return f"{_DAYS[day]} {h:02d}:{m:02d}:{s:02d}"
+
+    def sentinel(self, minutes_only: bool = False) -> str:
+        value = SENTINELS[self.turn("sentinel", 2)]
+        return value[:16] if minutes_only else value
+
+    def person(self, kind: str, style: str) -> _Person:
+        r = self.r
+        male = r() < 0.5
+        low = date(1950, 1, 1) if kind == _SAMORD else date(1925, 1, 1)
+        while True:
+            birth = date.fromordinal(low.toordinal() + int(r() * (date(2023, 12, 31).toordinal() - low.toordinal())))
+            serial = 1 + int(r() * 998)
+            serial += (serial % 2 == 0) == male  # odd serial for men, even for women
+            ident = self._identifier(kind, birth, serial, style)
+            if ident not in self.used:
+                break
+        self.used.add(ident)
+        self.identifiers.append(ident)
+        given = self.pick(_MEN if male else _WOMEN)
+        return _Person(ident, given, self.pick(_FAMILY), male, max(0, birth.toordinal() - FIRST_DAY.toordinal()))
+
+    def _identifier(self, kind: str, birth: date, serial: int, style: str) -> str:
+        r = self.r
+        if kind == _R_STHLM:
+            return make_reservnummer_sthlm(birth.year, int(r() * 100000))
+        if kind == _R_VGR:
+            return make_reservnummer_vgr(birth, chr(65 + int(r() * 26)), int(r() * 1000))
+        if kind == _R_CARELINK:
+            number = make_reservnummer_carelink(birth.year, birth.month, 32 + int(r() * 28), serial)
+        elif kind == _SAMORD:
+            number = make_samordningsnummer(birth, serial)
+        elif kind == _BAD_CHECKSUM:
+            number = make_personnummer(birth, serial)
+            number = number[:11] + str((int(number[11]) + 1 + int(r() * 9)) % 10)
+        elif kind == _BAD_FORMAT:
+            number = make_personnummer(birth, serial)
+            variant = self.turn("bad_format", 3)
+            if variant == 0:  # serial 000 with a correct check digit
+                number = make_personnummer(birth, 0)
+            elif variant == 1:  # a digit lost
+                number = number[:11]
+            else:  # letter O for a zero, after the date (never the Västra Götaland letter place)
+                number = number[:10] + "O" + number[11]
+        else:
+            number = make_personnummer(birth, serial)
+        return number[:8] + "-" + number[8:] if style == "hyphen" else number
+
+    def text(self, phrases: Sequence[tuple[str, Sequence[str]]], minimum: int) -> str:
+        r = self.r
+        parts = []
+        for heading, pool in phrases:
+            said = [self._fill(pool[int(r() * len(pool))]) for _ in range(1 + (r() < 0.5))]
+            parts.append(f"{heading}: {' '.join(said)}")
+        text = "\n".join(parts)
+        while len(text) < minimum:
+            text += " " + self._fill(self.pick(phrases[-1][1]))
+        return text
+
+    def note(self) -> tuple[str, str]:
+        template = self.pick(_NOTE_TEMPLATES)
+        return template[0], self.text([(h, _PHRASES[h]) for h in template], 200)
+
+    def _fill(self, sentence: str) -> str:
+        if "{" not in sentence:
+            return sentence
+        r = self.r
+        return sentence.format(
+            n=2 + int(r() * 9),
+            bts=110 + int(r() * 60),
+            btd=60 + int(r() * 35),
+            puls=52 + int(r() * 60),
+            sat=88 + int(r() * 12),
+            crp=5 + int(r() * 250),
+            temp=f"{36 + r() * 3.5:.1f}".replace(".", ","),
+        )
+
+    def damage_encoding(self, text: str) -> str:
+        if not any(ch in text for ch in "åäö"):
+            text += " Åter för kontroll på måndag."
+        return text.translate(_DAMAGE[self.turn("encoding", 3)])
+
+    def damage_xml(self, text: str) -> str:
+        at = int(self.r() * (len(text) + 1))
+        return text[:at] + self.pick(_XML_ILLEGAL) + text[at:]
+
+    def lab_value(self, analysis: tuple[Any, ...]) -> str:
+        low, high, decimals = analysis[3], analysis[4], analysis[5]
+        return f"{low + self.r() * (high - low):.{decimals}f}".replace(".", ",")
+
+    def orphan_key(self) -> int:
+        self.orphan_seq += 1
+        return len(self.plan.kinds) + 1000 + self.orphan_seq
+
+    def attachment(self) -> tuple[str, str, bytes]:
+        mimetype, names = self.pick(_ATTACHMENTS)
+        size = 1024 + int(self.r() * 19 * 1024)
+        maker = {"application/pdf": _pdf, "image/tiff": _tiff, "image/jpeg": _jpeg}[mimetype]
+        return self.pick(names), mimetype, maker(self.blobs, size)
+
+
+def _emit_vas(g: _Gen, index: int, kind: str, shape: tuple[int, ...]) -> None:
+    r, add, invalid = g.r, g.sink.add, kind in _PATIENT_REASON
+    cascade = Reason.PATIENT_QUARANTINED if invalid else None
+    p = g.person(kind, "compact")
+    pat_id = index + 1
+    add(
+        "patient",
+        (pat_id, p.ident, p.given, p.family, "M" if p.male else "K", int(r() < 0.02), int(r() < 0.03)),
+        _PATIENT_REASON.get(kind),
+    )
+    n_contacts, n_notes, n_diag, n_med, n_lab, n_att, n_log = shape
+    contacts = []
+    for _ in range(n_contacts):
+        kontakt_id, day, typ = g.next_id("vardkontakt"), g.day(p.first_day), g.pick(_CONTACT_TYPES)
+        h, m, s = g.clock()
+        if typ == "Slutenvård":
+            end = g.ts(min(day + 1 + int(r() * 10), _LAST))
+        elif typ == "Öppenvård":
+            minute = h * 60 + m + 15 + int(r() * 76)
+            end = f"{_DAYS[day]} {minute // 60:02d}:{minute % 60:02d}:{s:02d}"
+        else:
+            end = None
+        add(
+            "vardkontakt",
+            (kontakt_id, pat_id, g.pick(_UNITS), typ, f"{_DAYS[day]} {h:02d}:{m:02d}:{s:02d}", end),
+            cascade,
+        )
+        contacts.append((kontakt_id, day))
+    clean_notes = []
+    for _ in range(n_notes):
+        ant_id, dirt = g.next_id("journalanteckning"), g.dirt("journalanteckning", invalid)
+        kontakt_id, day = _contact_or_none(g, contacts, p, 0.8)
+        when, (sokord, text), deleted = g.ts(day), g.note(), 0
+        if dirt == Reason.SOFT_DELETED:
+            deleted = 1
+        elif dirt == Reason.SENTINEL_DATE:
+            when = g.sentinel()
+        elif dirt == Reason.XML_ILLEGAL_CHAR:
+            text = g.damage_xml(text)
+        elif dirt == Reason.ENCODING_SUSPECT:
+            text = g.damage_encoding(text)
+        add(
+            "journalanteckning",
+            (ant_id, pat_id, kontakt_id, when, sokord, text, g.pick(g.plan.users), deleted),
+            cascade or dirt,
+        )
+        if dirt is None:
+            clean_notes.append(ant_id)
+    for _ in range(n_diag):
+        diag_id, dirt = g.next_id("diagnos"), g.dirt("diagnos", invalid)
+        kontakt_id, day = _contact_or_none(g, contacts, p, 0.7)
+        code = g.pick(_BAD_ICD) if dirt == Reason.CODE_INVALID else g.pick(_ICD)
+        add(
+            "diagnos", (diag_id, pat_id, kontakt_id, code, g.ts(day), int(dirt == Reason.SOFT_DELETED)), cascade or dirt
+        )
+    for _ in range(n_med):
+        lm_id, dirt = g.next_id("lakemedel"), g.dirt("lakemedel", invalid)
+        atc, product, dose = g.pick(_MEDICINES)
+        atc = g.pick(_BAD_ATC) if dirt == Reason.CODE_INVALID else atc
+        when = g.sentinel() if dirt == Reason.SENTINEL_DATE else g.ts(g.day(p.first_day))
+        add("lakemedel", (lm_id, pat_id, atc, product, dose, when), cascade or dirt)
+    for _ in range(n_lab):
+        svar_id, dirt = g.next_id("labsvar"), g.dirt("labsvar", invalid)
+        kontakt_id, day = _contact_or_none(g, contacts, p, 0.6)
+        analysis = g.pick(_ANALYSES)
+        code = g.pick(_BAD_NPU) if dirt == Reason.CODE_INVALID else analysis[0]
+        add(
+            "labsvar",
+            (svar_id, pat_id, kontakt_id, code, analysis[1], g.lab_value(analysis), analysis[2], g.ts(day)),
+            cascade or dirt,
+        )
+    for _ in range(n_att):
+        bilaga_id, dirt = g.next_id("bilaga"), g.dirt("bilaga", invalid)
+        ant_id = g.pick(clean_notes) if clean_notes and r() < 0.9 else None
+        name, mimetype, content = g.attachment()
+        add("bilaga", (bilaga_id, pat_id, ant_id, name, mimetype, b"" if dirt else content), cascade or dirt)
+    for _ in range(n_log):
+        when = g.ts(g.day(p.first_day, _LAST), 6, 22)
+        add("atkomstlogg", (g.next_id("atkomstlogg"), pat_id, g.pick(g.plan.users), when, g.pick(_EVENTS)), cascade)
+
+
+def _contact_or_none(g: _Gen, contacts: list[tuple[int, int]], p: _Person, share: float) -> tuple[int | None, int]:
+    if contacts and g.r() < share:
+        kontakt_id, day = g.pick(contacts)
+        return kontakt_id, day + int(g.r() * 4)
+    return None, g.day(p.first_day)
+
+
+def _orphan_vas(g: _Gen, table: str) -> None:
+    key, day = g.orphan_key(), g.day(0)
+    if table == "journalanteckning":
+        sokord, text = g.note()
+        row: tuple[Any, ...] = (g.next_id(table), key, None, g.ts(day), sokord, text, g.pick(g.plan.users), 0)
+    elif table == "diagnos":
+        row = (g.next_id(table), key, None, g.pick(_ICD), g.ts(day), 0)
+    else:
+        analysis = g.pick(_ANALYSES)
+        row = (g.next_id(table), key, None, analysis[0], analysis[1], g.lab_value(analysis), analysis[2], g.ts(day))
+    g.sink.add(table, row, Reason.ORPHAN)
+
+
+def _emit_lab(g: _Gen, index: int, kind: str, shape: tuple[int, ...]) -> None:
+    r, add, invalid = g.r, g.sink.add, kind in _PATIENT_REASON
+    cascade = Reason.PATIENT_QUARANTINED if invalid else None
+    p = g.person(kind, "hyphen")  # reservnummer of Stockholm and Västra Götaland keep their own form
+    lid = index + 1
+    add("lab_patient", (lid, p.ident, f"{p.family}, {p.given}", "M" if p.male else "F"), _PATIENT_REASON.get(kind))
+    for tests in shape:
+        remiss_id, day = g.next_id("remiss"), g.day(p.first_day)
+        h, m, s = g.clock(7, 16)
+        add("remiss", (remiss_id, lid, g.pick(_UNITS), f"{_DAYS[day]}T{h:02d}:{m:02d}:{s:02d}"), cascade)
+        received = _epoch(day, h, m, s)
+        for _ in range(tests):
+            prov_id, dirt = g.next_id("prov"), g.dirt("prov", invalid)
+            analysis = g.pick(_ANALYSES)
+            code = g.pick(_BAD_NPU) if dirt == Reason.CODE_INVALID else analysis[0]
+            result = g.lab_value(analysis)
+            result = g.damage_xml(result) if dirt == Reason.XML_ILLEGAL_CHAR else result
+            status = "M" if dirt == Reason.SOFT_DELETED else "K"
+            answered = received + 3600 + int(r() * 5 * 3600)
+            add(
+                "prov",
+                (prov_id, remiss_id, lid, code, analysis[1], result, analysis[2], answered, status),
+                cascade or dirt,
+            )
+
+
+def _orphan_lab(g: _Gen, table: str) -> None:
+    key = g.orphan_key()
+    remiss_id = sum(len(shape) for shape in g.plan.shapes) + 1000 + g.orphan_seq
+    analysis, day = g.pick(_ANALYSES), g.day(0)
+    h, m, s = g.clock(8, 22)
+    row = (
+        g.next_id(table),
+        remiss_id,
+        key,
+        analysis[0],
+        analysis[1],
+        g.lab_value(analysis),
+        analysis[2],
+        _epoch(day, h, m, s),
+        "K",
+    )
+    g.sink.add(table, row, Reason.ORPHAN)
+
+
+def _emit_anestesi(g: _Gen, index: int, kind: str, shape: tuple[int, ...]) -> None:
+    add, invalid = g.sink.add, kind in _PATIENT_REASON
+    cascade = Reason.PATIENT_QUARANTINED if invalid else None
+    p = g.person(kind, "compact")
+    add("ana_patient", (index + 1, p.ident, f"{p.given} {p.family}"), _PATIENT_REASON.get(kind))
+    for _ in range(shape[0]):
+        op_id, dirt = g.next_id("operation"), g.dirt("operation", invalid)
+        h, m, _s = g.clock(7, 20)
+        when = f"{_DAYS[g.day(p.first_day)]} {h:02d}:{m:02d}"
+        text = g.text(_ANA_PHRASES, 150)
+        if dirt == Reason.SENTINEL_DATE:
+            when = g.sentinel(minutes_only=True)
+        elif dirt == Reason.ENCODING_SUSPECT:
+            text = g.damage_encoding(text)
+        add(
+            "operation",
+            (op_id, index + 1, when, g.pick(_ASA), g.pick(_ANA_FORMS), text, int(dirt == Reason.SOFT_DELETED)),
+            cascade or dirt,
+        )
+
+
+_EMITTERS: dict[str, tuple[Callable[..., None], Callable[[_Gen, str], None] | None]] = {
+    "vas": (_emit_vas, _orphan_vas),
+    "lab": (_emit_lab, _orphan_lab),
+    "anestesi": (_emit_anestesi, None),
+}
+
+
+@cache
+def _day_offsets() -> tuple[int, ...]:
+    """UTC offset in seconds of each day of _DAYS at noon (right for 04:00-23:59 local)."""
+    zone = ZoneInfo("Europe/Stockholm")
+    noons = (datetime.fromisoformat(f"{d}T12:00:00").replace(tzinfo=zone) for d in _DAYS)
+    return tuple(int(noon.utcoffset().total_seconds()) for noon in noons)  # type: ignore[union-attr]
+
+
+def _epoch(day: int, h: int, m: int, s: int) -> int:
+    """Epoch seconds (UTC) of a Europe/Stockholm wall-clock time on day index ``day``."""
+    midnight = (FIRST_DAY.toordinal() + day - date(1970, 1, 1).toordinal()) * 86400
+    return midnight + h * 3600 + m * 60 + s - _day_offsets()[day]
+
+
+# ---------------------------------------------------------------- attachment files
+def _pdf(rnd: random.Random, size: int) -> bytes:
+    lines, length, i = ["BT", "/F1 10 Tf", "50 800 Td", "12 TL"], 0, 0
+    while length < size - 700:
+        line = f"({i:04d} {' '.join(rnd.choices(_PDF_WORDS, k=8))}) '"
+        lines.append(line)
+        length, i = length + len(line) + 1, i + 1
+    stream = "\n".join([*lines, "ET"]).encode("ascii")
+    objects = (
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Contents 4 0 R "
+        b"/Resources << /Font << /F1 5 0 R >> >> >>",
+        b"<< /Length %d >>\nstream\n%s\nendstream" % (len(stream), stream),
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+    )
+    out, offsets = bytearray(b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n"), []
+    for number, body in enumerate(objects, 1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n%s\nendobj\n" % (number, body)
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+    out += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
+    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
+    return bytes(out)
+
+
+def _tiff(rnd: random.Random, size: int) -> bytes:
+    width = 128
+    height = max(1, (size - 128) // width)
+    pixels = rnd.randbytes(width * height)
+    entries = (
+        (256, 3, width),
+        (257, 3, height),
+        (258, 3, 8),
+        (259, 3, 1),
+        (262, 3, 1),
+        (273, 4, 8),
+        (277, 3, 1),
+        (278, 3, height),
+        (279, 4, len(pixels)),
+    )
+    ifd = struct.pack("<H", len(entries)) + b"".join(struct.pack("<HHII", tag, typ, 1, v) for tag, typ, v in entries)
+    return b"II*\x00" + struct.pack("<I", 8 + len(pixels)) + pixels + ifd + struct.pack("<I", 0)
+
+
+def _jpeg(rnd: random.Random, size: int) -> bytes:
+    head = (
+        b"\xff\xd8\xff\xe0"
+        + struct.pack(">H", 16)
+        + b"JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00"
+        + b"\xff\xdb"
+        + struct.pack(">HB", 67, 0)
+        + bytes(range(1, 65))
+        + b"\xff\xc0"
+        + struct.pack(">HBHHB", 11, 8, 480, 640, 1)
+        + b"\x01\x11\x00"
+        + b"\xff\xda"
+        + struct.pack(">HB", 8, 1)
+        + b"\x01\x00\x00\x3f\x00"
+    )
+    scan = rnd.randbytes(max(0, size - len(head) - 2)).replace(b"\xff", b"\xfe")
+    return head + scan + b"\xff\xd9"
+
+
+# ---------------------------------------------------------------- targets
+class _Writer:
+    def write(self, table: str, rows: list[tuple[Any, ...]]) -> None:
+        raise NotImplementedError
+
+    def finish(self) -> None:
+        raise NotImplementedError
+
+    def abort(self) -> None:
+        raise NotImplementedError
+
+
+class _SqliteWriter(_Writer):
+    """Writes ``<file>.tmp`` and renames it over ``<file>`` when complete."""
+
+    def __init__(self, path: Path, tables: Sequence[_Table]) -> None:
+        self.path, self.tables = path, tables
+        self.tmp_path = path.with_name(path.name + ".tmp")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.tmp_path.unlink(missing_ok=True)
+        self.conn = sqlite3.connect(self.tmp_path)
+        self.conn.execute("PRAGMA journal_mode=OFF")
+        self.conn.execute("PRAGMA synchronous=OFF")
+        self.inserts = {}
+        for t in tables:
+            columns = ", ".join(
+                f"{c} {lite}{' PRIMARY KEY' if i == 0 else ''}" for i, (c, lite, _) in enumerate(t.columns)
+            )
+            self.conn.execute(f"CREATE TABLE {t.name} ({columns})")
+            self.inserts[t.name] = f"INSERT INTO {t.name} VALUES ({', '.join('?' * len(t.columns))})"
+
+    def write(self, table: str, rows: list[tuple[Any, ...]]) -> None:
+        self.conn.executemany(self.inserts[table], rows)
+
+    def finish(self) -> None:
+        for t in self.tables:
+            if t.patient_column:
+                self.conn.execute(f"CREATE INDEX ix_{t.name}_{t.patient_column} ON {t.name} ({t.patient_column})")
+        self.conn.commit()
+        self.conn.close()
+        os.replace(self.tmp_path, self.path)
+
+    def abort(self) -> None:
+        self.conn.close()
+        self.tmp_path.unlink(missing_ok=True)
+
+
+class _PostgresWriter(_Writer):
+    """Drops and recreates the schema, loads with COPY, commits once at the end."""
+
+    def __init__(self, url: str, schema: str, tables: Sequence[_Table]) -> None:
+        import psycopg
+        from psycopg import sql
+
+        self.sql, self.tables = sql, tables
+        self.schema = sql.Identifier(schema)
+        self.conn = psycopg.connect(url, connect_timeout=10)
+        self.conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(self.schema))
+        self.conn.execute(sql.SQL("CREATE SCHEMA {}").format(self.schema))
+        self.copies = {}
+        for t in tables:
+            columns = sql.SQL(", ").join(
+                sql.SQL("{} {}").format(sql.Identifier(c), sql.SQL(pg)) for c, _, pg in t.columns
+            )
+            self.conn.execute(sql.SQL("CREATE TABLE {}.{} ({})").format(self.schema, sql.Identifier(t.name), columns))
+            names = sql.SQL(", ").join(sql.Identifier(c) for c, _, _ in t.columns)
+            self.copies[t.name] = sql.SQL("COPY {}.{} ({}) FROM STDIN").format(
+                self.schema, sql.Identifier(t.name), names
+            )
+
+    def write(self, table: str, rows: list[tuple[Any, ...]]) -> None:
+        with self.conn.cursor() as cur, cur.copy(self.copies[table]) as copy:
+            for row in rows:
+                copy.write_row(row)
+
+    def finish(self) -> None:
+        sql = self.sql
+        for t in self.tables:
+            name = sql.Identifier(t.name)
+            self.conn.execute(
+                sql.SQL("ALTER TABLE {}.{} ADD PRIMARY KEY ({})").format(
+                    self.schema, name, sql.Identifier(t.columns[0][0])
+                )
+            )
+            if t.patient_column:
+                self.conn.execute(
+                    sql.SQL("CREATE INDEX ON {}.{} ({})").format(self.schema, name, sql.Identifier(t.patient_column))
+                )
+        self.conn.commit()
+        self.conn.close()
+
+    def abort(self) -> None:
+        self.conn.rollback()
+        self.conn.close()
+
+
+# ---------------------------------------------------------------- build
+def build(system: str, target: str, *, seed: int = 7, patients: int = 200, schema: str | None = None) -> dict:
+    """Build one demo legacy system and return its dirt report.
+
+    :param system: ``vas``, ``lab`` or ``anestesi``.
+    :param target: a SQLite file path (written atomically via ``<file>.tmp``; the dirt
+        report goes to ``<file>.dirt.json``) or a ``postgresql://`` URL (the schema is
+        dropped and recreated).
+    :param seed: seed of every random choice.
+    :param patients: number of patient rows, at least :data:`MIN_PATIENTS`.
+    :param schema: PostgreSQL schema; default: the system's name.
+    :returns: the dirt report: ``system``, ``seed``, ``patients``, ``tables`` (rows per
+        table), ``identities``, ``dirt`` and ``expected_quarantine`` (table -> reason ->
+        rows, non-zero entries only).
+    :raises ValueError: for an unknown system, too few patients or a bad schema name.
+    """
+    if system not in SYSTEMS:
+        raise ValueError(f"system must be one of {', '.join(SYSTEMS)}, got {system!r}")
+    if isinstance(patients, bool) or not isinstance(patients, int) or patients < MIN_PATIENTS:
+        raise ValueError(f"patients must be an integer of at least {MIN_PATIENTS}, got {patients!r}")
+    tables = _SCHEMAS[system]
+    postgres = bool(_PG_URL.match(str(target)))
+    if postgres:
+        schema = schema or system
+        if not _SCHEMA_NAME.match(schema) or schema == "public" or schema.startswith("pg_"):
+            raise ValueError(f"schema must be a lower-case identifier other than public and pg_*, got {schema!r}")
+        url = re.sub(r"^postgres(?:ql)?(?:\+[a-z0-9_]+)?://", "postgresql://", str(target), flags=re.IGNORECASE)
+        writer: _Writer = _PostgresWriter(url, schema, tables)
+    else:
+        writer = _SqliteWriter(Path(target), tables)
+    master = random.Random(seed)
+    plan_rnd, row_rnd, blob_rnd = (random.Random(master.getrandbits(64)) for _ in range(3))
+    try:
+        plan = _plan(system, plan_rnd, patients)
+        sink = _Sink(writer, tables)
+        g = _Gen(system, plan, sink, row_rnd, blob_rnd)
+        emit, orphan = _EMITTERS[system]
+        for index, (kind, shape) in enumerate(zip(plan.kinds, plan.shapes, strict=True)):
+            emit(g, index, kind, shape)
+            for table in plan.orphans.get(index, ()):
+                orphan(g, table)  # type: ignore[misc]
+        sink.flush()
+        _check_identities(g)
+        writer.finish()
+    except BaseException:
+        writer.abort()
+        raise
+    report = _report(system, seed, patients, tables, plan, sink)
+    if not postgres:
+        _write_json(Path(str(target) + DIRT_SUFFIX), report)
+    return report
+
+
+def _check_identities(g: _Gen) -> None:
+    """Make sure the identity classifier agrees with what was generated."""
+    found = classify(pd.Series(g.identifiers, dtype=object))
+    expected = [
+        IdType.INVALID.value if k in _PATIENT_REASON else IdType.RESERVNUMMER.value if k in _RESERV else k
+        for k in g.plan.kinds
+    ]
+    reasons = [_PATIENT_REASON.get(k) for k in g.plan.kinds]
+    if found["id_type"].tolist() != expected or found["reason"].tolist() != reasons:
+        raise RuntimeError("generated identifiers disagree with decommission.identity.classify")
+
+
+def _report(system: str, seed: int, patients: int, tables: Sequence[_Table], plan: _Plan, sink: _Sink) -> dict:
+    kinds = Counter(plan.kinds)
+    total = Counter()
+    for counter in sink.reasons.values():
+        total.update(counter)
+    return {
+        "system": system,
+        "seed": seed,
+        "patients": patients,
+        "tables": {t.name: sink.rows[t.name] for t in tables},
+        "identities": {
+            "personnummer": kinds[_PNR],
+            "samordningsnummer": kinds[_SAMORD],
+            "reservnummer": sum(kinds[k] for k in _RESERV),
+        },
+        "dirt": {
+            "invalid_personnummer_checksum": kinds[_BAD_CHECKSUM],
+            "invalid_personnummer_format": kinds[_BAD_FORMAT],
+            **{key: total[reason] for key, reason in _DIRT_KEYS},
+        },
+        "expected_quarantine": {
+            t.name: {reason: sink.reasons[t.name][reason] for reason in Reason.ORDER if sink.reasons[t.name][reason]}
+            for t in tables
+            if sink.reasons[t.name]
+        },
+    }
+
+
+def _write_json(path: Path, report: dict) -> None:
+    tmp_path = path.with_name(path.name + ".tmp")
+    try:
+        tmp_path.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        os.replace(tmp_path, path)
+    finally:
+        tmp_path.unlink(missing_ok=True)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command line: build one system and print its dirt report as JSON."""
+    parser = argparse.ArgumentParser(prog="python -m demo.generate", description=__doc__.splitlines()[0])
+    parser.add_argument("--system", required=True, choices=SYSTEMS)
+    parser.add_argument("--target", required=True, help="SQLite file path or postgresql:// URL")
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--patients", type=int, default=200)
+    parser.add_argument("--schema", default=None, help="PostgreSQL schema (default: the system's name)")
+    args = parser.parse_args(argv)
+    try:
+        report = build(args.system, args.target, seed=args.seed, patients=args.patients, schema=args.schema)
+    except ValueError as exc:
+        parser.error(str(exc))
+    print(json.dumps(report, indent=2, ensure_ascii=False))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

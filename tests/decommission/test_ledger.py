@@ -1,0 +1,51 @@
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+
+from decommission.errors import LedgerError
+from decommission.ledger import Ledger
+
+
+@pytest.fixture
+def ledger(tmp_path) -> Ledger:
+    ledger = Ledger.sqlite(tmp_path / "ledger.sqlite")
+    for i in range(5):
+        ledger.append(system_id="vas", run_id="r1", kind="extract", payload={"partition": i, "rows": 10 * i})
+    return ledger
+
+
+class TestLedger:
+    def test_intact_chain_verifies(self, ledger):
+        assert ledger.verify() is None
+        entries = ledger.entries(system_id="vas")
+        assert [e.seq for e in entries] == [1, 2, 3, 4, 5]
+        assert all(b.prev_hash == a.entry_hash for a, b in zip(entries, entries[1:], strict=False))
+
+    def test_changed_payload_is_named(self, ledger, tmp_path):
+        with sqlite3.connect(tmp_path / "ledger.sqlite") as db:
+            db.execute("UPDATE ledger_entry SET payload = '{\"partition\":2,\"rows\":99}' WHERE seq = 3")
+        broken = ledger.verify()
+        assert broken is not None and broken.seq == 3
+        with pytest.raises(LedgerError, match="ledger entry 3 \\(extract, vas\\) was changed"):
+            ledger.require_intact()
+
+    def test_deleted_entry_breaks_the_chain(self, ledger, tmp_path):
+        with sqlite3.connect(tmp_path / "ledger.sqlite") as db:
+            db.execute("DELETE FROM ledger_entry WHERE seq = 2")
+        assert ledger.verify().seq == 3
+
+    @pytest.mark.postgres
+    def test_postgres_ledger(self, pg_dsn):
+        import psycopg
+
+        with psycopg.connect(pg_dsn, autocommit=True) as db:
+            db.execute("DROP TABLE IF EXISTS ledger_entry")
+        ledger = Ledger(lambda: psycopg.connect(pg_dsn), dialect="postgres")
+        ledger.append(system_id="lab", run_id="r", kind="k", payload={"a": 1})
+        ledger.append(system_id="lab", run_id="r", kind="k", payload={"a": 2})
+        assert ledger.verify() is None
+        with psycopg.connect(pg_dsn, autocommit=True) as db:
+            db.execute("UPDATE ledger_entry SET kind = 'x' WHERE seq = 2")
+        assert ledger.verify().seq == 2

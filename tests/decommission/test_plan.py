@@ -1,0 +1,76 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from decommission.errors import PlanError
+from decommission.plan import Milestone, load_plan
+
+REPO = Path(__file__).resolve().parents[2]
+PLAN = REPO / "include" / "programme.yaml"
+
+
+def _write(tmp_path: Path, data: dict) -> Path:
+    (tmp_path / "mappings").mkdir(exist_ok=True)
+    for f in (REPO / "include" / "mappings").glob("*.yaml"):
+        (tmp_path / "mappings" / f.name).write_bytes(f.read_bytes())
+    path = tmp_path / "programme.yaml"
+    path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def raw() -> dict:
+    return yaml.safe_load(PLAN.read_text(encoding="utf-8"))
+
+
+class TestLoadPlan:
+    def test_demo_plan_is_valid(self):
+        plan = load_plan(PLAN)
+        assert [s.id for s in plan.systems] == ["vas", "lab", "anestesi"]
+        assert plan.problems == ()
+        vas = plan.system("vas")
+        assert vas.milestone_on(vas.milestones.test_delivery) is Milestone.TEST_DELIVERY
+        assert Milestone.TEST_DELIVERY.record_status == "TEST"
+        assert Milestone.FINAL_DELIVERY.record_status == "NEW"
+
+    def test_broken_entry_is_reported_and_others_still_load(self, tmp_path, raw):
+        raw["systems"][1]["contract"]["notice_months"] = "twelve"
+        del raw["systems"][1]["agreement"]["cut_off"]
+        raw["systems"][2]["milestones"]["final_delivery"] = "2025-01-02"
+        plan = load_plan(_write(tmp_path, raw))
+        assert [s.id for s in plan.systems] == ["vas"]
+        messages = [str(p) for p in plan.problems]
+        assert any("system 'lab': contract.notice_months: Input should be a valid integer" in m for m in messages)
+        assert any("system 'lab': agreement.cut_off: Field required" in m for m in messages)
+        assert any("system 'anestesi'" in m and "final_delivery (2025-01-02) must come after" in m for m in messages)
+        assert all(m.startswith(str(tmp_path / "programme.yaml")) for m in messages)
+
+    def test_mapping_naming_unknown_field_drops_the_system(self, tmp_path, raw):
+        path = _write(tmp_path, raw)
+        spec = yaml.safe_load((tmp_path / "mappings" / "lab.yaml").read_text(encoding="utf-8"))
+        spec["tables"]["prov"]["fields"]["colour"] = {"column": "npu"}
+        (tmp_path / "mappings" / "lab.yaml").write_text(yaml.safe_dump(spec, allow_unicode=True), encoding="utf-8")
+        plan = load_plan(path)
+        assert "lab" not in [s.id for s in plan.systems]
+        (problem,) = plan.problems
+        assert problem.system == "lab" and problem.field == "mapping"
+        assert "tables.prov" in problem.message and "colour" in problem.message
+
+    @pytest.mark.parametrize(
+        ("text", "match"),
+        [("systems: [1, 2", "not valid YAML"), ("- a list", "must be a mapping"), ("region: {}\n", "region")],
+        ids=["bad-yaml", "not-a-mapping", "bad-region"],
+    )
+    def test_unusable_file_raises(self, tmp_path, text, match):
+        path = tmp_path / "programme.yaml"
+        path.write_text(text, encoding="utf-8")
+        with pytest.raises(PlanError, match=match):
+            load_plan(path)
+
+    def test_duplicate_system_id(self, tmp_path, raw):
+        raw["systems"].append(dict(raw["systems"][0]))
+        plan = load_plan(_write(tmp_path, raw))
+        assert [str(p).split(": ", 2)[-1] for p in plan.problems] == ["id: duplicate system id"]
