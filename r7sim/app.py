@@ -446,22 +446,10 @@ class _Ingestor:
             "ingested_at": now_iso(),
             "archive": ARCHIVE_NAME,
         }
-        self.store.finish_ingest(package_id, receipt)
+        approval = self.store.finish_ingest(package_id, receipt, auto_approve_test=self.settings.auto_approve_test)
         log.info("package %s %s (%d reasons)", package_id, status, len(reasons))
-        if self.settings.auto_approve_test:
-            self._auto_approve(row["delivery_id"])
-
-    def _auto_approve(self, delivery_id: str) -> None:
-        delivery = self.store.delivery(delivery_id)
-        if delivery["record_status"] != "TEST" or delivery["state"] != "accepted":
-            return
-        approved = self.store.approve(
-            delivery_id,
-            "r7sim (auto_approve_test)",
-            f"approved automatically: all {delivery['package_count']} packages accepted",
-            automatic=True,
-        )
-        log.info("TEST delivery %s approved: %s", delivery_id, approved["approval"])
+        if approval:
+            log.info("TEST delivery %s approved automatically: %s", row["delivery_id"], approval)
 
 
 def _archive_id(package_id: str, sha256: str) -> str:

@@ -310,13 +310,29 @@ class Store:
         with self._lock:
             return [r[0] for r in self._db.execute("SELECT package_id FROM packages WHERE status = 'pending'")]
 
-    def finish_ingest(self, package_id: str, receipt: dict[str, Any]) -> None:
-        """Store the final ingest receipt of a package (only once)."""
+    def finish_ingest(self, package_id: str, receipt: dict[str, Any], *, auto_approve_test: bool) -> dict | None:
+        """Store the final ingest receipt of a package (only once).
+
+        :param auto_approve_test: in the same step, approve the package's delivery if it is a
+            TEST delivery whose packages are now all accepted
+        :returns: the approval given now, if any
+        """
         with self._lock:
             self._db.execute(
                 "UPDATE packages SET status = ?, ingest_receipt = ? WHERE package_id = ? AND status = 'pending'",
                 (receipt["status"], canonical_json(receipt), package_id),
             )
+            delivery = self.delivery(receipt["delivery_id"])
+            if not auto_approve_test or delivery["record_status"] != "TEST" or delivery["state"] != "accepted":
+                return None
+            before = delivery["approval"]
+            after = self.approve(
+                delivery["delivery_id"],
+                "r7sim (auto_approve_test)",
+                f"approved automatically: all {delivery['package_count']} packages accepted",
+                automatic=True,
+            )["approval"]
+            return after if after != before else None
 
     def ingest_receipt(self, package_id: str) -> str:
         """Return the ingest receipt as JSON text ("pending" until ingest finished).
