@@ -16,7 +16,7 @@ from airflow.sdk import DAG, AsyncCallback, DeadlineAlert, DeadlineReference, ta
 
 from decommission import settings
 from decommission.alerts import emit, find_overdue
-from decommission.operators import AwaitIngestOperator
+from decommission.operators import AwaitIngestOperator, failing_fast
 from decommission.plan import Plan, System, load_plan
 from decommission.timetable import MilestoneTimetable
 
@@ -30,12 +30,18 @@ TOUCHES_OTHERS = {"retries": 3, "retry_delay": dt.timedelta(seconds=20), "retry_
                   "max_retry_delay": dt.timedelta(minutes=10)}
 
 
-def _run(plan: Plan, system: System, context: dict[str, Any]) -> Any:
+def _stage(plan: Plan, system: System, context: dict[str, Any], name: str, *args: Any, **kwargs: Any) -> Any:
+    """Run ``decommission.<module>.<function>`` for this run; errors no retry can mend fail at once."""
+    import importlib
+
     from decommission.stages import Run, resolve_milestone
 
-    dag_run = context["dag_run"]
-    milestone = resolve_milestone(system, context.get("logical_date"), dag_run.conf)
-    return Run(plan, system, milestone, dag_run.run_id, context["logical_date"])
+    module, function = name.rsplit(".", 1)
+    with failing_fast():
+        dag_run = context["dag_run"]
+        milestone = resolve_milestone(system, context.get("logical_date"), dag_run.conf)
+        run = Run(plan, system, milestone, dag_run.run_id, context["logical_date"])
+        return getattr(importlib.import_module(f"decommission.{module}"), function)(run, *args, **kwargs)
 
 
 def _doc(system: System) -> str:
@@ -79,70 +85,54 @@ def build_system_dag(plan: Plan, system: System) -> DAG:
         ),
     ) as dag:
 
+        def stage(name: str, context: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
+            return _stage(plan, system, context, name, *args, **kwargs)
+
         @task(**TOUCHES_OTHERS)
         def preflight(**context: Any) -> dict[str, Any]:
-            from decommission.stages import preflight as check
-
-            return check(_run(plan, system, context))
+            return stage("stages.preflight", context)
 
         @task(pool=system.pool, **TOUCHES_OTHERS)
         def plan_partitions(**context: Any) -> list[dict[str, Any]]:
-            from decommission.stages import plan_partitions as split
-
-            return split(_run(plan, system, context))
+            return stage("stages.plan_partitions", context)
 
         @task(pool=system.pool, **TOUCHES_OTHERS)
         def extract(partition: dict[str, Any], **context: Any) -> dict[str, Any]:
-            from decommission.stages import extract as pull
-
-            return pull(_run(plan, system, context), partition)
+            return stage("stages.extract", context, partition)
 
         @task
         def map_partition(extracted: dict[str, Any], **context: Any) -> dict[str, Any]:
-            from decommission.stages import map_stage
-
-            return map_stage(_run(plan, system, context), extracted)
+            return stage("stages.map_stage", context, extracted)
 
         @task
         def package(mapped: dict[str, Any], **context: Any) -> dict[str, Any]:
-            from decommission.stages import package_stage
-
-            return package_stage(_run(plan, system, context), mapped)
+            return stage("stages.package_stage", context, mapped)
 
         @task(**TOUCHES_OTHERS)
         def submit(package: dict[str, Any], **context: Any) -> dict[str, Any]:
-            from decommission.stages import submit as deliver
-
             override = context["dag_run"].conf.get("override_test_approval")
-            return deliver(_run(plan, system, context), package, override=override)
+            return stage("stages.submit", context, package, override=override)
 
         def keep_receipts(context: Any, receipts: dict[str, Any]) -> dict[str, Any]:
-            from decommission.stages import keep_ingest_receipts
-
-            return keep_ingest_receipts(_run(plan, system, context), receipts)
+            return stage("stages.keep_ingest_receipts", context, receipts)
 
         @task(**TOUCHES_OTHERS)
         def reconcile(mapped: list[dict[str, Any]], packages: list[dict[str, Any]], **context: Any) -> dict:
-            from decommission.closeout import reconcile_stage
-
-            return reconcile_stage(_run(plan, system, context), list(mapped), list(packages))
+            return stage("closeout.reconcile_stage", context, list(mapped), list(packages))
 
         @task
         def report(result: dict[str, Any], **context: Any) -> dict[str, Any]:
-            from decommission.closeout import report_stage
-
-            return report_stage(_run(plan, system, context), result)
+            return stage("closeout.report_stage", context, result)
 
         @task.short_circuit
         def is_final_delivery(**context: Any) -> bool:
-            return _run(plan, system, context).milestone.value == "final_delivery"
+            milestone = context["dag_run"].conf.get("milestone") or system.milestone_on(context["logical_date"].date())
+            return milestone == "final_delivery"
 
         @task
         def contract_exit(report: dict[str, Any], owner_answer: dict, archivist_answer: dict, **context: Any) -> dict:
-            from decommission.closeout import contract_exit as close
-
             approvals = [{"role": "information_owner", **owner_answer}, {"role": "archivist", **archivist_answer}]
-            return close(_run(plan, system, context), report, approvals)
+            return stage("closeout.contract_exit", context, report, approvals)
 
         def signoff(task_id: str, role: str, who: Any) -> ApprovalOperator:
             from decommission.closeout import signoff_body

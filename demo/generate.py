@@ -120,6 +120,9 @@ _EVENTS = (
     "Läst journal",
     "Läst journal",
     "Läst journal",
+    "Läst journal",
+    "Läst journal",
+    "Läst journal",
     "Utskrift",
     "Läst labsvar",
     "Skapat anteckning",
@@ -136,15 +139,19 @@ _NOTE_TEMPLATES = (
 _PHRASES = {
     "Aktuellt": (
         "Patienten söker för tilltagande andfåddhet sedan {n} dagar.",
-        "Inkommer med ambulans efter fall i hemmet, slog i höger höft.",
+        "Inkommer med ambulans efter fall i hemmet, slog i {side} höft.",
         "Återbesök för uppföljning av blodtrycket.",
         "Ringer och berättar om feber och hosta sedan i helgen.",
         "Kvarstående smärta i ländryggen trots Alvedon.",
         "Remitteras från vårdcentralen för bedömning av bröstsmärta.",
         "Sedan {n} veckor tilltagande trötthet och viktnedgång.",
         "Diabeteskontroll, mår bra och sköter sina mätningar.",
-        "Söker för sårskada på vänster underben som inte läker.",
+        "Söker för sårskada på {side} underben som inte läker.",
         "Yrsel vid uppresning sedan några dagar, ingen svimning.",
+        "Svullnad och värmeökning i {side} knä sedan {n} dagar.",
+        "Hjärtklappning i omgångar, senast i morse.",
+        "Anhöriga kontaktar mottagningen, patienten äter och dricker dåligt.",
+        "Sveda vid miktion och täta trängningar sedan {n} dagar.",
     ),
     "Anamnes": (
         "Tidigare frisk. Inga kända allergier.",
@@ -154,6 +161,9 @@ _PHRASES = {
         "Bor ensam i lägenhet med hemtjänst två gånger dagligen.",
         "Astma sedan barndomen, använder Ventoline vid behov.",
         "Förmaksflimmer, står på Eliquis. Gift, pensionär.",
+        "Opererad för gallsten. Snusar, dricker alkohol måttligt.",
+        "Hypotyreos, står på Levaxin. Arbetar som undersköterska.",
+        "KOL, tidigare rökare. Bor i villa med sin make.",
     ),
     "Status": (
         "AT: Opåverkad, vaken och orienterad.",
@@ -163,6 +173,10 @@ _PHRASES = {
         "Temp {temp}. Lätt rodnad kring såret utan tecken på abscess.",
         "Neurologiskt grovt utan anmärkning.",
         "Öm över laterala malleolen, kan inte belasta foten.",
+        "Munhåla och svalg: Lätt rodnad, inga beläggningar.",
+        "Hud: Torr, inga utslag. Pittingödem på båda underbenen.",
+        "Rörlighet i ländryggen nedsatt, Lasègue negativt bilateralt.",
+        "Andningsfrekvens 18 per minut, talar hela meningar.",
     ),
     "Bedömning": (
         "Bilden talar för pneumoni, CRP {crp}.",
@@ -172,6 +186,10 @@ _PHRASES = {
         "Lätt försämrad hjärtsvikt med ödem på underbenen.",
         "Stabil, ingen akut åtgärd behövs.",
         "Oklar trötthet, utreds vidare med blodprover.",
+        "Nedre urinvägsinfektion utan tecken på pyelonefrit.",
+        "Sannolikt virusinfektion, ingen antibiotika behövs.",
+        "Försämrad diabeteskontroll, HbA1c stigande.",
+        "Sår med långsam läkning, god cirkulation i foten.",
     ),
     "Åtgärd": (
         "Insätter Kåvepenin 1 g 3 gånger dagligen i tio dagar.",
@@ -180,6 +198,10 @@ _PHRASES = {
         "Ökar Furix till 40 mg på morgonen.",
         "Sjukskrivs två veckor.",
         "Remiss skickad till ortopedmottagningen.",
+        "EKG tas och visar sinusrytm utan ischemitecken.",
+        "Får smärtlindring med Alvedon och Ipren vid behov.",
+        "Röntgen av {side} fotled beställd.",
+        "Läggs in på medicinavdelningen för observation.",
     ),
     "Planering": (
         "Återbesök om {n} veckor eller tidigare vid försämring.",
@@ -187,6 +209,9 @@ _PHRASES = {
         "Kontakt med distriktssköterska för blodtryckskontroller.",
         "Ny bedömning när röntgensvaret kommit.",
         "Åter vid behov.",
+        "Telefonkontakt med provsvar om en vecka.",
+        "Uppföljning på hälsocentralen om {n} månader.",
+        "Hemgång i dag med muntlig och skriftlig information.",
     ),
 }
 _ANA_PHRASES = (
@@ -631,8 +656,14 @@ class _Gen:
         r = self.r
         parts = []
         for heading, pool in phrases:
-            said = [self._fill(pool[int(r() * len(pool))]) for _ in range(1 + (r() < 0.5))]
-            parts.append(f"{heading}: {' '.join(said)}")
+            u = r()
+            wanted = 1 if u < 0.25 else 2 if u < 0.8 else 3
+            chosen: list[int] = []
+            while len(chosen) < wanted:  # distinct sentences within a section
+                i = int(r() * len(pool))
+                if i not in chosen:
+                    chosen.append(i)
+            parts.append(f"{heading}: {' '.join(self._fill(pool[i]) for i in chosen)}")
         text = "\n".join(parts)
         while len(text) < minimum:
             text += " " + self._fill(self.pick(phrases[-1][1]))
@@ -648,6 +679,7 @@ class _Gen:
         r = self.r
         return sentence.format(
             n=2 + int(r() * 9),
+            side="höger" if r() < 0.5 else "vänster",
             bts=110 + int(r() * 60),
             btd=60 + int(r() * 35),
             puls=52 + int(r() * 60),

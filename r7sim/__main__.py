@@ -24,14 +24,15 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--latency", type=float, default=0.0, help="seconds added to every API request")
     parser.add_argument("--ingest-delay", type=float, default=0.0, help="seconds a receipt stays pending")
     parser.add_argument(
-        "--reject", action="append", default=[], metavar="PACKAGE_ID", help="reject this package (repeatable)"
+        "--reject", action="extend", nargs="+", default=[], metavar="PACKAGE_ID", help="reject these packages"
     )
     parser.add_argument(
         "--drop-upload-once",
-        action="append",
+        action="extend",
+        nargs="+",
         default=[],
         metavar="PACKAGE_ID",
-        help="drop the connection of this package's first upload mid-body (repeatable)",
+        help="drop the connection of these packages' first upload mid-body",
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of the fault draws")
     parser.add_argument(

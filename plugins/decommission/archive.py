@@ -59,6 +59,8 @@ class ArchiveResponseError(ArchiveError):
         super().__init__(message)
         self.status_code = status_code
         self.code = code
+        # 4xx is the archive saying no: retrying the same request cannot change its answer
+        self.retryable = status_code >= 500 or status_code in (408, 429)
 
 
 def base_url_from_connection(conn: Any) -> str:

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 
 class DecommissionError(Exception):
-    """Base class of every error this package raises on purpose."""
+    """Base class of every error this package raises on purpose.
+
+    ``retryable`` says whether trying again can help: a broken plan or mapping needs a
+    person, a database or archive that did not answer may be back in a minute.
+    """
+
+    retryable = False
 
 
 class PlanError(DecommissionError):
@@ -16,7 +22,9 @@ class MappingError(DecommissionError):
 
 
 class SourceError(DecommissionError):
-    """The legacy source database cannot be read as the mapping expects."""
+    """The legacy source database cannot be reached or read."""
+
+    retryable = True
 
 
 class PackageError(DecommissionError):
@@ -24,7 +32,15 @@ class PackageError(DecommissionError):
 
 
 class ArchiveError(DecommissionError):
-    """The archive refused or failed a request."""
+    """The archive failed a request (retryable) or refused it (see the subclasses)."""
+
+    retryable = True
+
+
+class ArchiveRefusal(ArchiveError):
+    """The archive refused: a rejected package, a conflicting id, a missing approval."""
+
+    retryable = False
 
 
 class LedgerError(DecommissionError):

@@ -45,18 +45,38 @@ LOCAL_SCHEMAS = {
     "https://earksip.dilcis.eu/schema/DILCISExtensionSIPMETS.xsd": "DILCISExtensionSIPMETS.xsd",
     "http://earksip.dilcis.eu/schema/DILCISExtensionSIPMETS.xsd": "DILCISExtensionSIPMETS.xsd",
 }
-#: E-ARK SIP profile URL per specification version (mets/@PROFILE, SIP2)
+#: E-ARK SIP profile URL per specification version (root mets/@PROFILE, SIP2). eHealth1 EHR1 wants
+#: its own root profile URL there instead; SIP2 (and eark-validator) want this one; we follow SIP2.
 SIP_PROFILES = {
     "2.1.0": "https://earksip.dilcis.eu/profile/E-ARK-SIP.xml",
     "2.2.0": "https://earksip.dilcis.eu/profile/E-ARK-SIP-v2-2-0.xml",
 }
 #: eHealth1 representation METS profile (EH2)
 EHEALTH1_REPRESENTATION_PROFILE = "https://citsehealth1.dilcis.eu/profile/E-ARK-eHealth1-REPRESENTATION.xml"
-CONTENT_CATEGORY = "OTHER"  # EHR2
+#: EHR2 and the CSIP2 text say "OTHER"; the DILCIS vocabulary spells it "Other" (DILCISBoard/E-ARK-CSIP#722)
+CONTENT_CATEGORY = "OTHER"
 OTHER_CONTENT_CATEGORY = "Patient Medical Records"  # EHR3
 #: eHealth1 2.0.1 (EHR4, EHR22, EH5, EH17). The DILCIS CSIP 2.1.0 vocabulary and its extension
 #: schema still list only citsehpj_v1_0; see mets_schema().
 CONTENT_INFORMATION_TYPE = "citsehpj_v2_0"
+#: CSIP content category vocabulary (CSIPVocabularyContentCategory) plus the spec's "OTHER"
+CONTENT_CATEGORIES = {
+    "Textual works – Print", "Textual works – Digital", "Textual works – Electronic Serials",
+    "Digital Musical Composition (score-based representations)", "Photographs – Print", "Photographs – Digital",
+    "Other Graphic Images – Print", "Other Graphic Images – Digital", "Microforms",
+    "Audio – On Tangible Medium (digital or analog)", "Audio – Media-independent (digital)",
+    "Motion Pictures – Digital and Physical Media", "Video – File-based and Physical Media", "Software",
+    "Datasets", "Geospatial Data", "Databases", "Websites", "Collection", "Event", "Interactive resource",
+    "Physical object", "Service", "Mixed", "Other", "OTHER",
+}
+#: CSIPVocabularyContentInformationType plus eHealth1 2.0 (not yet in the DILCIS vocabulary)
+CONTENT_INFORMATION_TYPES = {
+    "ERMS", "SIARD1", "SIARD2", "SIARDDK", "GeoData", "citscarchival_v1_0", "citserms_v2_1", "citspremis_v1_0",
+    "citsehpj_v1_0", "citsehcr_v1_0", "citssiard_v1_0", "citsgeospatial_v3_0", "MIXED", "OTHER",
+    CONTENT_INFORMATION_TYPE,
+}
+RECORD_STATUSES = {"NEW", "SUPPLEMENT", "REPLACEMENT", "TEST", "VERSION", "DELETE", "OTHER"}
+OAIS_PACKAGE_TYPES = {"SIP", "AIP", "DIP", "AIU", "AIC"}
 SOFTWARE_NAME = "decommission"
 REPRESENTATION = "rep1"
 CHECKSUM_TYPE = "SHA-256"
@@ -96,6 +116,7 @@ class Header:
     archivist_name: str
     archivist_code: str
     submitter_name: str
+    submitter_code: str
     preservation_name: str
 
 
@@ -136,7 +157,9 @@ def _write_header(xs: XmlStream, header: Header) -> None:
     _agent(xs, software, SOFTWARE_NAME, ("SOFTWARE VERSION", header.software_version))
     archivist = {"ROLE": "ARCHIVIST", "TYPE": "ORGANIZATION"}
     _agent(xs, archivist, header.archivist_name, ("IDENTIFICATIONCODE", header.archivist_code))
-    _agent(xs, {"ROLE": "CREATOR", "TYPE": "ORGANIZATION"}, header.submitter_name, None)
+    # the note also keeps eark-validator's CSIP15 (applied to every CREATOR agent) quiet
+    submitter = {"ROLE": "CREATOR", "TYPE": "ORGANIZATION"}
+    _agent(xs, submitter, header.submitter_name, ("IDENTIFICATIONCODE", header.submitter_code))
     _agent(xs, {"ROLE": "PRESERVATION", "TYPE": "ORGANIZATION"}, header.preservation_name, None)
     xs.leaf(_m("altRecordID"), {"TYPE": "SUBMISSIONAGREEMENT"}, header.agreement_id)
     xs.end()
@@ -357,9 +380,11 @@ def _csip_extension() -> bytes:
     return etree.tostring(tree, xml_declaration=True, encoding="UTF-8")
 
 
-@functools.cache
 def mets_schema() -> etree.XMLSchema:
-    """METS 1.12 with xlink and the DILCIS CSIP/SIP extensions, all from local files."""
+    """A new METS 1.12 validator with xlink and the DILCIS CSIP/SIP extensions, all from local files.
+
+    Built per use (a few milliseconds), never shared between threads.
+    """
     imports = "".join(
         f'<xs:import namespace="{ns}" schemaLocation="{url}"/>' for ns, url in SCHEMA_URLS.items()
     )

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from airflow.sdk import BaseOperator
 
-from decommission.errors import ArchiveError
+from decommission.errors import ArchiveError, DecommissionError
 
 
 class AwaitIngestOperator(BaseOperator):
@@ -63,3 +64,16 @@ class AwaitIngestOperator(BaseOperator):
         if status != "done":
             raise ArchiveError(f"waiting for ingest receipts failed: {event.get('message', event)}")
         return self.on_receipts(context, event["receipts"])
+
+
+@contextlib.contextmanager
+def failing_fast() -> Iterator[None]:
+    """Let retryable errors through to Airflow's retries; fail the task at once on the others."""
+    try:
+        yield
+    except DecommissionError as exc:
+        if exc.retryable:
+            raise
+        from airflow.sdk.exceptions import AirflowFailException
+
+        raise AirflowFailException(f"{type(exc).__name__}: {exc}") from exc

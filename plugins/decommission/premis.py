@@ -9,13 +9,15 @@ its version, the region that created the records and the archive.
 from __future__ import annotations
 
 import datetime as dt
-import functools
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from lxml import etree
 
 from decommission.records import SCHEMA_DIR, XmlStream, format_value
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 PREMIS_NS = "http://www.loc.gov/premis/v3"
 XSI_NS = "http://www.w3.org/2001/XMLSchema-instance"
@@ -144,7 +146,17 @@ class PremisWriter:
         self._xs.end()
 
 
-@functools.cache
+def file_objects(root: etree._Element) -> Iterator[tuple[str, str | None, list[tuple[str | None, str | None]]]]:
+    """Yield (path, size, [(algorithm, digest)]) of each file object identified by its path."""
+    for obj in root.iter(_p("object")):
+        identifier = obj.find(_p("objectIdentifier"))
+        if identifier is None or identifier.findtext(_p("objectIdentifierType")) != PATH_ID_TYPE:
+            continue
+        digests = [(f.findtext(_p("messageDigestAlgorithm")), f.findtext(_p("messageDigest")))
+                   for f in obj.iter(_p("fixity"))]
+        yield identifier.findtext(_p("objectIdentifierValue")) or "", obj.findtext(f".//{_p('size')}"), digests
+
+
 def premis_schema() -> etree.XMLSchema:
-    """The PREMIS 3.0 schema from ``schemas/premis.xsd`` (it imports nothing)."""
+    """A new PREMIS 3.0 validator from ``schemas/premis.xsd`` (it imports nothing; not shared between threads)."""
     return etree.XMLSchema(etree.parse(str(PREMIS_XSD), etree.XMLParser(no_network=True)))

@@ -11,7 +11,10 @@ Layout of ``out_dir/<package_id>/`` (and the same tree in ``out_dir/<package_id>
     schemas/                                   every schema the package uses
     documentation/                             agreement, mapping spec, system description
 
-Every size and SHA-256 is computed while the bytes are written, never by reading them back.
+Attachment file names are the source names made safe (NFC, no separators, no personnummer);
+a patient with protected identity gets neutral names (``attachment-<n>.<ext>``), the original
+name stays inside the record file only. Every size and SHA-256 is computed while the bytes
+are written, never by reading them back.
 The package is built in ``.<package_id>.tmp`` and renamed into place; the same input and
 context give byte-identical files and tar. Memory holds the partition's Arrow tables and one
 patient's rows at a time.
@@ -31,10 +34,6 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
-
-import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from decommission import __version__, mets, premis, records
 from decommission.errors import PackageError
@@ -74,7 +73,7 @@ class PackageContext:
 
     :param region_name: records creator (ARCHIVIST agent); ``region_id`` is its identification code
     :param archive_name: the preservation agent
-    :param submitter_name: the submitting organisation (CREATOR agent)
+    :param submitter_name: the submitting organisation (CREATOR agent); ``submitter_id`` its code
     :param agreement_id: the submission agreement (altRecordID SUBMISSIONAGREEMENT)
     :param record_status: one of :data:`RECORD_STATUSES`
     :param created: tz-aware UTC; the only date written anywhere in the package
@@ -93,6 +92,8 @@ class PackageContext:
     created: dt.datetime
     documentation: tuple[Path, ...] = ()
     profile_version: str = "2.1.0"
+    #: the submitting organisation's identification code (SIP19-20); empty: ``region_id``
+    submitter_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -179,7 +180,7 @@ def safe_filename(name: str | None, fallback: str) -> str:
     text = re.split(r"[\\/]", text)[-1]
     text = _PERSONNUMMER.sub("_", text)
     text = "".join(c if c.isalnum() or c in "._-()+" else "_" for c in text)
-    text = re.sub(r"_+", "_", text).strip(" ._")
+    text = re.sub(r"_*\._*", ".", re.sub(r"_+", "_", text)).strip(" ._")
     encoded = text.encode()
     if len(encoded) > 150:
         stem, dot, ext = text.rpartition(".")
@@ -188,6 +189,15 @@ def safe_filename(name: str | None, fallback: str) -> str:
     if not text or text.split(".")[0].upper() in _RESERVED:
         text = f"{fallback}_{text}" if text else fallback
     return text
+
+
+def _attachment_name(filename: str | None, index: int, protected: bool) -> str:
+    """The safe file name; for a patient with protected identity only ``attachment-<n>.<ext>``."""
+    name = safe_filename(filename, f"attachment-{index}")
+    if not protected:
+        return name
+    ext = name.rpartition(".")[2] if "." in name[1:] else ""
+    return f"attachment-{index}.{ext}" if ext.isascii() and ext.isalnum() and len(ext) <= 10 else f"attachment-{index}"
 
 
 def _mimetype(name: str) -> str:
@@ -202,60 +212,12 @@ def _check_context(context: PackageContext) -> None:
     if context.profile_version not in mets.SIP_PROFILES:
         raise PackageError(f"profile_version {context.profile_version!r} is not one of {sorted(mets.SIP_PROFILES)}")
     for field in ("system_id", "system_name", "region_name", "region_id", "archive_name",
-                  "submitter_name", "agreement_id"):
+                  "submitter_name", "agreement_id", "submitter_id"):
         value = getattr(context, field)
-        if not value or not records.is_xml_safe(value):
+        if (not value and field != "submitter_id") or not records.is_xml_safe(value):
             raise PackageError(f"context.{field} is empty or holds a character XML 1.0 does not allow")
     if not context.documentation:
         raise PackageError("context.documentation is empty: CSIP60 requires at least one documentation file")
-
-
-def _load(mapped: Mapping[str, Path]) -> dict[str, pa.Table]:
-    unknown = sorted(set(mapped) - set(ENTITIES))
-    if unknown:
-        raise PackageError(f"mapped names unknown entities: {', '.join(unknown)}")
-    tables = {}
-    for name, entity in ENTITIES.items():
-        path = mapped.get(name)
-        if path is None or not Path(path).exists():
-            tables[name] = entity.schema.empty_table()
-            continue
-        table = pq.read_table(path)
-        if sorted(table.column_names) != sorted(entity.schema.names):
-            raise PackageError(f"{name}: columns {table.column_names} are not the model's {entity.schema.names}")
-        try:
-            table = table.select(entity.schema.names).cast(entity.schema)
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
-            raise PackageError(f"{name}: column types do not match the model: {type(exc).__name__}") from None
-        if table.column("patient_key").null_count:
-            raise PackageError(f"{name}: {table.column('patient_key').null_count} rows have no patient_key")
-        tables[name] = table.take(pc.sort_indices(table, sort_keys=[("patient_key", "ascending")]))
-    return tables
-
-
-def _runs(table: pa.Table) -> dict[str, tuple[int, int]]:
-    """patient_key -> (offset, length) of its rows in a table sorted by patient_key."""
-    if table.num_rows == 0:
-        return {}
-    encoded = pc.run_end_encode(table.column("patient_key").combine_chunks())
-    ends = encoded.run_ends.to_pylist()
-    starts = [0, *ends[:-1]]
-    return {key: (start, end - start) for key, start, end in zip(encoded.values.to_pylist(), starts, ends, strict=True)}
-
-
-def _group(tables: Mapping[str, pa.Table]) -> tuple[list[str], dict[str, dict[str, tuple[int, int]]]]:
-    runs = {name: _runs(table) for name, table in tables.items()}
-    patients = runs["patient"]
-    duplicates = sum(1 for _offset, length in patients.values() if length > 1)
-    if duplicates:
-        raise PackageError(f"patient: {duplicates} patient_key values occur on more than one row")
-    for name, entity_runs in runs.items():
-        orphans = len(set(entity_runs) - set(patients))
-        if orphans:
-            raise PackageError(f"{name}: rows reference {orphans} patient_key values absent from patient")
-    if not patients:
-        raise PackageError("the partition holds no patients: nothing to package")
-    return sorted(patients, key=records.natural_key), runs
 
 
 def _folder_name(number: int, patient: Mapping[str, Any]) -> str:
@@ -284,9 +246,10 @@ def _write_patient(root: Path, number: int, rows: dict[str, list[dict]], out: _W
     entries: list[mets.FileEntry] = []
     used = {records.RECORD_FILENAME}
     doc_files: dict[str, list[str]] = {}
+    protected = bool(patient.get("protected_identity"))
     for index, row in enumerate(sorted(rows.get("attachment", []),
                                        key=lambda r: records.natural_key(r["attachment_id"])), start=1):
-        name = safe_filename(row.get("filename"), f"attachment-{index}")
+        name = _attachment_name(row.get("filename"), index, protected)
         stem, dot, ext = name.rpartition(".") if "." in name[1:] else (name, "", "")
         candidate, n = name, 1
         while candidate.casefold() in used:
@@ -318,12 +281,12 @@ def _write_patient(root: Path, number: int, rows: dict[str, list[dict]], out: _W
     return counts
 
 
-def _write_tree(root: Path, pkg_id: str, tables: Mapping[str, pa.Table], context: PackageContext) -> dict[str, int]:
-    order, runs = _group(tables)
+def _write_tree(root: Path, pkg_id: str, partition: records.Partition, context: PackageContext) -> dict[str, int]:
     header = mets.Header(
         created=context.created, record_status=context.record_status, agreement_id=context.agreement_id,
         software_version=__version__, archivist_name=context.region_name, archivist_code=context.region_id,
-        submitter_name=context.submitter_name, preservation_name=context.archive_name,
+        submitter_name=context.submitter_name, submitter_code=context.submitter_id or context.region_id,
+        preservation_name=context.archive_name,
     )
     provenance = premis.Provenance(
         package_id=pkg_id, representation=REPRESENTATION_DIR, created=context.created,
@@ -341,18 +304,15 @@ def _write_tree(root: Path, pkg_id: str, tables: Mapping[str, pa.Table], context
             manifest=records.ManifestWriter(manifest_file, package_id=pkg_id, system_id=context.system_id,
                                             created=context.created),
         )
-        for number, key in enumerate(order, start=1):
-            rows = {}
-            for name, table in tables.items():
-                offset, length = runs[name].get(key, (0, 0))
-                rows[name] = table.slice(offset, length).to_pylist() if length else []
+        for number, rows in enumerate(partition.patients(), start=1):
             for name, count in _write_patient(root, number, rows, out).items():
                 totals[name] += count
         out.rep.close()
         out.premis.close()
         out.manifest.close()
     schemas = [
-        _entry(f"file-schema-{i:02d}", f"schemas/{name}", XML, _copy(records.SCHEMA_DIR / name, root / "schemas" / name))
+        _entry(f"file-schema-{i:02d}", f"schemas/{name}", XML,
+               _copy(records.SCHEMA_DIR / name, root / "schemas" / name))
         for i, name in enumerate(SCHEMA_FILES, start=1)
     ]
     documentation = []
@@ -371,7 +331,7 @@ def _write_tree(root: Path, pkg_id: str, tables: Mapping[str, pa.Table], context
             schemas=schemas, representation=_entry(f"file-{mets.REPRESENTATION}-mets",
                                                    f"{REPRESENTATION_DIR}/{METS_FILENAME}", XML, rep_file),
         )
-    totals["patient"] = len(order)
+    totals["patient"] = len(partition)
     return totals
 
 
@@ -380,16 +340,16 @@ def _entry(file_id: str, href: str, mimetype: str, written: HashingWriter) -> me
 
 
 def _members(root: Path) -> list[tuple[str, Path]]:
-    found = [(p.relative_to(root).as_posix(), p) for p in root.rglob("*")]
-    return sorted(found)
+    """(posix path relative to ``root``, path) of every folder and file below ``root``, sorted."""
+    return sorted((p.relative_to(root).as_posix(), p) for p in root.rglob("*"))
 
 
-def _write_tar(root: Path, pkg_id: str, target: Path, mtime: int) -> tuple[str, int]:
+def _write_tar(root: Path, members: list[tuple[str, Path]], pkg_id: str, target: Path, mtime: int) -> tuple[str, int]:
     """Write a deterministic PAX tar of ``root`` as ``<pkg_id>/...``; hash it while writing."""
     with open(target, "xb") as raw:
         out = HashingWriter(raw)
         with tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT, encoding="utf-8") as tar:
-            for name, path in [("", root), *_members(root)]:
+            for name, path in [("", root), *members]:
                 info = tarfile.TarInfo(f"{pkg_id}/{name}".rstrip("/"))
                 info.mtime, info.uid, info.gid, info.uname, info.gname = mtime, 0, 0, "", ""
                 if path.is_dir():
@@ -426,9 +386,10 @@ def build_package(
     tmp_tar.unlink(missing_ok=True)
     try:
         tmp.mkdir()
-        counts = _write_tree(tmp, pkg_id, _load(mapped), context)
-        file_count = sum(1 for _name, path in _members(tmp) if path.is_file())
-        sha256, size = _write_tar(tmp, pkg_id, tmp_tar, int(context.created.timestamp()))
+        counts = _write_tree(tmp, pkg_id, records.load_partition(mapped), context)
+        members = _members(tmp)
+        file_count = sum(1 for _name, path in members if path.is_file())
+        sha256, size = _write_tar(tmp, members, pkg_id, tmp_tar, int(context.created.timestamp()))
         if final.exists():
             final.rename(old)
         tmp.rename(final)

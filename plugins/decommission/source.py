@@ -70,7 +70,10 @@ class Source:
         return "%s" if self.dialect == "postgres" else "?"
 
     def qualified(self, table: str) -> str:
-        return f'"{self.schema}"."{table}"' if self.schema else f'"{table}"'
+        # a schema only exists on server databases; an embedded SQLite file has none
+        if self.schema and self.dialect == "postgres":
+            return f'"{self.schema}"."{table}"'
+        return f'"{table}"'
 
     @contextlib.contextmanager
     def snapshot(self) -> Iterator[Any]:

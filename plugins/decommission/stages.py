@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from decommission import settings, staging
-from decommission.errors import ArchiveError, MappingError, PackageError
+from decommission.errors import ArchiveError, ArchiveRefusal, MappingError, PackageError
 from decommission.ledger import Ledger, canonical
 from decommission.mapping import map_partition
 from decommission.mapping_spec import MappingSpec, check_against_source, load_spec
@@ -225,7 +225,7 @@ def _require_test_approval(run: Run, hook: Any, override: str | None) -> None:
         run.record("test_approval_override", {"delivery": test_delivery, "override": override})
         log.warning("Test delivery %s not approved; going on under the recorded override", test_delivery)
         return
-    raise ArchiveError(
+    raise ArchiveRefusal(
         f"the archive has not approved test delivery {test_delivery}; production delivery waits "
         "(or trigger with conf {\"override_test_approval\": \"<name>: <reason>\"})"
     )
@@ -249,7 +249,7 @@ def keep_ingest_receipts(run: Run, receipts: Mapping[str, Mapping[str, Any]]) ->
     if rejected:
         lines = [f"{pid}: " + "; ".join(f"{r.get('requirement')} {r.get('path')}: {r.get('message')}" for r in rs)
                  for pid, rs in rejected.items()]
-        raise ArchiveError(f"the archive rejected {len(rejected)} package(s): " + " | ".join(lines))
+        raise ArchiveRefusal(f"the archive rejected {len(rejected)} package(s): " + " | ".join(lines))
     return {"accepted": len(receipts)}
 
 

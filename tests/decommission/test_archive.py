@@ -196,10 +196,7 @@ class TestRequests:
         assert receipt["size"] == path.stat().st_size > 48 << 20
         assert peak < 8 << 20, f"peak Python memory {peak} bytes: the upload was read into memory"
 
-    def test_approve_manually_when_auto_approval_is_off(self, factory, monkeypatch, tmp_path):
-        manual = factory.start("--no-auto-approve-test", "--reject", "p-ap")
-        monkeypatch.setenv("AIRFLOW_CONN_R7_ARCHIVE", manual.connection_uri())
-        hook = ArchiveHook(retry_args=NO_WAIT)
+    def test_approval_is_refused_for_a_non_test_or_empty_delivery(self, hook):
         hook.open_delivery("d-new", "LA-1", "VAS", "NEW")
         with pytest.raises(ArchiveResponseError, match="only TEST deliveries are approved"):
             hook.approve_delivery("d-new", "archivist", "ok")

@@ -1,0 +1,224 @@
+"""Tests of the package validator and its command line: valid packages pass, each corruption is named."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+import pytest
+from lxml import etree
+
+from decommission import mets, premis, records, sip
+from decommission.__main__ import main
+from decommission.validate import Problem, ValidationReport, validate_package
+from tests.decommission.fixtures import make_context, write_mapped
+
+ROOT = Path(__file__).resolve().parents[2]
+NS = {"mets": mets.METS_NS, "xlink": mets.XLINK_NS, "premis": premis.PREMIS_NS, "r": records.NS}
+ATTACHMENT = "representations/rep1/data/2/attachments/Remiss_från_vårdcentralen_Åsa.pdf"
+RECORD = "representations/rep1/data/3/record.xml"
+REP_METS = "representations/rep1/METS.xml"
+DOC = "documentation/mapping-vas.yaml"
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> sip.PackageResult:
+    base = tmp_path_factory.mktemp("validate")
+    return sip.build_package(mapped=write_mapped(base / "mapped"), context=make_context(base / "docs"),
+                             partition_id="3", out_dir=base / "out")
+
+
+@pytest.fixture
+def package(built: sip.PackageResult, tmp_path: Path) -> Path:
+    """A private copy of the package folder, free to corrupt."""
+    return Path(shutil.copytree(built.directory, tmp_path / built.package_id))
+
+
+def edit_xml(path: Path, change) -> None:
+    tree = etree.parse(str(path))
+    change(tree.getroot())
+    tree.write(str(path), xml_declaration=True, encoding="UTF-8")
+
+
+def flip_byte(package: Path) -> None:
+    path = package / ATTACHMENT
+    data = bytearray(path.read_bytes())
+    data[10] ^= 0x01
+    path.write_bytes(bytes(data))
+
+
+def wrong_size(package: Path) -> None:
+    def change(root):
+        root.find(f".//mets:FLocat[@xlink:href='{DOC}']/..", NS).set("SIZE", "1")
+
+    edit_xml(package / "METS.xml", change)
+
+
+def schema_break(package: Path) -> None:
+    bogus = f"{{{mets.METS_NS}}}bogus"
+    edit_xml(package / "METS.xml", lambda root: etree.SubElement(root.find("mets:metsHdr", NS), bogus))
+
+
+def drop_attribute(xpath: str, attribute: str):
+    def corrupt(package: Path) -> None:
+        edit_xml(package / "METS.xml", lambda root: root.xpath(xpath, namespaces=NS)[0].attrib.pop(attribute))
+
+    return corrupt
+
+
+def drop_element(xpath: str):
+    def corrupt(package: Path) -> None:
+        def change(root):
+            element = root.xpath(xpath, namespaces=NS)[0]
+            element.getparent().remove(element)
+
+        edit_xml(package / "METS.xml", change)
+
+    return corrupt
+
+
+def rep_mets_changed(package: Path) -> None:
+    edit_xml(package / REP_METS, lambda root: root.set("LABEL", "changed after packaging"))
+
+
+def premis_digest_changed(package: Path) -> None:
+    def change(root):
+        root.xpath("//premis:messageDigest", namespaces=NS)[0].text = "0" * 64
+
+    edit_xml(package / "metadata/preservation/premis.xml", change)
+
+
+CORRUPTIONS = [
+    pytest.param(flip_byte, [("FIXITY", ATTACHMENT), ("PREMIS", ATTACHMENT)], id="flipped-byte"),
+    pytest.param(lambda p: (p / RECORD).unlink(), [("MISSING-FILE", RECORD), ("PREMIS", RECORD)], id="missing-file"),
+    pytest.param(lambda p: (p / "representations/rep1/data/2/extra.txt").write_text("x"),
+                 [("EXTRA-FILE", "representations/rep1/data/2/extra.txt")], id="extra-file"),
+    pytest.param(lambda p: (p / "notes.txt").write_text("x"), [("EXTRA-FILE", "notes.txt")], id="extra-root-file"),
+    pytest.param(wrong_size, [("FIXITY", DOC)], id="wrong-size"),
+    pytest.param(schema_break, [("XSD", "METS.xml")], id="mets-schema-break"),
+    pytest.param(drop_attribute("/mets:mets", "OBJID"), [("CSIP1", "METS.xml")], id="no-objid"),
+    pytest.param(drop_attribute("/mets:mets", "PROFILE"), [("CSIP6", "METS.xml")], id="no-profile"),
+    pytest.param(drop_attribute("/mets:mets", "TYPE"), [("CSIP2", "METS.xml"), ("EHR2", "METS.xml")], id="no-type"),
+    pytest.param(drop_attribute("//mets:metsHdr", "CREATEDATE"), [("CSIP7", "METS.xml")], id="no-createdate"),
+    pytest.param(drop_attribute("//mets:metsHdr", "RECORDSTATUS"), [("SIP3", "METS.xml")], id="no-recordstatus"),
+    pytest.param(drop_attribute("//mets:file[@ID='file-doc-01']", "CHECKSUM"), [("CSIP71", "METS.xml")],
+                 id="no-checksum"),
+    pytest.param(drop_element("//mets:agent[@OTHERTYPE='SOFTWARE']"), [("CSIP12", "METS.xml")], id="no-software-agent"),
+    pytest.param(drop_element("//mets:agent[@ROLE='ARCHIVIST']"), [("SIP9", "METS.xml")], id="no-archivist"),
+    pytest.param(drop_element("//mets:agent[@ROLE='PRESERVATION']"), [("SIP26", "METS.xml")], id="no-preservation"),
+    pytest.param(drop_element("//mets:agent[@ROLE='CREATOR'][@TYPE='ORGANIZATION']"), [("SIP15", "METS.xml")],
+                 id="no-submitter"),
+    pytest.param(drop_element("//mets:altRecordID"), [("SIP5", "METS.xml")], id="no-agreement"),
+    pytest.param(drop_element("//mets:agent[@ROLE='ARCHIVIST']/mets:note"), [("SIP13", "METS.xml")],
+                 id="no-archivist-code"),
+    pytest.param(drop_element("//mets:fileGrp[@USE='Schemas']"),
+                 [("CSIP113", "METS.xml"), ("IDREF", "METS.xml"), ("EXTRA-FILE", "schemas/mets.xsd")],
+                 id="no-schemas-group"),
+    pytest.param(rep_mets_changed, [("FIXITY", REP_METS)], id="rep-mets-checksum"),
+    pytest.param(premis_digest_changed, [("PREMIS", "representations/rep1/data/1/record.xml"),
+                                         ("FIXITY", "metadata/preservation/premis.xml")], id="premis-digest"),
+]
+
+
+class TestValidatePackage:
+    def test_valid_folder_passes(self, built):
+        report = validate_package(built.directory)
+        assert report.ok, report.to_text()
+        assert (report.package_id, report.problems) == (built.package_id, [])
+
+    def test_valid_tar_passes(self, built):
+        report = validate_package(built.container)
+        assert report.ok, report.to_text()
+
+    def test_validation_fetches_nothing(self, built, monkeypatch):
+        def refuse(*args, **kwargs):
+            raise AssertionError("network access during validation")
+
+        monkeypatch.setattr(socket, "getaddrinfo", refuse)
+        monkeypatch.setattr(socket.socket, "connect", refuse)
+        mets._csip_extension.cache_clear()
+        assert validate_package(built.directory).ok
+
+    @pytest.mark.parametrize(("corrupt", "expected"), CORRUPTIONS)
+    def test_corruption_is_named(self, package, corrupt, expected):
+        corrupt(package)
+        report = validate_package(package)
+        assert not report.ok
+        found = {(p.requirement, p.path) for p in report.problems}
+        assert set(expected) <= found, report.to_text()
+
+    def test_corrupt_tar_member_is_named(self, built, tmp_path):
+        target = tmp_path / f"{built.package_id}.tar"
+        with tarfile.open(built.container) as src, tarfile.open(target, "w", format=tarfile.PAX_FORMAT) as out:
+            for member in src.getmembers():
+                data = src.extractfile(member).read() if member.isfile() else None
+                if member.name.endswith(ATTACHMENT):
+                    data = data[:-1] + b"X"
+                out.addfile(member, io.BytesIO(data) if data is not None else None)
+        report = validate_package(target)
+        assert ("FIXITY", ATTACHMENT) in {(p.requirement, p.path) for p in report.problems}
+
+    def test_tar_escaping_member_is_layout_problem(self, tmp_path):
+        target = tmp_path / "evil.tar"
+        with tarfile.open(target, "w") as tar:
+            info = tarfile.TarInfo("pkg/../../etc/passwd")
+            info.size = 1
+            tar.addfile(info, io.BytesIO(b"x"))
+        report = validate_package(target)
+        assert "LAYOUT" in {p.requirement for p in report.problems}
+
+    def test_folder_not_named_after_objid(self, package):
+        renamed = package.rename(package.with_name("other-name"))
+        assert ("CSIP1", "METS.xml") in {(p.requirement, p.path) for p in validate_package(renamed).problems}
+
+    def test_not_a_package(self, tmp_path):
+        (tmp_path / "file.txt").write_text("x")
+        report = validate_package(tmp_path / "file.txt")
+        assert [p.requirement for p in report.problems] == ["LAYOUT"]
+
+    def test_record_schema_error_does_not_show_the_value(self, package):
+        def change(root):
+            root.find("r:patient/r:birthDate", NS).text = "HEMLIGT-VÄRDE"
+
+        edit_xml(package / RECORD, change)
+        report = validate_package(package)
+        assert ("XSD", RECORD) in {(p.requirement, p.path) for p in report.problems}
+        assert "HEMLIGT" not in report.to_text()
+
+
+class TestReport:
+    def test_report_text_and_dict(self):
+        report = ValidationReport("pkg", False, [Problem("FIXITY", "a/b.xml", "SHA-256 differs")])
+        assert report.to_text() == "pkg: INVALID (1 problems)\n  [FIXITY] a/b.xml: SHA-256 differs"
+        assert report.to_dict() == {"package_id": "pkg", "ok": False, "problems": [
+            {"requirement": "FIXITY", "path": "a/b.xml", "message": "SHA-256 differs"}]}
+        assert ValidationReport("pkg", True).to_text() == "pkg: valid"
+
+
+class TestCli:
+    def test_cli_valid_exits_0(self, built, capsys):
+        assert main(["validate", str(built.directory)]) == 0
+        assert capsys.readouterr().out.strip() == f"{built.package_id}: valid"
+
+    def test_cli_invalid_json_exits_1(self, package, capsys):
+        flip_byte(package)
+        assert main(["validate", str(package), "--json"]) == 1
+        report = json.loads(capsys.readouterr().out)
+        assert report["ok"] is False
+        assert {"requirement": "FIXITY", "path": ATTACHMENT} in [
+            {k: p[k] for k in ("requirement", "path")} for p in report["problems"]]
+
+    def test_cli_as_module_exit_status(self, built, package):
+        flip_byte(package)
+        env = {**os.environ, "PYTHONPATH": str(ROOT / "plugins")}
+        for path, status in ((built.container, 0), (package, 1)):
+            run = subprocess.run([sys.executable, "-m", "decommission", "validate", str(path)], env=env,
+                                 capture_output=True, text=True, timeout=120, check=False)
+            assert run.returncode == status, run.stdout + run.stderr
