@@ -116,14 +116,20 @@ def contract_exit(run: Run, report: Mapping[str, Any], approvals: list[Mapping[s
         "reconciliation": {"verdict": report["verdict"], "result_sha256": report["result_sha256"],
                            "report": report["html"]},
         "approvals": [
-            {"role": a["role"], "by": a["responded_by_user"], "at": str(a["responded_at"]),
+            {"role": a["role"], "by": _user_id(a["responded_by_user"]), "at": str(a["responded_at"]),
              "decision": a["chosen_options"][0]}
             for a in approvals
         ],
         "status": "decommissioned",
     }
-    if any(a["decision"] != "Approve" for a in record["approvals"]):
-        raise DecommissionError(f"system {run.system.id}: not every respondent approved; no contract exit")
+    assigned = {"information_owner": run.system.signoff.information_owner.id,
+                "archivist": run.system.signoff.archivist.id}
+    for a in record["approvals"]:
+        if a["decision"] != "Approve" or a["by"] != assigned[a["role"]]:
+            raise DecommissionError(
+                f"system {run.system.id}: the {a['role']} sign-off is '{a['decision']}' by '{a['by']}', "
+                f"not an approval by the assigned '{assigned[a['role']]}'; no contract exit"
+            )
     path = run.out("evidence") / "contract-exit.json"
     data = json.dumps(record, indent=2, ensure_ascii=False).encode()
     tmp = path.with_name(".contract-exit.json.tmp")
@@ -132,3 +138,8 @@ def contract_exit(run: Run, report: Mapping[str, Any], approvals: list[Mapping[s
     digest = hashlib.sha256(data).hexdigest()
     run.record("contract_exit", {"sha256": digest, "status": "decommissioned", "end": record["contract_end_date"]})
     return {"path": str(path), "sha256": digest, "contract_end_date": record["contract_end_date"]}
+
+
+def _user_id(user: Any) -> str:
+    """HITL records the responder as {"id", "name"}; older answers may be a plain name."""
+    return str(user.get("id") if isinstance(user, Mapping) else user)

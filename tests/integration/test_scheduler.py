@@ -1,0 +1,309 @@
+"""End to end through real Airflow processes: api-server, scheduler, dag-processor, triggerer.
+
+One legacy system (``anestesi``, 20 synthetic patients) against a real r7sim. The DAG is
+unpaused once the dag-processor has parsed it; with ``catchup=True`` the scheduler then
+creates the three milestone runs of 2025 on its own (all dates that passed while no
+scheduler ran): the TEST delivery, the production delivery (which needs r7sim's approval
+of the TEST delivery) and the final delivery, whose sign-off tasks are answered over the
+REST API by the plan's assigned users. Ends with the contract-exit record on disk.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+
+from r7sim.process import R7SimServer, free_port
+from tests.airflow_processes import AirflowProcesses
+
+pytestmark = pytest.mark.scheduler
+
+REPO = Path(__file__).resolve().parents[2]
+SYSTEM = "anestesi"
+DAG_ID = f"decommission_{SYSTEM}"
+#: the scheduled (catch-up) runs, in the order the scheduler must create them (max_active_runs=1)
+RUNS = {
+    "test_delivery": "milestone__test_delivery__2025-05-05",
+    "production_delivery": "milestone__production_delivery__2025-09-15",
+    "final_delivery": "milestone__final_delivery__2025-12-01",
+}
+FINAL_RUN = RUNS["final_delivery"]
+BUDGET_S = 420.0
+ADMIN = ("admin", "admin")
+PASSWORD = "user"  # every non-admin demo user's password (decommission.embedded.USERS)
+
+
+class Budget:
+    """One deadline for the whole test; every wait names what it waited for."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.started = time.monotonic()
+        self.end = self.started + seconds
+
+    def elapsed(self) -> float:
+        return time.monotonic() - self.started
+
+    def wait_for(self, what: str, probe: Callable[[], Any], *, interval: float = 1.0,
+                 check: Callable[[], None] | None = None) -> Any:
+        """Call ``probe`` until it returns something truthy; connection errors count as 'not yet'."""
+        began, last_error = time.monotonic(), None
+        while True:
+            if check is not None:
+                check()
+            try:
+                value = probe()
+            except httpx.TransportError as exc:
+                value, last_error = None, exc
+            if value:
+                return value
+            if time.monotonic() > self.end:
+                note = f" (last error: {last_error!r})" if last_error else ""
+                raise TimeoutError(
+                    f"gave up waiting for {what} after {time.monotonic() - began:.0f} s: the test's budget of "
+                    f"{self.seconds:.0f} s is spent{note}"
+                )
+            time.sleep(interval)
+
+
+@dataclass
+class Stack:
+    """The running set-up: processes, archive, the API and where the outputs go."""
+
+    processes: AirflowProcesses
+    archive: R7SimServer
+    api: httpx.Client
+    home: Path
+    airflow_home: Path
+    dirt: dict[str, Any]
+    budget: Budget
+    admin_token: str | None = None
+
+    def headers(self) -> dict[str, str]:
+        """An admin's bearer token (fetched once)."""
+        from demo.signoff import token
+
+        if self.admin_token is None:
+            self.admin_token = token(self.api, *ADMIN)
+        return {"Authorization": f"Bearer {self.admin_token}"}
+
+    def get(self, path: str) -> httpx.Response:
+        return self.api.get(path, headers=self.headers())
+
+    def run_state(self, run_id: str) -> str | None:
+        response = self.get(f"/api/v2/dags/{DAG_ID}/dagRuns/{run_id}")
+        return response.json()["state"] if response.status_code == 200 else None
+
+    def ti_state(self, run_id: str, task_id: str) -> str | None:
+        response = self.get(f"/api/v2/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/{task_id}")
+        return response.json()["state"] if response.status_code == 200 else None
+
+    def wait_run_end(self, run_id: str) -> str:
+        return self.budget.wait_for(
+            f"run {run_id} of {DAG_ID} to end (success or failed)",
+            lambda: (state := self.run_state(run_id)) in {"success", "failed"} and state,
+            interval=2.0, check=self.processes.check_running,
+        )
+
+    def wait_awaiting_input(self, run_id: str, task_id: str) -> None:
+        def probe() -> bool:
+            if self.run_state(run_id) == "failed":
+                raise AssertionError(f"run {run_id} failed before {task_id} asked for sign-off")
+            return self.ti_state(run_id, task_id) == "awaiting_input"
+
+        self.budget.wait_for(f"task {task_id} of run {run_id} to be awaiting_input", probe, interval=2.0,
+                             check=self.processes.check_running)
+
+    def diagnostics(self) -> str:
+        """Run and task states, tails of failed tasks' logs and of every process log."""
+        lines = [f"after {self.budget.elapsed():.0f} s"]
+        try:
+            runs = self.get(f"/api/v2/dags/{DAG_ID}/dagRuns").json().get("dag_runs", [])
+            for run in runs:
+                lines.append(f"run {run['dag_run_id']} ({run['run_type']}): {run['state']}")
+                tis = self.get(f"/api/v2/dags/{DAG_ID}/dagRuns/{run['dag_run_id']}/taskInstances").json()
+                for ti in tis.get("task_instances", []):
+                    lines.append(f"    {ti['task_id']}[{ti['map_index']}] {ti['state']} try {ti['try_number']}")
+                    if ti["state"] in {"failed", "up_for_retry", "upstream_failed"}:
+                        lines += _task_log_tails(self.airflow_home, run["dag_run_id"], ti["task_id"])
+        except Exception as exc:  # noqa: BLE001 - diagnostics must not hide the real failure
+            lines.append(f"(no run states from the API: {exc!r})")
+        lines.append(self.processes.tails(40))
+        archive_log = self.archive.log_text().splitlines()[-20:]
+        lines.append(f"----- r7sim {self.archive.log_path} -----\n" + "\n".join(archive_log))
+        return "\n".join(lines)
+
+
+def _task_log_tails(airflow_home: Path, run_id: str, task_id: str, lines: int = 30) -> list[str]:
+    folder = airflow_home / "logs" / f"dag_id={DAG_ID}" / f"run_id={run_id}" / f"task_id={task_id}"
+    out = []
+    for log in sorted(folder.rglob("*.log"))[-2:]:
+        text = log.read_text(encoding="utf-8", errors="replace").splitlines()[-lines:]
+        out.append(f"    --- {log.relative_to(airflow_home)} ---\n" + "\n".join("      " + t for t in text))
+    return out
+
+
+def _one_system_plan(folder: Path) -> Path:
+    """A copy of the programme with only this system; its mapping beside it (paths are plan-relative)."""
+    folder.mkdir(parents=True)
+    shutil.copytree(REPO / "include" / "mappings", folder / "mappings")
+    plan = yaml.safe_load((REPO / "include" / "programme.yaml").read_text(encoding="utf-8"))
+    plan["systems"] = [s for s in plan["systems"] if s["id"] == SYSTEM]
+    assert plan["systems"], f"include/programme.yaml has no system '{SYSTEM}'"
+    path = folder / "programme.yaml"
+    path.write_text(yaml.safe_dump(plan, sort_keys=False, allow_unicode=True), encoding="utf-8")
+    return path
+
+
+def _environment(monkeypatch: pytest.MonkeyPatch, tmp: Path, source: Path, plan: Path, archive_port: int,
+                 api_port: int) -> dict[str, str]:
+    """The processes' environment; ``configure`` writes os.environ, so it writes a throw-away copy here."""
+    from cryptography.fernet import Fernet
+
+    from decommission import embedded
+
+    with monkeypatch.context() as patched:
+        patched.setattr(os, "environ", os.environ.copy())  # configure's writes land in this copy only
+        configured = embedded.configure(home=tmp / "home", airflow_home=tmp / "airflow",
+                                        sources={SYSTEM: str(source)}, archive_port=archive_port)
+    inherited = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "DECOMMISSION_"))}
+    return inherited | configured | {
+        "DECOMMISSION_PLAN": str(plan),
+        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+        "AIRFLOW__CORE__PARALLELISM": "4",
+        # the watchdog stays paused (it would fail: the milestones have not run yet); the test unpauses the DAG
+        "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
+        "AIRFLOW__CORE__FERNET_KEY": Fernet.generate_key().decode(),
+        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{api_port}/execution/",
+        "AIRFLOW__API__HOST": "127.0.0.1",
+        "AIRFLOW__API__PORT": str(api_port),
+        "AIRFLOW__API__WORKERS": "1",
+        "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_urlsafe(32),
+        "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
+        "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "60",  # parse once at start; spare the 2 cores
+        "AIRFLOW__DAG_PROCESSOR__PARSING_PROCESSES": "1",
+        "AIRFLOW__SCHEDULER__MIN_FILE_PROCESS_INTERVAL": "60",  # set by configure under its old name
+    }
+
+
+@pytest.fixture
+def stack(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
+    airflow = Path(sys.executable).parent / "airflow"
+    if not airflow.exists():
+        pytest.skip(f"no airflow executable next to {sys.executable}")
+    budget = Budget(BUDGET_S)
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    plan = _one_system_plan(tmp_path / "plan")
+
+    from demo.generate import build
+
+    source = tmp_path / f"{SYSTEM}.sqlite"
+    dirt = build(SYSTEM, str(source), seed=7, patients=20)
+    archive = R7SimServer(tmp_path / "r7sim", logs / "r7sim.log")
+    archive.data_dir.mkdir(parents=True)
+    api_port = free_port()
+    env = _environment(monkeypatch, tmp_path, source, plan, archive.port, api_port)
+    processes = AirflowProcesses(airflow, env, logs)
+    api = httpx.Client(base_url=f"http://127.0.0.1:{api_port}", timeout=30)
+    archive_pid = None
+    try:
+        archive.start()
+        archive_pid = archive.process.pid
+        processes.run("db-migrate", "db", "migrate", timeout=180)
+        processes.run("pools-set", "pools", "set", f"legacy_{SYSTEM}", "1", f"connections to {SYSTEM}",
+                      timeout=90)
+        for command in ("api-server", "scheduler", "dag-processor", "triggerer"):
+            processes.start(command, command)
+        yield Stack(processes, archive, api, Path(env["DECOMMISSION_HOME"]), Path(env["AIRFLOW_HOME"]), dirt,
+                    budget)
+    finally:
+        api.close()
+        processes.stop_all()
+        archive.stop()
+        left = processes.alive()
+        if archive_pid is not None:
+            try:
+                os.killpg(archive_pid, 0)
+                left.append(f"r7sim group {archive_pid}")
+            except ProcessLookupError:
+                pass
+        assert not left, f"processes the test started are still alive after teardown: {left}"
+
+
+def test_scheduler_runs_every_milestone_and_signoff_over_rest(stack: Stack) -> None:
+    from demo.signoff import answer
+
+    budget = stack.budget
+    try:
+        # 1. the API answers and the dag-processor has parsed the DAG
+        budget.wait_for("the api-server to answer /api/v2/version",
+                        lambda: stack.api.get("/api/v2/version").status_code == 200, check=stack.processes.check_running)
+        budget.wait_for(f"{DAG_ID} to be known to the API (parsed by the dag-processor)",
+                        lambda: stack.get(f"/api/v2/dags/{DAG_ID}").status_code == 200,
+                        interval=2.0, check=stack.processes.check_running)
+        response = stack.api.patch(f"/api/v2/dags/{DAG_ID}", json={"is_paused": False}, headers=stack.headers())
+        assert response.status_code == 200, response.text
+        assert response.json()["is_paused"] is False
+
+        # 2. catch-up: the scheduler creates and runs every milestone of 2025, one at a time
+        for milestone in ("test_delivery", "production_delivery"):
+            run_id = RUNS[milestone]
+            state = stack.wait_run_end(run_id)
+            assert state == "success", f"{milestone} run {run_id} ended {state}"
+            run = stack.get(f"/api/v2/dags/{DAG_ID}/dagRuns/{run_id}").json()
+            assert run["run_type"] == "scheduled"
+            assert stack.ti_state(run_id, "signoff_information_owner") == "skipped"  # only the final asks
+
+        # 3. sign-off of the final delivery over REST: not assigned -> 403, owner -> 200, again -> 409
+        stack.wait_awaiting_input(FINAL_RUN, "signoff_information_owner")
+        target = {"dag_id": DAG_ID, "run_id": FINAL_RUN, "task_id": "signoff_information_owner"}
+        response = answer(stack.api, **target, username="operator", password=PASSWORD)
+        assert response.status_code == 403, f"operator is not assigned: {response.status_code} {response.text}"
+        response = answer(stack.api, **target, username="verksamhetschef", password=PASSWORD)
+        assert response.status_code == 200, response.text
+        response = answer(stack.api, **target, username="verksamhetschef", password=PASSWORD)
+        assert response.status_code == 409, f"a second answer: {response.status_code} {response.text}"
+
+        stack.wait_awaiting_input(FINAL_RUN, "signoff_archivist")
+        response = answer(stack.api, dag_id=DAG_ID, run_id=FINAL_RUN, task_id="signoff_archivist",
+                          username="regionarkivarie", password=PASSWORD)
+        assert response.status_code == 200, response.text
+
+        # 4. the run ends with the contract exit
+        state = stack.wait_run_end(FINAL_RUN)
+        assert state == "success", f"final delivery run {FINAL_RUN} ended {state}"
+        assert stack.ti_state(FINAL_RUN, "contract_exit") == "success"
+
+        exit_record = json.loads((stack.home / SYSTEM / "evidence" / "contract-exit.json").read_text())
+        assert exit_record["status"] == "decommissioned"
+        assert [(a["role"], a["by"], a["decision"]) for a in exit_record["approvals"]] == [
+            ("information_owner", "verksamhetschef", "Approve"),
+            ("archivist", "regionarkivarie", "Approve"),
+        ]
+
+        result_path = stack.home / SYSTEM / "reconciliation" / "final_delivery" / "result.json"
+        result = json.loads(result_path.read_text())
+        assert result["verdict"] == "PASS", result["reasons"]
+        assert result["run_id"] == FINAL_RUN
+        expected: Counter[str] = Counter()
+        for by_reason in stack.dirt["expected_quarantine"].values():
+            expected.update(by_reason)
+        assert result["quarantine_by_reason"] == dict(expected)
+        print(f"scheduler end-to-end run finished in {budget.elapsed():.0f} s")
+    except BaseException:
+        print(stack.diagnostics())
+        raise
