@@ -26,8 +26,12 @@ for _problem in PLAN.problems:
     log.error("plan problem, no DAG built for it: %s", _problem)
 
 # Tasks that touch another system (source database, archive) retry with backoff.
-TOUCHES_OTHERS = {"retries": 3, "retry_delay": dt.timedelta(seconds=20), "retry_exponential_backoff": 2.0,
-                  "max_retry_delay": dt.timedelta(minutes=10)}
+TOUCHES_OTHERS = {
+    "retries": 3,
+    "retry_delay": dt.timedelta(seconds=20),
+    "retry_exponential_backoff": 2.0,
+    "max_retry_delay": dt.timedelta(minutes=10),
+}
 
 
 def _stage(plan: Plan, system: System, context: dict[str, Any], name: str, *args: Any, **kwargs: Any) -> Any:
@@ -154,8 +158,11 @@ def build_system_dag(plan: Plan, system: System) -> DAG:
         packages = package.expand(mapped=mapped)
         submitted = submit.expand(package=packages)
         await_ingest = AwaitIngestOperator(
-            task_id="await_ingest", packages=packages, on_receipts=keep_receipts,
-            conn_id=settings.ARCHIVE_CONN_ID, wait=dt.timedelta(hours=system.late_after_hours),
+            task_id="await_ingest",
+            packages=packages,
+            on_receipts=keep_receipts,
+            conn_id=settings.ARCHIVE_CONN_ID,
+            wait=dt.timedelta(hours=system.late_after_hours),
         )
         submitted >> await_ingest
         result = reconcile(mapped, packages)

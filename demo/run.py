@@ -78,8 +78,9 @@ class SignoffResponder(threading.Thread):
                 user = self.who.get(dag_id, {}).get(task_id)
                 if user is None:
                     continue
-                response = answer(client, dag_id=dag_id, run_id=run_id, task_id=task_id, username=user,
-                                  password=embedded.USERS[user])
+                response = answer(
+                    client, dag_id=dag_id, run_id=run_id, task_id=task_id, username=user, password=embedded.USERS[user]
+                )
                 self.answered.append((dag_id, task_id, response.status_code))
                 print(f"    REST PATCH hitlDetails {dag_id}/{task_id} as '{user}': HTTP {response.status_code}")
             time.sleep(0.5)
@@ -112,8 +113,9 @@ def main(argv: list[str] | None = None) -> int:
     db.resetdb()
     plan = load_plan(plan_path())
     for system in plan.systems:
-        Pool.create_or_update_pool(system.pool, system.source.max_connections,
-                                   f"connections to {system.name}", include_deferred=False)
+        Pool.create_or_update_pool(
+            system.pool, system.source.max_connections, f"connections to {system.name}", include_deferred=False
+        )
     dagbag = DagBag(dag_folder=str(REPO / "dags"))
     if dagbag.import_errors:
         print(json.dumps(dagbag.import_errors, indent=2))
@@ -150,21 +152,27 @@ def main(argv: list[str] | None = None) -> int:
 
 def print_summary(out: Path, plan: Any, dirt: dict[str, dict]) -> None:
     print("\nSummary (final delivery):")
-    header = f"{'system':9} {'source':>7} {'archived':>8} {'quarant.':>8} {'packages':>8} {'accepted':>8} verdict  report"
+    header = (
+        f"{'system':9} {'source':>7} {'archived':>8} {'quarant.':>8} {'packages':>8} {'accepted':>8} verdict  report"
+    )
     print(header)
     print("-" * len(header))
     for system in plan.systems:
         result = json.loads((out / system.id / "reconciliation" / "final_delivery" / "result.json").read_text())
         accepted = result["packages"].get("accepted", 0)
         exit_record = out / system.id / "evidence" / "contract-exit.json"
-        print(f"{system.id:9} {result['totals']['source']:>7} {result['totals']['archived']:>8} "
-              f"{result['totals']['quarantined']:>8} {result['packages']['count']:>8} {accepted:>8} "
-              f"{result['verdict']:7}  {out / system.id / 'reconciliation' / 'final_delivery' / 'report.html'}")
+        print(
+            f"{system.id:9} {result['totals']['source']:>7} {result['totals']['archived']:>8} "
+            f"{result['totals']['quarantined']:>8} {result['packages']['count']:>8} {accepted:>8} "
+            f"{result['verdict']:7}  {out / system.id / 'reconciliation' / 'final_delivery' / 'report.html'}"
+        )
         expected = _flatten(dirt[system.id]["expected_quarantine"])
         got = {(t, r): n for t, row in result["tables"].items() for r, n in row["quarantined"].items()}
         match = "equals" if expected == got else "DIFFERS FROM"
-        print(f"          quarantine by reason {match} the generator's dirt report: "
-              + ", ".join(f"{r}={n}" for r, n in result["quarantine_by_reason"].items()))
+        print(
+            f"          quarantine by reason {match} the generator's dirt report: "
+            + ", ".join(f"{r}={n}" for r, n in result["quarantine_by_reason"].items())
+        )
         print(f"          contract exit: {exit_record if exit_record.exists() else 'MISSING'}")
 
 

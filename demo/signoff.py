@@ -17,8 +17,9 @@ def token(client: Any, username: str, password: str) -> str:
     return response.json()["access_token"]
 
 
-def answer(client: Any, *, dag_id: str, run_id: str, task_id: str, username: str, password: str,
-           option: str = APPROVE) -> Any:
+def answer(
+    client: Any, *, dag_id: str, run_id: str, task_id: str, username: str, password: str, option: str = APPROVE
+) -> Any:
     """PATCH the HITL details of one waiting task as ``username``; returns the response (200, 403, 409...)."""
     headers = {"Authorization": f"Bearer {token(client, username, password)}"}
     return client.patch(

@@ -58,8 +58,12 @@ class AirflowProcesses:
         log_path = self.log_dir / f"{name}.log"
         with log_path.open("ab") as log:
             popen = subprocess.Popen(
-                [str(self.airflow), *args], env=self.env, stdout=log, stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL, start_new_session=True,
+                [str(self.airflow), *args],
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
             )
         started = Started(name, popen, log_path, service)
         self.started.append(started)
@@ -73,8 +77,9 @@ class AirflowProcesses:
         except subprocess.TimeoutExpired:
             self._kill_group(started.pgid, signal.SIGKILL)
             started.popen.wait()
-            raise RuntimeError(f"`airflow {' '.join(args)}` did not finish within {timeout:.0f} s:\n"
-                               f"{self.tail(started)}") from None
+            raise RuntimeError(
+                f"`airflow {' '.join(args)}` did not finish within {timeout:.0f} s:\n{self.tail(started)}"
+            ) from None
         if code != 0:
             raise RuntimeError(f"`airflow {' '.join(args)}` exited {code}:\n{self.tail(started)}")
         return started.log_path.read_text(encoding="utf-8", errors="replace")

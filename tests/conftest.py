@@ -20,8 +20,9 @@ os.environ.setdefault("DECOMMISSION_HOME", str(_AIRFLOW_HOME / "out"))
 # the demo's users (the plan's respondents, an operator who is none of them, an admin)
 _PASSWORDS = _AIRFLOW_HOME / "passwords.json"
 _PASSWORDS.write_text('{"admin": "admin", "verksamhetschef": "user", "regionarkivarie": "user", "operator": "user"}')
-os.environ.setdefault("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS",
-                      "admin:admin,verksamhetschef:user,regionarkivarie:user,operator:user")
+os.environ.setdefault(
+    "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS", "admin:admin,verksamhetschef:user,regionarkivarie:user,operator:user"
+)
 os.environ.setdefault("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE", str(_PASSWORDS))
 
 

@@ -34,7 +34,11 @@ def reconcile_stage(run: Run, mapped: list[Mapping[str, Any]], packages: list[Ma
     sample = _read_back(run, packages, seed)
     result = reconcile(
         table_entity={t: spec.tables[t].entity for t in spec.tables},
-        source=source, mapped_parts=mapped, packages=packages, receipts=receipts, sample=sample,
+        source=source,
+        mapped_parts=mapped,
+        packages=packages,
+        receipts=receipts,
+        sample=sample,
     )
     result["sample"]["seed"] = seed
     result |= {
@@ -61,22 +65,35 @@ def _read_back(run: Run, packages: list[Mapping[str, Any]], seed: int) -> list[d
     for package_id, patient in draw_sample(population, run.system.sample_patients, seed):
         sent = (run.out("packages") / package_id / RECORD.format(patient=patient)).read_bytes()
         got = hook.read_record(package_id, patient)
-        checked.append({
-            "package_id": package_id,
-            "patient_key": patient,
-            "match": hashlib.sha256(sent).hexdigest() == hashlib.sha256(got).hexdigest(),
-        })
+        checked.append(
+            {
+                "package_id": package_id,
+                "patient_key": patient,
+                "match": hashlib.sha256(sent).hexdigest() == hashlib.sha256(got).hexdigest(),
+            }
+        )
     return checked
 
 
 def report_stage(run: Run, result: dict[str, Any]) -> dict[str, Any]:
     """Write the report, record its hash; a FAIL verdict fails the task after the report is written."""
     out = write_report(result, run.out("reconciliation") / run.milestone.value)
-    run.record("reconciliation", {"milestone": run.milestone.value, "verdict": result["verdict"],
-                                  "result_sha256": out["result_sha256"], "html_sha256": out["html_sha256"],
-                                  "totals": result["totals"]})
-    summary = {"verdict": result["verdict"], "totals": result["totals"],
-               "quarantine_by_reason": result["quarantine_by_reason"], **out}
+    run.record(
+        "reconciliation",
+        {
+            "milestone": run.milestone.value,
+            "verdict": result["verdict"],
+            "result_sha256": out["result_sha256"],
+            "html_sha256": out["html_sha256"],
+            "totals": result["totals"],
+        },
+    )
+    summary = {
+        "verdict": result["verdict"],
+        "totals": result["totals"],
+        "quarantine_by_reason": result["quarantine_by_reason"],
+        **out,
+    }
     if result["verdict"] == FAIL:
         raise VerdictFail(f"reconciliation of {run.system.id} is FAIL: " + "; ".join(result["reasons"]))
     return summary
@@ -113,17 +130,26 @@ def contract_exit(run: Run, report: Mapping[str, Any], approvals: list[Mapping[s
         "notice_deadline_for_end": (end - relativedelta(months=contract.notice_months)).isoformat(),
         "legacy_access_ends": max(run.system.milestones.contract_end, end).isoformat(),
         "annual_cost_ending_sek": contract.annual_cost_sek,
-        "reconciliation": {"verdict": report["verdict"], "result_sha256": report["result_sha256"],
-                           "report": report["html"]},
+        "reconciliation": {
+            "verdict": report["verdict"],
+            "result_sha256": report["result_sha256"],
+            "report": report["html"],
+        },
         "approvals": [
-            {"role": a["role"], "by": _user_id(a["responded_by_user"]), "at": str(a["responded_at"]),
-             "decision": a["chosen_options"][0]}
+            {
+                "role": a["role"],
+                "by": _user_id(a["responded_by_user"]),
+                "at": str(a["responded_at"]),
+                "decision": a["chosen_options"][0],
+            }
             for a in approvals
         ],
         "status": "decommissioned",
     }
-    assigned = {"information_owner": run.system.signoff.information_owner.id,
-                "archivist": run.system.signoff.archivist.id}
+    assigned = {
+        "information_owner": run.system.signoff.information_owner.id,
+        "archivist": run.system.signoff.archivist.id,
+    }
     for a in record["approvals"]:
         if a["decision"] != "Approve" or a["by"] != assigned[a["role"]]:
             raise DecommissionError(

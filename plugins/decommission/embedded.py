@@ -22,11 +22,16 @@ def source_connection(target: str, schema: str | None) -> str:
         from urllib.parse import urlsplit
 
         url = urlsplit(target)
-        return json.dumps({
-            "conn_type": "postgres", "host": url.hostname or "127.0.0.1", "port": url.port or 5432,
-            "login": url.username or "postgres", "password": url.password or "",
-            "schema": url.path.lstrip("/") or "postgres",
-        })
+        return json.dumps(
+            {
+                "conn_type": "postgres",
+                "host": url.hostname or "127.0.0.1",
+                "port": url.port or 5432,
+                "login": url.username or "postgres",
+                "password": url.password or "",
+                "schema": url.path.lstrip("/") or "postgres",
+            }
+        )
     return json.dumps({"conn_type": "sqlite", "host": str(Path(target).resolve())})
 
 
@@ -52,8 +57,7 @@ def configure(*, home: Path, airflow_home: Path, sources: dict[str, str], archiv
         "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(airflow_home / "logs"),
         "AIRFLOW__SCHEDULER__MIN_FILE_PROCESS_INTERVAL": "5",
         "AIRFLOW_CONN_R7_ARCHIVE": json.dumps(
-            {"conn_type": "http", "host": "127.0.0.1", "port": archive_port, "schema": "http",
-             "extra": {"timeout": 30}}
+            {"conn_type": "http", "host": "127.0.0.1", "port": archive_port, "schema": "http", "extra": {"timeout": 30}}
         ),
         "AIRFLOW_CONN_PROGRAMME_LEDGER": json.dumps({"conn_type": "sqlite", "host": str(home / "ledger.sqlite")}),
         "DECOMMISSION_HOME": str(home),

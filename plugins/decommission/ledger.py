@@ -50,8 +50,9 @@ def canonical(obj: Any) -> str:
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
 
 
-def entry_hash(prev_hash: str, seq: int, recorded_at: str, system_id: str, run_id: str, kind: str,
-               payload_json: str) -> str:
+def entry_hash(
+    prev_hash: str, seq: int, recorded_at: str, system_id: str, run_id: str, kind: str, payload_json: str
+) -> str:
     body = canonical([prev_hash, seq, recorded_at, system_id, run_id, kind, payload_json])
     return hashlib.sha256(body.encode()).hexdigest()
 
@@ -149,8 +150,7 @@ class Ledger:
             seq, recorded_at, system_id, run_id, kind, payload_json, prev_hash, digest = r
             recomputed = entry_hash(prev, seq, recorded_at, system_id, run_id, kind, payload_json)
             if seq != expected_seq or prev_hash != prev or digest != recomputed:
-                return Entry(seq, recorded_at, system_id, run_id, kind, json.loads(payload_json), prev_hash,
-                             digest)
+                return Entry(seq, recorded_at, system_id, run_id, kind, json.loads(payload_json), prev_hash, digest)
             prev = digest
         return None
 

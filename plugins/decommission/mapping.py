@@ -76,8 +76,9 @@ class _Flags:
         self.detail = pd.Series(None, index=self.index, dtype=object)
         self.raw = pd.Series(None, index=self.index, dtype=object)
 
-    def mark(self, hit: pd.Series, reason: str | pd.Series, column: str, detail: str | pd.Series,
-             raw: pd.Series | None) -> None:
+    def mark(
+        self, hit: pd.Series, reason: str | pd.Series, column: str, detail: str | pd.Series, raw: pd.Series | None
+    ) -> None:
         new = hit.fillna(False).astype(bool) & self.reason.isna()
         if not new.any():
             return
@@ -142,13 +143,8 @@ def map_partition(spec: MappingSpec, read: Callable[[str], pd.DataFrame], out_di
         table = pa.Table.from_pandas(frame, schema=entity.schema, preserve_index=False)
         _write(table, out_dir / f"{entity_name}.parquet")
         result.entities[entity_name] = table.num_rows
-    qframe = (
-        pd.concat(quarantine, ignore_index=True)
-        if quarantine
-        else pd.DataFrame(columns=QUARANTINE_SCHEMA.names)
-    )
-    _write(pa.Table.from_pandas(qframe, schema=QUARANTINE_SCHEMA, preserve_index=False),
-           out_dir / "quarantine.parquet")
+    qframe = pd.concat(quarantine, ignore_index=True) if quarantine else pd.DataFrame(columns=QUARANTINE_SCHEMA.names)
+    _write(pa.Table.from_pandas(qframe, schema=QUARANTINE_SCHEMA, preserve_index=False), out_dir / "quarantine.parquet")
     return result
 
 
@@ -189,19 +185,29 @@ def _apply_rules(flags: _Flags, rows: pd.DataFrame, table: TableSpec, spec: Mapp
             flags.mark(ids["reason"].notna(), ids["reason"], rule.column, "identifier fails validation", text)
         elif rule.rule == "sentinel_date":
             day = text.map(lambda v: None if v is None else str(v)[:10])
-            flags.mark(day.isin(SENTINEL_DAYS), Reason.SENTINEL_DATE, rule.column,
-                       "sentinel date " + day.fillna(""), text)
+            flags.mark(
+                day.isin(SENTINEL_DAYS), Reason.SENTINEL_DATE, rule.column, "sentinel date " + day.fillna(""), text
+            )
         elif rule.rule == "xml_chars":
             parts = text.astype("string").str.extract(f"(?s)^(.*?)({XML_ILLEGAL})")
             found, offset = parts[1], parts[0].str.len()
-            detail = "character U+" + found.map(lambda c: f"{ord(c):04X}" if isinstance(c, str) else "") \
-                + " at offset " + offset.astype(str)
+            detail = (
+                "character U+"
+                + found.map(lambda c: f"{ord(c):04X}" if isinstance(c, str) else "")
+                + " at offset "
+                + offset.astype(str)
+            )
             flags.mark(found.notna(), Reason.XML_ILLEGAL_CHAR, rule.column, detail.astype(object), text)
         elif rule.rule == "encoding":
             s = text.astype("string")
             for kind, pattern in ENCODING_SUSPECTS.items():
-                flags.mark(s.str.contains(pattern, regex=True).fillna(False), Reason.ENCODING_SUSPECT,
-                           rule.column, f"pattern {kind}", text)
+                flags.mark(
+                    s.str.contains(pattern, regex=True).fillna(False),
+                    Reason.ENCODING_SUSPECT,
+                    rule.column,
+                    f"pattern {kind}",
+                    text,
+                )
         elif rule.rule == "not_empty":
             empty = col.map(lambda v: v is None or len(v) == 0)
             flags.mark(empty, Reason.EMPTY_ATTACHMENT, rule.column, "zero bytes", None)
@@ -268,8 +274,9 @@ def _local_to_utc(col: pd.Series, tz: str) -> tuple[pd.Series, int]:
     return local.dt.tz_convert("UTC"), adjusted
 
 
-def _quarantine_rows(name: str, table: TableSpec, rows: pd.DataFrame, pkey: pd.Series, flags: _Flags,
-                     hit: pd.Series) -> pd.DataFrame:
+def _quarantine_rows(
+    name: str, table: TableSpec, rows: pd.DataFrame, pkey: pd.Series, flags: _Flags, hit: pd.Series
+) -> pd.DataFrame:
     raw = flags.raw[hit]
     return pd.DataFrame(
         {

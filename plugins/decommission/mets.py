@@ -61,18 +61,49 @@ OTHER_CONTENT_CATEGORY = "Patient Medical Records"  # EHR3
 CONTENT_INFORMATION_TYPE = "citsehpj_v2_0"
 #: CSIP content category vocabulary (CSIPVocabularyContentCategory) plus the spec's "OTHER"
 CONTENT_CATEGORIES = {
-    "Textual works – Print", "Textual works – Digital", "Textual works – Electronic Serials",
-    "Digital Musical Composition (score-based representations)", "Photographs – Print", "Photographs – Digital",
-    "Other Graphic Images – Print", "Other Graphic Images – Digital", "Microforms",
-    "Audio – On Tangible Medium (digital or analog)", "Audio – Media-independent (digital)",
-    "Motion Pictures – Digital and Physical Media", "Video – File-based and Physical Media", "Software",
-    "Datasets", "Geospatial Data", "Databases", "Websites", "Collection", "Event", "Interactive resource",
-    "Physical object", "Service", "Mixed", "Other", "OTHER",
+    "Textual works – Print",
+    "Textual works – Digital",
+    "Textual works – Electronic Serials",
+    "Digital Musical Composition (score-based representations)",
+    "Photographs – Print",
+    "Photographs – Digital",
+    "Other Graphic Images – Print",
+    "Other Graphic Images – Digital",
+    "Microforms",
+    "Audio – On Tangible Medium (digital or analog)",
+    "Audio – Media-independent (digital)",
+    "Motion Pictures – Digital and Physical Media",
+    "Video – File-based and Physical Media",
+    "Software",
+    "Datasets",
+    "Geospatial Data",
+    "Databases",
+    "Websites",
+    "Collection",
+    "Event",
+    "Interactive resource",
+    "Physical object",
+    "Service",
+    "Mixed",
+    "Other",
+    "OTHER",
 }
 #: CSIPVocabularyContentInformationType plus eHealth1 2.0 (not yet in the DILCIS vocabulary)
 CONTENT_INFORMATION_TYPES = {
-    "ERMS", "SIARD1", "SIARD2", "SIARDDK", "GeoData", "citscarchival_v1_0", "citserms_v2_1", "citspremis_v1_0",
-    "citsehpj_v1_0", "citsehcr_v1_0", "citssiard_v1_0", "citsgeospatial_v3_0", "MIXED", "OTHER",
+    "ERMS",
+    "SIARD1",
+    "SIARD2",
+    "SIARDDK",
+    "GeoData",
+    "citscarchival_v1_0",
+    "citserms_v2_1",
+    "citspremis_v1_0",
+    "citsehpj_v1_0",
+    "citsehcr_v1_0",
+    "citssiard_v1_0",
+    "citsgeospatial_v3_0",
+    "MIXED",
+    "OTHER",
     CONTENT_INFORMATION_TYPE,
 }
 RECORD_STATUSES = {"NEW", "SUPPLEMENT", "REPLACEMENT", "TEST", "VERSION", "DELETE", "OTHER"}
@@ -240,8 +271,9 @@ def write_root_mets(
         xs.end()
         xs.start(_m("structMap"), {"ID": "structmap-csip", "TYPE": "PHYSICAL", "LABEL": "CSIP"})
         xs.start(_m("div"), {"ID": "div-package", "LABEL": objid})
-        xs.leaf(_m("div"), {"ID": "div-metadata", "LABEL": "Metadata", "DMDID": "dmd-patients",
-                            "ADMID": "digiprov-premis"})
+        xs.leaf(
+            _m("div"), {"ID": "div-metadata", "LABEL": "Metadata", "DMDID": "dmd-patients", "ADMID": "digiprov-premis"}
+        )
         for div_id, label, group_id in (
             ("div-documentation", "Documentation", "grp-documentation"),
             ("div-schemas", "Schemas", "grp-schemas"),
@@ -385,9 +417,7 @@ def mets_schema() -> etree.XMLSchema:
 
     Built per use (a few milliseconds), never shared between threads.
     """
-    imports = "".join(
-        f'<xs:import namespace="{ns}" schemaLocation="{url}"/>' for ns, url in SCHEMA_URLS.items()
-    )
+    imports = "".join(f'<xs:import namespace="{ns}" schemaLocation="{url}"/>' for ns, url in SCHEMA_URLS.items())
     wrapper = f'<xs:schema xmlns:xs="http://www.w3.org/2001/XMLSchema">{imports}</xs:schema>'
     document = etree.fromstring(wrapper.encode(), schema_parser(), base_url=str(SCHEMA_DIR / "wrapper.xsd"))
     return etree.XMLSchema(document)

@@ -49,7 +49,9 @@ class AwaitIngestOperator(BaseOperator):
         deadline = dt.datetime.now(dt.UTC) + self.wait
         self.defer(
             trigger=IngestReceiptTrigger(
-                package_ids=ids, conn_id=self.conn_id, poll_interval=self.poll_interval,
+                package_ids=ids,
+                conn_id=self.conn_id,
+                poll_interval=self.poll_interval,
                 timeout_at=deadline.isoformat(),
             ),
             method_name="execute_complete",

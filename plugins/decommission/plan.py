@@ -226,9 +226,7 @@ def load_plan(path: str | Path, *, check_mappings: bool = True) -> Plan:
             continue
         if system.milestones.test_delivery < start:
             problems.append(
-                PlanProblem(
-                    file, label, "milestones.test_delivery", f"before the programme start ({start})"
-                )
+                PlanProblem(file, label, "milestones.test_delivery", f"before the programme start ({start})")
             )
             continue
         if check_mappings:

@@ -152,8 +152,9 @@ def file_objects(root: etree._Element) -> Iterator[tuple[str, str | None, list[t
         identifier = obj.find(_p("objectIdentifier"))
         if identifier is None or identifier.findtext(_p("objectIdentifierType")) != PATH_ID_TYPE:
             continue
-        digests = [(f.findtext(_p("messageDigestAlgorithm")), f.findtext(_p("messageDigest")))
-                   for f in obj.iter(_p("fixity"))]
+        digests = [
+            (f.findtext(_p("messageDigestAlgorithm")), f.findtext(_p("messageDigest"))) for f in obj.iter(_p("fixity"))
+        ]
         yield identifier.findtext(_p("objectIdentifierValue")) or "", obj.findtext(f".//{_p('size')}"), digests
 
 

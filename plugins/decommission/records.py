@@ -163,9 +163,7 @@ def _record_id(entity: str, row: Mapping[str, Any]) -> str:
 def _text(entity: str, record_id: str, column: str, value: Any) -> str | None:
     text = format_value(value)
     if text is not None and not is_xml_safe(text):
-        raise PackageError(
-            f"{entity} {record_id!r}: column {column!r} holds a character that XML 1.0 does not allow"
-        )
+        raise PackageError(f"{entity} {record_id!r}: column {column!r} holds a character that XML 1.0 does not allow")
     return text
 
 
@@ -319,8 +317,10 @@ def _runs(table: pa.Table) -> dict[str, tuple[int, int]]:
         return {}
     encoded = pc.run_end_encode(table.column("patient_key").combine_chunks())
     ends = encoded.run_ends.to_pylist()
-    return {key: (start, end - start)
-            for key, start, end in zip(encoded.values.to_pylist(), [0, *ends[:-1]], ends, strict=True)}
+    return {
+        key: (start, end - start)
+        for key, start, end in zip(encoded.values.to_pylist(), [0, *ends[:-1]], ends, strict=True)
+    }
 
 
 @dataclass(frozen=True)
@@ -377,9 +377,7 @@ def count_entities(record_path: Path | str) -> dict[str, int]:
     """
     tags = {_q(element): entity for entity, (_container, element) in ELEMENTS.items()}
     counts = dict.fromkeys(ENTITIES, 0)
-    context = etree.iterparse(
-        str(record_path), events=("end",), tag=list(tags), huge_tree=True, resolve_entities=False
-    )
+    context = etree.iterparse(str(record_path), events=("end",), tag=list(tags), huge_tree=True, resolve_entities=False)
     try:
         for _event, element in context:
             counts[tags[element.tag]] += 1

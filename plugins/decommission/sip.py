@@ -58,9 +58,14 @@ REPRESENTATION_DIR = f"representations/{mets.REPRESENTATION}"
 XML = "application/xml"
 _COPY_CHUNK = 1 << 20
 _MIME = mimetypes.MimeTypes()  # built-in table only: the same answer on every host
-_EXTRA_TYPES = {"yaml": "application/yaml", "yml": "application/yaml", "md": "text/markdown",
-                "xsd": XML, "docx": "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
-                "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"}
+_EXTRA_TYPES = {
+    "yaml": "application/yaml",
+    "yml": "application/yaml",
+    "md": "text/markdown",
+    "xsd": XML,
+    "docx": "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+    "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+}
 _PATIENT_KEY = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 _PERSONNUMMER = re.compile(r"(?<!\d)(?:\d{6}|\d{8})[-+]?\d{4}(?!\d)")
 _MIMETYPE = re.compile(r"[A-Za-z0-9][\w.+-]*/[A-Za-z0-9][\w.+-]*")
@@ -211,8 +216,16 @@ def _check_context(context: PackageContext) -> None:
         raise PackageError("context.created must be a tz-aware UTC datetime")
     if context.profile_version not in mets.SIP_PROFILES:
         raise PackageError(f"profile_version {context.profile_version!r} is not one of {sorted(mets.SIP_PROFILES)}")
-    for field in ("system_id", "system_name", "region_name", "region_id", "archive_name",
-                  "submitter_name", "agreement_id", "submitter_id"):
+    for field in (
+        "system_id",
+        "system_name",
+        "region_name",
+        "region_id",
+        "archive_name",
+        "submitter_name",
+        "agreement_id",
+        "submitter_id",
+    ):
         value = getattr(context, field)
         if (not value and field != "submitter_id") or not records.is_xml_safe(value):
             raise PackageError(f"context.{field} is empty or holds a character XML 1.0 does not allow")
@@ -247,8 +260,9 @@ def _write_patient(root: Path, number: int, rows: dict[str, list[dict]], out: _W
     used = {records.RECORD_FILENAME}
     doc_files: dict[str, list[str]] = {}
     protected = bool(patient.get("protected_identity"))
-    for index, row in enumerate(sorted(rows.get("attachment", []),
-                                       key=lambda r: records.natural_key(r["attachment_id"])), start=1):
+    for index, row in enumerate(
+        sorted(rows.get("attachment", []), key=lambda r: records.natural_key(r["attachment_id"])), start=1
+    ):
         name = _attachment_name(row.get("filename"), index, protected)
         stem, dot, ext = name.rpartition(".") if "." in name[1:] else (name, "", "")
         candidate, n = name, 1
@@ -260,8 +274,13 @@ def _write_patient(root: Path, number: int, rows: dict[str, list[dict]], out: _W
         with _hashed(base / relative) as w:
             w.write(row.get("content") or b"")
         mimetype = row.get("mimetype") if _MIMETYPE.fullmatch(row.get("mimetype") or "") else None
-        entry = mets.FileEntry(f"file-p{number:06d}-a{index:04d}", f"{folder}/{relative}",
-                               mimetype or _mimetype(candidate), w.size, w.sha256)
+        entry = mets.FileEntry(
+            f"file-p{number:06d}-a{index:04d}",
+            f"{folder}/{relative}",
+            mimetype or _mimetype(candidate),
+            w.size,
+            w.sha256,
+        )
         stored[row["attachment_id"]] = records.StoredFile(relative, w.size, w.sha256)
         entries.append(entry)
         doc_files.setdefault(row.get("document_id") or "", []).append(entry.file_id)
@@ -270,28 +289,41 @@ def _write_patient(root: Path, number: int, rows: dict[str, list[dict]], out: _W
     record = mets.FileEntry(f"file-p{number:06d}-record", f"{folder}/{records.RECORD_FILENAME}", XML, w.size, w.sha256)
     entries.insert(0, record)
     for entry in entries:
-        out.premis.add_file(f"{REPRESENTATION_DIR}/{entry.href}", size=entry.size, sha256=entry.sha256,
-                            mimetype=entry.mimetype)
+        out.premis.add_file(
+            f"{REPRESENTATION_DIR}/{entry.href}", size=entry.size, sha256=entry.sha256, mimetype=entry.mimetype
+        )
     cases = [row["case_id"] for row in records.sort_records("case", rows.get("case", []))]
     case_of = {r["document_id"]: r.get("case_id") for r in rows.get("document", [])}
     documents = [(case_of.get(doc_id), ids) for doc_id, ids in doc_files.items()]
     out.rep.add_patient(folder=folder, files=entries, cases=cases, documents=documents)
-    out.manifest.add(patient, folder=f"{REPRESENTATION_DIR}/{folder}",
-                     record=f"{REPRESENTATION_DIR}/{record.href}", counts=counts)
+    out.manifest.add(
+        patient, folder=f"{REPRESENTATION_DIR}/{folder}", record=f"{REPRESENTATION_DIR}/{record.href}", counts=counts
+    )
     return counts
 
 
 def _write_tree(root: Path, pkg_id: str, partition: records.Partition, context: PackageContext) -> dict[str, int]:
     header = mets.Header(
-        created=context.created, record_status=context.record_status, agreement_id=context.agreement_id,
-        software_version=__version__, archivist_name=context.region_name, archivist_code=context.region_id,
-        submitter_name=context.submitter_name, submitter_code=context.submitter_id or context.region_id,
+        created=context.created,
+        record_status=context.record_status,
+        agreement_id=context.agreement_id,
+        software_version=__version__,
+        archivist_name=context.region_name,
+        archivist_code=context.region_id,
+        submitter_name=context.submitter_name,
+        submitter_code=context.submitter_id or context.region_id,
         preservation_name=context.archive_name,
     )
     provenance = premis.Provenance(
-        package_id=pkg_id, representation=REPRESENTATION_DIR, created=context.created,
-        software_name=mets.SOFTWARE_NAME, software_version=__version__, system_name=context.system_name,
-        region_name=context.region_name, region_id=context.region_id, archive_name=context.archive_name,
+        package_id=pkg_id,
+        representation=REPRESENTATION_DIR,
+        created=context.created,
+        software_name=mets.SOFTWARE_NAME,
+        software_version=__version__,
+        system_name=context.system_name,
+        region_name=context.region_name,
+        region_id=context.region_id,
+        archive_name=context.archive_name,
     )
     totals = dict.fromkeys(ENTITIES, 0)
     with ExitStack() as stack:
@@ -301,8 +333,9 @@ def _write_tree(root: Path, pkg_id: str, partition: records.Partition, context: 
         out = _Writers(
             rep=mets.RepresentationMets(rep_file, objid=mets.REPRESENTATION, header=header),
             premis=premis.PremisWriter(premis_file, provenance),
-            manifest=records.ManifestWriter(manifest_file, package_id=pkg_id, system_id=context.system_id,
-                                            created=context.created),
+            manifest=records.ManifestWriter(
+                manifest_file, package_id=pkg_id, system_id=context.system_id, created=context.created
+            ),
         )
         for number, rows in enumerate(partition.patients(), start=1):
             for name, count in _write_patient(root, number, rows, out).items():
@@ -311,8 +344,9 @@ def _write_tree(root: Path, pkg_id: str, partition: records.Partition, context: 
         out.premis.close()
         out.manifest.close()
     schemas = [
-        _entry(f"file-schema-{i:02d}", f"schemas/{name}", XML,
-               _copy(records.SCHEMA_DIR / name, root / "schemas" / name))
+        _entry(
+            f"file-schema-{i:02d}", f"schemas/{name}", XML, _copy(records.SCHEMA_DIR / name, root / "schemas" / name)
+        )
         for i, name in enumerate(SCHEMA_FILES, start=1)
     ]
     documentation = []
@@ -320,16 +354,28 @@ def _write_tree(root: Path, pkg_id: str, partition: records.Partition, context: 
         name = safe_filename(Path(source).name, f"documentation-{i}")
         if (root / "documentation" / name).exists():
             raise PackageError(f"documentation: two files are both named {name!r} once made safe")
-        documentation.append(_entry(f"file-doc-{i:02d}", f"documentation/{name}", _mimetype(name),
-                                    _copy(Path(source), root / "documentation" / name)))
+        documentation.append(
+            _entry(
+                f"file-doc-{i:02d}",
+                f"documentation/{name}",
+                _mimetype(name),
+                _copy(Path(source), root / "documentation" / name),
+            )
+        )
     with _hashed(root / METS_FILENAME) as w:
         mets.write_root_mets(
-            w, objid=pkg_id, profile=mets.SIP_PROFILES[context.profile_version],
-            label=f"Patient records from {context.system_name}, {context.region_name}", header=header,
+            w,
+            objid=pkg_id,
+            profile=mets.SIP_PROFILES[context.profile_version],
+            label=f"Patient records from {context.system_name}, {context.region_name}",
+            header=header,
             manifest=_entry("file-manifest", MANIFEST_PATH, XML, manifest_file),
-            premis=_entry("file-premis", PREMIS_PATH, XML, premis_file), documentation=documentation,
-            schemas=schemas, representation=_entry(f"file-{mets.REPRESENTATION}-mets",
-                                                   f"{REPRESENTATION_DIR}/{METS_FILENAME}", XML, rep_file),
+            premis=_entry("file-premis", PREMIS_PATH, XML, premis_file),
+            documentation=documentation,
+            schemas=schemas,
+            representation=_entry(
+                f"file-{mets.REPRESENTATION}-mets", f"{REPRESENTATION_DIR}/{METS_FILENAME}", XML, rep_file
+            ),
         )
     totals["patient"] = len(partition)
     return totals

@@ -83,7 +83,7 @@ def resolve_milestone(system: System, logical_date: dt.datetime | None, conf: Ma
     if found is None or not found.runs_dag:
         raise MappingError(
             f"system '{system.id}': no delivery milestone on {logical_date and logical_date.date()}; "
-            "trigger with conf {\"milestone\": \"test_delivery\" | \"production_delivery\" | \"final_delivery\"}"
+            'trigger with conf {"milestone": "test_delivery" | "production_delivery" | "final_delivery"}'
         )
     return found
 
@@ -142,8 +142,17 @@ def package_stage(run: Run, mapped: dict[str, Any]) -> dict[str, Any]:
     (run.out("validation") / f"{result.package_id}.json").write_text(
         json.dumps(report.to_dict(), indent=2, ensure_ascii=False), encoding="utf-8"
     )
-    run.record("package", {"package_id": result.package_id, "sha256": result.sha256, "size": result.size,
-                           "counts": result.counts, "valid": report.ok, "problems": len(report.problems)})
+    run.record(
+        "package",
+        {
+            "package_id": result.package_id,
+            "sha256": result.sha256,
+            "size": result.size,
+            "counts": result.counts,
+            "valid": report.ok,
+            "problems": len(report.problems),
+        },
+    )
     if not report.ok:
         first = "; ".join(f"{p.requirement} {p.path}: {p.message}" for p in report.problems[:5])
         raise PackageError(f"package {result.package_id} is not valid ({len(report.problems)} problems): {first}")
@@ -180,10 +189,16 @@ def _write_documentation(run: Run) -> tuple[Path, ...]:
     """The delivery agreement, the mapping spec and a system description, for documentation/."""
     doc_dir = run.out("documentation")
     agreement = doc_dir / "delivery-agreement.json"
-    agreement.write_text(canonical({
-        "agreement": run.system.agreement.model_dump(mode="json"),
-        "system": run.system.id, "region": run.plan.region.model_dump(mode="json"),
-    }), encoding="utf-8")
+    agreement.write_text(
+        canonical(
+            {
+                "agreement": run.system.agreement.model_dump(mode="json"),
+                "system": run.system.id,
+                "region": run.plan.region.model_dump(mode="json"),
+            }
+        ),
+        encoding="utf-8",
+    )
     description = doc_dir / "system-description.txt"
     description.write_text(
         f"{run.system.name}\nSupplier: {run.system.supplier}\nKind: {run.system.kind}\n\n{run.system.description}\n",
@@ -206,11 +221,9 @@ def submit(run: Run, package: dict[str, Any], *, override: str | None = None) ->
     if run.record_status != "TEST":
         _require_test_approval(run, hook, override)
     hook.open_delivery(run.delivery_id, run.system.agreement.id, run.system.id, run.record_status)
-    receipt = hook.submit_package(package["package_id"], Path(package["container"]), package["sha256"],
-                                  run.delivery_id)
+    receipt = hook.submit_package(package["package_id"], Path(package["container"]), package["sha256"], run.delivery_id)
     digest = _keep_receipt(run, package["package_id"], "transport", receipt)
-    return {"package_id": package["package_id"], "receipt_sha256": digest,
-            "duplicate": bool(receipt.get("duplicate"))}
+    return {"package_id": package["package_id"], "receipt_sha256": digest, "duplicate": bool(receipt.get("duplicate"))}
 
 
 def _require_test_approval(run: Run, hook: Any, override: str | None) -> None:
@@ -227,7 +240,7 @@ def _require_test_approval(run: Run, hook: Any, override: str | None) -> None:
         return
     raise ArchiveRefusal(
         f"the archive has not approved test delivery {test_delivery}; production delivery waits "
-        "(or trigger with conf {\"override_test_approval\": \"<name>: <reason>\"})"
+        '(or trigger with conf {"override_test_approval": "<name>: <reason>"})'
     )
 
 
@@ -247,8 +260,10 @@ def keep_ingest_receipts(run: Run, receipts: Mapping[str, Mapping[str, Any]]) ->
         if receipt.get("status") != "accepted":
             rejected[package_id] = receipt.get("reasons", [])
     if rejected:
-        lines = [f"{pid}: " + "; ".join(f"{r.get('requirement')} {r.get('path')}: {r.get('message')}" for r in rs)
-                 for pid, rs in rejected.items()]
+        lines = [
+            f"{pid}: " + "; ".join(f"{r.get('requirement')} {r.get('path')}: {r.get('message')}" for r in rs)
+            for pid, rs in rejected.items()
+        ]
         raise ArchiveRefusal(f"the archive rejected {len(rejected)} package(s): " + " | ".join(lines))
     return {"accepted": len(receipts)}
 

@@ -55,8 +55,9 @@ class MilestoneTimetable(Timetable):
         reached = [at for _, at in self._dates if at <= run_after]
         return DataInterval.exact(reached[-1] if reached else self._dates[0][1])
 
-    def generate_run_id(self, *, run_type: Any, run_after: pendulum.DateTime,
-                        data_interval: DataInterval | None, **extra: Any) -> str:
+    def generate_run_id(
+        self, *, run_type: Any, run_after: pendulum.DateTime, data_interval: DataInterval | None, **extra: Any
+    ) -> str:
         at = data_interval.start if data_interval else run_after
         name = self.milestone_at(at) or "unplanned"
         kind = getattr(run_type, "value", str(run_type))

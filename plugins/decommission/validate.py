@@ -204,14 +204,29 @@ class _Validator:
                 self.need(value, requirement, where, f"line {element.sourceline}: {name} is missing")
 
 
-_FILE_IDS = {"ID": "CSIP67", "MIMETYPE": "CSIP68", "SIZE": "CSIP69", "CREATED": "CSIP70", "CHECKSUM": "CSIP71",
-             "CHECKSUMTYPE": "CSIP72"}
+_FILE_IDS = {
+    "ID": "CSIP67",
+    "MIMETYPE": "CSIP68",
+    "SIZE": "CSIP69",
+    "CREATED": "CSIP70",
+    "CHECKSUM": "CSIP71",
+    "CHECKSUMTYPE": "CSIP72",
+}
 _FLOCAT_IDS = {"LOCTYPE": "CSIP77", f"{{{X}}}type": "CSIP78", f"{{{X}}}href": "CSIP79"}
 
 
 def _md_ids(first: int) -> dict[str, str]:
-    names = ("LOCTYPE", f"{{{X}}}type", f"{{{X}}}href", "MDTYPE", "MIMETYPE", "SIZE", "CREATED", "CHECKSUM",
-             "CHECKSUMTYPE")
+    names = (
+        "LOCTYPE",
+        f"{{{X}}}type",
+        f"{{{X}}}href",
+        "MDTYPE",
+        "MIMETYPE",
+        "SIZE",
+        "CREATED",
+        "CHECKSUM",
+        "CHECKSUMTYPE",
+    )
     return {name: f"CSIP{first + i}" for i, name in enumerate(names)}
 
 
@@ -265,23 +280,47 @@ def _check_header(v: _Validator, doc: etree._Element, rel: str, root: bool) -> N
         names, notes = agent.findall(_m("name")), agent.findall(_m("note"))
         v.need(len(names) == 1 and (names[0].text or "").strip(), "CSIP14", rel, "software agent: not one name")
         v.need(len(notes) == 1 and (notes[0].text or "").strip(), "CSIP15", rel, "software agent: not one note")
-        v.need(any(n.get(f"{{{C}}}NOTETYPE") == "SOFTWARE VERSION" for n in notes), "CSIP16", rel,
-               "software agent note is not csip:NOTETYPE='SOFTWARE VERSION'")
+        v.need(
+            any(n.get(f"{{{C}}}NOTETYPE") == "SOFTWARE VERSION" for n in notes),
+            "CSIP16",
+            rel,
+            "software agent note is not csip:NOTETYPE='SOFTWARE VERSION'",
+        )
     if not root:
         return
-    _check_sip_agent(v, rel, [a for a in agents if a.get("ROLE") == "ARCHIVIST"], "archival creator (ARCHIVIST)",
-                     ("SIP9", "SIP11", "SIP12", "SIP13", "SIP14"), {"ORGANIZATION", "INDIVIDUAL"}, note=True)
+    _check_sip_agent(
+        v,
+        rel,
+        [a for a in agents if a.get("ROLE") == "ARCHIVIST"],
+        "archival creator (ARCHIVIST)",
+        ("SIP9", "SIP11", "SIP12", "SIP13", "SIP14"),
+        {"ORGANIZATION", "INDIVIDUAL"},
+        note=True,
+    )
     submitters = [a for a in creators if a.get("TYPE") in ("ORGANIZATION", "INDIVIDUAL")]
-    _check_sip_agent(v, rel, submitters, "submitting (CREATOR)", ("SIP15", "SIP17", "SIP18", None, "SIP20"),
-                     {"ORGANIZATION", "INDIVIDUAL"})
-    _check_sip_agent(v, rel, [a for a in agents if a.get("ROLE") == "PRESERVATION"], "preservation",
-                     ("SIP26", "SIP28", "SIP29", None, "SIP31"), {"ORGANIZATION"})
+    _check_sip_agent(
+        v,
+        rel,
+        submitters,
+        "submitting (CREATOR)",
+        ("SIP15", "SIP17", "SIP18", None, "SIP20"),
+        {"ORGANIZATION", "INDIVIDUAL"},
+    )
+    _check_sip_agent(
+        v,
+        rel,
+        [a for a in agents if a.get("ROLE") == "PRESERVATION"],
+        "preservation",
+        ("SIP26", "SIP28", "SIP29", None, "SIP31"),
+        {"ORGANIZATION"},
+    )
     agreements = [a for a in hdr.findall(_m("altRecordID")) if a.get("TYPE") == "SUBMISSIONAGREEMENT"]
     v.need(any((a.text or "").strip() for a in agreements), "SIP5", rel, "no altRecordID TYPE=SUBMISSIONAGREEMENT")
 
 
-def _check_sip_agent(v: _Validator, rel: str, agents: list, what: str, ids: tuple, types: set,
-                     note: bool = False) -> None:
+def _check_sip_agent(
+    v: _Validator, rel: str, agents: list, what: str, ids: tuple, types: set, note: bool = False
+) -> None:
     present, typed, named, noted, notetype = ids
     if not v.need(agents, present, rel, f"no {what} agent"):
         return
@@ -292,8 +331,12 @@ def _check_sip_agent(v: _Validator, rel: str, agents: list, what: str, ids: tupl
     if note:
         v.need(notes, noted, rel, f"{what} agent has no identification code note")
     for item in notes:
-        v.need(item.get(f"{{{C}}}NOTETYPE") == "IDENTIFICATIONCODE", notetype, rel,
-               f"{what} agent note is not csip:NOTETYPE='IDENTIFICATIONCODE'")
+        v.need(
+            item.get(f"{{{C}}}NOTETYPE") == "IDENTIFICATIONCODE",
+            notetype,
+            rel,
+            f"{what} agent note is not csip:NOTETYPE='IDENTIFICATIONCODE'",
+        )
 
 
 def _check_metadata(v: _Validator, doc: etree._Element, rel: str) -> dict[str, list[str]]:
@@ -302,8 +345,10 @@ def _check_metadata(v: _Validator, doc: etree._Element, rel: str) -> dict[str, l
     sections = [(s, "dmdSec", _md_ids(22), ("CSIP18", "CSIP19", "CSIP21")) for s in doc.findall(_m("dmdSec"))]
     v.need(sections, "EHR12", rel, "no dmdSec: eHealth1 requires the patient manifest")
     v.need(doc.find(_m("amdSec")) is not None, "CSIP31", rel, "no amdSec (PREMIS is required here)")
-    for kind, first, required in (("digiprovMD", 36, ("CSIP33", None, "CSIP35")),
-                                  ("rightsMD", 49, ("CSIP46", None, "CSIP48"))):
+    for kind, first, required in (
+        ("digiprovMD", 36, ("CSIP33", None, "CSIP35")),
+        ("rightsMD", 49, ("CSIP46", None, "CSIP48")),
+    ):
         sections += [(s, kind, _md_ids(first), required) for s in doc.iterfind(f"{_m('amdSec')}/{_m(kind)}")]
     for section, kind, ids, (id_req, created_req, ref_req) in sections:
         where = f"{rel} {kind} {section.get('ID')}"
@@ -373,9 +418,11 @@ def _check_struct_map(v: _Validator, doc: etree._Element, rel: str, root: bool) 
     if not root:
         return []
     children = {d.get("LABEL"): d for d in divs[0].findall(_m("div"))}
-    for label, present, ident, pointer, fileid in (("Metadata", "CSIP88", "CSIP89", None, None),
-                                                   ("Documentation", "CSIP93", "CSIP94", "CSIP96", "CSIP116"),
-                                                   ("Schemas", "CSIP97", "CSIP98", "CSIP100", "CSIP118")):
+    for label, present, ident, pointer, fileid in (
+        ("Metadata", "CSIP88", "CSIP89", None, None),
+        ("Documentation", "CSIP93", "CSIP94", "CSIP96", "CSIP116"),
+        ("Schemas", "CSIP97", "CSIP98", "CSIP100", "CSIP118"),
+    ):
         div = children.get(label)
         if v.need(div is not None, present, rel, f"no div LABEL={label}"):
             v.need(div.get("ID"), ident, rel, f"div {label} has no ID")
@@ -488,4 +535,3 @@ def validate_package(path: Path) -> ValidationReport:
     finally:
         source.close()
     return ValidationReport(package, not problems, problems)
-

@@ -50,9 +50,21 @@ def test_system_dag_shape(dagbag, dag_id):
     assert isinstance(dag.timetable, MilestoneTimetable), f"{dag_id}: schedule it on its milestones"
     assert dag.catchup, f"{dag_id}: catchup must be on, so a missed milestone still runs"
     assert dag.deadline, f"{dag_id}: needs a deadline alert"
-    expected = ["preflight", "plan_partitions", "extract", "map_partition", "package", "submit", "await_ingest",
-                "reconcile", "report", "is_final_delivery", "signoff_information_owner", "signoff_archivist",
-                "contract_exit"]
+    expected = [
+        "preflight",
+        "plan_partitions",
+        "extract",
+        "map_partition",
+        "package",
+        "submit",
+        "await_ingest",
+        "reconcile",
+        "report",
+        "is_final_delivery",
+        "signoff_information_owner",
+        "signoff_archivist",
+        "contract_exit",
+    ]
     assert sorted(dag.task_ids) == sorted(expected)
     system = dag_id.removeprefix("decommission_")
     for task_id in ("plan_partitions", "extract"):

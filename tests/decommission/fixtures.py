@@ -48,42 +48,123 @@ def sample_rows() -> dict[str, list[dict]]:
             _patient("3", "200203042383", "Olle", "Nilsson"),
         ],
         "case": [
-            {"case_id": "C2", "patient_key": "2", "care_unit": "Vårdcentral Öjebyn", "case_type": "öppenvård",
-             "start_time": ts(3), "end_time": None},
-            {"case_id": "C1", "patient_key": "2", "care_unit": "Akutmottagningen Sunderby", "case_type": "akut",
-             "start_time": ts(1), "end_time": ts(2)},
-            {"case_id": "C10", "patient_key": "10", "care_unit": "Psykiatri Luleå", "case_type": "slutenvård",
-             "start_time": ts(5), "end_time": None},
+            {
+                "case_id": "C2",
+                "patient_key": "2",
+                "care_unit": "Vårdcentral Öjebyn",
+                "case_type": "öppenvård",
+                "start_time": ts(3),
+                "end_time": None,
+            },
+            {
+                "case_id": "C1",
+                "patient_key": "2",
+                "care_unit": "Akutmottagningen Sunderby",
+                "case_type": "akut",
+                "start_time": ts(1),
+                "end_time": ts(2),
+            },
+            {
+                "case_id": "C10",
+                "patient_key": "10",
+                "care_unit": "Psykiatri Luleå",
+                "case_type": "slutenvård",
+                "start_time": ts(5),
+                "end_time": None,
+            },
         ],
         "document": [
-            {"document_id": "D2", "patient_key": "2", "case_id": "C1", "care_unit": "Akutmottagningen Sunderby",
-             "time": ts(1, 11), "title": "Akutanteckning", "text": "Patienten söker för yrsel.\nÅter om två veckor.",
-             "author": "Dr. Lindén"},
-            {"document_id": "D1", "patient_key": "2", "case_id": "C1", "care_unit": "Akutmottagningen Sunderby",
-             "time": ts(1, 10), "title": "Inskrivning", "text": "Smärta i bröstet <ej hjärta> & trötthet.",
-             "author": "Ssk Ärlebäck"},
-            {"document_id": "D3", "patient_key": "10", "case_id": "C10", "care_unit": "Psykiatri Luleå",
-             "time": ts(5), "title": "Skyddad anteckning", "text": "Text för patient med skyddad identitet.",
-             "author": "Dr. Öst"},
-            {"document_id": "D4", "patient_key": "1", "case_id": None, "care_unit": None, "time": None,
-             "title": "Odaterad", "text": None, "author": None},
+            {
+                "document_id": "D2",
+                "patient_key": "2",
+                "case_id": "C1",
+                "care_unit": "Akutmottagningen Sunderby",
+                "time": ts(1, 11),
+                "title": "Akutanteckning",
+                "text": "Patienten söker för yrsel.\nÅter om två veckor.",
+                "author": "Dr. Lindén",
+            },
+            {
+                "document_id": "D1",
+                "patient_key": "2",
+                "case_id": "C1",
+                "care_unit": "Akutmottagningen Sunderby",
+                "time": ts(1, 10),
+                "title": "Inskrivning",
+                "text": "Smärta i bröstet <ej hjärta> & trötthet.",
+                "author": "Ssk Ärlebäck",
+            },
+            {
+                "document_id": "D3",
+                "patient_key": "10",
+                "case_id": "C10",
+                "care_unit": "Psykiatri Luleå",
+                "time": ts(5),
+                "title": "Skyddad anteckning",
+                "text": "Text för patient med skyddad identitet.",
+                "author": "Dr. Öst",
+            },
+            {
+                "document_id": "D4",
+                "patient_key": "1",
+                "case_id": None,
+                "care_unit": None,
+                "time": None,
+                "title": "Odaterad",
+                "text": None,
+                "author": None,
+            },
         ],
         "diagnosis": [
             {"diagnosis_id": "X1", "patient_key": "2", "case_id": "C1", "code": "R42.9", "time": ts(1)},
         ],
         "lab_result": [
-            {"result_id": "L1", "patient_key": "2", "case_id": "C1", "code": "NPU02319", "analysis": "Hemoglobin",
-             "value": "135", "unit": "g/L", "time": ts(1, 10)},
-            {"result_id": "L2", "patient_key": "3", "case_id": None, "code": "NPU01685", "analysis": "Kalium",
-             "value": "4,1", "unit": "mmol/L", "time": ts(7)},
+            {
+                "result_id": "L1",
+                "patient_key": "2",
+                "case_id": "C1",
+                "code": "NPU02319",
+                "analysis": "Hemoglobin",
+                "value": "135",
+                "unit": "g/L",
+                "time": ts(1, 10),
+            },
+            {
+                "result_id": "L2",
+                "patient_key": "3",
+                "case_id": None,
+                "code": "NPU01685",
+                "analysis": "Kalium",
+                "value": "4,1",
+                "unit": "mmol/L",
+                "time": ts(7),
+            },
         ],
         "attachment": [
-            {"attachment_id": "A1", "patient_key": "2", "document_id": "D1", "filename": ATTACHMENT_NAME,
-             "mimetype": "application/pdf", "content": PDF},
-            {"attachment_id": "A2", "patient_key": "2", "document_id": "D1", "filename": ATTACHMENT_NAME,
-             "mimetype": "application/pdf", "content": PDF + b"2"},
-            {"attachment_id": "A3", "patient_key": "10", "document_id": None,
-             "filename": "../../etc/191212121212 röntgen.txt", "mimetype": "text/plain", "content": b"svar\n"},
+            {
+                "attachment_id": "A1",
+                "patient_key": "2",
+                "document_id": "D1",
+                "filename": ATTACHMENT_NAME,
+                "mimetype": "application/pdf",
+                "content": PDF,
+            },
+            {
+                "attachment_id": "A2",
+                "patient_key": "2",
+                "document_id": "D1",
+                "filename": ATTACHMENT_NAME,
+                "mimetype": "application/pdf",
+                "content": PDF + b"2",
+            },
+            {
+                "attachment_id": "A3",
+                "patient_key": "10",
+                "document_id": None,
+                "filename": "../../etc/191212121212 röntgen.txt",
+                "mimetype": "text/plain",
+                "content": b"svar\n",
+            },
         ],
         "access_log": [
             {"log_id": "G1", "patient_key": "2", "user": "ulla.ek", "event": "läst", "time": ts(2)},
@@ -140,16 +221,52 @@ def large_rows(patients: int, documents_per_patient: int = 10) -> dict[str, list
     for i in range(1, patients + 1):
         key = str(1000 + i)
         rows["patient"].append(_patient(key, f"19{50 + i % 50:02d}0101{i % 10000:04d}", "Anna", "Åkesson"))
-        rows["case"].append({"case_id": f"C{i}", "patient_key": key, "care_unit": "Vårdcentral",
-                             "case_type": "öppenvård", "start_time": ts(1), "end_time": None})
+        rows["case"].append(
+            {
+                "case_id": f"C{i}",
+                "patient_key": key,
+                "care_unit": "Vårdcentral",
+                "case_type": "öppenvård",
+                "start_time": ts(1),
+                "end_time": None,
+            }
+        )
         for d in range(documents_per_patient):
-            rows["document"].append({"document_id": f"D{i}-{d}", "patient_key": key, "case_id": f"C{i}",
-                                     "care_unit": "Vårdcentral", "time": ts(1 + d % 28), "title": "Anteckning",
-                                     "text": "Patienten mår bättre. " * 20, "author": "Dr. Öst"})
-        rows["lab_result"].append({"result_id": f"L{i}", "patient_key": key, "case_id": f"C{i}", "code": "NPU02319",
-                                   "analysis": "Hemoglobin", "value": "140", "unit": "g/L", "time": ts(2)})
-        rows["attachment"].append({"attachment_id": f"A{i}", "patient_key": key, "document_id": f"D{i}-0",
-                                   "filename": "remiss.pdf", "mimetype": "application/pdf", "content": PDF * 50})
-        rows["access_log"].append({"log_id": f"G{i}", "patient_key": key, "user": "ulla", "event": "läst",
-                                   "time": ts(3)})
+            rows["document"].append(
+                {
+                    "document_id": f"D{i}-{d}",
+                    "patient_key": key,
+                    "case_id": f"C{i}",
+                    "care_unit": "Vårdcentral",
+                    "time": ts(1 + d % 28),
+                    "title": "Anteckning",
+                    "text": "Patienten mår bättre. " * 20,
+                    "author": "Dr. Öst",
+                }
+            )
+        rows["lab_result"].append(
+            {
+                "result_id": f"L{i}",
+                "patient_key": key,
+                "case_id": f"C{i}",
+                "code": "NPU02319",
+                "analysis": "Hemoglobin",
+                "value": "140",
+                "unit": "g/L",
+                "time": ts(2),
+            }
+        )
+        rows["attachment"].append(
+            {
+                "attachment_id": f"A{i}",
+                "patient_key": key,
+                "document_id": f"D{i}-0",
+                "filename": "remiss.pdf",
+                "mimetype": "application/pdf",
+                "content": PDF * 50,
+            }
+        )
+        rows["access_log"].append(
+            {"log_id": f"G{i}", "patient_key": key, "user": "ulla", "event": "läst", "time": ts(3)}
+        )
     return rows

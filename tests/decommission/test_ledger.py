@@ -25,7 +25,7 @@ class TestLedger:
 
     def test_changed_payload_is_named(self, ledger, tmp_path):
         with sqlite3.connect(tmp_path / "ledger.sqlite") as db:
-            db.execute("UPDATE ledger_entry SET payload = '{\"partition\":2,\"rows\":99}' WHERE seq = 3")
+            db.execute('UPDATE ledger_entry SET payload = \'{"partition":2,"rows":99}\' WHERE seq = 3')
         broken = ledger.verify()
         assert broken is not None and broken.seq == 3
         with pytest.raises(LedgerError, match="ledger entry 3 \\(extract, vas\\) was changed"):

@@ -32,28 +32,54 @@ def _tables() -> dict[str, pd.DataFrame]:
     ]
     return {
         "patient": pd.DataFrame(
-            {"pat_id": [1, 2], "personnr": [GOOD, BAD], "fornamn": ["Åsa", "Björn"], "efternamn": ["Öberg", "Ek"],
-             "kon": ["K", "M"], "skyddad_id": [1, 0], "sparr": [0, 1]}
+            {
+                "pat_id": [1, 2],
+                "personnr": [GOOD, BAD],
+                "fornamn": ["Åsa", "Björn"],
+                "efternamn": ["Öberg", "Ek"],
+                "kon": ["K", "M"],
+                "skyddad_id": [1, 0],
+                "sparr": [0, 1],
+            }
         ),
         "journalanteckning": pd.DataFrame(
             notes, columns=["ant_id", "pat_id", "anteckning", "makulerad", "skriven_tid"]
         ).assign(kontakt_id=None, sokord="Aktuellt", signerad_av="dr X"),
-        "vardkontakt": pd.DataFrame(columns=["kontakt_id", "pat_id", "vardenhet", "kontakttyp", "start_tid", "slut_tid"]),
+        "vardkontakt": pd.DataFrame(
+            columns=["kontakt_id", "pat_id", "vardenhet", "kontakttyp", "start_tid", "slut_tid"]
+        ),
         "diagnos": pd.DataFrame(
-            {"diag_id": [1, 2, 3], "pat_id": [1, 1, 1], "kontakt_id": [None] * 3, "icd10": ["J18.9", "XYZ", "I10"],
-             "diagnos_tid": ["2020-01-01 08:00:00"] * 3, "makulerad": [0, 0, 0]}
+            {
+                "diag_id": [1, 2, 3],
+                "pat_id": [1, 1, 1],
+                "kontakt_id": [None] * 3,
+                "icd10": ["J18.9", "XYZ", "I10"],
+                "diagnos_tid": ["2020-01-01 08:00:00"] * 3,
+                "makulerad": [0, 0, 0],
+            }
         ),
         "lakemedel": pd.DataFrame(columns=["lm_id", "pat_id", "atc", "preparat", "dosering", "ordinerad_tid"]),
         "labsvar": pd.DataFrame(
             columns=["svar_id", "pat_id", "kontakt_id", "npu_kod", "analys", "varde", "enhet", "provtid"]
         ),
         "bilaga": pd.DataFrame(
-            {"bilaga_id": [1, 2], "pat_id": [1, 1], "ant_id": [1, 1], "filnamn": ["röntgen.pdf", "tom.pdf"],
-             "mimetyp": ["application/pdf"] * 2, "innehall": [b"%PDF-1.4 x", b""]}
+            {
+                "bilaga_id": [1, 2],
+                "pat_id": [1, 1],
+                "ant_id": [1, 1],
+                "filnamn": ["röntgen.pdf", "tom.pdf"],
+                "mimetyp": ["application/pdf"] * 2,
+                "innehall": [b"%PDF-1.4 x", b""],
+            }
         ),
         "atkomstlogg": pd.DataFrame(
-            {"logg_id": [1, 2], "pat_id": [1, 2], "anvandare": ["u1", "u2"], "handelse": ["Läst journal"] * 2,
-             "tid": ["2021-01-01 12:00:00"] * 2}
+            {
+                "logg_id": [1, 2],
+                "pat_id": [1, 2],
+                "anvandare": ["u1", "u2"],
+                "handelse": ["Läst journal"] * 2,
+                "tid": ["2021-01-01 12:00:00"] * 2,
+            }
         ),
     }
 
@@ -76,8 +102,12 @@ class TestMapPartition:
         result, out = mapped
         assert result.quarantined["patient"] == {"ID_INVALID_CHECKSUM": 1}
         assert result.quarantined["journalanteckning"] == {
-            "ENCODING_SUSPECT": 2, "ORPHAN": 1, "PATIENT_QUARANTINED": 1, "SENTINEL_DATE": 1,
-            "SOFT_DELETED": 2, "XML_ILLEGAL_CHAR": 1,
+            "ENCODING_SUSPECT": 2,
+            "ORPHAN": 1,
+            "PATIENT_QUARANTINED": 1,
+            "SENTINEL_DATE": 1,
+            "SOFT_DELETED": 2,
+            "XML_ILLEGAL_CHAR": 1,
         }
         assert result.quarantined["diagnos"] == {"CODE_INVALID": 1}
         assert result.quarantined["bilaga"] == {"EMPTY_ATTACHMENT": 1}
@@ -97,9 +127,16 @@ class TestMapPartition:
         result, out = mapped
         patients = pq.read_table(out / "patient.parquet").to_pandas()
         assert patients.to_dict("records")[0] | {"birth_date": None} == {
-            "patient_key": "1", "personal_id": GOOD, "id_type": "personnummer", "given_name": "Åsa",
-            "family_name": "Öberg", "sex": "female", "birth_date": None, "protected_identity": True,
-            "blocked": False, "confidential": False,
+            "patient_key": "1",
+            "personal_id": GOOD,
+            "id_type": "personnummer",
+            "given_name": "Åsa",
+            "family_name": "Öberg",
+            "sex": "female",
+            "birth_date": None,
+            "protected_identity": True,
+            "blocked": False,
+            "confidential": False,
         }
         docs = pq.read_table(out / "document.parquet").to_pandas()
         assert list(docs.document_id) == ["1", "10"]

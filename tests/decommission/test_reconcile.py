@@ -6,20 +6,36 @@ from decommission.reconcile import FAIL, PASS, draw_sample, reconcile
 
 TABLES = {"patient": "patient", "anteckning": "document"}
 PARTS = [
-    {"extracted": {"patient": 3, "anteckning": 10}, "mapped": {"patient": 3, "anteckning": 8},
-     "quarantined": {"anteckning": {"SOFT_DELETED": 2}}},
-    {"extracted": {"patient": 2, "anteckning": 5}, "mapped": {"patient": 1, "anteckning": 3},
-     "quarantined": {"patient": {"ID_INVALID_CHECKSUM": 1}, "anteckning": {"PATIENT_QUARANTINED": 2}}},
+    {
+        "extracted": {"patient": 3, "anteckning": 10},
+        "mapped": {"patient": 3, "anteckning": 8},
+        "quarantined": {"anteckning": {"SOFT_DELETED": 2}},
+    },
+    {
+        "extracted": {"patient": 2, "anteckning": 5},
+        "mapped": {"patient": 1, "anteckning": 3},
+        "quarantined": {"patient": {"ID_INVALID_CHECKSUM": 1}, "anteckning": {"PATIENT_QUARANTINED": 2}},
+    },
 ]
-PACKAGES = [{"package_id": "a", "counts": {"patient": 3, "document": 8}},
-            {"package_id": "b", "counts": {"patient": 1, "document": 3}}]
-RECEIPTS = {"a": {"status": "accepted", "counts": {"patient": 3, "document": 8}},
-            "b": {"status": "accepted", "counts": {"patient": 1, "document": 3}}}
+PACKAGES = [
+    {"package_id": "a", "counts": {"patient": 3, "document": 8}},
+    {"package_id": "b", "counts": {"patient": 1, "document": 3}},
+]
+RECEIPTS = {
+    "a": {"status": "accepted", "counts": {"patient": 3, "document": 8}},
+    "b": {"status": "accepted", "counts": {"patient": 1, "document": 3}},
+}
 
 
 def run(**overrides):
-    args = {"table_entity": TABLES, "source": {"patient": 5, "anteckning": 15}, "mapped_parts": PARTS,
-            "packages": PACKAGES, "receipts": RECEIPTS, "sample": [{"match": True}]}
+    args = {
+        "table_entity": TABLES,
+        "source": {"patient": 5, "anteckning": 15},
+        "mapped_parts": PARTS,
+        "packages": PACKAGES,
+        "receipts": RECEIPTS,
+        "sample": [{"match": True}],
+    }
     return reconcile(**(args | overrides))
 
 
@@ -27,8 +43,7 @@ class TestReconcile:
     def test_all_identities_hold(self):
         result = run()
         assert result["verdict"] == PASS, result["reasons"]
-        assert result["quarantine_by_reason"] == {"ID_INVALID_CHECKSUM": 1, "PATIENT_QUARANTINED": 2,
-                                                  "SOFT_DELETED": 2}
+        assert result["quarantine_by_reason"] == {"ID_INVALID_CHECKSUM": 1, "PATIENT_QUARANTINED": 2, "SOFT_DELETED": 2}
         assert result["totals"] == {"source": 20, "archived": 15, "quarantined": 5}
 
     @pytest.mark.parametrize(
@@ -36,8 +51,10 @@ class TestReconcile:
         [
             ({"source": {"patient": 6, "anteckning": 15}}, "source = extracted fails for patient: 6 against 5"),
             ({"receipts": {**RECEIPTS, "b": {"status": "rejected", "counts": {}}}}, "1 of 2 packages not accepted"),
-            ({"receipts": {**RECEIPTS, "a": {"status": "accepted", "counts": {"patient": 3, "document": 7}}}},
-             "packaged = accepted fails for document: 11 against 10"),
+            (
+                {"receipts": {**RECEIPTS, "a": {"status": "accepted", "counts": {"patient": 3, "document": 7}}}},
+                "packaged = accepted fails for document: 11 against 10",
+            ),
             ({"sample": [{"match": True}, {"match": False}]}, "1 of 2 sampled patients differ"),
         ],
         ids=["source-count", "rejected", "archive-count", "sample"],

@@ -24,8 +24,10 @@ def patient_rows(key: str = "2") -> dict[str, list[dict]]:
 
 
 def stored(rows: dict[str, list[dict]]) -> dict[str, records.StoredFile]:
-    return {r["attachment_id"]: records.StoredFile(f"attachments/{r['attachment_id']}.pdf", 3, "0" * 64)
-            for r in rows.get("attachment", [])}
+    return {
+        r["attachment_id"]: records.StoredFile(f"attachments/{r['attachment_id']}.pdf", 3, "0" * 64)
+        for r in rows.get("attachment", [])
+    }
 
 
 def write(rows: dict[str, list[dict]]) -> tuple[bytes, dict[str, int]]:
@@ -66,8 +68,16 @@ class TestWriteRecord:
 
     def test_write_record_returns_counts_per_entity(self):
         _, counts = write(patient_rows())
-        assert counts == {"patient": 1, "case": 2, "document": 2, "diagnosis": 1, "medication": 0,
-                          "lab_result": 1, "attachment": 2, "access_log": 1}
+        assert counts == {
+            "patient": 1,
+            "case": 2,
+            "document": 2,
+            "diagnosis": 1,
+            "medication": 0,
+            "lab_result": 1,
+            "attachment": 2,
+            "access_log": 1,
+        }
 
     @pytest.mark.parametrize(
         ("entity", "column"),
@@ -119,11 +129,16 @@ class TestCountEntities:
 class TestManifest:
     def test_manifest_valid_and_lists_counts(self):
         out = io.BytesIO()
-        writer = records.ManifestWriter(out, package_id="p", system_id="vas", created=dt.datetime(2025, 1, 1,
-                                                                                                 tzinfo=dt.UTC))
+        writer = records.ManifestWriter(
+            out, package_id="p", system_id="vas", created=dt.datetime(2025, 1, 1, tzinfo=dt.UTC)
+        )
         rows = patient_rows()
-        writer.add(rows["patient"][0], folder="representations/rep1/data/2",
-                   record="representations/rep1/data/2/record.xml", counts=write(rows)[1])
+        writer.add(
+            rows["patient"][0],
+            folder="representations/rep1/data/2",
+            record="representations/rep1/data/2/record.xml",
+            counts=write(rows)[1],
+        )
         writer.close()
         root = etree.fromstring(out.getvalue())
         schema = records.record_schema()
@@ -140,8 +155,10 @@ class TestHelpers:
         ("value", "text"),
         [
             (dt.datetime(2020, 1, 2, 3, 4, 5, tzinfo=dt.UTC), "2020-01-02T03:04:05Z"),
-            (dt.datetime(2020, 1, 2, 4, 4, 5, 7, tzinfo=dt.timezone(dt.timedelta(hours=1))),
-             "2020-01-02T03:04:05.000007Z"),
+            (
+                dt.datetime(2020, 1, 2, 4, 4, 5, 7, tzinfo=dt.timezone(dt.timedelta(hours=1))),
+                "2020-01-02T03:04:05.000007Z",
+            ),
             (dt.date(2020, 1, 2), "2020-01-02"),
             (True, "true"),
             (None, None),

@@ -24,8 +24,10 @@ NS = {"mets": mets.METS_NS, "xlink": mets.XLINK_NS, "csip": mets.CSIP_NS, "premi
 
 def build(tmp_path: Path, rows: dict | None = None, out: str = "out", **changes) -> sip.PackageResult:
     return sip.build_package(
-        mapped=write_mapped(tmp_path / "mapped", rows), context=make_context(tmp_path / "docs", **changes),
-        partition_id="3", out_dir=tmp_path / out,
+        mapped=write_mapped(tmp_path / "mapped", rows),
+        context=make_context(tmp_path / "docs", **changes),
+        partition_id="3",
+        out_dir=tmp_path / out,
     )
 
 
@@ -85,14 +87,24 @@ class TestBuildPackage:
     def test_build_package_layout(self, result):
         assert (result.package_id, result.patients) == (PKG, 4)
         names = set(files_of(result.directory))
-        assert {"METS.xml", "metadata/descriptive/patients.xml", "metadata/preservation/premis.xml",
-                "representations/rep1/METS.xml", "representations/rep1/data/2/record.xml",
-                "schemas/mets.xsd", "schemas/xlink.xsd", "schemas/premis.xsd", "schemas/record.xsd",
-                "schemas/DILCISExtensionMETS.xsd", "schemas/DILCISExtensionSIPMETS.xsd",
-                "documentation/Leveransöverenskommelse_VAS.txt", "documentation/mapping-vas.yaml",
-                "representations/rep1/data/2/attachments/Remiss_från_vårdcentralen_Åsa.pdf",
-                "representations/rep1/data/2/attachments/Remiss_från_vårdcentralen_Åsa-2.pdf",
-                "representations/rep1/data/10/attachments/attachment-1.txt"} <= names
+        assert {
+            "METS.xml",
+            "metadata/descriptive/patients.xml",
+            "metadata/preservation/premis.xml",
+            "representations/rep1/METS.xml",
+            "representations/rep1/data/2/record.xml",
+            "schemas/mets.xsd",
+            "schemas/xlink.xsd",
+            "schemas/premis.xsd",
+            "schemas/record.xsd",
+            "schemas/DILCISExtensionMETS.xsd",
+            "schemas/DILCISExtensionSIPMETS.xsd",
+            "documentation/Leveransöverenskommelse_VAS.txt",
+            "documentation/mapping-vas.yaml",
+            "representations/rep1/data/2/attachments/Remiss_från_vårdcentralen_Åsa.pdf",
+            "representations/rep1/data/2/attachments/Remiss_från_vårdcentralen_Åsa-2.pdf",
+            "representations/rep1/data/10/attachments/attachment-1.txt",
+        } <= names
         assert result.file_count == len(names)
         assert not list(result.directory.parent.glob(".*"))
 
@@ -118,16 +130,22 @@ class TestBuildPackage:
         schema = mets.mets_schema()
         assert schema.validate(root), schema.error_log
         assert (root.get("OBJID"), root.get("TYPE"), root.get("PROFILE")) == (
-            PKG, "OTHER", "https://earksip.dilcis.eu/profile/E-ARK-SIP.xml")
+            PKG,
+            "OTHER",
+            "https://earksip.dilcis.eu/profile/E-ARK-SIP.xml",
+        )
         assert root.get(f"{{{mets.CSIP_NS}}}OTHERTYPE") == "Patient Medical Records"
         assert root.get(f"{{{mets.CSIP_NS}}}CONTENTINFORMATIONTYPE") == "citsehpj_v2_0"
         header = root.find("mets:metsHdr", NS)
         assert (header.get("CREATEDATE"), header.get("RECORDSTATUS")) == ("2025-03-01T12:00:00Z", "NEW")
         assert header.get(f"{{{mets.CSIP_NS}}}OAISPACKAGETYPE") == "SIP"
         agents = [(a.get("ROLE"), a.get("TYPE"), a.findtext("mets:name", namespaces=NS)) for a in header]
-        assert agents[:4] == [("CREATOR", "OTHER", "decommission"), ("ARCHIVIST", "ORGANIZATION", "Region Norrbotten"),
-                              ("CREATOR", "ORGANIZATION", "Region Norrbotten, FVIS-programmet"),
-                              ("PRESERVATION", "ORGANIZATION", "R7 e-Arkiv")]
+        assert agents[:4] == [
+            ("CREATOR", "OTHER", "decommission"),
+            ("ARCHIVIST", "ORGANIZATION", "Region Norrbotten"),
+            ("CREATOR", "ORGANIZATION", "Region Norrbotten, FVIS-programmet"),
+            ("PRESERVATION", "ORGANIZATION", "R7 e-Arkiv"),
+        ]
         assert header.findtext("mets:altRecordID[@TYPE='SUBMISSIONAGREEMENT']", namespaces=NS) == "LO-2025-01"
         assert root.find("mets:structMap[@LABEL='CSIP']/mets:div/mets:div/mets:mptr", NS) is not None
 
@@ -151,8 +169,9 @@ class TestBuildPackage:
         events = tree.xpath("//premis:event/premis:eventType/text()", namespaces=NS)
         assert events == ["extraction", "transformation", "validation", "information package creation"]
         assert tree.xpath("//premis:agent/premis:agentVersion/text()", namespaces=NS) == ["0.1.0"]
-        objects = tree.xpath("//premis:object[premis:objectIdentifier/premis:objectIdentifierType='filepath']",
-                             namespaces=NS)
+        objects = tree.xpath(
+            "//premis:object[premis:objectIdentifier/premis:objectIdentifierType='filepath']", namespaces=NS
+        )
         data_files = [p for p in result.directory.glob("representations/rep1/data/**/*") if p.is_file()]
         assert len(objects) == len(data_files) == 7
 
@@ -232,8 +251,9 @@ class TestBuildPackage:
     def test_build_package_refuses_bad_context(self, tmp_path, changes, message):
         context = dataclasses.replace(make_context(tmp_path / "docs"), **changes)
         with pytest.raises(PackageError, match=message):
-            sip.build_package(mapped=write_mapped(tmp_path / "m"), context=context, partition_id="1",
-                              out_dir=tmp_path / "out")
+            sip.build_package(
+                mapped=write_mapped(tmp_path / "m"), context=context, partition_id="1", out_dir=tmp_path / "out"
+            )
 
     def test_build_package_profile_version_2_2_0(self, tmp_path):
         result = build(tmp_path, profile_version="2.2.0")

@@ -52,7 +52,8 @@ class TestMilestoneTimetable:
 
     def test_run_id_names_the_milestone(self, timetable):
         run_id = timetable.generate_run_id(
-            run_type=DagRunType.SCHEDULED, run_after=utc(2025, 6, 2),
+            run_type=DagRunType.SCHEDULED,
+            run_after=utc(2025, 6, 2),
             data_interval=DataInterval.exact(utc(2025, 6, 2)),
         )
         assert run_id == "milestone__production_delivery__2025-06-02"

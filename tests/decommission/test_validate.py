@@ -31,8 +31,12 @@ DOC = "documentation/mapping-vas.yaml"
 @pytest.fixture(scope="module")
 def built(tmp_path_factory: pytest.TempPathFactory) -> sip.PackageResult:
     base = tmp_path_factory.mktemp("validate")
-    return sip.build_package(mapped=write_mapped(base / "mapped"), context=make_context(base / "docs"),
-                             partition_id="3", out_dir=base / "out")
+    return sip.build_package(
+        mapped=write_mapped(base / "mapped"),
+        context=make_context(base / "docs"),
+        partition_id="3",
+        out_dir=base / "out",
+    )
 
 
 @pytest.fixture
@@ -98,8 +102,11 @@ def premis_digest_changed(package: Path) -> None:
 CORRUPTIONS = [
     pytest.param(flip_byte, [("FIXITY", ATTACHMENT), ("PREMIS", ATTACHMENT)], id="flipped-byte"),
     pytest.param(lambda p: (p / RECORD).unlink(), [("MISSING-FILE", RECORD), ("PREMIS", RECORD)], id="missing-file"),
-    pytest.param(lambda p: (p / "representations/rep1/data/2/extra.txt").write_text("x"),
-                 [("EXTRA-FILE", "representations/rep1/data/2/extra.txt")], id="extra-file"),
+    pytest.param(
+        lambda p: (p / "representations/rep1/data/2/extra.txt").write_text("x"),
+        [("EXTRA-FILE", "representations/rep1/data/2/extra.txt")],
+        id="extra-file",
+    ),
     pytest.param(lambda p: (p / "notes.txt").write_text("x"), [("EXTRA-FILE", "notes.txt")], id="extra-root-file"),
     pytest.param(wrong_size, [("FIXITY", DOC)], id="wrong-size"),
     pytest.param(schema_break, [("XSD", "METS.xml")], id="mets-schema-break"),
@@ -108,22 +115,30 @@ CORRUPTIONS = [
     pytest.param(drop_attribute("/mets:mets", "TYPE"), [("CSIP2", "METS.xml"), ("EHR2", "METS.xml")], id="no-type"),
     pytest.param(drop_attribute("//mets:metsHdr", "CREATEDATE"), [("CSIP7", "METS.xml")], id="no-createdate"),
     pytest.param(drop_attribute("//mets:metsHdr", "RECORDSTATUS"), [("SIP3", "METS.xml")], id="no-recordstatus"),
-    pytest.param(drop_attribute("//mets:file[@ID='file-doc-01']", "CHECKSUM"), [("CSIP71", "METS.xml")],
-                 id="no-checksum"),
+    pytest.param(
+        drop_attribute("//mets:file[@ID='file-doc-01']", "CHECKSUM"), [("CSIP71", "METS.xml")], id="no-checksum"
+    ),
     pytest.param(drop_element("//mets:agent[@OTHERTYPE='SOFTWARE']"), [("CSIP12", "METS.xml")], id="no-software-agent"),
     pytest.param(drop_element("//mets:agent[@ROLE='ARCHIVIST']"), [("SIP9", "METS.xml")], id="no-archivist"),
     pytest.param(drop_element("//mets:agent[@ROLE='PRESERVATION']"), [("SIP26", "METS.xml")], id="no-preservation"),
-    pytest.param(drop_element("//mets:agent[@ROLE='CREATOR'][@TYPE='ORGANIZATION']"), [("SIP15", "METS.xml")],
-                 id="no-submitter"),
+    pytest.param(
+        drop_element("//mets:agent[@ROLE='CREATOR'][@TYPE='ORGANIZATION']"), [("SIP15", "METS.xml")], id="no-submitter"
+    ),
     pytest.param(drop_element("//mets:altRecordID"), [("SIP5", "METS.xml")], id="no-agreement"),
-    pytest.param(drop_element("//mets:agent[@ROLE='ARCHIVIST']/mets:note"), [("SIP13", "METS.xml")],
-                 id="no-archivist-code"),
-    pytest.param(drop_element("//mets:fileGrp[@USE='Schemas']"),
-                 [("CSIP113", "METS.xml"), ("IDREF", "METS.xml"), ("EXTRA-FILE", "schemas/mets.xsd")],
-                 id="no-schemas-group"),
+    pytest.param(
+        drop_element("//mets:agent[@ROLE='ARCHIVIST']/mets:note"), [("SIP13", "METS.xml")], id="no-archivist-code"
+    ),
+    pytest.param(
+        drop_element("//mets:fileGrp[@USE='Schemas']"),
+        [("CSIP113", "METS.xml"), ("IDREF", "METS.xml"), ("EXTRA-FILE", "schemas/mets.xsd")],
+        id="no-schemas-group",
+    ),
     pytest.param(rep_mets_changed, [("FIXITY", REP_METS)], id="rep-mets-checksum"),
-    pytest.param(premis_digest_changed, [("PREMIS", "representations/rep1/data/1/record.xml"),
-                                         ("FIXITY", "metadata/preservation/premis.xml")], id="premis-digest"),
+    pytest.param(
+        premis_digest_changed,
+        [("PREMIS", "representations/rep1/data/1/record.xml"), ("FIXITY", "metadata/preservation/premis.xml")],
+        id="premis-digest",
+    ),
 ]
 
 
@@ -197,8 +212,11 @@ class TestReport:
     def test_report_text_and_dict(self):
         report = ValidationReport("pkg", False, [Problem("FIXITY", "a/b.xml", "SHA-256 differs")])
         assert report.to_text() == "pkg: INVALID (1 problems)\n  [FIXITY] a/b.xml: SHA-256 differs"
-        assert report.to_dict() == {"package_id": "pkg", "ok": False, "problems": [
-            {"requirement": "FIXITY", "path": "a/b.xml", "message": "SHA-256 differs"}]}
+        assert report.to_dict() == {
+            "package_id": "pkg",
+            "ok": False,
+            "problems": [{"requirement": "FIXITY", "path": "a/b.xml", "message": "SHA-256 differs"}],
+        }
         assert ValidationReport("pkg", True).to_text() == "pkg: valid"
 
 
@@ -213,12 +231,19 @@ class TestCli:
         report = json.loads(capsys.readouterr().out)
         assert report["ok"] is False
         assert {"requirement": "FIXITY", "path": ATTACHMENT} in [
-            {k: p[k] for k in ("requirement", "path")} for p in report["problems"]]
+            {k: p[k] for k in ("requirement", "path")} for p in report["problems"]
+        ]
 
     def test_cli_as_module_exit_status(self, built, package):
         flip_byte(package)
         env = {**os.environ, "PYTHONPATH": str(ROOT / "plugins")}
         for path, status in ((built.container, 0), (package, 1)):
-            run = subprocess.run([sys.executable, "-m", "decommission", "validate", str(path)], env=env,
-                                 capture_output=True, text=True, timeout=120, check=False)
+            run = subprocess.run(
+                [sys.executable, "-m", "decommission", "validate", str(path)],
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=120,
+                check=False,
+            )
             assert run.returncode == status, run.stdout + run.stderr

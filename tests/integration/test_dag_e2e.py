@@ -48,12 +48,14 @@ class Responder(threading.Thread):
                 if (run_id, task_id) in done:
                     continue
                 if task_id == "signoff_information_owner":  # someone who is not assigned is refused
-                    refused = answer(client, dag_id=dag_id, run_id=run_id, task_id=task_id,
-                                     username="operator", password="user")
+                    refused = answer(
+                        client, dag_id=dag_id, run_id=run_id, task_id=task_id, username="operator", password="user"
+                    )
                     self.statuses.append(("operator", task_id, refused.status_code))
                 user, option = self.answers[task_id]
-                response = answer(client, dag_id=dag_id, run_id=run_id, task_id=task_id, username=user,
-                                  password="user", option=option)
+                response = answer(
+                    client, dag_id=dag_id, run_id=run_id, task_id=task_id, username=user, password="user", option=option
+                )
                 self.statuses.append((user, task_id, response.status_code))
                 done.add((run_id, task_id))
             time.sleep(0.3)
@@ -66,8 +68,9 @@ def demo_system(tmp_path, monkeypatch, r7sim, airflow_db):
 
     report = build("vas", str(tmp_path / "vas.sqlite"), seed=11, patients=40)
     monkeypatch.setenv("AIRFLOW_CONN_LEGACY_VAS", source_connection(str(tmp_path / "vas.sqlite"), "vas"))
-    monkeypatch.setenv("AIRFLOW_CONN_PROGRAMME_LEDGER",
-                       json.dumps({"conn_type": "sqlite", "host": str(tmp_path / "ledger.sqlite")}))
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_PROGRAMME_LEDGER", json.dumps({"conn_type": "sqlite", "host": str(tmp_path / "ledger.sqlite")})
+    )
     monkeypatch.setenv("DECOMMISSION_HOME", str(tmp_path / "out"))
     from airflow.dag_processing.dagbag import DagBag
 
@@ -84,8 +87,12 @@ def test_vas_from_test_delivery_to_contract_exit(demo_system):
     from decommission.ledger import Ledger
 
     dag, dirt, out = demo_system
-    responder = Responder({"signoff_information_owner": ("verksamhetschef", "Approve"),
-                           "signoff_archivist": ("regionarkivarie", "Approve")})
+    responder = Responder(
+        {
+            "signoff_information_owner": ("verksamhetschef", "Approve"),
+            "signoff_archivist": ("regionarkivarie", "Approve"),
+        }
+    )
     responder.start()
     try:
         test_run = _run(dag, dt.date(2025, 3, 3), "test_delivery")
@@ -118,13 +125,19 @@ def test_vas_from_test_delivery_to_contract_exit(demo_system):
     record = json.loads((out / "evidence" / "contract-exit.json").read_text(encoding="utf-8"))
     assert record["status"] == "decommissioned"
     assert [(a["role"], a["by"]) for a in record["approvals"]] == [
-        ("information_owner", "verksamhetschef"), ("archivist", "regionarkivarie")]
+        ("information_owner", "verksamhetschef"),
+        ("archivist", "regionarkivarie"),
+    ]
     assert record["contract_end_date"] == "2026-09-01"  # signed 2025-09-01 + 12 months' notice
     # no identifier in clear in anything written for people or machines outside the package
     with sqlite3.connect(out.parent.parent / "vas.sqlite") as db:
         ids = [r[0] for r in db.execute("SELECT personnr FROM patient")]
-    outputs = [out / "reconciliation" / "final_delivery" / "report.html", out / "evidence" / "contract-exit.json",
-               *(out / "receipts").iterdir(), *(out / "validation").iterdir()]
+    outputs = [
+        out / "reconciliation" / "final_delivery" / "report.html",
+        out / "evidence" / "contract-exit.json",
+        *(out / "receipts").iterdir(),
+        *(out / "validation").iterdir(),
+    ]
     texts = [p.read_text(encoding="utf-8") for p in outputs]
     assert not [i for i in ids if any(i in t or f"{i[:8]}-{i[8:]}" in t for t in texts)]
 
