@@ -108,14 +108,12 @@ def main(argv: list[str] | None = None) -> int:
     from airflow.models.pool import Pool
     from airflow.utils import db
 
-    from decommission.plan import load_plan
+    from decommission.plan import load_plan, pools
 
     db.resetdb()
     plan = load_plan(plan_path())
-    for system in plan.systems:
-        Pool.create_or_update_pool(
-            system.pool, system.source.max_connections, f"connections to {system.name}", include_deferred=False
-        )
+    for name, pool in pools(plan).items():
+        Pool.create_or_update_pool(name, pool["slots"], pool["description"], include_deferred=False)
     dagbag = DagBag(dag_folder=str(REPO / "dags"))
     if dagbag.import_errors:
         print(json.dumps(dagbag.import_errors, indent=2))

@@ -32,7 +32,50 @@ def _validate(args: argparse.Namespace) -> int:
     return 0 if report.ok else 1
 
 
-COMMANDS = (add_validate,)
+def add_pools(subparsers: argparse._SubParsersAction) -> None:
+    """``pools [PLAN]``: print the plan's source pools as JSON for ``airflow pools import``."""
+    parser = subparsers.add_parser(
+        "pools",
+        help="print one pool per legacy source (slots = its max_connections) as `airflow pools import` JSON",
+    )
+    parser.add_argument("plan", type=Path, nargs="?", help="the plan file (default: DECOMMISSION_PLAN)")
+    parser.set_defaults(handler=_pools)
+
+
+def _pools(args: argparse.Namespace) -> int:
+    import json
+
+    from decommission.plan import load_plan, pools
+    from decommission.settings import plan_path
+
+    print(json.dumps(pools(load_plan(args.plan or plan_path())), indent=2, ensure_ascii=False))
+    return 0
+
+
+def add_ledger(subparsers: argparse._SubParsersAction) -> None:
+    """``ledger verify [--conn-id ID | --sqlite PATH]``: exit 1 and name the first changed entry."""
+    parser = subparsers.add_parser("ledger", help="check the evidence ledger's hash chain")
+    parser.add_argument("action", choices=["verify"])
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--conn-id", help="Airflow connection of the programme database (default: programme_ledger)")
+    where.add_argument("--sqlite", type=Path, help="a ledger in a SQLite file")
+    parser.set_defaults(handler=_ledger)
+
+
+def _ledger(args: argparse.Namespace) -> int:
+    from decommission.ledger import Ledger
+    from decommission.settings import LEDGER_CONN_ID
+
+    ledger = Ledger.sqlite(args.sqlite) if args.sqlite else Ledger.from_conn_id(args.conn_id or LEDGER_CONN_ID)
+    broken = ledger.verify()
+    if broken is None:
+        print(f"ledger intact: {len(ledger.entries())} entries")
+        return 0
+    print(f"ledger entry {broken.seq} ({broken.kind}, system {broken.system_id}, run {broken.run_id}) was changed")
+    return 1
+
+
+COMMANDS = (add_validate, add_pools, add_ledger)
 
 
 def build_parser() -> argparse.ArgumentParser:

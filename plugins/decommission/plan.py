@@ -266,3 +266,15 @@ def _check_mapping(plan_path: Path, system: System) -> PlanProblem | None:
     except Exception as exc:  # noqa: BLE001 - every fault becomes a plan problem
         return PlanProblem(str(plan_path), system.id, "mapping", str(exc))
     return None
+
+
+def pools(plan: Plan) -> dict[str, dict[str, Any]]:
+    """One Airflow pool per legacy source, sized by its ``max_connections`` (``airflow pools import`` form)."""
+    return {
+        s.pool: {
+            "slots": s.source.max_connections,
+            "description": f"connections to {s.name}",
+            "include_deferred": False,
+        }
+        for s in plan.systems
+    }
