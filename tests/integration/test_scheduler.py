@@ -251,25 +251,29 @@ def test_scheduler_runs_every_milestone_and_signoff_over_rest(stack: Stack) -> N
     try:
         # 1. the API answers and the dag-processor has parsed the DAG
         budget.wait_for("the api-server to answer /api/v2/version",
-                        lambda: stack.api.get("/api/v2/version").status_code == 200, check=stack.processes.check_running)
+                        lambda: stack.api.get("/api/v2/version").status_code == 200,
+                        check=stack.processes.check_running)
         budget.wait_for(f"{DAG_ID} to be known to the API (parsed by the dag-processor)",
                         lambda: stack.get(f"/api/v2/dags/{DAG_ID}").status_code == 200,
                         interval=2.0, check=stack.processes.check_running)
         response = stack.api.patch(f"/api/v2/dags/{DAG_ID}", json={"is_paused": False}, headers=stack.headers())
         assert response.status_code == 200, response.text
         assert response.json()["is_paused"] is False
+        print(f"{budget.elapsed():5.0f} s  {DAG_ID} parsed and unpaused")
 
         # 2. catch-up: the scheduler creates and runs every milestone of 2025, one at a time
         for milestone in ("test_delivery", "production_delivery"):
             run_id = RUNS[milestone]
             state = stack.wait_run_end(run_id)
             assert state == "success", f"{milestone} run {run_id} ended {state}"
+            print(f"{budget.elapsed():5.0f} s  {run_id}: {state}")
             run = stack.get(f"/api/v2/dags/{DAG_ID}/dagRuns/{run_id}").json()
             assert run["run_type"] == "scheduled"
             assert stack.ti_state(run_id, "signoff_information_owner") == "skipped"  # only the final asks
 
         # 3. sign-off of the final delivery over REST: not assigned -> 403, owner -> 200, again -> 409
         stack.wait_awaiting_input(FINAL_RUN, "signoff_information_owner")
+        print(f"{budget.elapsed():5.0f} s  {FINAL_RUN}: signoff_information_owner awaiting_input")
         target = {"dag_id": DAG_ID, "run_id": FINAL_RUN, "task_id": "signoff_information_owner"}
         response = answer(stack.api, **target, username="operator", password=PASSWORD)
         assert response.status_code == 403, f"operator is not assigned: {response.status_code} {response.text}"
