@@ -30,9 +30,8 @@ def emit(kind: str, **fields: Any) -> dict[str, Any]:
 
 async def milestone_late(system_id: str, late_after_hours: int, context: Any = None, **_: Any) -> None:
     """Deadline callback (runs in the triggerer): a milestone run has not finished in time."""
-    run_id = None
-    if isinstance(context, dict):
-        run_id = (context.get("dag_run") or {}).get("run_id") if isinstance(context.get("dag_run"), dict) else None
+    dag_run = context.get("dag_run") if isinstance(context, dict) else None
+    run_id = dag_run.get("run_id") if isinstance(dag_run, dict) else getattr(dag_run, "run_id", None)
     emit("milestone_late", system=system_id, run_id=run_id, late_after_hours=late_after_hours)
 
 

@@ -1,0 +1,36 @@
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+from pathlib import Path
+
+from decommission.alerts import find_overdue, milestone_late
+from decommission.plan import load_plan
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_milestones_passed_without_a_successful_run_are_listed():
+    plan = load_plan(REPO / "include" / "programme.yaml")
+    done = {("decommission_vas", dt.datetime(2025, 3, 3, tzinfo=dt.UTC))}
+
+    def successful(dag_id: str, at: dt.datetime) -> int:
+        return int((dag_id, at) in done)
+
+    overdue = find_overdue(plan, dt.date(2025, 6, 10), successful)
+    assert overdue == [
+        {"system": "vas", "milestone": "production_delivery", "date": "2025-06-02"},
+        {"system": "lab", "milestone": "test_delivery", "date": "2025-04-07"},
+        {"system": "anestesi", "milestone": "test_delivery", "date": "2025-05-05"},
+    ]
+    assert find_overdue(plan, dt.date(2025, 3, 3), successful) == []  # due today is not yet overdue
+
+
+def test_late_milestone_alert_is_written(tmp_path, monkeypatch):
+    monkeypatch.setenv("DECOMMISSION_HOME", str(tmp_path))
+    asyncio.run(milestone_late(system_id="lab", late_after_hours=24, context={"dag_run": {"run_id": "r1"}}))
+    (line,) = (tmp_path / "alerts.jsonl").read_text(encoding="utf-8").splitlines()
+    alert = json.loads(line)
+    assert alert | {"at": None} == {"kind": "milestone_late", "at": None, "system": "lab", "run_id": "r1",
+                                    "late_after_hours": 24}
