@@ -16,6 +16,9 @@ overlap); lab ``inkom`` ``YYYY-MM-DDTHH:MM:SS`` text and ``svarstid`` epoch seco
 ``1900-01-01 00:00`` / ``9999-12-31 00:00``. Clinical dates lie in 1995-01-01 ..
 2024-06-30.
 
+The vocabulary lives in :mod:`demo.vocab`, the attachment bytes in :mod:`demo.files` and
+the SQLite and PostgreSQL targets in :mod:`demo.writers`.
+
 Command line: ``python -m demo.generate --system vas --target out/demo/sources/vas.sqlite``.
 """
 
@@ -26,8 +29,6 @@ import json
 import os
 import random
 import re
-import sqlite3
-import struct
 import sys
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -64,6 +65,33 @@ except ImportError:  # run from the repository root without plugins/ on the path
     )
     from decommission.model import Reason
 
+if not __package__:  # run as a script (python demo/generate.py): make the demo package importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from demo.files import jpeg, pdf, tiff
+from demo.vocab import (
+    ANA_FORMS,
+    ANA_PHRASES,
+    ANALYSES,
+    ASA,
+    ATTACHMENTS,
+    BAD_ATC,
+    BAD_ICD,
+    BAD_NPU,
+    CONTACT_TYPES,
+    DAMAGE,
+    EVENTS,
+    FAMILY,
+    ICD,
+    MEDICINES,
+    MEN,
+    NOTE_TEMPLATES,
+    PHRASES,
+    UNITS,
+    WOMEN,
+    XML_ILLEGAL,
+)
+from demo.writers import PostgresWriter, SqliteWriter, Table, Writer
+
 __all__ = ["MIN_PATIENTS", "SYSTEMS", "build", "main"]
 
 SYSTEMS = ("vas", "lab", "anestesi")
@@ -88,292 +116,8 @@ _ANY_RESERV = "reservnummer"  # in the shares below: the three regional formats 
 _PATIENT_REASON = {_BAD_CHECKSUM: Reason.ID_INVALID_CHECKSUM, _BAD_FORMAT: Reason.ID_INVALID_FORMAT}
 _IDENTITY_SHARES = ((_BAD_CHECKSUM, 0.015), (_BAD_FORMAT, 0.01), (_SAMORD, 0.03), (_ANY_RESERV, 0.02))
 
-# ---------------------------------------------------------------- vocabulary
-_MEN = (
-    "Anders Björn Erik Lars Karl Per Nils Olof Gustav Johan Mikael Stefan Jörgen Göran Åke Sven "
-    "Lennart Magnus Håkan Pär Mats Oskar Elias Hugo Linus Måns Axel Viktor Emil Tore Örjan Ragnar"
-).split()
-_WOMEN = (
-    "Anna Åsa Märta Karin Kerstin Birgitta Eva Ingrid Margareta Elisabeth Maria Lena Sara Emma Maja "
-    "Ebba Ellinor Agneta Gunnel Britt-Marie Sofia Linnéa Ylva Barbro Ulla Malin Jenny Signe Saga Astrid Märit"
-).split()
-_FAMILY = (
-    "Andersson Johansson Karlsson Nilsson Eriksson Larsson Olsson Persson Svensson Gustafsson Pettersson "
-    "Jonsson Lindström Öberg Åberg Lindqvist Lundgren Björk Holmström Sjöberg Bergström Nyström Lundström "
-    "Häggström Wikström Strömberg Forsberg Ek Sandström Marklund Nordström Öhman Lindbäck Rönnbäck Hietala "
-    "Niemi Lantto Kuoksu Labba Pirak Björklund Åström Sundqvist Löfgren"
-).split()
-_UNITS = (
-    "Sunderby sjukhus, Medicinklinik",
-    "Sunderby sjukhus, Akutmottagning",
-    "Sunderby sjukhus, Kirurgklinik",
-    "Piteå älvdals sjukhus, Ortopedi",
-    "Gällivare sjukhus, Medicinklinik",
-    "Kiruna sjukhus, Akutmottagning",
-    "Kalix vårdcentral",
-    "Bodens vårdcentral",
-    "Arvidsjaurs hälsocentral",
-    "Hälsocentralen Hertsön, Luleå",
-)
-_CONTACT_TYPES = ("Öppenvård", "Öppenvård", "Öppenvård", "Slutenvård", "Telefon", "Telefon")
-_EVENTS = (
-    "Läst journal",
-    "Läst journal",
-    "Läst journal",
-    "Läst journal",
-    "Läst journal",
-    "Läst journal",
-    "Utskrift",
-    "Läst labsvar",
-    "Skapat anteckning",
-    "Ändrat anteckning",
-    "Nödåtkomst",
-)
-_NOTE_TEMPLATES = (
-    ("Aktuellt", "Status", "Bedömning", "Åtgärd"),
-    ("Anamnes", "Aktuellt", "Status", "Bedömning", "Planering"),
-    ("Aktuellt", "Bedömning", "Åtgärd", "Planering"),
-    ("Status", "Bedömning", "Planering"),
-    ("Aktuellt", "Status", "Bedömning"),
-)
-_PHRASES = {
-    "Aktuellt": (
-        "Patienten söker för tilltagande andfåddhet sedan {n} dagar.",
-        "Inkommer med ambulans efter fall i hemmet, slog i {side} höft.",
-        "Återbesök för uppföljning av blodtrycket.",
-        "Ringer och berättar om feber och hosta sedan i helgen.",
-        "Kvarstående smärta i ländryggen trots Alvedon.",
-        "Remitteras från vårdcentralen för bedömning av bröstsmärta.",
-        "Sedan {n} veckor tilltagande trötthet och viktnedgång.",
-        "Diabeteskontroll, mår bra och sköter sina mätningar.",
-        "Söker för sårskada på {side} underben som inte läker.",
-        "Yrsel vid uppresning sedan några dagar, ingen svimning.",
-        "Svullnad och värmeökning i {side} knä sedan {n} dagar.",
-        "Hjärtklappning i omgångar, senast i morse.",
-        "Anhöriga kontaktar mottagningen, patienten äter och dricker dåligt.",
-        "Sveda vid miktion och täta trängningar sedan {n} dagar.",
-    ),
-    "Anamnes": (
-        "Tidigare frisk. Inga kända allergier.",
-        "Hypertoni sedan {n} år, behandlas med Seloken.",
-        "Genomgången hjärtinfarkt för några år sedan. Röker inte.",
-        "Diabetes typ 2, tablettbehandlad. Överkänslig mot penicillin.",
-        "Bor ensam i lägenhet med hemtjänst två gånger dagligen.",
-        "Astma sedan barndomen, använder Ventoline vid behov.",
-        "Förmaksflimmer, står på Eliquis. Gift, pensionär.",
-        "Opererad för gallsten. Snusar, dricker alkohol måttligt.",
-        "Hypotyreos, står på Levaxin. Arbetar som undersköterska.",
-        "KOL, tidigare rökare. Bor i villa med sin make.",
-    ),
-    "Status": (
-        "AT: Opåverkad, vaken och orienterad.",
-        "Cor: Regelbunden rytm, inga blåsljud. BT {bts}/{btd}, puls {puls}.",
-        "Pulm: Vesikulärt andningsljud bilateralt, inga rassel. Saturation {sat} %.",
-        "Buk: Mjuk och oöm, inga resistenser.",
-        "Temp {temp}. Lätt rodnad kring såret utan tecken på abscess.",
-        "Neurologiskt grovt utan anmärkning.",
-        "Öm över laterala malleolen, kan inte belasta foten.",
-        "Munhåla och svalg: Lätt rodnad, inga beläggningar.",
-        "Hud: Torr, inga utslag. Pittingödem på båda underbenen.",
-        "Rörlighet i ländryggen nedsatt, Lasègue negativt bilateralt.",
-        "Andningsfrekvens 18 per minut, talar hela meningar.",
-    ),
-    "Bedömning": (
-        "Bilden talar för pneumoni, CRP {crp}.",
-        "Sannolikt muskuloskeletal smärta, inget som talar för hjärtgenes.",
-        "Välreglerat blodtryck, ingen ändring av medicineringen.",
-        "Misstänkt fraktur, röntgen beställd.",
-        "Lätt försämrad hjärtsvikt med ödem på underbenen.",
-        "Stabil, ingen akut åtgärd behövs.",
-        "Oklar trötthet, utreds vidare med blodprover.",
-        "Nedre urinvägsinfektion utan tecken på pyelonefrit.",
-        "Sannolikt virusinfektion, ingen antibiotika behövs.",
-        "Försämrad diabeteskontroll, HbA1c stigande.",
-        "Sår med långsam läkning, god cirkulation i foten.",
-    ),
-    "Åtgärd": (
-        "Insätter Kåvepenin 1 g 3 gånger dagligen i tio dagar.",
-        "Hb, CRP, elstatus och kreatinin tas idag.",
-        "Omläggning av såret, ny tid för kontroll om en vecka.",
-        "Ökar Furix till 40 mg på morgonen.",
-        "Sjukskrivs två veckor.",
-        "Remiss skickad till ortopedmottagningen.",
-        "EKG tas och visar sinusrytm utan ischemitecken.",
-        "Får smärtlindring med Alvedon och Ipren vid behov.",
-        "Röntgen av {side} fotled beställd.",
-        "Läggs in på medicinavdelningen för observation.",
-    ),
-    "Planering": (
-        "Återbesök om {n} veckor eller tidigare vid försämring.",
-        "Patienten informerad och införstådd med planen.",
-        "Kontakt med distriktssköterska för blodtryckskontroller.",
-        "Ny bedömning när röntgensvaret kommit.",
-        "Åter vid behov.",
-        "Telefonkontakt med provsvar om en vecka.",
-        "Uppföljning på hälsocentralen om {n} månader.",
-        "Hemgång i dag med muntlig och skriftlig information.",
-    ),
-}
-_ANA_PHRASES = (
-    (
-        "Preoperativt",
-        (
-            "Fastande sedan midnatt. Inga kända allergier.",
-            "ASA-bedömd på mottagningen, lätt hypertoni.",
-            "Tidigare anestesi utan komplikationer.",
-            "Orolig inför ingreppet, får lugnande.",
-        ),
-    ),
-    (
-        "Anestesi",
-        (
-            "Induktion med propofol och fentanyl, larynxmask.",
-            "Spinalbedövning i L3-L4 utan svårigheter.",
-            "Intubering utan anmärkning, underhåll med sevofluran.",
-            "Plexusblockad under ultraljud.",
-        ),
-    ),
-    (
-        "Förlopp",
-        (
-            "Stabil cirkulation under hela ingreppet.",
-            "Kortvarigt blodtrycksfall som svarade på efedrin.",
-            "Blödning cirka {n}0 ml, inga transfusioner.",
-            "Okomplicerat förlopp.",
-        ),
-    ),
-    (
-        "Postoperativt",
-        (
-            "Vaken och smärtfri på uppvakningsavdelningen.",
-            "Illamående, får ondansetron.",
-            "Åter till vårdavdelning efter två timmar.",
-            "Smärtlindring med morfin vid behov.",
-        ),
-    ),
-)
-_ICD = (
-    "J18.9",
-    "I10",
-    "E11.9",
-    "I48.9",
-    "J44.1",
-    "K35.8",
-    "S72.0",
-    "M54.5",
-    "F32.1",
-    "C50.9",
-    "N39.0",
-    "R07.4",
-    "I50.9",
-    "J06.9",
-    "L03.1",
-    "S52.5",
-    "E78.0",
-    "G45.9",
-    "I21.4",
-    "K80.2",
-    "M17.1",
-    "F41.1",
-    "J189",
-    "E119",
-)
-_MEDICINES = (
-    ("N02BE01", "Alvedon 500 mg tablett", "2 tabletter vid behov, högst 8 per dygn"),
-    ("C07AB02", "Seloken ZOC 50 mg depottablett", "1 tablett på morgonen"),
-    ("B01AC06", "Trombyl 75 mg tablett", "1 tablett dagligen"),
-    ("C09AA05", "Triatec 5 mg tablett", "1 tablett dagligen"),
-    ("A02BC01", "Omeprazol 20 mg kapsel", "1 kapsel på morgonen"),
-    ("C03CA01", "Furix 40 mg tablett", "1 tablett på morgonen"),
-    ("N05CF01", "Imovane 7,5 mg tablett", "1 tablett till natten vid behov"),
-    ("A10BA02", "Metformin 500 mg tablett", "1 tablett morgon och kväll"),
-    ("H03AA01", "Levaxin 100 mikrogram tablett", "1 tablett på fastande mage"),
-    ("J01CE02", "Kåvepenin 1 g tablett", "1 tablett 3 gånger dagligen i 10 dagar"),
-    ("C10AA01", "Simvastatin 20 mg tablett", "1 tablett till kvällen"),
-    ("R03AC02", "Ventoline 0,1 mg/dos inhalationsspray", "1-2 doser vid behov"),
-    ("B01AF02", "Eliquis 5 mg tablett", "1 tablett 2 gånger dagligen"),
-    ("N06AB06", "Sertralin 50 mg tablett", "1 tablett på morgonen"),
-    ("N02AA01", "Morfin 10 mg tablett", "1 tablett vid behov, högst 4 per dygn"),
-)
-# (NPU code, analysis, unit, low, high, decimals)
-_ANALYSES = (
-    ("NPU02319", "B-Hemoglobin (Hb)", "g/L", 95, 170, 0),
-    ("NPU03230", "P-Natrium", "mmol/L", 130, 148, 0),
-    ("NPU03429", "P-Kalium", "mmol/L", 3.2, 5.4, 1),
-    ("NPU19748", "P-CRP", "mg/L", 1, 180, 0),
-    ("NPU04998", "P-Kreatinin", "µmol/L", 45, 180, 0),
-    ("NPU02593", "B-Leukocyter", "10^9/L", 3.0, 18.0, 1),
-    ("NPU03568", "B-Trombocyter", "10^9/L", 120, 450, 0),
-    ("NPU27300", "B-HbA1c", "mmol/mol", 30, 95, 0),
-    ("NPU22089", "fP-Glukos", "mmol/L", 4.0, 14.0, 1),
-    ("NPU03577", "P-TSH", "mIU/L", 0.3, 6.0, 1),
-    ("NPU01370", "P-Albumin", "g/L", 28, 48, 0),
-)
-_BAD_ICD = ("XYZ", "12.3", "J1", "189.J", "JJ8.9", "I10.999")
-_BAD_ATC = ("N02B", "N02BE1", "02BE01", "N02BEX1", "XYZ")
-_BAD_NPU = ("NPU123", "NPU1234567", "XYZ", "N02319", "NPUABCDE")
-_ATTACHMENTS = (
-    (
-        "application/pdf",
-        (
-            "remiss_röntgen.pdf",
-            "epikris.pdf",
-            "läkarintyg.pdf",
-            "samtycke_provtagning.pdf",
-            "remissvar_ortoped.pdf",
-            "vårdplan.pdf",
-        ),
-    ),
-    ("image/tiff", ("inskannad_journal.tif", "ekg_vilo.tif", "gammal_journalkopia.tif", "spirometri.tif")),
-    ("image/jpeg", ("sårbild.jpg", "hudförändring.jpg", "fotografi_fotsår.jpg")),
-)
-_ASA = ("ASA 1", "ASA 2", "ASA 2", "ASA 3", "ASA 3", "ASA 4", "ASA 2E")
-_ANA_FORMS = (
-    "Generell anestesi",
-    "Generell anestesi",
-    "Spinalanestesi",
-    "Epiduralanestesi",
-    "Regional blockad",
-    "Sedering",
-)
-_PDF_WORDS = (
-    "remiss",
-    "undersokning",
-    "provsvar",
-    "bedomning",
-    "klinik",
-    "datum",
-    "signerad",
-    "kontroll",
-    "rontgen",
-    "lakare",
-    "journal",
-    "kopia",
-    "sida",
-    "region",
-    "norrbotten",
-    "svar",
-)
-# encoding damage: UTF-8 read as Latin-1, CP850 read as CP1252, 7-bit Swedish (ISO 646-SE)
-_DAMAGE = (
-    str.maketrans({"ä": "Ã¤", "ö": "Ã¶", "å": "Ã¥"}),
-    str.maketrans({"å": "†", "ä": "„", "ö": "”"}),
-    str.maketrans({"å": "}", "ä": "{", "ö": "|", "Å": "]", "Ä": "[", "Ö": "\\"}),
-)
-_XML_ILLEGAL = tuple(chr(c) for c in (*range(0x01, 0x09), 0x0B, 0x0C, *range(0x0E, 0x20), 0xFFFE))
-
 
 # ---------------------------------------------------------------- schemas and dirt
-@dataclass(frozen=True)
-class _Table:
-    name: str
-    #: (column, SQLite type, PostgreSQL type); the first column is the primary key
-    columns: tuple[tuple[str, str, str], ...]
-    #: column that holds the patient key (indexed)
-    patient_column: str | None
-    batch: int = 5000
-
-
 def _cols(spec: str) -> tuple[tuple[str, str, str], ...]:
     types = {
         "i": ("INTEGER", "integer"),
@@ -385,37 +129,37 @@ def _cols(spec: str) -> tuple[tuple[str, str, str], ...]:
     return tuple((name, *types[kind]) for name, kind in (item.split(":") for item in spec.split()))
 
 
-_SCHEMAS: dict[str, tuple[_Table, ...]] = {
+_SCHEMAS: dict[str, tuple[Table, ...]] = {
     "vas": (
-        _Table("patient", _cols("pat_id:i personnr:t fornamn:t efternamn:t kon:t skyddad_id:i sparr:i"), None),
-        _Table(
+        Table("patient", _cols("pat_id:i personnr:t fornamn:t efternamn:t kon:t skyddad_id:i sparr:i"), None),
+        Table(
             "vardkontakt", _cols("kontakt_id:i pat_id:i vardenhet:t kontakttyp:t start_tid:ts slut_tid:ts"), "pat_id"
         ),
-        _Table(
+        Table(
             "journalanteckning",
             _cols("ant_id:i pat_id:i kontakt_id:i skriven_tid:ts sokord:t anteckning:t signerad_av:t makulerad:i"),
             "pat_id",
         ),
-        _Table("diagnos", _cols("diag_id:i pat_id:i kontakt_id:i icd10:t diagnos_tid:ts makulerad:i"), "pat_id"),
-        _Table("lakemedel", _cols("lm_id:i pat_id:i atc:t preparat:t dosering:t ordinerad_tid:ts"), "pat_id"),
-        _Table(
+        Table("diagnos", _cols("diag_id:i pat_id:i kontakt_id:i icd10:t diagnos_tid:ts makulerad:i"), "pat_id"),
+        Table("lakemedel", _cols("lm_id:i pat_id:i atc:t preparat:t dosering:t ordinerad_tid:ts"), "pat_id"),
+        Table(
             "labsvar", _cols("svar_id:i pat_id:i kontakt_id:i npu_kod:t analys:t varde:t enhet:t provtid:ts"), "pat_id"
         ),
-        _Table("bilaga", _cols("bilaga_id:i pat_id:i ant_id:i filnamn:t mimetyp:t innehall:blob"), "pat_id", 200),
-        _Table("atkomstlogg", _cols("logg_id:i pat_id:i anvandare:t tid:ts handelse:t"), "pat_id"),
+        Table("bilaga", _cols("bilaga_id:i pat_id:i ant_id:i filnamn:t mimetyp:t innehall:blob"), "pat_id", 200),
+        Table("atkomstlogg", _cols("logg_id:i pat_id:i anvandare:t tid:ts handelse:t"), "pat_id"),
     ),
     "lab": (
-        _Table("lab_patient", _cols("lid:i pnr:t namn:t kon:t"), None),
-        _Table("remiss", _cols("remiss_id:i lid:i avdelning:t inkom:t"), "lid"),
-        _Table(
+        Table("lab_patient", _cols("lid:i pnr:t namn:t kon:t"), None),
+        Table("remiss", _cols("remiss_id:i lid:i avdelning:t inkom:t"), "lid"),
+        Table(
             "prov",
             _cols("prov_id:i remiss_id:i lid:i npu:t analysnamn:t resultat:t enhet:t svarstid:b status:t"),
             "lid",
         ),
     ),
     "anestesi": (
-        _Table("ana_patient", _cols("id:i personnummer:t namn:t"), None),
-        _Table(
+        Table("ana_patient", _cols("id:i personnummer:t namn:t"), None),
+        Table(
             "operation",
             _cols("op_id:i patient:i op_datum:t asa_klass:t anestesiform:t anteckning:t makulerad:i"),
             "patient",
@@ -540,7 +284,7 @@ class _Person:
 class _Sink:
     """Buffers rows per table, writes them in batches and tallies reasons."""
 
-    def __init__(self, writer: _Writer, tables: Sequence[_Table]) -> None:
+    def __init__(self, writer: Writer, tables: Sequence[Table]) -> None:
         self.writer = writer
         self.batch = {t.name: t.batch for t in tables}
         self.buffers: dict[str, list[tuple[Any, ...]]] = {t.name: [] for t in tables}
@@ -623,8 +367,8 @@ class _Gen:
                 break
         self.used.add(ident)
         self.identifiers.append(ident)
-        given = self.pick(_MEN if male else _WOMEN)
-        return _Person(ident, given, self.pick(_FAMILY), male, max(0, birth.toordinal() - FIRST_DAY.toordinal()))
+        given = self.pick(MEN if male else WOMEN)
+        return _Person(ident, given, self.pick(FAMILY), male, max(0, birth.toordinal() - FIRST_DAY.toordinal()))
 
     def _identifier(self, kind: str, birth: date, serial: int, style: str) -> str:
         r = self.r
@@ -670,8 +414,8 @@ class _Gen:
         return text
 
     def note(self) -> tuple[str, str]:
-        template = self.pick(_NOTE_TEMPLATES)
-        return template[0], self.text([(h, _PHRASES[h]) for h in template], 200)
+        template = self.pick(NOTE_TEMPLATES)
+        return template[0], self.text([(h, PHRASES[h]) for h in template], 200)
 
     def _fill(self, sentence: str) -> str:
         if "{" not in sentence:
@@ -691,11 +435,11 @@ class _Gen:
     def damage_encoding(self, text: str) -> str:
         if not any(ch in text for ch in "åäö"):
             text += " Åter för kontroll på måndag."
-        return text.translate(_DAMAGE[self.turn("encoding", 3)])
+        return text.translate(DAMAGE[self.turn("encoding", 3)])
 
     def damage_xml(self, text: str) -> str:
         at = int(self.r() * (len(text) + 1))
-        return text[:at] + self.pick(_XML_ILLEGAL) + text[at:]
+        return text[:at] + self.pick(XML_ILLEGAL) + text[at:]
 
     def lab_value(self, analysis: tuple[Any, ...]) -> str:
         low, high, decimals = analysis[3], analysis[4], analysis[5]
@@ -706,9 +450,9 @@ class _Gen:
         return len(self.plan.kinds) + 1000 + self.orphan_seq
 
     def attachment(self) -> tuple[str, str, bytes]:
-        mimetype, names = self.pick(_ATTACHMENTS)
+        mimetype, names = self.pick(ATTACHMENTS)
         size = 1024 + int(self.r() * 19 * 1024)
-        maker = {"application/pdf": _pdf, "image/tiff": _tiff, "image/jpeg": _jpeg}[mimetype]
+        maker = {"application/pdf": pdf, "image/tiff": tiff, "image/jpeg": jpeg}[mimetype]
         return self.pick(names), mimetype, maker(self.blobs, size)
 
 
@@ -725,7 +469,7 @@ def _emit_vas(g: _Gen, index: int, kind: str, shape: tuple[int, ...]) -> None:
     n_contacts, n_notes, n_diag, n_med, n_lab, n_att, n_log = shape
     contacts = []
     for _ in range(n_contacts):
-        kontakt_id, day, typ = g.next_id("vardkontakt"), g.day(p.first_day), g.pick(_CONTACT_TYPES)
+        kontakt_id, day, typ = g.next_id("vardkontakt"), g.day(p.first_day), g.pick(CONTACT_TYPES)
         h, m, s = g.clock()
         if typ == "Slutenvård":
             end = g.ts(min(day + 1 + int(r() * 10), _LAST))
@@ -736,7 +480,7 @@ def _emit_vas(g: _Gen, index: int, kind: str, shape: tuple[int, ...]) -> None:
             end = None
         add(
             "vardkontakt",
-            (kontakt_id, pat_id, g.pick(_UNITS), typ, f"{_DAYS[day]} {h:02d}:{m:02d}:{s:02d}", end),
+            (kontakt_id, pat_id, g.pick(UNITS), typ, f"{_DAYS[day]} {h:02d}:{m:02d}:{s:02d}", end),
             cascade,
         )
         contacts.append((kontakt_id, day))
@@ -763,21 +507,21 @@ def _emit_vas(g: _Gen, index: int, kind: str, shape: tuple[int, ...]) -> None:
     for _ in range(n_diag):
         diag_id, dirt = g.next_id("diagnos"), g.dirt("diagnos", invalid)
         kontakt_id, day = _contact_or_none(g, contacts, p, 0.7)
-        code = g.pick(_BAD_ICD) if dirt == Reason.CODE_INVALID else g.pick(_ICD)
+        code = g.pick(BAD_ICD) if dirt == Reason.CODE_INVALID else g.pick(ICD)
         add(
             "diagnos", (diag_id, pat_id, kontakt_id, code, g.ts(day), int(dirt == Reason.SOFT_DELETED)), cascade or dirt
         )
     for _ in range(n_med):
         lm_id, dirt = g.next_id("lakemedel"), g.dirt("lakemedel", invalid)
-        atc, product, dose = g.pick(_MEDICINES)
-        atc = g.pick(_BAD_ATC) if dirt == Reason.CODE_INVALID else atc
+        atc, product, dose = g.pick(MEDICINES)
+        atc = g.pick(BAD_ATC) if dirt == Reason.CODE_INVALID else atc
         when = g.sentinel() if dirt == Reason.SENTINEL_DATE else g.ts(g.day(p.first_day))
         add("lakemedel", (lm_id, pat_id, atc, product, dose, when), cascade or dirt)
     for _ in range(n_lab):
         svar_id, dirt = g.next_id("labsvar"), g.dirt("labsvar", invalid)
         kontakt_id, day = _contact_or_none(g, contacts, p, 0.6)
-        analysis = g.pick(_ANALYSES)
-        code = g.pick(_BAD_NPU) if dirt == Reason.CODE_INVALID else analysis[0]
+        analysis = g.pick(ANALYSES)
+        code = g.pick(BAD_NPU) if dirt == Reason.CODE_INVALID else analysis[0]
         add(
             "labsvar",
             (svar_id, pat_id, kontakt_id, code, analysis[1], g.lab_value(analysis), analysis[2], g.ts(day)),
@@ -790,7 +534,7 @@ def _emit_vas(g: _Gen, index: int, kind: str, shape: tuple[int, ...]) -> None:
         add("bilaga", (bilaga_id, pat_id, ant_id, name, mimetype, b"" if dirt else content), cascade or dirt)
     for _ in range(n_log):
         when = g.ts(g.day(p.first_day, _LAST), 6, 22)
-        add("atkomstlogg", (g.next_id("atkomstlogg"), pat_id, g.pick(g.plan.users), when, g.pick(_EVENTS)), cascade)
+        add("atkomstlogg", (g.next_id("atkomstlogg"), pat_id, g.pick(g.plan.users), when, g.pick(EVENTS)), cascade)
 
 
 def _contact_or_none(g: _Gen, contacts: list[tuple[int, int]], p: _Person, share: float) -> tuple[int | None, int]:
@@ -806,9 +550,9 @@ def _orphan_vas(g: _Gen, table: str) -> None:
         sokord, text = g.note()
         row: tuple[Any, ...] = (g.next_id(table), key, None, g.ts(day), sokord, text, g.pick(g.plan.users), 0)
     elif table == "diagnos":
-        row = (g.next_id(table), key, None, g.pick(_ICD), g.ts(day), 0)
+        row = (g.next_id(table), key, None, g.pick(ICD), g.ts(day), 0)
     else:
-        analysis = g.pick(_ANALYSES)
+        analysis = g.pick(ANALYSES)
         row = (g.next_id(table), key, None, analysis[0], analysis[1], g.lab_value(analysis), analysis[2], g.ts(day))
     g.sink.add(table, row, Reason.ORPHAN)
 
@@ -822,12 +566,12 @@ def _emit_lab(g: _Gen, index: int, kind: str, shape: tuple[int, ...]) -> None:
     for tests in shape:
         remiss_id, day = g.next_id("remiss"), g.day(p.first_day)
         h, m, s = g.clock(7, 16)
-        add("remiss", (remiss_id, lid, g.pick(_UNITS), f"{_DAYS[day]}T{h:02d}:{m:02d}:{s:02d}"), cascade)
+        add("remiss", (remiss_id, lid, g.pick(UNITS), f"{_DAYS[day]}T{h:02d}:{m:02d}:{s:02d}"), cascade)
         received = _epoch(day, h, m, s)
         for _ in range(tests):
             prov_id, dirt = g.next_id("prov"), g.dirt("prov", invalid)
-            analysis = g.pick(_ANALYSES)
-            code = g.pick(_BAD_NPU) if dirt == Reason.CODE_INVALID else analysis[0]
+            analysis = g.pick(ANALYSES)
+            code = g.pick(BAD_NPU) if dirt == Reason.CODE_INVALID else analysis[0]
             result = g.lab_value(analysis)
             result = g.damage_xml(result) if dirt == Reason.XML_ILLEGAL_CHAR else result
             status = "M" if dirt == Reason.SOFT_DELETED else "K"
@@ -842,7 +586,7 @@ def _emit_lab(g: _Gen, index: int, kind: str, shape: tuple[int, ...]) -> None:
 def _orphan_lab(g: _Gen, table: str) -> None:
     key = g.orphan_key()
     remiss_id = sum(len(shape) for shape in g.plan.shapes) + 1000 + g.orphan_seq
-    analysis, day = g.pick(_ANALYSES), g.day(0)
+    analysis, day = g.pick(ANALYSES), g.day(0)
     h, m, s = g.clock(8, 22)
     row = (
         g.next_id(table),
@@ -867,14 +611,14 @@ def _emit_anestesi(g: _Gen, index: int, kind: str, shape: tuple[int, ...]) -> No
         op_id, dirt = g.next_id("operation"), g.dirt("operation", invalid)
         h, m, _s = g.clock(7, 20)
         when = f"{_DAYS[g.day(p.first_day)]} {h:02d}:{m:02d}"
-        text = g.text(_ANA_PHRASES, 150)
+        text = g.text(ANA_PHRASES, 150)
         if dirt == Reason.SENTINEL_DATE:
             when = g.sentinel(minutes_only=True)
         elif dirt == Reason.ENCODING_SUSPECT:
             text = g.damage_encoding(text)
         add(
             "operation",
-            (op_id, index + 1, when, g.pick(_ASA), g.pick(_ANA_FORMS), text, int(dirt == Reason.SOFT_DELETED)),
+            (op_id, index + 1, when, g.pick(ASA), g.pick(ANA_FORMS), text, int(dirt == Reason.SOFT_DELETED)),
             cascade or dirt,
         )
 
@@ -898,167 +642,6 @@ def _epoch(day: int, h: int, m: int, s: int) -> int:
     """Epoch seconds (UTC) of a Europe/Stockholm wall-clock time on day index ``day``."""
     midnight = (FIRST_DAY.toordinal() + day - date(1970, 1, 1).toordinal()) * 86400
     return midnight + h * 3600 + m * 60 + s - _day_offsets()[day]
-
-
-# ---------------------------------------------------------------- attachment files
-def _pdf(rnd: random.Random, size: int) -> bytes:
-    lines, length, i = ["BT", "/F1 10 Tf", "50 800 Td", "12 TL"], 0, 0
-    while length < size - 700:
-        line = f"({i:04d} {' '.join(rnd.choices(_PDF_WORDS, k=8))}) '"
-        lines.append(line)
-        length, i = length + len(line) + 1, i + 1
-    stream = "\n".join([*lines, "ET"]).encode("ascii")
-    objects = (
-        b"<< /Type /Catalog /Pages 2 0 R >>",
-        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
-        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Contents 4 0 R "
-        b"/Resources << /Font << /F1 5 0 R >> >> >>",
-        b"<< /Length %d >>\nstream\n%s\nendstream" % (len(stream), stream),
-        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
-    )
-    out, offsets = bytearray(b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n"), []
-    for number, body in enumerate(objects, 1):
-        offsets.append(len(out))
-        out += b"%d 0 obj\n%s\nendobj\n" % (number, body)
-    xref = len(out)
-    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
-    out += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
-    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
-    return bytes(out)
-
-
-def _tiff(rnd: random.Random, size: int) -> bytes:
-    width = 128
-    height = max(1, (size - 128) // width)
-    pixels = rnd.randbytes(width * height)
-    entries = (
-        (256, 3, width),
-        (257, 3, height),
-        (258, 3, 8),
-        (259, 3, 1),
-        (262, 3, 1),
-        (273, 4, 8),
-        (277, 3, 1),
-        (278, 3, height),
-        (279, 4, len(pixels)),
-    )
-    ifd = struct.pack("<H", len(entries)) + b"".join(struct.pack("<HHII", tag, typ, 1, v) for tag, typ, v in entries)
-    return b"II*\x00" + struct.pack("<I", 8 + len(pixels)) + pixels + ifd + struct.pack("<I", 0)
-
-
-def _jpeg(rnd: random.Random, size: int) -> bytes:
-    head = (
-        b"\xff\xd8\xff\xe0"
-        + struct.pack(">H", 16)
-        + b"JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00"
-        + b"\xff\xdb"
-        + struct.pack(">HB", 67, 0)
-        + bytes(range(1, 65))
-        + b"\xff\xc0"
-        + struct.pack(">HBHHB", 11, 8, 480, 640, 1)
-        + b"\x01\x11\x00"
-        + b"\xff\xda"
-        + struct.pack(">HB", 8, 1)
-        + b"\x01\x00\x00\x3f\x00"
-    )
-    scan = rnd.randbytes(max(0, size - len(head) - 2)).replace(b"\xff", b"\xfe")
-    return head + scan + b"\xff\xd9"
-
-
-# ---------------------------------------------------------------- targets
-class _Writer:
-    def write(self, table: str, rows: list[tuple[Any, ...]]) -> None:
-        raise NotImplementedError
-
-    def finish(self) -> None:
-        raise NotImplementedError
-
-    def abort(self) -> None:
-        raise NotImplementedError
-
-
-class _SqliteWriter(_Writer):
-    """Writes ``<file>.tmp`` and renames it over ``<file>`` when complete."""
-
-    def __init__(self, path: Path, tables: Sequence[_Table]) -> None:
-        self.path, self.tables = path, tables
-        self.tmp_path = path.with_name(path.name + ".tmp")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.tmp_path.unlink(missing_ok=True)
-        self.conn = sqlite3.connect(self.tmp_path)
-        self.conn.execute("PRAGMA journal_mode=OFF")
-        self.conn.execute("PRAGMA synchronous=OFF")
-        self.inserts = {}
-        for t in tables:
-            columns = ", ".join(
-                f"{c} {lite}{' PRIMARY KEY' if i == 0 else ''}" for i, (c, lite, _) in enumerate(t.columns)
-            )
-            self.conn.execute(f"CREATE TABLE {t.name} ({columns})")
-            self.inserts[t.name] = f"INSERT INTO {t.name} VALUES ({', '.join('?' * len(t.columns))})"
-
-    def write(self, table: str, rows: list[tuple[Any, ...]]) -> None:
-        self.conn.executemany(self.inserts[table], rows)
-
-    def finish(self) -> None:
-        for t in self.tables:
-            if t.patient_column:
-                self.conn.execute(f"CREATE INDEX ix_{t.name}_{t.patient_column} ON {t.name} ({t.patient_column})")
-        self.conn.commit()
-        self.conn.close()
-        os.replace(self.tmp_path, self.path)
-
-    def abort(self) -> None:
-        self.conn.close()
-        self.tmp_path.unlink(missing_ok=True)
-
-
-class _PostgresWriter(_Writer):
-    """Drops and recreates the schema, loads with COPY, commits once at the end."""
-
-    def __init__(self, url: str, schema: str, tables: Sequence[_Table]) -> None:
-        import psycopg
-        from psycopg import sql
-
-        self.sql, self.tables = sql, tables
-        self.schema = sql.Identifier(schema)
-        self.conn = psycopg.connect(url, connect_timeout=10)
-        self.conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(self.schema))
-        self.conn.execute(sql.SQL("CREATE SCHEMA {}").format(self.schema))
-        self.copies = {}
-        for t in tables:
-            columns = sql.SQL(", ").join(
-                sql.SQL("{} {}").format(sql.Identifier(c), sql.SQL(pg)) for c, _, pg in t.columns
-            )
-            self.conn.execute(sql.SQL("CREATE TABLE {}.{} ({})").format(self.schema, sql.Identifier(t.name), columns))
-            names = sql.SQL(", ").join(sql.Identifier(c) for c, _, _ in t.columns)
-            self.copies[t.name] = sql.SQL("COPY {}.{} ({}) FROM STDIN").format(
-                self.schema, sql.Identifier(t.name), names
-            )
-
-    def write(self, table: str, rows: list[tuple[Any, ...]]) -> None:
-        with self.conn.cursor() as cur, cur.copy(self.copies[table]) as copy:
-            for row in rows:
-                copy.write_row(row)
-
-    def finish(self) -> None:
-        sql = self.sql
-        for t in self.tables:
-            name = sql.Identifier(t.name)
-            self.conn.execute(
-                sql.SQL("ALTER TABLE {}.{} ADD PRIMARY KEY ({})").format(
-                    self.schema, name, sql.Identifier(t.columns[0][0])
-                )
-            )
-            if t.patient_column:
-                self.conn.execute(
-                    sql.SQL("CREATE INDEX ON {}.{} ({})").format(self.schema, name, sql.Identifier(t.patient_column))
-                )
-        self.conn.commit()
-        self.conn.close()
-
-    def abort(self) -> None:
-        self.conn.rollback()
-        self.conn.close()
 
 
 # ---------------------------------------------------------------- build
@@ -1088,9 +671,9 @@ def build(system: str, target: str, *, seed: int = 7, patients: int = 200, schem
         if not _SCHEMA_NAME.match(schema) or schema == "public" or schema.startswith("pg_"):
             raise ValueError(f"schema must be a lower-case identifier other than public and pg_*, got {schema!r}")
         url = re.sub(r"^postgres(?:ql)?(?:\+[a-z0-9_]+)?://", "postgresql://", str(target), flags=re.IGNORECASE)
-        writer: _Writer = _PostgresWriter(url, schema, tables)
+        writer: Writer = PostgresWriter(url, schema, tables)
     else:
-        writer = _SqliteWriter(Path(target), tables)
+        writer = SqliteWriter(Path(target), tables)
     master = random.Random(seed)
     plan_rnd, row_rnd, blob_rnd = (random.Random(master.getrandbits(64)) for _ in range(3))
     try:
@@ -1126,7 +709,7 @@ def _check_identities(g: _Gen) -> None:
         raise RuntimeError("generated identifiers disagree with decommission.identity.classify")
 
 
-def _report(system: str, seed: int, patients: int, tables: Sequence[_Table], plan: _Plan, sink: _Sink) -> dict:
+def _report(system: str, seed: int, patients: int, tables: Sequence[Table], plan: _Plan, sink: _Sink) -> dict:
     kinds = Counter(plan.kinds)
     total = Counter()
     for counter in sink.reasons.values():
