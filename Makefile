@@ -24,6 +24,7 @@ test: install lint
 
 lint: install
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 
 compose-check:
 	docker compose config -q

@@ -161,6 +161,14 @@ class AirflowProcesses:
         return left
 
     # -- logs -----------------------------------------------------------------------------------
+    def log_has(self, name: str, *needles: str) -> bool:
+        """Whether one line of process ``name``'s log contains every one of ``needles``."""
+        path = self.log_dir / f"{name}.log"
+        if not path.exists():
+            return False
+        with path.open(encoding="utf-8", errors="replace") as log:
+            return any(all(n in line for n in needles) for line in log)
+
     @staticmethod
     def tail(started: Started, lines: int = 60) -> str:
         text = started.log_path.read_text(encoding="utf-8", errors="replace") if started.log_path.exists() else ""

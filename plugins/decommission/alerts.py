@@ -30,8 +30,9 @@ def emit(kind: str, **fields: Any) -> dict[str, Any]:
 
 async def milestone_late(system_id: str, late_after_hours: int, context: Any = None, **_: Any) -> None:
     """Deadline callback (runs in the triggerer): a milestone run has not finished in time."""
+    # Airflow 3.3 passes the run as a DAGRunResponse dump, whose id key is ``dag_run_id``
     dag_run = context.get("dag_run") if isinstance(context, dict) else None
-    run_id = dag_run.get("run_id") if isinstance(dag_run, dict) else getattr(dag_run, "run_id", None)
+    run_id = (dag_run.get("dag_run_id") or dag_run.get("run_id")) if isinstance(dag_run, dict) else None
     emit("milestone_late", system=system_id, run_id=run_id, late_after_hours=late_after_hours)
 
 

@@ -55,7 +55,7 @@ def configure(*, home: Path, airflow_home: Path, sources: dict[str, str], archiv
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords),
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{airflow_home / 'airflow.db'}",
         "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(airflow_home / "logs"),
-        "AIRFLOW__SCHEDULER__MIN_FILE_PROCESS_INTERVAL": "5",
+        "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "5",
         "AIRFLOW_CONN_R7_ARCHIVE": json.dumps(
             {"conn_type": "http", "host": "127.0.0.1", "port": archive_port, "schema": "http", "extra": {"timeout": 30}}
         ),

@@ -29,8 +29,13 @@ def test_milestones_passed_without_a_successful_run_are_listed():
 
 def test_late_milestone_alert_is_written(tmp_path, monkeypatch):
     monkeypatch.setenv("DECOMMISSION_HOME", str(tmp_path))
-    asyncio.run(milestone_late(system_id="lab", late_after_hours=24, context={"dag_run": {"run_id": "r1"}}))
+    asyncio.run(milestone_late(system_id="lab", late_after_hours=24, context={"dag_run": {"dag_run_id": "r1"}}))
     (line,) = (tmp_path / "alerts.jsonl").read_text(encoding="utf-8").splitlines()
     alert = json.loads(line)
-    assert alert | {"at": None} == {"kind": "milestone_late", "at": None, "system": "lab", "run_id": "r1",
-                                    "late_after_hours": 24}
+    assert alert | {"at": None} == {
+        "kind": "milestone_late",
+        "at": None,
+        "system": "lab",
+        "run_id": "r1",
+        "late_after_hours": 24,
+    }
