@@ -41,34 +41,24 @@ from zoneinfo import ZoneInfo
 
 import pandas as pd
 
-try:
-    from decommission.identity import (
-        IdType,
-        classify,
-        make_personnummer,
-        make_reservnummer_carelink,
-        make_reservnummer_sthlm,
-        make_reservnummer_vgr,
-        make_samordningsnummer,
-    )
-    from decommission.model import Reason
-except ImportError:  # run from the repository root without plugins/ on the path
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "plugins"))
-    from decommission.identity import (
-        IdType,
-        classify,
-        make_personnummer,
-        make_reservnummer_carelink,
-        make_reservnummer_sthlm,
-        make_reservnummer_vgr,
-        make_samordningsnummer,
-    )
-    from decommission.model import Reason
+# `python -m demo.generate` or `python demo/generate.py` from a plain checkout: the product's
+# package lives in plugins/, the demo package at the repository root
+for _path in (Path(__file__).resolve().parents[1] / "plugins", Path(__file__).resolve().parents[1]):
+    if str(_path) not in sys.path:
+        sys.path.insert(0, str(_path))
 
-if not __package__:  # run as a script (python demo/generate.py): make the demo package importable
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from demo.files import jpeg, pdf, tiff
-from demo.vocab import (
+from decommission.identity import (  # noqa: E402 - needs the path above
+    IdType,
+    classify,
+    make_personnummer,
+    make_reservnummer_carelink,
+    make_reservnummer_sthlm,
+    make_reservnummer_vgr,
+    make_samordningsnummer,
+)
+from decommission.model import Reason  # noqa: E402
+from demo.files import jpeg, pdf, tiff  # noqa: E402
+from demo.vocab import (  # noqa: E402
     ANA_FORMS,
     ANA_PHRASES,
     ANALYSES,
@@ -90,7 +80,7 @@ from demo.vocab import (
     WOMEN,
     XML_ILLEGAL,
 )
-from demo.writers import PostgresWriter, SqliteWriter, Table, Writer
+from demo.writers import PostgresWriter, SqliteWriter, Table, Writer  # noqa: E402
 
 __all__ = ["MIN_PATIENTS", "SYSTEMS", "build", "main"]
 
