@@ -12,6 +12,7 @@ from dateutil.relativedelta import relativedelta
 
 from decommission import __version__
 from decommission.errors import DecommissionError
+from decommission.files import write_atomic
 from decommission.plan import System
 from decommission.reconcile import FAIL, draw_sample, reconcile
 from decommission.report import write_report
@@ -158,9 +159,7 @@ def contract_exit(run: Run, report: Mapping[str, Any], approvals: list[Mapping[s
             )
     path = run.out("evidence") / "contract-exit.json"
     data = json.dumps(record, indent=2, ensure_ascii=False).encode()
-    tmp = path.with_name(".contract-exit.json.tmp")
-    tmp.write_bytes(data)
-    tmp.replace(path)
+    write_atomic(path, data)
     digest = hashlib.sha256(data).hexdigest()
     run.record("contract_exit", {"sha256": digest, "status": "decommissioned", "end": record["contract_end_date"]})
     return {"path": str(path), "sha256": digest, "contract_end_date": record["contract_end_date"]}

@@ -12,6 +12,7 @@ from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
+from decommission.files import write_atomic
 from decommission.ledger import canonical
 from decommission.settings import REPO
 
@@ -89,20 +90,14 @@ def write_report(result: dict[str, Any], out_dir: Path, *, language: str = "sv")
     out_dir.mkdir(parents=True, exist_ok=True)
     digest = result_hash(result)
     json_path = out_dir / "result.json"
-    _atomic_write(json_path, canonical(result).encode())
+    write_atomic(json_path, canonical(result).encode())
     env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html"]))
     html = env.get_template("report.html.j2").render(r=result, t=LABELS[language], digest=digest, lang=language)
     html_path = out_dir / "report.html"
-    _atomic_write(html_path, html.encode())
+    write_atomic(html_path, html.encode())
     return {
         "result": str(json_path),
         "html": str(html_path),
         "result_sha256": digest,
         "html_sha256": hashlib.sha256(html.encode()).hexdigest(),
     }
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(data)
-    tmp.replace(path)

@@ -17,6 +17,7 @@ from typing import Any
 
 from decommission import settings, staging
 from decommission.errors import ArchiveError, ArchiveRefusal, MappingError, PackageError
+from decommission.files import write_atomic
 from decommission.ledger import Ledger, canonical
 from decommission.mapping import map_partition
 from decommission.mapping_spec import MappingSpec, check_against_source, load_spec
@@ -139,8 +140,8 @@ def package_stage(run: Run, mapped: dict[str, Any]) -> dict[str, Any]:
             mapped=files, context=_package_context(run), partition_id=part.id, out_dir=run.out("packages")
         )
     report = validate_package(result.directory)
-    (run.out("validation") / f"{result.package_id}.json").write_text(
-        json.dumps(report.to_dict(), indent=2, ensure_ascii=False), encoding="utf-8"
+    write_atomic(
+        run.out("validation") / f"{result.package_id}.json", json.dumps(report.to_dict(), indent=2, ensure_ascii=False)
     )
     run.record(
         "package",
@@ -187,9 +188,10 @@ def _package_context(run: Run) -> Any:
 
 def _write_documentation(run: Run) -> tuple[Path, ...]:
     """The delivery agreement, the mapping spec and a system description, for documentation/."""
+    # package tasks of one run write these at the same time: identical bytes, swapped in atomically
     doc_dir = run.out("documentation")
-    agreement = doc_dir / "delivery-agreement.json"
-    agreement.write_text(
+    agreement = write_atomic(
+        doc_dir / "delivery-agreement.json",
         canonical(
             {
                 "agreement": run.system.agreement.model_dump(mode="json"),
@@ -197,15 +199,12 @@ def _write_documentation(run: Run) -> tuple[Path, ...]:
                 "region": run.plan.region.model_dump(mode="json"),
             }
         ),
-        encoding="utf-8",
     )
-    description = doc_dir / "system-description.txt"
-    description.write_text(
+    description = write_atomic(
+        doc_dir / "system-description.txt",
         f"{run.system.name}\nSupplier: {run.system.supplier}\nKind: {run.system.kind}\n\n{run.system.description}\n",
-        encoding="utf-8",
     )
-    mapping = doc_dir / "mapping-spec.yaml"
-    mapping.write_bytes(run.plan.mapping_path(run.system).read_bytes())
+    mapping = write_atomic(doc_dir / "mapping-spec.yaml", run.plan.mapping_path(run.system).read_bytes())
     return (agreement, mapping, description)
 
 
@@ -247,7 +246,7 @@ def _require_test_approval(run: Run, hook: Any, override: str | None) -> None:
 def _keep_receipt(run: Run, package_id: str, kind: str, receipt: Mapping[str, Any]) -> str:
     data = json.dumps(receipt, indent=2, sort_keys=True, ensure_ascii=False).encode()
     digest = hashlib.sha256(data).hexdigest()
-    (run.out("receipts") / f"{package_id}.{kind}.json").write_bytes(data)
+    write_atomic(run.out("receipts") / f"{package_id}.{kind}.json", data)
     run.record(f"{kind}_receipt", {"package_id": package_id, "sha256": digest, "status": receipt.get("status")})
     return digest
 
