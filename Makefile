@@ -5,8 +5,9 @@ PY     := $(VENV)/bin/python
 UV     := $(VENV)/bin/uv
 PATIENTS ?= 300
 PG ?=
+ROWS ?= 2000000
 
-.PHONY: demo test lint lock install compose-check clean
+.PHONY: demo test lint lock install compose-check clean bench
 
 $(VENV)/.installed: requirements.lock
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -18,6 +19,9 @@ install: $(VENV)/.installed
 
 demo: install
 	$(PY) -m demo.run --patients $(PATIENTS) $(if $(PG),--postgres $(PG))
+
+bench: install
+	$(PY) -m bench.run --rows $(ROWS)
 
 test: install lint
 	$(PY) -m pytest
