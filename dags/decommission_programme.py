@@ -15,7 +15,7 @@ from airflow.providers.standard.operators.hitl import ApprovalOperator
 from airflow.sdk import DAG, AsyncCallback, DeadlineAlert, DeadlineReference, task
 
 from decommission import settings
-from decommission.alerts import emit, find_overdue
+from decommission.alerts import check_programme
 from decommission.operators import AwaitIngestOperator, failing_fast
 from decommission.plan import Plan, System, load_plan
 from decommission.timetable import MilestoneTimetable
@@ -130,8 +130,7 @@ def build_system_dag(plan: Plan, system: System) -> DAG:
 
         @task.short_circuit
         def is_final_delivery(**context: Any) -> bool:
-            milestone = context["dag_run"].conf.get("milestone") or system.milestone_on(context["logical_date"].date())
-            return milestone == "final_delivery"
+            return stage("stages.is_final", context)
 
         @task
         def contract_exit(report: dict[str, Any], owner_answer: dict, archivist_answer: dict, **context: Any) -> dict:
@@ -195,17 +194,7 @@ def build_watchdog(plan: Plan) -> DAG:
             def successful(dag_id: str, at: dt.datetime) -> int:
                 return ti.get_dr_count(dag_id=dag_id, logical_dates=[at], states=["success"])
 
-            overdue = find_overdue(plan, today, successful)
-            for item in overdue:
-                emit("milestone_missed", **item)
-            for problem in plan.problems:
-                emit("plan_problem", detail=str(problem))
-            if overdue or plan.problems:
-                raise RuntimeError(
-                    f"{len(overdue)} milestone(s) passed without a successful run, "
-                    f"{len(plan.problems)} plan problem(s); see the log and alerts.jsonl"
-                )
-            return {"overdue": 0, "problems": 0}
+            return check_programme(plan, today, successful)
 
         check_milestones()
     return dag

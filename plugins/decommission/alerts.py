@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from decommission import settings
+from decommission.errors import DecommissionError
 from decommission.plan import Plan
 
 log = logging.getLogger(__name__)
@@ -50,3 +51,18 @@ def find_overdue(plan: Plan, today: dt.date, successful_runs: Callable[[str, dt.
             if successful_runs(f"decommission_{system.id}", at) == 0:
                 overdue.append({"system": system.id, "milestone": milestone.value, "date": day.isoformat()})
     return overdue
+
+
+def check_programme(plan: Plan, today: dt.date, successful_runs: Callable[[str, dt.datetime], int]) -> dict:
+    """The watchdog: alert on every missed milestone and plan problem; fail if there is any."""
+    overdue = find_overdue(plan, today, successful_runs)
+    for item in overdue:
+        emit("milestone_missed", **item)
+    for problem in plan.problems:
+        emit("plan_problem", detail=str(problem))
+    if overdue or plan.problems:
+        raise DecommissionError(
+            f"{len(overdue)} milestone(s) passed without a successful run, "
+            f"{len(plan.problems)} plan problem(s); see the log and alerts.jsonl"
+        )
+    return {"overdue": 0, "problems": 0}

@@ -89,6 +89,11 @@ def resolve_milestone(system: System, logical_date: dt.datetime | None, conf: Ma
     return found
 
 
+def is_final(run: Run) -> bool:
+    """Only the final delivery goes on to sign-off and the contract exit."""
+    return run.milestone is Milestone.FINAL_DELIVERY
+
+
 def preflight(run: Run) -> dict[str, Any]:
     """Check the mapping against the live source schema before anything is read."""
     spec = run.spec

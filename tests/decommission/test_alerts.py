@@ -39,3 +39,18 @@ def test_late_milestone_alert_is_written(tmp_path, monkeypatch):
         "run_id": "r1",
         "late_after_hours": 24,
     }
+
+
+def test_watchdog_fails_and_alerts_on_a_missed_milestone(tmp_path, monkeypatch):
+    import pytest
+
+    from decommission.alerts import check_programme
+    from decommission.errors import DecommissionError
+
+    monkeypatch.setenv("DECOMMISSION_HOME", str(tmp_path))
+    plan = load_plan(REPO / "include" / "programme.yaml")
+    assert check_programme(plan, dt.date(2025, 3, 1), lambda dag_id, at: 0) == {"overdue": 0, "problems": 0}
+    with pytest.raises(DecommissionError, match="1 milestone\\(s\\) passed without a successful run"):
+        check_programme(plan, dt.date(2025, 3, 4), lambda dag_id, at: 0)
+    (alert,) = [json.loads(line) for line in (tmp_path / "alerts.jsonl").read_text().splitlines()]
+    assert alert["kind"] == "milestone_missed" and alert["system"] == "vas"
