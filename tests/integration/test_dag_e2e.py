@@ -145,3 +145,28 @@ def test_vas_from_test_delivery_to_contract_exit(demo_system):
     assert ledger.verify() is None
     kinds = [e.kind for e in ledger.entries(system_id="vas")]
     assert kinds[-1] == "contract_exit" and "reconciliation" in kinds and "ingest_receipt" in kinds
+
+
+def test_rejected_package_fails_the_run_with_the_archives_reason(tmp_path, monkeypatch, r7sim_factory, airflow_db):
+    """The archive rejects one package: await_ingest fails, the receipt with its reasons is kept."""
+    from decommission.embedded import source_connection
+
+    rejected = "vas-LO-2025-VAS-01-p0001-test"
+    server = r7sim_factory.start("--reject", rejected)
+    monkeypatch.setenv("AIRFLOW_CONN_R7_ARCHIVE", server.connection_uri())
+    build("vas", str(tmp_path / "vas.sqlite"), seed=11, patients=20)
+    monkeypatch.setenv("AIRFLOW_CONN_LEGACY_VAS", source_connection(str(tmp_path / "vas.sqlite"), "vas"))
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_PROGRAMME_LEDGER", json.dumps({"conn_type": "sqlite", "host": str(tmp_path / "ledger.sqlite")})
+    )
+    monkeypatch.setenv("DECOMMISSION_HOME", str(tmp_path / "out"))
+    from airflow.dag_processing.dagbag import DagBag
+
+    dag = DagBag(dag_folder=str(REPO / "dags")).get_dag("decommission_vas")
+    dag.deadline = None  # Airflow 3.3.2: dag.test() crashes on deadline alerts (see demo/run.py)
+    run = _run(dag, dt.date(2025, 3, 3), "test_delivery")
+    assert str(run.state) == "failed"
+    states = {ti.task_id: str(ti.state) for ti in run.get_task_instances()}
+    assert states["await_ingest"] == "failed" and states["reconcile"] == "upstream_failed"
+    receipt = json.loads((tmp_path / "out" / "vas" / "receipts" / f"{rejected}.ingest.json").read_text())
+    assert receipt["status"] == "rejected" and receipt["reasons"]
