@@ -61,21 +61,27 @@ class Responder(threading.Thread):
             time.sleep(0.3)
 
 
-@pytest.fixture
-def demo_system(tmp_path, monkeypatch, r7sim, airflow_db):
-    """The VAS demo source (SQLite) wired as the legacy connection, outputs under tmp_path."""
+def _wire_vas(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, patients: int) -> tuple:
+    """Build the VAS demo source (SQLite), wire its connections, return its DAG and dirt report."""
+    from airflow.dag_processing.dagbag import DagBag
+
     from decommission.embedded import source_connection
 
-    report = build("vas", str(tmp_path / "vas.sqlite"), seed=11, patients=40)
+    report = build("vas", str(tmp_path / "vas.sqlite"), seed=11, patients=patients)
     monkeypatch.setenv("AIRFLOW_CONN_LEGACY_VAS", source_connection(str(tmp_path / "vas.sqlite"), "vas"))
     monkeypatch.setenv(
         "AIRFLOW_CONN_PROGRAMME_LEDGER", json.dumps({"conn_type": "sqlite", "host": str(tmp_path / "ledger.sqlite")})
     )
     monkeypatch.setenv("DECOMMISSION_HOME", str(tmp_path / "out"))
-    from airflow.dag_processing.dagbag import DagBag
-
     dag = DagBag(dag_folder=str(REPO / "dags")).get_dag("decommission_vas")
     dag.deadline = None  # Airflow 3.3.2: dag.test() crashes on deadline alerts (see demo/run.py)
+    return dag, report
+
+
+@pytest.fixture
+def demo_system(tmp_path, monkeypatch, r7sim, airflow_db):
+    """The VAS demo system against a well-behaved r7sim, outputs under tmp_path."""
+    dag, report = _wire_vas(tmp_path, monkeypatch, patients=40)
     return dag, report, tmp_path / "out" / "vas"
 
 
@@ -149,21 +155,10 @@ def test_vas_from_test_delivery_to_contract_exit(demo_system):
 
 def test_rejected_package_fails_the_run_with_the_archives_reason(tmp_path, monkeypatch, r7sim_factory, airflow_db):
     """The archive rejects one package: await_ingest fails, the receipt with its reasons is kept."""
-    from decommission.embedded import source_connection
-
     rejected = "vas-LO-2025-VAS-01-p0001-test"
     server = r7sim_factory.start("--reject", rejected)
     monkeypatch.setenv("AIRFLOW_CONN_R7_ARCHIVE", server.connection_uri())
-    build("vas", str(tmp_path / "vas.sqlite"), seed=11, patients=20)
-    monkeypatch.setenv("AIRFLOW_CONN_LEGACY_VAS", source_connection(str(tmp_path / "vas.sqlite"), "vas"))
-    monkeypatch.setenv(
-        "AIRFLOW_CONN_PROGRAMME_LEDGER", json.dumps({"conn_type": "sqlite", "host": str(tmp_path / "ledger.sqlite")})
-    )
-    monkeypatch.setenv("DECOMMISSION_HOME", str(tmp_path / "out"))
-    from airflow.dag_processing.dagbag import DagBag
-
-    dag = DagBag(dag_folder=str(REPO / "dags")).get_dag("decommission_vas")
-    dag.deadline = None  # Airflow 3.3.2: dag.test() crashes on deadline alerts (see demo/run.py)
+    dag, _ = _wire_vas(tmp_path, monkeypatch, patients=20)
     run = _run(dag, dt.date(2025, 3, 3), "test_delivery")
     assert str(run.state) == "failed"
     states = {ti.task_id: str(ti.state) for ti in run.get_task_instances()}
