@@ -2,8 +2,9 @@
 
 Every extracted row ends as exactly one mapped record or one quarantine row, with the
 first reason of :attr:`Reason.ORDER` that applies. Rules and transforms run on whole
-columns (pandas), not row by row. Journal text is never changed here: a row whose text
-cannot go into XML as it is goes to quarantine instead.
+Arrow columns (:mod:`mapping_rules`, :mod:`mapping_fields`); Python runs only for the
+quarantined rows (their detail and keyed digest). Journal text is never changed here: a
+row whose text cannot go into XML as it is goes to quarantine instead.
 """
 
 from __future__ import annotations
@@ -13,31 +14,18 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from decommission import identity
-from decommission.mapping_spec import FieldSpec, MappingSpec, RuleSpec, TableSpec
+from decommission.arrow_text import key_text, mask
+from decommission.mapping_fields import transform
+from decommission.mapping_rules import RULE_REASON, Finding, check, classify
+from decommission.mapping_spec import MappingSpec, TableSpec
 from decommission.model import ENTITIES, QUARANTINE_SCHEMA, Reason
 from decommission.privacy import keyed_hash
-
-XML_ILLEGAL = r"[\x00-\x08\x0B\x0C\x0E-\x1F\uFFFE\uFFFF\ud800-\udfff]"
-#: UTF-8 read as Latin-1/CP1252, CP850 read as CP1252, 7-bit Swedish (ISO 646-SE), U+FFFD
-ENCODING_SUSPECTS = {
-    "utf8_as_latin1": r"Ã[\u0080-\u00BF\u0152\u0153\u0160\u0161\u0178\u017D\u017E"
-    r"\u201A-\u201E\u2020-\u2022\u2026\u2030]",
-    "cp850_as_cp1252": r"[A-Za-z][†„”Ž™]|[†„”Ž™][A-Za-z]",
-    "iso646_se": r"[A-Za-z][{}|\[\]\\]|[{}|\[\]\\][A-Za-z]",
-    "replacement_char": "\ufffd",
-}
-CODE_PATTERNS = {
-    "icd10se": r"^[A-Z][0-9]{2}(\.?[0-9A-Z]{1,2})?$",
-    "atc": r"^[A-Z][0-9]{2}[A-Z]{2}[0-9]{2}$",
-    "npu": r"^NPU[0-9]{5}$",
-}
-SENTINEL_DAYS = ("1900-01-01", "9999-12-31")
-TRUE_VALUES = (1, True, "1", "J", "j", "Y", "y", "true", "True", "T")
 
 
 @dataclass
@@ -60,36 +48,34 @@ class MapResult:
         }
 
 
-@dataclass
 class _Flags:
     """The reason chosen per row so far; a row keeps the first reason that applies."""
 
-    index: pd.Index
-    reason: pd.Series = field(init=False)
-    column: pd.Series = field(init=False)
-    detail: pd.Series = field(init=False)
-    raw: pd.Series = field(init=False)
+    def __init__(self, n: int) -> None:
+        self.hit = np.zeros(n, dtype=bool)
+        self.reason = np.full(n, None, dtype=object)
+        self.column = np.full(n, None, dtype=object)
+        self.detail = np.full(n, None, dtype=object)
+        self.raw = np.full(n, None, dtype=object)
 
-    def __post_init__(self) -> None:
-        self.reason = pd.Series(None, index=self.index, dtype=object)
-        self.column = pd.Series(None, index=self.index, dtype=object)
-        self.detail = pd.Series(None, index=self.index, dtype=object)
-        self.raw = pd.Series(None, index=self.index, dtype=object)
-
-    def mark(
-        self, hit: pd.Series, reason: str | pd.Series, column: str, detail: str | pd.Series, raw: pd.Series | None
-    ) -> None:
-        new = hit.fillna(False).astype(bool) & self.reason.isna()
-        if not new.any():
+    def mark(self, finding: Finding, column: str) -> None:
+        new = finding.hit & ~self.hit
+        rows = np.flatnonzero(new)
+        if not len(rows):
             return
-        self.reason[new] = reason[new] if isinstance(reason, pd.Series) else reason
-        self.column[new] = column
-        self.detail[new] = detail[new] if isinstance(detail, pd.Series) else detail
-        if raw is not None:
-            self.raw[new] = raw[new]
+        self.hit[rows] = True
+        self.reason[rows] = finding.reason[rows] if isinstance(finding.reason, np.ndarray) else finding.reason
+        self.column[rows] = column
+        self.detail[rows] = finding.detail(rows)
+        if finding.raw is not None:
+            self.raw[rows] = finding.raw(rows)
 
 
-def map_partition(spec: MappingSpec, read: Callable[[str], pd.DataFrame], out_dir: Any) -> MapResult:
+def _as_table(frame: pa.Table | pd.DataFrame) -> pa.Table:
+    return frame if isinstance(frame, pa.Table) else pa.Table.from_pandas(frame, preserve_index=False)
+
+
+def map_partition(spec: MappingSpec, read: Callable[[str], pa.Table | pd.DataFrame], out_dir: Any) -> MapResult:
     """Map one partition: ``read(table)`` gives the extracted rows; files go to ``out_dir``.
 
     Writes ``<entity>.parquet`` per entity and ``quarantine.parquet``; ``out_dir`` is a
@@ -97,196 +83,111 @@ def map_partition(spec: MappingSpec, read: Callable[[str], pd.DataFrame], out_di
     """
     out_dir.mkdir(parents=True, exist_ok=True)
     result = MapResult()
-    frames: dict[str, list[pd.DataFrame]] = {name: [] for name in ENTITIES}
-    quarantine: list[pd.DataFrame] = []
+    frames: dict[str, list[pa.Table]] = {name: [] for name in ENTITIES}
+    quarantine: list[pa.Table] = []
+    reference_date = dt.date.fromisoformat(spec.id_reference_date)
 
-    patients = read(spec.patient_table)
-    ptable = spec.tables[spec.patient_table]
-    all_keys = set(_key_str(patients[ptable.patient_key]).dropna())
-    bad_keys: set[str] = set()
+    patients = _as_table(read(spec.patient_table))
+    all_keys = pc.drop_null(key_text(patients[spec.tables[spec.patient_table].patient_key]))
+    bad_keys = pa.array([], pa.string())
 
     # the patient table first: its quarantined patients cascade to every other table
     order = [spec.patient_table] + [n for n in spec.tables if n != spec.patient_table]
     for name in order:
         table = spec.tables[name]
-        rows = read(name) if name != spec.patient_table else patients
-        flags = _Flags(rows.index)
-        pkey = _key_str(rows[table.patient_key])
+        rows = patients if name == spec.patient_table else _as_table(read(name))
         is_patient_table = name == spec.patient_table
+        pkey = key_text(rows[table.patient_key])
+        ids = _identities(rows, table, reference_date)
+        flags = _Flags(rows.num_rows)
+        scans: dict[str, Any] = {}
         for reason in Reason.ORDER:
             if reason == Reason.ORPHAN and not is_patient_table:
-                flags.mark(~pkey.isin(all_keys), reason, table.patient_key, "no such patient", None)
+                orphan = ~mask(pc.is_in(pkey, value_set=all_keys))
+                flags.mark(Finding(orphan, reason, lambda r: ["no such patient"] * len(r), None), table.patient_key)
             elif reason == Reason.PATIENT_QUARANTINED and not is_patient_table:
-                flags.mark(pkey.isin(bad_keys), reason, table.patient_key, "the patient is in quarantine", None)
+                cascade = mask(pc.is_in(pkey, value_set=bad_keys))
+                detail = "the patient is in quarantine"
+                flags.mark(Finding(cascade, reason, lambda r, d=detail: [d] * len(r), None), table.patient_key)
             else:
-                _apply_rules(flags, rows, table, spec, reason)
+                for rule in (r for r in table.rules if RULE_REASON[r.rule] == reason):
+                    col = rows[rule.column]
+                    for finding in check(
+                        rule, col, reference_date=reference_date, ids=ids.get(rule.column), scans=scans
+                    ):
+                        flags.mark(finding, rule.column)
+        hit = flags.hit
         if is_patient_table:
-            bad_keys = set(pkey[flags.reason.notna()].dropna())
+            bad_keys = pc.drop_null(pc.filter(pkey, pa.array(hit)))
 
-        kept = rows[flags.reason.isna()]
-        mapped, adjusted = _map_fields(kept, table, spec)
+        kept = rows.filter(pa.array(~hit)) if hit.any() else rows
+        kept_ids = {c: frame[~hit].reset_index(drop=True) for c, frame in ids.items()}
+        mapped, adjusted = _map_fields(kept, table, spec, kept_ids)
         frames[table.entity].append(mapped)
         result.adjusted_times += adjusted
-        result.extracted[name] = len(rows)
-        result.mapped[name] = len(kept)
-        hit = flags.reason.notna()
+        result.extracted[name] = rows.num_rows
+        result.mapped[name] = kept.num_rows
         if hit.any():
-            quarantine.append(_quarantine_rows(name, table, rows[hit], pkey[hit], flags, hit))
-            result.quarantined[name] = {
-                str(k): int(v) for k, v in flags.reason[hit].value_counts().sort_index().items()
-            }
+            quarantine.append(_quarantine_rows(name, table, rows, pkey, flags, np.flatnonzero(hit)))
+            reasons, counts = np.unique(flags.reason[hit].astype(str), return_counts=True)
+            result.quarantined[name] = {str(k): int(v) for k, v in zip(reasons, counts, strict=True)}
 
     for entity_name, parts in frames.items():
         entity = ENTITIES[entity_name]
-        frame = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=entity.schema.names)
-        frame = frame.sort_values(entity.key, kind="stable", ignore_index=True) if len(frame) else frame
-        table = pa.Table.from_pandas(frame, schema=entity.schema, preserve_index=False)
-        _write(table, out_dir / f"{entity_name}.parquet")
-        result.entities[entity_name] = table.num_rows
-    qframe = pd.concat(quarantine, ignore_index=True) if quarantine else pd.DataFrame(columns=QUARANTINE_SCHEMA.names)
-    _write(pa.Table.from_pandas(qframe, schema=QUARANTINE_SCHEMA, preserve_index=False), out_dir / "quarantine.parquet")
+        # rows stay in staging order (source key order, tables in spec order): deterministic, no sort
+        out = pa.concat_tables(parts) if parts else entity.schema.empty_table()
+        _write(out, out_dir / f"{entity_name}.parquet")
+        result.entities[entity_name] = out.num_rows
+    qtable = pa.concat_tables(quarantine) if quarantine else QUARANTINE_SCHEMA.empty_table()
+    _write(qtable, out_dir / "quarantine.parquet")
     return result
+
+
+def _identities(rows: pa.Table, table: TableSpec, reference_date: dt.date) -> dict[str, pd.DataFrame]:
+    """identity.classify once per identifier column (used by the rule and by two fields)."""
+    columns = {r.column for r in table.rules if r.rule == "personal_id"}
+    columns |= {f.column for f in table.fields.values() if f.transform in ("personal_id", "id_type") and f.column}
+    return {c: classify(rows[c], reference_date) for c in columns}
 
 
 def _write(table: pa.Table, path: Any) -> None:
     with path.open("wb") as fh:
-        pq.write_table(table, fh, compression="zstd")
+        pq.write_table(table, fh, compression="lz4", use_dictionary=False)
 
 
-def _key_str(series: pd.Series) -> pd.Series:
-    """Keys as strings ('17', not '17.0'), whatever the driver returned."""
-    if pd.api.types.is_float_dtype(series):
-        series = series.astype("Int64")
-    return series.astype(object).where(series.notna()).map(lambda v: v if v is None else str(v))
-
-
-def _rules_for(table: TableSpec, reason: str) -> list[RuleSpec]:
-    wanted = {
-        Reason.SOFT_DELETED: "soft_deleted",
-        Reason.SENTINEL_DATE: "sentinel_date",
-        Reason.XML_ILLEGAL_CHAR: "xml_chars",
-        Reason.ENCODING_SUSPECT: "encoding",
-        Reason.EMPTY_ATTACHMENT: "not_empty",
-        Reason.CODE_INVALID: "code",
-        Reason.ID_INVALID_FORMAT: "personal_id",
-    }.get(reason)
-    return [r for r in table.rules if r.rule == wanted]
-
-
-def _apply_rules(flags: _Flags, rows: pd.DataFrame, table: TableSpec, spec: MappingSpec, reason: str) -> None:
-    for rule in _rules_for(table, reason):
-        col = rows[rule.column]
-        text = col.astype(object).where(col.notna())
-        if rule.rule == "soft_deleted":
-            values = rule.values if rule.values is not None else list(TRUE_VALUES)
-            flags.mark(col.isin(values), Reason.SOFT_DELETED, rule.column, "marked deleted in the source", None)
-        elif rule.rule == "personal_id":
-            ids = identity.classify(col, reference_date=dt.date.fromisoformat(spec.id_reference_date))
-            flags.mark(ids["reason"].notna(), ids["reason"], rule.column, "identifier fails validation", text)
-        elif rule.rule == "sentinel_date":
-            day = text.map(lambda v: None if v is None else str(v)[:10])
-            flags.mark(
-                day.isin(SENTINEL_DAYS), Reason.SENTINEL_DATE, rule.column, "sentinel date " + day.fillna(""), text
-            )
-        elif rule.rule == "xml_chars":
-            parts = text.astype("string").str.extract(f"(?s)^(.*?)({XML_ILLEGAL})")
-            found, offset = parts[1], parts[0].str.len()
-            detail = (
-                "character U+"
-                + found.map(lambda c: f"{ord(c):04X}" if isinstance(c, str) else "")
-                + " at offset "
-                + offset.astype(str)
-            )
-            flags.mark(found.notna(), Reason.XML_ILLEGAL_CHAR, rule.column, detail.astype(object), text)
-        elif rule.rule == "encoding":
-            s = text.astype("string")
-            for kind, pattern in ENCODING_SUSPECTS.items():
-                flags.mark(
-                    s.str.contains(pattern, regex=True).fillna(False),
-                    Reason.ENCODING_SUSPECT,
-                    rule.column,
-                    f"pattern {kind}",
-                    text,
-                )
-        elif rule.rule == "not_empty":
-            empty = col.map(lambda v: v is None or len(v) == 0)
-            flags.mark(empty, Reason.EMPTY_ATTACHMENT, rule.column, "zero bytes", None)
-        elif rule.rule == "code":
-            ok = text.astype("string").str.fullmatch(CODE_PATTERNS[rule.system]).fillna(False)
-            flags.mark(~ok, Reason.CODE_INVALID, rule.column, f"not a valid {rule.system} code", text)
-
-
-def _map_fields(rows: pd.DataFrame, table: TableSpec, spec: MappingSpec) -> tuple[pd.DataFrame, int]:
+def _map_fields(rows: pa.Table, table: TableSpec, spec: MappingSpec, ids: dict[str, Any]) -> tuple[pa.Table, int]:
     entity = ENTITIES[table.entity]
-    out: dict[str, Any] = {}
-    adjusted = 0
-    for name in entity.schema.names:
-        fspec = table.fields.get(name)
+    reference_date = dt.date.fromisoformat(spec.id_reference_date)
+    columns, adjusted = [], 0
+    for target in entity.schema:
+        fspec = table.fields.get(target.name)
         if fspec is None:
-            out[name] = pd.Series(None, index=rows.index, dtype=object)
+            columns.append(pa.nulls(rows.num_rows, target.type))
             continue
-        values, n = _transform(rows, fspec, spec)
-        out[name] = values
+        col = rows[fspec.column] if fspec.column is not None else None
+        values, n = transform(
+            col, fspec, rows.num_rows, tz=spec.timezone, reference_date=reference_date, ids=ids.get(fspec.column)
+        )
+        columns.append(values.cast(target.type) if values.type != target.type else values)
         adjusted += n
-    return pd.DataFrame(out, index=rows.index).reset_index(drop=True), adjusted
-
-
-def _transform(rows: pd.DataFrame, f: FieldSpec, spec: MappingSpec) -> tuple[pd.Series, int]:
-    if f.column is None:
-        return pd.Series([f.value] * len(rows), index=rows.index, dtype=object), 0
-    col = rows[f.column]
-    if f.lookup is not None:
-        return _key_str(col).map(f.lookup), 0
-    match f.transform:
-        case "str":
-            return _key_str(col), 0
-        case "bool":
-            return col.isin(TRUE_VALUES), 0
-        case "local_time":
-            return _local_to_utc(col, spec.timezone)
-        case "utc_time":
-            return pd.to_datetime(col, utc=True), 0
-        case "epoch_seconds":
-            return pd.to_datetime(col, unit="s", utc=True), 0
-        case "date":
-            return pd.to_datetime(col).dt.date, 0
-        case "personal_id" | "id_type":
-            ids = identity.classify(col, reference_date=dt.date.fromisoformat(spec.id_reference_date))
-            return ids["normalised" if f.transform == "personal_id" else "id_type"].astype(object), 0
-        case "before_comma" | "after_comma":
-            parts = col.astype("string").str.split(",", n=1, expand=True)
-            part = parts[0] if f.transform == "before_comma" else parts.get(1, pd.Series(None, index=col.index))
-            return part.str.strip().astype(object), 0
-        case "bytes":
-            return col.map(lambda v: None if v is None else bytes(v)), 0
-    raise AssertionError(f"unhandled transform {f.transform}")  # pragma: no cover - the spec enum is closed
-
-
-def _local_to_utc(col: pd.Series, tz: str) -> tuple[pd.Series, int]:
-    """Wall-clock times to UTC. Ambiguous (autumn) hours are read as standard time, missing
-    (spring) hours shifted forward; the count of such adjustments is reported."""
-    naive = pd.to_datetime(col)
-    if naive.dt.tz is not None:
-        return naive.dt.tz_convert("UTC"), 0
-    strict = naive.dt.tz_localize(tz, ambiguous="NaT", nonexistent="NaT")
-    local = naive.dt.tz_localize(tz, ambiguous=False, nonexistent="shift_forward")
-    adjusted = int((strict.isna() & naive.notna()).sum())
-    return local.dt.tz_convert("UTC"), adjusted
+    return pa.Table.from_arrays(columns, schema=entity.schema), adjusted
 
 
 def _quarantine_rows(
-    name: str, table: TableSpec, rows: pd.DataFrame, pkey: pd.Series, flags: _Flags, hit: pd.Series
-) -> pd.DataFrame:
-    raw = flags.raw[hit]
-    return pd.DataFrame(
-        {
-            "source_table": name,
-            "entity": table.entity,
-            "source_key": _key_str(rows[table.key]),
-            "patient_key": pkey,
-            "rule": flags.reason[hit],
-            "column": flags.column[hit],
-            "detail": flags.detail[hit],
-            "value_digest": raw.map(lambda v: "" if v is None else keyed_hash(str(v))),
-        }
-    ).reset_index(drop=True)
+    name: str, table: TableSpec, rows: pa.Table, pkey: pa.Array, flags: _Flags, hit_rows: np.ndarray
+) -> pa.Table:
+    index = pa.array(hit_rows, pa.int64())
+    n = len(hit_rows)
+    return pa.Table.from_arrays(
+        [
+            pa.repeat(pa.scalar(name), n),
+            pa.repeat(pa.scalar(table.entity), n),
+            key_text(rows[table.key]).take(index),
+            pkey.take(index),
+            pa.array(flags.reason[hit_rows], pa.string()),
+            pa.array(flags.column[hit_rows], pa.string()),
+            pa.array(flags.detail[hit_rows], pa.string()),
+            pa.array(["" if v is None else keyed_hash(v) for v in flags.raw[hit_rows]], pa.string()),
+        ],
+        schema=QUARANTINE_SCHEMA,
+    )

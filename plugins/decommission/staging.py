@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 from airflow.sdk import ObjectStoragePath
 
@@ -39,9 +40,14 @@ def replacing(final: ObjectStoragePath) -> Iterator[ObjectStoragePath]:
     tmp.rename(final)
 
 
-def read_frame(path: ObjectStoragePath) -> pd.DataFrame:
+def read_table(path: ObjectStoragePath) -> pa.Table:
+    """A staged Parquet file as an Arrow table (what the mapping works on)."""
     with path.open("rb") as fh:
-        return pq.read_table(fh).to_pandas(types_mapper=None)
+        return pq.read_table(fh)
+
+
+def read_frame(path: ObjectStoragePath) -> pd.DataFrame:
+    return read_table(path).to_pandas(types_mapper=None)
 
 
 @contextlib.contextmanager
