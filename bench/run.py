@@ -2,11 +2,12 @@
 
 Builds a VAS-like demo database in a dedicated PostgreSQL schema (about ``--rows``
 journal notes), measures a raw ``COPY (SELECT <mapped columns> ...) TO STDOUT`` of every
-table the mapping reads, then runs the same functions the DAG runs (``Source.extract_partition``,
-``map_partition``, ``sip.build_package``) over every partition in one fresh process, so its
-peak resident set is the pipeline's alone. Progress goes to stderr; the last stdout line
-is one JSON object with counts and rates only (no patient data). The schema and the
-temporary folder are removed at the end, also on failure.
+table the mapping reads, then runs the DAG's own task functions (``stages.plan_partitions``,
+``extract``, ``map_stage``, ``package_stage``) over a one-system plan pointed at that
+database, stage after stage, each stage on as many worker processes as the source's pool
+has slots (:mod:`bench.pipeline`). Progress goes to stderr; the last stdout line is one
+JSON object with counts and rates only (no patient data). The schema and the temporary
+folder are removed at the end, also on failure.
 """
 
 from __future__ import annotations
@@ -15,9 +16,7 @@ import argparse
 import datetime as dt
 import json
 import os
-import resource
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -100,116 +99,24 @@ def measure_copy(url: str, schema: str) -> dict[str, Any]:
     return {"rows": rows, "bytes": nbytes, "seconds": seconds, "rows_per_s": _rate(rows, seconds)}
 
 
-def run_pipeline_process(url: str, schema: str, per_partition: int, work: Path) -> dict[str, Any]:
-    """The pipeline in a fresh interpreter: its ru_maxrss is the pipeline's peak, not the generator's."""
+def pipeline_env(url: str, work: Path, plan: Path) -> dict[str, str]:
+    """The environment of the worker processes: an Airflow connection to the bench database, a ledger."""
     from decommission.embedded import source_connection
 
-    env = dict(os.environ)
-    env.update(
-        {
-            f"AIRFLOW_CONN_{CONN_ID.upper()}": source_connection(url, None),
-            "AIRFLOW_HOME": str(work / "airflow"),
-            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-            "AIRFLOW__CORE__DAGS_FOLDER": str(work / "no-dags"),
-            "AIRFLOW__CORE__PLUGINS_FOLDER": str(PLUGINS),
-            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{work / 'airflow' / 'airflow.db'}",
-            "DECOMMISSION_HOME": str(work / "home"),
-            "PYTHONPATH": os.pathsep.join([str(PLUGINS), str(REPO), env.get("PYTHONPATH", "")]),
-        }
-    )
-    cmd = [sys.executable, "-m", "bench.run", "--pipeline", "--schema", schema]
-    cmd += ["--per-partition", str(per_partition), "--work", str(work)]
-    done = subprocess.run(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, text=True, check=False)
-    if done.returncode != 0:
-        raise RuntimeError(f"the pipeline process failed with exit code {done.returncode}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
-
-
-# ------------------------------------------------------------------ child: the pipeline
-
-
-def pipeline(schema: str, per_partition: int, work: Path) -> dict[str, Any]:
-    """Extract, map and package every partition with the product's functions, timing each stage."""
-    from decommission import staging
-    from decommission.mapping import map_partition
-    from decommission.mapping_spec import load_spec
-    from decommission.sip import PackageContext, build_package
-    from decommission.source import Source, make_partitions
-
-    spec = load_spec(SPEC_PATH)
-    source = Source(CONN_ID, schema=schema)
-    docs = work / "documentation"
-    docs.mkdir(parents=True, exist_ok=True)
-    mapping_doc = docs / "mapping-spec.yaml"
-    shutil.copyfile(SPEC_PATH, mapping_doc)
-    description = docs / "system-description.txt"
-    description.write_text("Benchmark VAS (synthetic)\n", encoding="utf-8")
-    context = PackageContext(
-        system_id="vas",
-        system_name="VAS (bench)",
-        region_name="Region Bench",
-        region_id="SE0000000000",
-        archive_name="R7 e-Arkiv",
-        submitter_name="Region Bench",
-        agreement_id="BENCH-1",
-        record_status="TEST",
-        created=dt.datetime.combine(CUT_OFF, dt.time(23, 59, 59), tzinfo=dt.UTC),
-        documentation=(mapping_doc, description),
-    )
-
-    started = time.perf_counter()
-    keys = source.patient_keys(spec)
-    partitions = make_partitions(keys, per_partition)
-    plan_seconds = time.perf_counter() - started
-    log(f"{len(keys)} patients in {len(partitions)} partitions of {per_partition} ({plan_seconds:.2f} s)")
-
-    seconds = {"extract": 0.0, "map": 0.0, "package": 0.0}
-    rows = 0
-    notes = 0
-    packaged_bytes = 0
-    for number, part in enumerate(partitions, 1):
-        extract_dir = work / "staging" / "extract" / part.id
-        mapped_dir = work / "staging" / "mapped" / part.id
-        package_dir = work / "packages"
-        extract_dir.mkdir(parents=True)
-
-        t0 = time.perf_counter()
-        totals = source.extract_partition(
-            spec, part, CUT_OFF, lambda table, d=extract_dir: (d / f"{table}.parquet").open("wb")
-        )
-        t1 = time.perf_counter()
-        map_partition(spec, lambda table, d=extract_dir: staging.read_frame(d / f"{table}.parquet"), mapped_dir)
-        t2 = time.perf_counter()
-        files = {p.stem: p for p in mapped_dir.glob("*.parquet") if p.stem != "quarantine"}
-        result = build_package(mapped=files, context=context, partition_id=part.id, out_dir=package_dir)
-        t3 = time.perf_counter()
-
-        seconds["extract"] += t1 - t0
-        seconds["map"] += t2 - t1
-        seconds["package"] += t3 - t2
-        part_rows = sum(v["rows"] for v in totals.values())
-        rows += part_rows
-        notes += totals["journalanteckning"]["rows"]
-        packaged_bytes += result.size
-        # outputs stay where the stage wrote them, as in a DAG run (removed with the work folder)
-        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        log(
-            f"partition {number}/{len(partitions)}: {part_rows} rows, extract {t1 - t0:.2f} s, "
-            f"map {t2 - t1:.2f} s, package {t3 - t2:.2f} s, peak RSS so far {rss:.0f} MB"
-        )
-
-    total = plan_seconds + sum(seconds.values())
-    return {
-        "rows": rows,
-        "notes": notes,
-        "seconds": round(total, 3),
-        "plan_seconds": round(plan_seconds, 3),
-        "stages": {k: {"seconds": round(v, 3), "rows_per_s": _rate(rows, v)} for k, v in seconds.items()},
-        "partitions": len(partitions),
-        "patients": len(keys),
-        "package_bytes": packaged_bytes,
-        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+    env = {
+        f"AIRFLOW_CONN_{CONN_ID.upper()}": source_connection(url, None),
+        "AIRFLOW_CONN_PROGRAMME_LEDGER": json.dumps({"conn_type": "sqlite", "host": str(work / "ledger.sqlite")}),
+        "AIRFLOW_HOME": str(work / "airflow"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__DAGS_FOLDER": str(work / "no-dags"),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(PLUGINS),
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{work / 'airflow' / 'airflow.db'}",
+        "DECOMMISSION_HOME": str(work / "home"),
+        "DECOMMISSION_PLAN": str(plan),
+        "PYTHONPATH": os.pathsep.join([str(PLUGINS), str(REPO), os.environ.get("PYTHONPATH", "")]),
     }
+    (work / "airflow").mkdir(parents=True, exist_ok=True)
+    return env
 
 
 # ------------------------------------------------------------------ entry point
@@ -228,47 +135,61 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rows", type=int, default=2_000_000, help="journal notes to generate (about)")
     parser.add_argument("--url", default=os.environ.get("BENCH_PG", DEFAULT_URL), help="PostgreSQL URL")
     parser.add_argument("--schema", default=SCHEMA, help="schema for the bench database (dropped at the end)")
-    parser.add_argument("--per-partition", type=int, default=500, help="patients per partition")
-    parser.add_argument("--pipeline", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--work", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--per-partition", type=int, default=5000, help="patients per partition (package)")
+    parser.add_argument("--workers", type=int, default=2, help="the source pool's slots: tasks at once per stage")
     args = parser.parse_args(argv)
     _paths()
-
-    if args.pipeline:  # the child process: environment and database are ready
-        print(json.dumps(pipeline(args.schema, args.per_partition, args.work)), flush=True)
-        return 0
+    from bench.pipeline import pipeline, write_plan
 
     work = Path(tempfile.mkdtemp(prefix="decommission-bench-"))
     try:
         build_database(args.url, args.schema, args.rows)
         copy = measure_copy(args.url, args.schema)
         log(f"COPY (median of {COPY_REPEATS}): {copy['rows_per_s']:.0f} rows/s")
-        log("running extract -> map -> package over every partition in a fresh process")
-        result = run_pipeline_process(args.url, args.schema, args.per_partition, work)
+        plan = write_plan(
+            REPO, work, conn_id=CONN_ID, schema=args.schema, per_partition=args.per_partition, slots=args.workers
+        )
+        os.environ.update(pipeline_env(args.url, work, plan))
+        os.environ.pop("PYTHONDONTWRITEBYTECODE", None)  # warm workers use cached bytecode, as installed ones do
+        log(f"running the DAG's tasks stage by stage, {args.workers} worker processes per stage")
+        result = pipeline(args.workers, log)
     finally:
         shutil.rmtree(work, ignore_errors=True)
         try:
             drop_schema(args.url, args.schema)
         except Exception as exc:  # noqa: BLE001 - cleanup must not hide the real error
             log(f"could not drop schema {args.schema}: {type(exc).__name__}")
-    rows_per_s = _rate(result["rows"], result["seconds"])
-    stages = result["stages"]
-    slowest = max(stages, key=lambda s: stages[s]["seconds"])
-    log(
-        f"pipeline {result['rows']} rows in {result['seconds']:.1f} s ({rows_per_s:.0f} rows/s); "
-        f"slowest stage: {slowest} ({stages[slowest]['seconds']:.1f} s); peak RSS {result['peak_rss_mb']} MB"
-    )
+    rows = result["rows"]
+    timings = result["timings"]
+    seconds = round(sum(t["seconds"] for t in timings.values()), 3)
+    rows_per_s = _rate(rows, seconds)
+    stages = {
+        name: {
+            "seconds": round(t["seconds"], 3),
+            "rows_per_s": _rate(rows, t["seconds"]),
+            "rows_per_task_s": _rate(rows, t["task_seconds"]),
+        }
+        for name, t in timings.items()
+        if name != "plan_partitions"
+    }
+    for name, st in stages.items():
+        log(f"{name:8s} {st['seconds']:8.2f} s  {st['rows_per_s']:10.0f} rows/s")
+    log(f"pipeline {rows} rows in {seconds:.1f} s ({rows_per_s:.0f} rows/s); peak RSS {result['peak_rss_mb']} MB")
     summary = {
-        "rows": result["rows"],
+        "rows": rows,
         "notes": result["notes"],
-        "seconds": result["seconds"],
+        "seconds": seconds,
         "rows_per_s": rows_per_s,
         "copy_rows_per_s": copy["rows_per_s"],
         "ratio": round(rows_per_s / copy["rows_per_s"], 4) if copy["rows_per_s"] else 0.0,
         "peak_rss_mb": result["peak_rss_mb"],
+        "peak_rss_one_process_mb": result["peak_rss_one_process_mb"],
         "stages": stages,
+        "plan_seconds": round(timings["plan_partitions"]["seconds"], 3),
+        "workers": args.workers,
         "partitions": result["partitions"],
-        "patients": result["patients"],
+        "quarantined": result["quarantined"],
+        "package_bytes": result["package_bytes"],
     }
     print(json.dumps(summary), flush=True)
     return 0

@@ -104,10 +104,10 @@ def in_key_order(table: pa.Table, key: str) -> pa.Table:
     """Rows sorted by ``key``; duplicate keys are ordered by every other column, so the order is total."""
     if table.num_rows < 2 or _strictly_increasing(table[key]):
         return table  # the usual case: the database returned the rows in key order
-    keys = [(key, "ascending")]
+    keys = [(key, "ascending", "at_end")]
     if pc.count_distinct(table[key], mode="all").as_py() < table.num_rows:
-        keys += [(c, "ascending") for c in table.column_names if c != key]
-    order = pc.sort_indices(table, sort_keys=keys, null_placement="at_end")
+        keys += [(c, "ascending", "at_end") for c in table.column_names if c != key]
+    order = pc.sort_indices(table, sort_keys=keys)
     return table.take(order)
 
 

@@ -27,7 +27,14 @@ def stage_dir(system_id: str, milestone: str, stage: str, partition_id: str) -> 
 
 @contextlib.contextmanager
 def replacing(final: ObjectStoragePath) -> Iterator[ObjectStoragePath]:
-    """Yield a temporary sibling folder; on success it replaces ``final``, on error it is removed."""
+    """Yield a temporary sibling folder; on success it replaces ``final``, on error it is removed.
+
+    A process killed mid-write (no ``except`` runs) leaves its temporary folder behind; the
+    next attempt at the same partition removes such leftovers first, so one partition
+    never has two stagings. A reader sees the old complete folder or the new one.
+    """
+    final.parent.mkdir(parents=True, exist_ok=True)
+    _remove_leftovers(final)
     tmp = final.parent / f".{final.name}.{uuid.uuid4().hex[:8]}.tmp"
     tmp.mkdir(parents=True, exist_ok=True)
     try:
@@ -36,8 +43,19 @@ def replacing(final: ObjectStoragePath) -> Iterator[ObjectStoragePath]:
         tmp.rmdir(recursive=True)
         raise
     if final.exists():
-        final.rmdir(recursive=True)
-    tmp.rename(final)
+        old = final.parent / f".{final.name}.{uuid.uuid4().hex[:8]}.old"
+        final.rename(old)
+        tmp.rename(final)
+        old.rmdir(recursive=True)
+    else:
+        tmp.rename(final)
+
+
+def _remove_leftovers(final: ObjectStoragePath) -> None:
+    prefix = f".{final.name}."
+    for item in final.parent.iterdir():
+        if item.name.startswith(prefix) and item.name.endswith((".tmp", ".old")):
+            item.rmdir(recursive=True)
 
 
 def read_table(path: ObjectStoragePath) -> pa.Table:
