@@ -137,6 +137,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--schema", default=SCHEMA, help="schema for the bench database (dropped at the end)")
     parser.add_argument("--per-partition", type=int, default=5000, help="patients per partition (package)")
     parser.add_argument("--workers", type=int, default=2, help="the source pool's slots: tasks at once per stage")
+    parser.add_argument(
+        "--until", choices=("extract", "map", "package"), default="package", help="last stage (partial runs: dev only)"
+    )
     args = parser.parse_args(argv)
     _paths()
     from bench.pipeline import pipeline, write_plan
@@ -152,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
         os.environ.update(pipeline_env(args.url, work, plan))
         os.environ.pop("PYTHONDONTWRITEBYTECODE", None)  # warm workers use cached bytecode, as installed ones do
         log(f"running the DAG's tasks stage by stage, {args.workers} worker processes per stage")
-        result = pipeline(args.workers, log)
+        result = pipeline(args.workers, log, until=args.until)
     finally:
         shutil.rmtree(work, ignore_errors=True)
         try:
@@ -187,6 +190,7 @@ def main(argv: list[str] | None = None) -> int:
         "stages": stages,
         "plan_seconds": round(timings["plan_partitions"]["seconds"], 3),
         "workers": args.workers,
+        "until": args.until,
         "partitions": result["partitions"],
         "quarantined": result["quarantined"],
         "package_bytes": result["package_bytes"],

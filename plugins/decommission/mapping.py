@@ -10,7 +10,7 @@ row whose text cannot go into XML as it is goes to quarantine instead.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,12 +20,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from decommission.arrow_text import key_text, mask
+from decommission.arrow_text import as_array, key_text, mask
 from decommission.mapping_fields import transform
 from decommission.mapping_rules import RULE_REASON, Finding, check, classify
 from decommission.mapping_spec import MappingSpec, TableSpec
 from decommission.model import ENTITIES, QUARANTINE_SCHEMA, Reason
 from decommission.privacy import keyed_hash
+from decommission.staged_table import row_group_rows
 
 
 @dataclass
@@ -71,76 +72,142 @@ class _Flags:
             self.raw[rows] = finding.raw(rows)
 
 
-def _as_table(frame: pa.Table | pd.DataFrame) -> pa.Table:
-    return frame if isinstance(frame, pa.Table) else pa.Table.from_pandas(frame, preserve_index=False)
+Readable = pa.Table | pd.DataFrame | Iterable[pa.Table | pa.RecordBatch]
 
 
-def map_partition(spec: MappingSpec, read: Callable[[str], pa.Table | pd.DataFrame], out_dir: Any) -> MapResult:
+def _slices(data: Readable) -> Iterator[pa.Table]:
+    """The rows in slices of a staging row group's size at most (zero-copy for a table)."""
+    if isinstance(data, pd.DataFrame):
+        data = pa.Table.from_pandas(data, preserve_index=False)
+    parts = [data] if isinstance(data, pa.Table) else data
+    for part in parts:
+        part = pa.Table.from_batches([part]) if isinstance(part, pa.RecordBatch) else part
+        step = row_group_rows(part)
+        for start in range(0, part.num_rows, step):
+            yield part.slice(start, step)
+
+
+class _Entities:
+    """One Parquet writer per entity, fed slice by slice in processing order (deterministic)."""
+
+    def __init__(self, out_dir: Any) -> None:
+        self.out_dir = out_dir
+        self.files: dict[str, Any] = {}
+        self.writers: dict[str, pq.ParquetWriter] = {}
+        self.rows: dict[str, int] = dict.fromkeys(ENTITIES, 0)
+
+    def write(self, entity: str, table: pa.Table) -> None:
+        if entity not in self.writers:
+            self.files[entity] = (self.out_dir / f"{entity}.parquet").open("wb")
+            self.writers[entity] = pq.ParquetWriter(self.files[entity], ENTITIES[entity].schema, **PARQUET)
+        if table.num_rows:
+            self.writers[entity].write_table(table)
+        self.rows[entity] += table.num_rows
+
+    def close(self) -> dict[str, int]:
+        for entity in ENTITIES:  # an entity no table feeds still gets its (empty) file
+            if entity not in self.writers:
+                self.write(entity, ENTITIES[entity].schema.empty_table())
+        for entity, writer in self.writers.items():
+            writer.close()
+            self.files[entity].close()
+        return dict(self.rows)
+
+
+def map_partition(spec: MappingSpec, read: Callable[[str], Readable], out_dir: Any) -> MapResult:
     """Map one partition: ``read(table)`` gives the extracted rows; files go to ``out_dir``.
 
+    ``read`` may return a table (or DataFrame) or an iterable of tables/batches (row groups,
+    so memory stays bounded); rows are mapped one row group's worth at a time either way.
     Writes ``<entity>.parquet`` per entity and ``quarantine.parquet``; ``out_dir`` is a
     :class:`pathlib.Path` or an ``ObjectStoragePath`` (anything with ``/`` and ``open``).
     """
     out_dir.mkdir(parents=True, exist_ok=True)
     result = MapResult()
-    frames: dict[str, list[pa.Table]] = {name: [] for name in ENTITIES}
+    entities = _Entities(out_dir)
     quarantine: list[pa.Table] = []
     reference_date = dt.date.fromisoformat(spec.id_reference_date)
-
-    patients = _as_table(read(spec.patient_table))
-    all_keys = pc.drop_null(key_text(patients[spec.tables[spec.patient_table].patient_key]))
-    bad_keys = pa.array([], pa.string())
-
-    # the patient table first: its quarantined patients cascade to every other table
-    order = [spec.patient_table] + [n for n in spec.tables if n != spec.patient_table]
-    for name in order:
-        table = spec.tables[name]
-        rows = patients if name == spec.patient_table else _as_table(read(name))
-        is_patient_table = name == spec.patient_table
-        pkey = key_text(rows[table.patient_key])
-        ids = _identities(rows, table, reference_date)
-        flags = _Flags(rows.num_rows)
-        scans: dict[str, Any] = {}
-        for reason in Reason.ORDER:
-            if reason == Reason.ORPHAN and not is_patient_table:
-                orphan = ~mask(pc.is_in(pkey, value_set=all_keys))
-                flags.mark(Finding(orphan, reason, lambda r: ["no such patient"] * len(r), None), table.patient_key)
-            elif reason == Reason.PATIENT_QUARANTINED and not is_patient_table:
-                cascade = mask(pc.is_in(pkey, value_set=bad_keys))
-                detail = "the patient is in quarantine"
-                flags.mark(Finding(cascade, reason, lambda r, d=detail: [d] * len(r), None), table.patient_key)
-            else:
-                for rule in (r for r in table.rules if RULE_REASON[r.rule] == reason):
-                    col = rows[rule.column]
-                    for finding in check(
-                        rule, col, reference_date=reference_date, ids=ids.get(rule.column), scans=scans
+    ptable = spec.tables[spec.patient_table]
+    patients = list(_slices(read(spec.patient_table)))
+    all_keys = (
+        as_array(pc.drop_null(key_text(pa.concat_tables(patients)[ptable.patient_key])))
+        if patients
+        else pa.array([], pa.string())
+    )
+    bad: list[pa.Array] = []
+    try:
+        # the patient table first: its quarantined patients cascade to every other table
+        for name in [spec.patient_table] + [n for n in spec.tables if n != spec.patient_table]:
+            table = spec.tables[name]
+            is_patient_table = name == spec.patient_table
+            bad_keys = pa.concat_arrays(bad) if bad else pa.array([], pa.string())
+            counts: dict[str, int] = {}
+            result.extracted[name] = result.mapped[name] = 0
+            for rows in patients if is_patient_table else _slices(read(name)):
+                mapped, flags, pkey = _map_slice(rows, name, table, spec, reference_date, all_keys, bad_keys)
+                entities.write(table.entity, mapped.table)
+                result.adjusted_times += mapped.adjusted
+                result.extracted[name] += rows.num_rows
+                result.mapped[name] += mapped.table.num_rows
+                hit_rows = np.flatnonzero(flags.hit)
+                if len(hit_rows):
+                    quarantine.append(_quarantine_rows(name, table, rows, pkey, flags, hit_rows))
+                    for reason, n in zip(
+                        *np.unique(flags.reason[hit_rows].astype(str), return_counts=True), strict=True
                     ):
-                        flags.mark(finding, rule.column)
-        hit = flags.hit
-        if is_patient_table:
-            bad_keys = pc.drop_null(pc.filter(pkey, pa.array(hit)))
-
-        kept = rows.filter(pa.array(~hit)) if hit.any() else rows
-        kept_ids = {c: frame[~hit].reset_index(drop=True) for c, frame in ids.items()}
-        mapped, adjusted = _map_fields(kept, table, spec, kept_ids)
-        frames[table.entity].append(mapped)
-        result.adjusted_times += adjusted
-        result.extracted[name] = rows.num_rows
-        result.mapped[name] = kept.num_rows
-        if hit.any():
-            quarantine.append(_quarantine_rows(name, table, rows, pkey, flags, np.flatnonzero(hit)))
-            reasons, counts = np.unique(flags.reason[hit].astype(str), return_counts=True)
-            result.quarantined[name] = {str(k): int(v) for k, v in zip(reasons, counts, strict=True)}
-
-    for entity_name, parts in frames.items():
-        entity = ENTITIES[entity_name]
-        # rows stay in staging order (source key order, tables in spec order): deterministic, no sort
-        out = pa.concat_tables(parts) if parts else entity.schema.empty_table()
-        _write(out, out_dir / f"{entity_name}.parquet")
-        result.entities[entity_name] = out.num_rows
+                        counts[str(reason)] = counts.get(str(reason), 0) + int(n)
+                    if is_patient_table:
+                        bad.append(as_array(pc.drop_null(pkey.take(pa.array(hit_rows, pa.int64())))))
+                del rows, mapped, flags, pkey  # let this slice's memory go before the next is read
+            if counts:
+                result.quarantined[name] = dict(sorted(counts.items()))
+            pa.default_memory_pool().release_unused()
+    finally:
+        result.entities = entities.close()
     qtable = pa.concat_tables(quarantine) if quarantine else QUARANTINE_SCHEMA.empty_table()
     _write(qtable, out_dir / "quarantine.parquet")
     return result
+
+
+@dataclass
+class _Mapped:
+    table: pa.Table
+    adjusted: int
+
+
+def _map_slice(
+    rows: pa.Table,
+    name: str,
+    table: TableSpec,
+    spec: MappingSpec,
+    reference_date: dt.date,
+    all_keys: pa.Array,
+    bad_keys: pa.Array,
+) -> tuple[_Mapped, _Flags, pa.Array]:
+    """Rules (first reason wins) then fields, on one slice of one table."""
+    is_patient_table = name == spec.patient_table
+    pkey = key_text(rows[table.patient_key])
+    ids = _identities(rows, table, reference_date)
+    flags = _Flags(rows.num_rows)
+    scans: dict[str, Any] = {}
+    for reason in Reason.ORDER:
+        if reason == Reason.ORPHAN and not is_patient_table:
+            orphan = ~mask(pc.is_in(pkey, value_set=all_keys))
+            flags.mark(Finding(orphan, reason, lambda r: ["no such patient"] * len(r), None), table.patient_key)
+        elif reason == Reason.PATIENT_QUARANTINED and not is_patient_table:
+            cascade = mask(pc.is_in(pkey, value_set=bad_keys))
+            detail = "the patient is in quarantine"
+            flags.mark(Finding(cascade, reason, lambda r, d=detail: [d] * len(r), None), table.patient_key)
+        else:
+            for rule in (r for r in table.rules if RULE_REASON[r.rule] == reason):
+                col = rows[rule.column]
+                for finding in check(rule, col, reference_date=reference_date, ids=ids.get(rule.column), scans=scans):
+                    flags.mark(finding, rule.column)
+    hit = flags.hit
+    kept = rows.filter(pa.array(~hit)) if hit.any() else rows
+    kept_ids = {c: frame[~hit].reset_index(drop=True) for c, frame in ids.items()}
+    mapped, adjusted = _map_fields(kept, table, spec, kept_ids)
+    return _Mapped(mapped, adjusted), flags, pkey
 
 
 def _identities(rows: pa.Table, table: TableSpec, reference_date: dt.date) -> dict[str, pd.DataFrame]:
@@ -150,9 +217,13 @@ def _identities(rows: pa.Table, table: TableSpec, reference_date: dt.date) -> di
     return {c: classify(rows[c], reference_date) for c in columns}
 
 
+#: mapped files are read once, by the package stage: fast to write and read beats small
+PARQUET = {"compression": "lz4", "use_dictionary": False}
+
+
 def _write(table: pa.Table, path: Any) -> None:
     with path.open("wb") as fh:
-        pq.write_table(table, fh, compression="lz4", use_dictionary=False)
+        pq.write_table(table, fh, **PARQUET)
 
 
 def _map_fields(rows: pa.Table, table: TableSpec, spec: MappingSpec, ids: dict[str, Any]) -> tuple[pa.Table, int]:

@@ -26,8 +26,18 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-#: rows per Parquet row group: fixed, so the same rows always give the same file
-ROW_GROUP_ROWS = 65_536
+#: rows per Parquet row group at most, and bytes (attachments are large): a function of the
+#: rows alone, so the same rows always give the same file; readers hold one group at a time
+ROW_GROUP_ROWS = 16_384
+ROW_GROUP_BYTES = 16 * 2**20
+
+
+def row_group_rows(table: pa.Table) -> int:
+    """Rows per row group for ``table``: :data:`ROW_GROUP_ROWS`, fewer when rows are large."""
+    if table.num_rows == 0:
+        return ROW_GROUP_ROWS
+    per_row = max(1, table.nbytes // table.num_rows)
+    return max(1, min(ROW_GROUP_ROWS, ROW_GROUP_BYTES // per_row))
 
 
 def canonical_type(t: pa.DataType) -> pa.DataType:
@@ -174,5 +184,5 @@ def write(table: pa.Table, key: str, fh: Any, coerced: Sequence[str] = ()) -> di
     matters more than size (measured: half the time of zstd, files 14 % of the Arrow size).
     """
     table = in_key_order(table, key)
-    pq.write_table(table, fh, compression="lz4", use_dictionary=False, row_group_size=ROW_GROUP_ROWS)
+    pq.write_table(table, fh, compression="lz4", use_dictionary=False, row_group_size=row_group_rows(table))
     return control_totals(table, key, coerced)

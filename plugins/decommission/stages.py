@@ -127,7 +127,7 @@ def map_stage(run: Run, extracted: dict[str, Any]) -> dict[str, Any]:
     source_dir = staging.stage_dir(run.system.id, run.milestone.value, "extract", part.id)
     final = staging.stage_dir(run.system.id, run.milestone.value, "mapped", part.id)
     with staging.replacing(final) as tmp:
-        result = map_partition(spec, lambda t: staging.read_table(source_dir / f"{t}.parquet"), tmp)
+        result = map_partition(spec, lambda t: staging.read_row_groups(source_dir / f"{t}.parquet"), tmp)
     counts = result.to_dict()
     run.record("mapping", {"partition": part.id, **counts})
     return {"partition": part.to_dict(), "uri": str(final), **counts}

@@ -64,6 +64,16 @@ def read_table(path: ObjectStoragePath) -> pa.Table:
         return pq.read_table(fh)
 
 
+def read_row_groups(path: ObjectStoragePath) -> Iterator[pa.Table]:
+    """A staged Parquet file one row group at a time, so a reader's memory does not grow with the file."""
+    with path.open("rb") as fh:
+        parquet = pq.ParquetFile(fh)
+        for i in range(parquet.num_row_groups):
+            yield parquet.read_row_group(i)
+        if parquet.num_row_groups == 0:
+            yield parquet.schema_arrow.empty_table()
+
+
 def read_frame(path: ObjectStoragePath) -> pd.DataFrame:
     return read_table(path).to_pandas(types_mapper=None)
 
