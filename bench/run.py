@@ -171,6 +171,7 @@ def main(argv: list[str] | None = None) -> int:
             "seconds": round(t["seconds"], 3),
             "rows_per_s": _rate(rows, t["seconds"]),
             "rows_per_task_s": _rate(rows, t["task_seconds"]),
+            "rows_per_cpu_s": _rate(rows, t["cpu_seconds"]),
         }
         for name, t in timings.items()
         if name != "plan_partitions"
