@@ -135,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rows", type=int, default=2_000_000, help="journal notes to generate (about)")
     parser.add_argument("--url", default=os.environ.get("BENCH_PG", DEFAULT_URL), help="PostgreSQL URL")
     parser.add_argument("--schema", default=SCHEMA, help="schema for the bench database (dropped at the end)")
-    parser.add_argument("--per-partition", type=int, default=5000, help="patients per partition (package)")
+    parser.add_argument("--per-partition", type=int, default=2000, help="patients per partition (package)")
     parser.add_argument("--workers", type=int, default=2, help="the source pool's slots: tasks at once per stage")
     parser.add_argument(
         "--until", choices=("extract", "map", "package"), default="package", help="last stage (partial runs: dev only)"
