@@ -22,7 +22,7 @@ import pyarrow.parquet as pq
 
 from decommission.arrow_text import as_array, key_text, mask
 from decommission.mapping_fields import transform
-from decommission.mapping_rules import RULE_REASON, Finding, check, classify
+from decommission.mapping_rules import RULE_REASON, Finding, check, classify, decode
 from decommission.mapping_spec import MappingSpec, TableSpec
 from decommission.model import ENTITIES, QUARANTINE_SCHEMA, Reason
 from decommission.privacy import keyed_hash
@@ -186,11 +186,20 @@ def _map_slice(
 ) -> tuple[_Mapped, _Flags, pa.Array]:
     """Rules (first reason wins) then fields, on one slice of one table."""
     is_patient_table = name == spec.patient_table
+    undecodable = []
+    for column, codec in table.encodings.items():  # declared codecs first: rules and fields see text
+        text_col, finding = decode(rows[column], codec)
+        rows = rows.set_column(rows.schema.get_field_index(column), column, text_col)
+        if finding is not None:
+            undecodable.append((column, finding))
     pkey = key_text(rows[table.patient_key])
     ids = _identities(rows, table, reference_date)
     flags = _Flags(rows.num_rows)
     scans: dict[str, Any] = {}
     for reason in Reason.ORDER:
+        if reason == Reason.ENCODING_SUSPECT:
+            for column, finding in undecodable:
+                flags.mark(finding, column)
         if reason == Reason.ORPHAN and not is_patient_table:
             orphan = ~mask(pc.is_in(pkey, value_set=all_keys))
             flags.mark(Finding(orphan, reason, lambda r: ["no such patient"] * len(r), None), table.patient_key)

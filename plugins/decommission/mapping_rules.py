@@ -122,6 +122,36 @@ def check(
     raise AssertionError(f"unhandled rule {rule.rule}")  # pragma: no cover - the spec enum is closed
 
 
+def decode(col: pa.ChunkedArray, codec: str) -> tuple[pa.ChunkedArray, Finding | None]:
+    """A bytes column read as text with its declared codec; rows that do not decode are a finding.
+
+    Text columns (already decoded by the driver) are returned as they are. UTF-8 is checked
+    by Arrow on the whole column; other codecs decode value by value (C codecs, no repair:
+    a row that fails keeps a null here and goes to quarantine with the byte offset).
+    """
+    if not (pa.types.is_binary(col.type) or pa.types.is_large_binary(col.type)):
+        return col, None
+    if codec == "utf-8":
+        try:
+            return pc.cast(col, pa.large_string()), None
+        except pa.ArrowInvalid:
+            pass  # some rows are not UTF-8: find them one by one below
+    values, failed = [], {}
+    for i, raw in enumerate(col.to_pylist()):
+        try:
+            values.append(None if raw is None else raw.decode(codec))
+        except UnicodeDecodeError as exc:
+            values.append(None)
+            failed[i] = f"bytes not {codec} at offset {exc.start}"
+    decoded = pa.chunked_array([pa.array(values, pa.large_string())])
+    if not failed:
+        return decoded, None
+    hit = np.zeros(len(col), dtype=bool)
+    hit[list(failed)] = True
+    raw_values = _raw(col)
+    return decoded, Finding(hit, Reason.ENCODING_SUSPECT, lambda rows: [failed[int(r)] for r in rows], raw_values)
+
+
 def _scan(name: str, col: pa.ChunkedArray, scans: dict | None) -> TextScan:
     if scans is None:
         return TextScan(col)

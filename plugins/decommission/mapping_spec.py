@@ -32,6 +32,8 @@ Transform = Literal[
 ]
 RuleName = Literal["soft_deleted", "personal_id", "sentinel_date", "xml_chars", "encoding", "not_empty", "code"]
 CodeSystem = Literal["icd10se", "atc", "npu"]
+#: how a column of raw bytes (bytea, BLOB) is to be read as text; text the driver decoded is used as it is
+Codec = Literal["utf-8", "cp1252", "latin-1", "cp850"]
 
 
 class _Model(BaseModel):
@@ -74,6 +76,9 @@ class TableSpec(_Model):
     key: str = Field(description="the row's own key column")
     patient_key: str = Field(description="column holding the internal patient key")
     cutoff_column: str | None = Field(default=None, description="date column bounded by the cut-off")
+    encodings: dict[str, Codec] = Field(
+        default={}, description="column -> codec of a bytes column; bytes that do not decode go to quarantine"
+    )
     fields: dict[str, FieldSpec]
     rules: list[RuleSpec] = []
 
@@ -95,6 +100,7 @@ class TableSpec(_Model):
         cols = [self.key, self.patient_key]
         cols += [f.column for f in self.fields.values() if f.column]
         cols += [r.column for r in self.rules]
+        cols += list(self.encodings)
         if self.cutoff_column:
             cols.append(self.cutoff_column)
         return list(dict.fromkeys(cols))

@@ -205,3 +205,53 @@ def test_ambiguous_and_missing_local_hours_are_counted(tmp_path):
         dt.datetime(2020, 10, 25, 1, 30, tzinfo=dt.UTC),  # the ambiguous hour read as standard time
         dt.datetime(2020, 3, 29, 1, 0, tzinfo=dt.UTC),  # the missing hour shifted forward
     ]
+
+
+class TestDeclaredEncoding:
+    """A bytes column is read with its declared codec; bytes that do not decode are quarantined, never repaired."""
+
+    @staticmethod
+    def _spec(codec: str) -> MappingSpec:
+        raw = SPEC.model_dump(exclude={"path"})
+        raw["tables"] = {"pat": raw["tables"]["pat"], "note": raw["tables"]["note"]}
+        raw["tables"]["note"]["encodings"] = {"txt": codec}
+        return MappingSpec.model_validate(raw)
+
+    @pytest.mark.parametrize(
+        ("codec", "raw", "text"),
+        [
+            ("cp850", "Status: mår bättre".encode("cp850"), "Status: mår bättre"),
+            ("cp1252", "Åtgärd: vila".encode("cp1252"), "Åtgärd: vila"),
+            ("utf-8", "Åtgärd: vila".encode(), "Åtgärd: vila"),
+            ("latin-1", "Åtgärd: vila".encode("latin-1"), "Åtgärd: vila"),
+        ],
+    )
+    def test_bytes_are_read_with_the_declared_codec(self, codec, raw, text, tmp_path):
+        tables = {
+            "pat": pa.table(_clean()["pat"]),
+            "note": pa.table({"id": [1], "pat": [1], "t": [TS], "txt": [raw], "status": ["A"]}),
+        }
+        result = map_partition(self._spec(codec), lambda t: tables[t], tmp_path)
+        assert result.mapped["note"] == 1
+        assert pq.read_table(tmp_path / "document.parquet")["text"].to_pylist() == [text]
+
+    @pytest.mark.parametrize(
+        ("codec", "bad", "detail"),
+        [
+            ("utf-8", b"Status: m\xe5r", "bytes not utf-8 at offset 9"),
+            ("cp1252", b"Status: \x81", "bytes not cp1252 at offset 8"),
+        ],
+    )
+    def test_undecodable_bytes_go_to_quarantine(self, codec, bad, detail, tmp_path):
+        good = "Status: ok".encode(codec)
+        tables = {
+            "pat": pa.table(_clean()["pat"]),
+            "note": pa.table({"id": [1, 2], "pat": [1, 1], "t": [TS, TS], "txt": [good, bad], "status": ["A", "A"]}),
+        }
+        result = map_partition(self._spec(codec), lambda t: tables[t], tmp_path)
+        quarantine = pq.read_table(tmp_path / "quarantine.parquet").to_pylist()
+        assert [(q["source_key"], q["rule"], q["column"], q["detail"]) for q in quarantine] == [
+            ("2", "ENCODING_SUSPECT", "txt", detail)
+        ]
+        assert result.extracted["note"] == 2 and result.mapped["note"] == 1
+        assert pq.read_table(tmp_path / "document.parquet")["text"].to_pylist() == ["Status: ok"]
