@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -143,14 +144,20 @@ class TestFaults:
         assert {r["status"] for r in final.values()} <= {"accepted", "rejected"}
         assert server.log_text().count("error_rate: answering") >= 5  # the faults really happened
 
-    def test_dropped_upload_is_retried_and_kept_once(self, r7sim_factory, monkeypatch, hook, tmp_path):
-        server = use(r7sim_factory.start("--drop-upload-once", "pkg-d"), monkeypatch)
+    def test_dropped_upload_resumes_from_the_committed_chunk(self, r7sim_factory, monkeypatch, hook, tmp_path):
+        server = r7sim_factory.start("--drop-upload-once", "pkg-d")
+        monkeypatch.setenv("AIRFLOW_CONN_R7_ARCHIVE", server.connection_uri(chunk_size=1 << 20))
         hook.open_delivery("d-d", "LA-1", "VAS", "NEW")
         ((path, sha),) = packages(tmp_path, "pkg-d", filler=4 << 20).values()
         receipt = hook.submit_package("pkg-d", path, sha, "d-d")
         assert (receipt["sha256"], receipt["duplicate"]) == (sha, False)
         assert held(hook, "d-d") == {"pkg-d": sha}
-        assert "dropping the connection of the first upload of pkg-d" in server.log_text()
+        log = server.log_text()
+        dropped = re.search(r"dropping the connection of the chunk of pkg-d at byte (\d+)", log)
+        assert dropped and int(dropped.group(1)) >= 1 << 20  # a later chunk: the ones before it were kept
+        starts = [int(m) for m in re.findall(r"upload of pkg-d: bytes (\d+)\.\.\d+ committed", log)]
+        assert starts == sorted(set(starts)) and len(starts) == 5  # each chunk committed once, none sent again
+        assert list((server.data_dir / "incoming").iterdir()) == []
 
     def test_gives_up_after_the_injected_number_of_attempts(self, r7sim_factory, monkeypatch, tmp_path):
         server = use(r7sim_factory.start("--error-rate", "1.0"), monkeypatch)
