@@ -225,18 +225,6 @@ class TestPages:
         assert "stand-in for R7 e-Arkiv, not R7" in shared.log_text()
 
 
-@pytest.fixture(scope="module")
-def built(tmp_path_factory: pytest.TempPathFactory) -> list:
-    """Two real TEST packages from the packager (decommission.sip), the same four patients in each."""
-    fixtures = pytest.importorskip("tests.decommission.fixtures", reason="the packager's test fixtures are missing")
-    from decommission.sip import build_package
-
-    base = tmp_path_factory.mktemp("packages")
-    mapped = fixtures.write_mapped(base / "mapped")
-    context = fixtures.make_context(base / "documentation", record_status="TEST")
-    return [build_package(mapped=mapped, context=context, partition_id=str(n), out_dir=base / "out") for n in (1, 2)]
-
-
 @pytest.fixture
 def validator() -> None:
     """Skip until the project's validator exists: r7sim must not accept what it did not validate."""
