@@ -28,6 +28,7 @@ from decommission.archive_connection import (
     API,
     OWN_OPTIONS,
     ArchiveResponseError,
+    ArchiveResponseRefusal,
     base_url_from_connection,
     chunk_size_from_connection,
     headers_from_connection,
@@ -42,6 +43,8 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 _CHUNK = 1 << 20
+#: offset mismatches one upload may meet (each means another writer moved it on) before it fails
+MAX_OFFSET_MISMATCHES = 20
 __all__ = [
     "API",
     "ArchiveHook",
@@ -227,8 +230,16 @@ class ArchiveHook(HttpHook):
                 )
             state["offset"], state["known"] = int(answer.json()["offset"]), True
 
+        mismatches = 0
         while state["offset"] < size:
-            self._call(f"upload package {package_id} at byte {state['offset']}", attempt)
+            try:
+                self._call(f"upload package {package_id} at byte {state['offset']}", attempt)
+            except ArchiveResponseError as exc:
+                # another attempt (one we gave up on, or a killed run's) got there first: ask again
+                if exc.code != "offset_mismatch" or mismatches >= MAX_OFFSET_MISMATCHES:
+                    raise
+                mismatches += 1
+                self.log.info("upload of package %s: the archive holds another offset; asking again", package_id)
 
     @property
     def chunk_size(self) -> int:
@@ -386,7 +397,7 @@ def _explained(
         )
     else:
         return exc
-    return ArchiveResponseError(message, status_code=exc.status_code, code=exc.code)
+    return ArchiveResponseRefusal(message, status_code=exc.status_code, code=exc.code)
 
 
 def _check_transport_receipt(receipt: dict, package_id: str, size: int, sha256: str) -> None:

@@ -10,7 +10,7 @@ from typing import Any
 
 import requests
 
-from decommission.errors import ArchiveError
+from decommission.errors import ArchiveError, ArchiveRefusal
 
 API = "/api/v1"
 DEFAULT_TIMEOUT = 30.0
@@ -38,6 +38,10 @@ class ArchiveResponseError(ArchiveError):
         self.code = code
         # 4xx is the archive saying no: retrying the same request cannot change its answer
         self.retryable = status_code >= 500 or status_code in (408, 429)
+
+
+class ArchiveResponseRefusal(ArchiveResponseError, ArchiveRefusal):
+    """The archive refused a package for good: a changed package under a held id, or bytes that do not match."""
 
 
 def base_url_from_connection(conn: Any) -> str:

@@ -10,6 +10,7 @@ import datetime as dt
 import hashlib
 import json
 import logging
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -214,9 +215,10 @@ def _write_documentation(run: Run) -> tuple[Path, ...]:
 
 
 def archive_hook() -> Any:
-    from decommission.archive import ArchiveHook
+    """The archive transport the archive connection's type asks for (HTTP protocol or SFTP drop folder)."""
+    from decommission.transport import transport_for
 
-    return ArchiveHook(settings.ARCHIVE_CONN_ID)
+    return transport_for(settings.ARCHIVE_CONN_ID)
 
 
 def submit(run: Run, package: dict[str, Any], *, override: str | None = None) -> dict[str, Any]:
@@ -257,7 +259,11 @@ def _keep_receipt(run: Run, package_id: str, kind: str, receipt: Mapping[str, An
 
 
 def keep_ingest_receipts(run: Run, receipts: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
-    """Keep every ingest receipt; fail with the archive's reasons if any package was rejected."""
+    """Keep every ingest receipt; fail with the archive's reasons if any package was rejected.
+
+    The receipts are kept verbatim; in the error, patient folder names in the reasons' paths
+    are replaced by their keyed hash, so the task log names no patient.
+    """
     rejected = {}
     for package_id, receipt in sorted(receipts.items()):
         _keep_receipt(run, package_id, "ingest", receipt)
@@ -265,11 +271,24 @@ def keep_ingest_receipts(run: Run, receipts: Mapping[str, Mapping[str, Any]]) ->
             rejected[package_id] = receipt.get("reasons", [])
     if rejected:
         lines = [
-            f"{pid}: " + "; ".join(f"{r.get('requirement')} {r.get('path')}: {r.get('message')}" for r in rs)
+            f"{pid}: "
+            + "; ".join(
+                f"{r.get('requirement')} {_without_patient(str(r.get('path') or ''))}: {r.get('message')}" for r in rs
+            )
             for pid, rs in rejected.items()
         ]
         raise ArchiveRefusal(f"the archive rejected {len(rejected)} package(s): " + " | ".join(lines))
     return {"accepted": len(receipts)}
+
+
+_PATIENT_FOLDER = re.compile(r"(representations/[^/]+/data/)([^/]+)")
+
+
+def _without_patient(path: str) -> str:
+    """Return a package path with its patient folder name replaced by the name's keyed hash."""
+    from decommission.privacy import keyed_hash
+
+    return _PATIENT_FOLDER.sub(lambda m: f"{m.group(1)}patient-{keyed_hash(m.group(2))}", path)
 
 
 def read_receipts(run: Run, package_ids: Iterable[str]) -> dict[str, dict[str, Any]]:

@@ -225,12 +225,6 @@ class TestPages:
         assert "stand-in for R7 e-Arkiv, not R7" in shared.log_text()
 
 
-@pytest.fixture
-def validator() -> None:
-    """Skip until the project's validator exists: r7sim must not accept what it did not validate."""
-    pytest.importorskip("decommission.validate", reason="plugins/decommission/validate.py is not there yet")
-
-
 def deliver(hook: ArchiveHook, delivery_id: str, *results) -> dict[str, dict]:
     hook.open_delivery(delivery_id, "LO-2025-01", "vas", "TEST")
     for result in results:
