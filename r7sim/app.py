@@ -22,6 +22,7 @@ from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from r7sim.faults import Faults
 from r7sim.ingest import Ingestor, ingest_package, record_from_tar, validator_missing
@@ -33,6 +34,8 @@ from r7sim.uploads import Uploads
 log = logging.getLogger("r7sim")
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
+#: on every answer, so a client's logs show what it talked to (header values are ASCII)
+STAND_IN_HEADER = "r7sim, a local stand-in for R7 e-Arkiv, not R7"
 
 
 class DeliveryRequest(BaseModel):
@@ -92,6 +95,7 @@ def create_app(data_dir: Path, settings: Settings | None = None) -> FastAPI:
     app.state.store = store
     app.state.settings = settings
     app.add_middleware(Faults, settings=settings, store=store, uploads=uploads)
+    app.add_middleware(_StandInHeader)
 
     @app.exception_handler(StoreError)
     async def _store_error(_request: Request, exc: StoreError) -> JSONResponse:
@@ -198,6 +202,28 @@ def create_app(data_dir: Path, settings: Settings | None = None) -> FastAPI:
         return Response(content, media_type="application/xml")
 
     return app
+
+
+class _StandInHeader:
+    """ASGI middleware: every answer carries ``X-Archive-Stand-In``."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_marked(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message = {**message, "headers": [*message.get("headers", []), _STAND_IN]}
+            await send(message)
+
+        await self.app(scope, receive, send_marked)
+
+
+_STAND_IN = (b"x-archive-stand-in", STAND_IN_HEADER.encode("ascii"))
 
 
 def _error(status: int, code: str, message: str, **extra: Any) -> JSONResponse:

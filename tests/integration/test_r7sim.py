@@ -219,6 +219,7 @@ class TestPages:
     def test_health_and_home_page_say_it_is_not_r7(self, shared):
         with urllib.request.urlopen(f"{shared.url}/healthz") as response:
             assert json.load(response)["status"] == "ok"
+            assert response.headers["X-Archive-Stand-In"] == "r7sim, a local stand-in for R7 e-Arkiv, not R7"
         with urllib.request.urlopen(f"{shared.url}/") as response:
             page = response.read().decode()
         assert "r7sim — a local stand-in for R7 e-Arkiv, not R7" in page
