@@ -241,6 +241,10 @@ class ArchiveHook(HttpHook):
                 mismatches += 1
                 self.log.info("upload of package %s: the archive holds another offset; asking again", package_id)
 
+    def upload_status(self, package_id: str) -> dict:
+        """Return the package's upload document: its committed ``offset``, ``state`` open or complete."""
+        return self._get_json(f"{API}/packages/{package_id}/upload", f"read the upload of {package_id}")
+
     @property
     def chunk_size(self) -> int:
         """Bytes per upload request: the connection's extra ``chunk_size``, default 8 MiB."""
