@@ -36,6 +36,7 @@ from decommission.archive_connection import (
     timeout_from_connection,
 )
 from decommission.errors import ArchiveError
+from decommission.transport import check_transport_receipt as _check_transport_receipt
 from decommission.upload import FileSlice
 
 if TYPE_CHECKING:
@@ -402,17 +403,3 @@ def _explained(
     else:
         return exc
     return ArchiveResponseRefusal(message, status_code=exc.status_code, code=exc.code)
-
-
-def _check_transport_receipt(receipt: dict, package_id: str, size: int, sha256: str) -> None:
-    """Raise unless the transport receipt confirms this package, size and checksum."""
-    wrong = [
-        name
-        for name, expected in (("package_id", package_id), ("size", size), ("sha256", sha256), ("sha256_match", True))
-        if receipt.get(name) != expected
-    ]
-    if receipt.get("receipt_type") != "transport" or wrong:
-        raise ArchiveError(
-            f"the transport receipt of package {package_id} does not confirm it: "
-            f"wrong {', '.join(wrong) or 'receipt_type'}"
-        )

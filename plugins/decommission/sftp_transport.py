@@ -33,6 +33,7 @@ import tenacity
 
 from decommission.archive_connection import ArchiveResponseError
 from decommission.errors import ArchiveError, ArchiveRefusal
+from decommission.transport import check_transport_receipt
 
 T = TypeVar("T")
 
@@ -222,6 +223,7 @@ class SftpDropFolder:
         self._call(what, lambda: self._write_json(manifest, "inbox", f"{package_id}.tar.json"))
         self._call(what, lambda: self._drop(package_id, container, size, sha256))
         receipt = self._wait_for(what, lambda: self._receipt(package_id, sha256, delivery_id))
+        check_transport_receipt(receipt, package_id, size, sha256)
         return {**receipt, "duplicate": False}
 
     def _receipt(self, package_id: str, sha256: str, delivery_id: str) -> dict | None:

@@ -88,3 +88,17 @@ def transport_for(conn_id: str, **kwargs: Any) -> ArchiveTransport:
 
     conn = BaseHook.get_connection(conn_id)
     return transport_class(conn.conn_type or "http")(conn_id, **kwargs)
+
+
+def check_transport_receipt(receipt: dict, package_id: str, size: int, sha256: str) -> None:
+    """Raise unless the transport receipt confirms this package, size and checksum."""
+    wrong = [
+        name
+        for name, expected in (("package_id", package_id), ("size", size), ("sha256", sha256), ("sha256_match", True))
+        if receipt.get(name) != expected
+    ]
+    if receipt.get("receipt_type") != "transport" or wrong:
+        raise ArchiveError(
+            f"the transport receipt of package {package_id} does not confirm it: "
+            f"wrong {', '.join(wrong) or 'receipt_type'}"
+        )
