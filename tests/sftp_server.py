@@ -46,16 +46,29 @@ class _Server:
         return Auth()
 
 
+def _sftp_server_class(write_delay: float) -> type:
+    """An SFTP server that waits ``write_delay`` seconds before each write (to kill a client mid-upload)."""
+    import asyncssh
+
+    class SlowWrites(asyncssh.SFTPServer):
+        async def write(self, file_obj: object, offset: int, data: bytes) -> None:
+            await asyncio.sleep(write_delay)
+            return super().write(file_obj, offset, data)
+
+    return SlowWrites if write_delay else asyncssh.SFTPServer
+
+
 async def _serve(args: argparse.Namespace) -> None:
     import asyncssh
 
     root = str(Path(args.root).resolve())
+    server_class = _sftp_server_class(args.write_delay)
     await asyncssh.listen(
         "127.0.0.1",
         args.port,
         server_factory=_Server(args.user, args.password),
         server_host_keys=[args.host_key],
-        sftp_factory=lambda chan: asyncssh.SFTPServer(chan, chroot=root),
+        sftp_factory=lambda chan: server_class(chan, chroot=root),
         allow_scp=False,
     )
     print(f"sftp server on 127.0.0.1:{args.port} serving {root}", flush=True)
@@ -69,6 +82,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--host-key", required=True)
     parser.add_argument("--user", required=True)
     parser.add_argument("--password", required=True)
+    parser.add_argument("--write-delay", type=float, default=0.0, help="seconds to wait before each write")
     asyncio.run(_serve(parser.parse_args(argv)))
 
 
@@ -80,7 +94,7 @@ class DropFolderServers:
 
     USER, PASSWORD = "archive", "drop-folder-test"
 
-    def __init__(self, base_dir: Path, *drop_args: str) -> None:
+    def __init__(self, base_dir: Path, *drop_args: str, write_delay: float = 0.0) -> None:
         import asyncssh
 
         self.base_dir = Path(base_dir)
@@ -94,6 +108,7 @@ class DropFolderServers:
         self.public_key = key.export_public_key().decode().split()[:2]
         self.port = _free_port()
         self.drop_args = list(drop_args)
+        self.write_delay = write_delay
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
 
     def connection_uri(self, **extra: object) -> str:
@@ -114,7 +129,8 @@ class DropFolderServers:
         self._spawn(
             "sftp",
             [sys.executable, "-m", "tests.sftp_server", "--root", str(self.root), "--port", str(self.port),
-             "--host-key", str(self.host_key_path), "--user", self.USER, "--password", self.PASSWORD],
+             "--host-key", str(self.host_key_path), "--user", self.USER, "--password", self.PASSWORD,
+             "--write-delay", str(self.write_delay)],
         )  # fmt: skip
         self.start_drop_folder()
         deadline = time.monotonic() + 20

@@ -5,6 +5,12 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,6 +23,7 @@ from decommission.transport import ArchiveTransport, transport_for
 from decommission.triggers import IngestReceiptTrigger, wait_for_receipts
 from tests.r7sim_server import write_fake_package
 from tests.sftp_server import DropFolderServers
+from tests.submit_task import REPO
 
 pytest.importorskip("asyncssh", reason="the SFTP tests need asyncssh (a dependency of the SFTP provider)")
 NO_WAIT = {"wait": tenacity.wait_fixed(0.2), "stop": tenacity.stop_after_attempt(10)}
@@ -115,3 +122,40 @@ def test_trigger_reads_receipts_from_the_outbox(drop, transport, tmp_path):
     event = asyncio.run(first_event())
     assert event["status"] == "done", event
     assert event["receipts"]["pkg-trig"]["status"] == "rejected"  # a fake package: not an E-ARK SIP
+
+
+def test_task_killed_mid_drop_then_retried_loses_and_duplicates_nothing(tmp_path, monkeypatch, built):
+    result = built[0]
+    with DropFolderServers(tmp_path / "slow", write_delay=0.1) as drop:
+        monkeypatch.setenv("AIRFLOW_CONN_R7_ARCHIVE", drop.connection_uri(chunk_size=16 << 10))
+        monkeypatch.setenv("DECOMMISSION_HOME", str(tmp_path / "out"))
+        ledger = {"conn_type": "sqlite", "host": str(tmp_path / "ledger.sqlite")}
+        monkeypatch.setenv("AIRFLOW_CONN_PROGRAMME_LEDGER", json.dumps(ledger))
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO / "plugins"), str(REPO)])}
+        command = [sys.executable, "-m", "tests.submit_task", result.package_id, str(result.container), result.sha256]
+        part = drop.root / "inbox" / f".{result.package_id}.{result.sha256[:16]}.part"
+        task = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline and (not part.exists() or part.stat().st_size < 64 << 10):
+                assert task.poll() is None, "the task ended before it could be killed"
+                time.sleep(0.02)
+            task.send_signal(signal.SIGKILL)
+            assert task.wait(timeout=10) == -signal.SIGKILL
+        finally:
+            if task.poll() is None:
+                task.kill()
+        time.sleep(0.5)  # writes the server had queued land
+        left = part.stat().st_size
+        assert 0 < left < result.size and not (drop.root / "inbox" / f"{result.package_id}.tar").exists()
+
+        retried = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=180)
+
+        assert retried.returncode == 0, retried.stdout[-3000:] + retried.stderr[-3000:]
+        assert f"resuming the drop of package {result.package_id} at byte" in retried.stdout + retried.stderr
+        transport = SftpDropFolder("r7_archive", retry_args=NO_WAIT)
+        held = [(p["package_id"], p["sha256"]) for p in transport.delivery("LO-2025-VAS-01-TEST")["packages"]]
+        assert held == [(result.package_id, result.sha256)]
+        receipt = wait_for_receipts(transport, [result.package_id], timeout_s=30, poll_s=0.1)[result.package_id]
+        assert receipt["status"] == "accepted", receipt["reasons"]
+        assert (tmp_path / "out" / "vas" / "receipts" / f"{result.package_id}.transport.json").exists()
