@@ -10,7 +10,6 @@ import datetime as dt
 import hashlib
 import json
 import logging
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -264,31 +263,17 @@ def keep_ingest_receipts(run: Run, receipts: Mapping[str, Mapping[str, Any]]) ->
     The receipts are kept verbatim; in the error, patient folder names in the reasons' paths
     are replaced by their keyed hash, so the task log names no patient.
     """
+    from decommission.transport import describe_reasons
+
     rejected = {}
     for package_id, receipt in sorted(receipts.items()):
         _keep_receipt(run, package_id, "ingest", receipt)
         if receipt.get("status") != "accepted":
             rejected[package_id] = receipt.get("reasons", [])
     if rejected:
-        lines = [
-            f"{pid}: "
-            + "; ".join(
-                f"{r.get('requirement')} {_without_patient(str(r.get('path') or ''))}: {r.get('message')}" for r in rs
-            )
-            for pid, rs in rejected.items()
-        ]
+        lines = [f"{pid}: {describe_reasons(rs)}" for pid, rs in rejected.items()]
         raise ArchiveRefusal(f"the archive rejected {len(rejected)} package(s): " + " | ".join(lines))
     return {"accepted": len(receipts)}
-
-
-_PATIENT_FOLDER = re.compile(r"(representations/[^/]+/data/)([^/]+)")
-
-
-def _without_patient(path: str) -> str:
-    """Return a package path with its patient folder name replaced by the name's keyed hash."""
-    from decommission.privacy import keyed_hash
-
-    return _PATIENT_FOLDER.sub(lambda m: f"{m.group(1)}patient-{keyed_hash(m.group(2))}", path)
 
 
 def read_receipts(run: Run, package_ids: Iterable[str]) -> dict[str, dict[str, Any]]:

@@ -8,6 +8,8 @@ or ``sftp``. R7 e-Arkiv's real interface, once known, becomes a third implementa
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -102,3 +104,20 @@ def check_transport_receipt(receipt: dict, package_id: str, size: int, sha256: s
             f"the transport receipt of package {package_id} does not confirm it: "
             f"wrong {', '.join(wrong) or 'receipt_type'}"
         )
+
+
+_PATIENT_FOLDER = re.compile(r"(representations/[^/]+/data/)([^/]+)")
+
+
+def describe_reasons(reasons: Iterable[Mapping[str, Any]]) -> str:
+    """Return an ingest receipt's reasons as one line for an error, naming no patient.
+
+    Paths keep their shape, but a patient folder's name is replaced by its keyed hash
+    (``.../data/patient-<hash>/record.xml``); the receipt itself is kept verbatim elsewhere.
+    """
+    from decommission.privacy import keyed_hash
+
+    def path(value: Any) -> str:
+        return _PATIENT_FOLDER.sub(lambda m: f"{m.group(1)}patient-{keyed_hash(m.group(2))}", str(value or ""))
+
+    return "; ".join(f"{r.get('requirement')} {path(r.get('path'))}: {r.get('message')}" for r in reasons)
