@@ -131,11 +131,13 @@ class TestBuildPackage:
         assert schema.validate(root), schema.error_log
         assert (root.get("OBJID"), root.get("TYPE"), root.get("PROFILE")) == (
             PKG,
-            "OTHER",
+            "Other",  # the CSIP 2.1.0 vocabulary term (docs/packaging.md)
             "https://earksip.dilcis.eu/profile/E-ARK-SIP.xml",
         )
         assert root.get(f"{{{mets.CSIP_NS}}}OTHERTYPE") == "Patient Medical Records"
-        assert root.get(f"{{{mets.CSIP_NS}}}CONTENTINFORMATIONTYPE") == "citsehpj_v2_0"
+        # citsehpj_v2_0 is not in the CSIP 2.1.0 vocabulary: OTHER + OTHERCONTENTINFORMATIONTYPE (CSIP4, CSIP5)
+        assert root.get(f"{{{mets.CSIP_NS}}}CONTENTINFORMATIONTYPE") == "OTHER"
+        assert root.get(f"{{{mets.CSIP_NS}}}OTHERCONTENTINFORMATIONTYPE") == "citsehpj_v2_0"
         header = root.find("mets:metsHdr", NS)
         assert (header.get("CREATEDATE"), header.get("RECORDSTATUS")) == ("2025-03-01T12:00:00Z", "NEW")
         assert header.get(f"{{{mets.CSIP_NS}}}OAISPACKAGETYPE") == "SIP"
@@ -195,8 +197,15 @@ class TestBuildPackage:
             members = tar.getmembers()
             assert tar.format == tarfile.PAX_FORMAT
         names = [m.name for m in members]
-        assert names == sorted(names) and names[0] == PKG
+        assert names[0] == PKG and names[-1] == f"{PKG}/METS.xml" and len(set(names)) == len(names)
         assert all(n == PKG or n.startswith(f"{PKG}/") for n in names)
+        # every folder comes before anything inside it; the tree on disk is the same as the tar's
+        seen = set()
+        for member in members:
+            assert member.name == PKG or member.name.rsplit("/", 1)[0] in seen, member.name
+            seen.add(member.name)
+        on_disk = {f"{PKG}/{p.relative_to(result.directory).as_posix()}" for p in result.directory.rglob("*")}
+        assert on_disk | {PKG} == set(names)
         stamp = int(dt.datetime(2025, 3, 1, 12, tzinfo=dt.UTC).timestamp())
         assert {(m.mtime, m.uid, m.gid, m.uname, m.gname) for m in members} == {(stamp, 0, 0, "", "")}
 

@@ -158,7 +158,6 @@ class TestValidatePackage:
 
         monkeypatch.setattr(socket, "getaddrinfo", refuse)
         monkeypatch.setattr(socket.socket, "connect", refuse)
-        mets._csip_extension.cache_clear()
         assert validate_package(built.directory).ok
 
     @pytest.mark.parametrize(("corrupt", "expected"), CORRUPTIONS)
