@@ -61,6 +61,46 @@ class Written:
         self.sha256 = sha256
 
 
+def _octal(value: int, width: int) -> bytes:
+    return b"%0*o\0" % (width - 1, value)
+
+
+_MAGIC = b"ustar\x0000"
+_ZERO8 = _octal(0, 8)  # uid and gid 0
+
+
+def pax_record(key: bytes, value: bytes) -> bytes:
+    """One PAX extended header record, ``"<length> <key>=<value>\\n"`` (the length counts itself)."""
+    body = b" " + key + b"=" + value + b"\n"
+    length = len(body) + 1
+    while len(b"%d" % length) + len(body) != length:
+        length += 1
+    return b"%d" % length + body
+
+
+def ustar_header(name: bytes, *, size: int, mtime: int, directory: bool = False, kind: bytes | None = None) -> bytes:
+    """A POSIX ustar header for an ASCII name of at most 100 bytes, as tarfile writes it (uid/gid 0, no names)."""
+    kind = kind or (tarfile.DIRTYPE if directory else tarfile.REGTYPE)
+    head = b"".join(
+        (
+            name.ljust(100, b"\0"),
+            _octal(0o755 if directory else 0o644, 8),
+            _ZERO8,
+            _ZERO8,
+            _octal(0 if directory else size, 12),
+            _octal(mtime, 12),
+            b"        ",
+            kind,
+            b"\0" * 100,
+            _MAGIC,
+            b"\0" * 80,
+            b"\0" * 155,
+        )
+    ).ljust(_BLOCK, b"\0")
+    checksum = b"%06o\0 " % sum(head)
+    return head[:148] + checksum + head[156:]
+
+
 class PackageWriter:
     """Writes files into ``root`` (the package folder) and ``tar_path`` as ``<name>/<path>``.
 
@@ -69,10 +109,15 @@ class PackageWriter:
     :param name: the tar's top folder (the package id)
     :param mtime: the time stamp of every member (the package's creation time)
     :param max_bytes: the largest tar allowed
+    :param directory: also write every file into ``root``; without it ``root`` only holds the
+        streamed METS, PREMIS and manifest files until they are in the tar
     """
 
-    def __init__(self, root: Path, tar_path: Path, *, name: str, mtime: int, max_bytes: int) -> None:
+    def __init__(
+        self, root: Path, tar_path: Path, *, name: str, mtime: int, max_bytes: int, directory: bool = True
+    ) -> None:
         self._root = root
+        self._directory = directory
         self._name = name
         self._mtime = mtime
         self._max = max_bytes
@@ -83,13 +128,20 @@ class PackageWriter:
 
     # ------------------------------------------------------------------ tar members
     def _header(self, rel: str, *, size: int, directory: bool) -> None:
-        info = tarfile.TarInfo(f"{self._name}/{rel}".rstrip("/"))
-        info.mtime, info.uid, info.gid, info.uname, info.gname = self._mtime, 0, 0, "", ""
-        if directory:
-            info.type, info.mode = tarfile.DIRTYPE, 0o755
-        else:
-            info.size, info.mode = size, 0o644
-        self._tar.write(info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape"))
+        name = f"{self._name}/{rel}".rstrip("/")
+        encoded = (name + "/" if directory else name).encode("utf-8")
+        if size >= 8**11:
+            raise PackageError(f"{rel}: a file of {size} bytes is too large for a tar member")
+        if name.isascii() and len(encoded) <= 100:
+            self._tar.write(ustar_header(encoded, size=size, mtime=self._mtime, directory=directory))
+            return
+        # a non-ASCII or long name goes into a PAX extended header (POSIX.1-2001) before the member
+        records = pax_record(b"path", encoded)
+        self._tar.write(ustar_header(b"././@PaxHeader", size=len(records), mtime=self._mtime, kind=tarfile.XHDTYPE))
+        self._tar.write(records)
+        self._pad(len(records))
+        short = name.encode("ascii", "replace")[:100]
+        self._tar.write(ustar_header(short, size=size, mtime=self._mtime, directory=directory))
 
     def _pad(self, size: int) -> None:
         rest = size % _BLOCK
@@ -103,31 +155,29 @@ class PackageWriter:
             return
         if rel:
             self._dir_member(posixpath.dirname(rel))
-            (self._root / rel).mkdir(exist_ok=True)
+            if self._directory:
+                (self._root / rel).mkdir(exist_ok=True)
         self._header(rel, size=0, directory=True)
         self._dirs.add(rel)
 
     # ------------------------------------------------------------------ files
     def add(self, rel: str, parts: Iterable[bytes | memoryview]) -> Written:
         """Write a file whose bytes are in memory (``parts`` in order) to the folder and the tar."""
-        views = [memoryview(p) for p in parts]
-        size = sum(v.nbytes for v in views)
+        data = b"".join(parts)
+        size = len(data)
         self._dir_member(posixpath.dirname(rel))
         self._header(rel, size=size, directory=False)
-        digest = hashlib.sha256()
-        fd = os.open(self._root / rel, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-        try:
-            written = os.writev(fd, views) if views else 0
-            while written < size:  # a short write: finish it part by part
-                data = b"".join(views)[written:]
-                written += os.write(fd, data)
-        finally:
-            os.close(fd)
-        for view in views:
-            digest.update(view)
-            self._tar.write(view)
+        if self._directory:
+            fd = os.open(self._root / rel, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            try:
+                written = 0
+                while written < size:
+                    written += os.write(fd, data[written:] if written else data)
+            finally:
+                os.close(fd)
+        self._tar.write(data)
         self._pad(size)
-        return Written(size, digest.hexdigest())
+        return Written(size, hashlib.sha256(data).hexdigest())
 
     def copy(self, rel: str, source: Path) -> Written:
         """Copy a file into the folder and the tar, hashing the bytes as they are written."""
@@ -136,7 +186,10 @@ class PackageWriter:
         self._header(rel, size=size, directory=False)
         digest = hashlib.sha256()
         done = 0
-        with open(source, "rb") as src, open(self._root / rel, "xb") as out:
+        with (
+            open(source, "rb") as src,
+            open(self._root / rel if self._directory else os.devnull, "xb" if self._directory else "wb") as out,
+        ):
             while chunk := src.read(_COPY_CHUNK):
                 out.write(chunk)
                 digest.update(chunk)
@@ -147,17 +200,22 @@ class PackageWriter:
         self._pad(size)
         return Written(size, digest.hexdigest())
 
+    def _stream_path(self, rel: str) -> Path:
+        return self._root / (rel if self._directory else rel.replace("/", "__"))
+
     def stream(self, rel: str) -> HashingWriter:
         """A writer for a file too big to hold in memory (METS, PREMIS); :meth:`commit` puts it in the tar."""
-        self._dir_member(posixpath.dirname(rel))
-        return HashingWriter(open(self._root / rel, "xb"))  # noqa: SIM115 (closed in commit())
+        if self._directory:
+            self._dir_member(posixpath.dirname(rel))
+        return HashingWriter(open(self._stream_path(rel), "xb"))  # noqa: SIM115 (closed in commit())
 
     def commit(self, rel: str, writer: HashingWriter) -> Written:
         """Close a :meth:`stream` file and append its bytes to the tar; its hash is the one taken while writing."""
         writer._raw.close()  # noqa: SLF001 (our own writer)
+        self._dir_member(posixpath.dirname(rel))
         self._header(rel, size=writer.size, directory=False)
         copied = 0
-        with open(self._root / rel, "rb") as src:
+        with open(self._stream_path(rel), "rb") as src:
             while chunk := src.read(_COPY_CHUNK):
                 self._tar.write(chunk)
                 copied += len(chunk)

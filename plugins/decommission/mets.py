@@ -241,10 +241,13 @@ def _link(href: str) -> dict[str, str]:
 
 
 def _file(depth: int, entry: FileEntry, created: str) -> str:
+    # one per data file: written directly; ids, sizes, digests and dates need no escaping
+    pad = "  " * depth
     return (
-        _open(depth, "mets:file", {"ID": entry.file_id, **_file_attrib(entry, created)})
-        + _leaf(depth + 1, "mets:FLocat", _link(entry.href))
-        + _close(depth, "mets:file")
+        f'\n{pad}<mets:file ID="{entry.file_id}" MIMETYPE="{xmltext.attr(entry.mimetype)}" SIZE="{entry.size}"'
+        f' CREATED="{created}" CHECKSUM="{entry.sha256}" CHECKSUMTYPE="{CHECKSUM_TYPE}">'
+        f'\n{pad}  <mets:FLocat LOCTYPE="URL" xlink:type="simple" xlink:href="{xmltext.attr(entry.href)}"/>'
+        f"\n{pad}</mets:file>"
     )
 
 

@@ -117,10 +117,10 @@ class PackageContext:
 
 @dataclass(frozen=True)
 class PackageResult:
-    """What :func:`build_package` wrote: the directory, the tar and what they hold."""
+    """What :func:`build_package` wrote: the directory (None when not asked for), the tar and what they hold."""
 
     package_id: str
-    directory: Path
+    directory: Path | None
     container: Path
     sha256: str
     size: int
@@ -221,7 +221,7 @@ def _folder_name(number: int, key: str, personal_id: str | None) -> str:
 class _Package:
     """The open package: the container and the streamed metadata files, filled chunk by chunk."""
 
-    def __init__(self, root: Path, tar_path: Path, pkg_id: str, context: PackageContext) -> None:
+    def __init__(self, root: Path, tar_path: Path, pkg_id: str, context: PackageContext, directory: bool) -> None:
         self.context = context
         self.header = mets.Header(
             created=context.created,
@@ -236,7 +236,9 @@ class _Package:
             profile_version=context.profile_version,
         )
         created = int(context.created.timestamp())
-        self.out = PackageWriter(root, tar_path, name=pkg_id, mtime=created, max_bytes=context.max_bytes)
+        self.out = PackageWriter(
+            root, tar_path, name=pkg_id, mtime=created, max_bytes=context.max_bytes, directory=directory
+        )
         self.files = 0
         self.rep_file = self.out.stream(f"{REPRESENTATION_DIR}/{METS_FILENAME}")
         self.premis_file = self.out.stream(PREMIS_PATH)
@@ -390,14 +392,16 @@ def _entry(file_id: str, href: str, mimetype: str, written: Written) -> mets.Fil
 
 
 def build_package(
-    *, mapped: Mapping[str, Path], context: PackageContext, partition_id: str, out_dir: Path
+    *, mapped: Mapping[str, Path], context: PackageContext, partition_id: str, out_dir: Path, directory: bool = True
 ) -> PackageResult:
-    """Write one partition as an E-ARK SIP directory and tar under ``out_dir``; replace an older one.
+    """Write one partition as an E-ARK SIP tar (and folder) under ``out_dir``; replace an older one.
 
     :param mapped: entity name -> Parquet file with exactly that entity's model columns
     :param context: agents, agreement, status, creation time, documentation and size bounds
     :param partition_id: the partition's id (part of the package id)
-    :param out_dir: where ``<package_id>/`` and ``<package_id>.tar`` go
+    :param out_dir: where ``<package_id>.tar`` (and ``<package_id>/``) go
+    :param directory: also write the package folder (the same bytes as the tar); without it the
+        tar alone, which saves creating a file per record on disk
     :raises PackageError: bad input (the message names entity, record and column, never a value),
         or a package beyond ``context.max_patients`` or ``context.max_bytes``
     """
@@ -419,7 +423,7 @@ def build_package(
             raise PackageError(
                 f"the partition holds {len(reader)} patients, more than a package may hold ({context.max_patients})"
             )
-        package = _Package(tmp, tmp_tar, pkg_id, context)
+        package = _Package(tmp, tmp_tar, pkg_id, context, directory)
         counts = dict.fromkeys(ENTITIES, 0)
         for chunk in reader.chunks():
             package.write_chunk(chunk)
@@ -430,7 +434,8 @@ def build_package(
         shutil.rmtree(scratch, ignore_errors=True)
         if final.exists():
             final.rename(old)
-        tmp.rename(final)
+        if directory:
+            tmp.rename(final)
         os.replace(tmp_tar, final_tar)
     except BaseException:
         if package is not None:
@@ -442,4 +447,7 @@ def build_package(
             old.rename(final)
         raise
     shutil.rmtree(old, ignore_errors=True)
-    return PackageResult(pkg_id, final, final_tar, tar.sha256, tar.size, package.files, counts, counts["patient"])
+    shutil.rmtree(tmp, ignore_errors=True)
+    return PackageResult(
+        pkg_id, final if directory else None, final_tar, tar.sha256, tar.size, package.files, counts, counts["patient"]
+    )
