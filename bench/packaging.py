@@ -255,7 +255,8 @@ def main(argv: list[str] | None = None) -> int:
             }
             log(
                 f"{size}: build {build['seconds']:.1f} s ({result['build_rows_per_s']:.0f} rows/s, peak "
-                f"{build['peak_rss_mb']} MB), validate {validate['seconds']:.1f} s (peak {validate['peak_rss_mb']} MB), "
+                f"{build['peak_rss_mb']} MB), validate {validate['seconds']:.1f} s "
+                f"(peak {validate['peak_rss_mb']} MB), "
                 f"build + validate {result['rows_per_s']:.0f} rows/s, valid: {validate['ok']}"
             )
             results.append(result)
