@@ -161,8 +161,11 @@ class PackageWriter:
         self._dirs.add(rel)
 
     # ------------------------------------------------------------------ files
-    def add(self, rel: str, parts: Iterable[bytes | memoryview]) -> Written:
-        """Write a file whose bytes are in memory (``parts`` in order) to the folder and the tar."""
+    def add(self, rel: str, parts: Iterable[bytes | memoryview], sha256: str | None = None) -> Written:
+        """Write a file whose bytes are in memory (``parts`` in order) to the folder and the tar.
+
+        :param sha256: the digest of exactly these bytes when the caller already took it from them
+        """
         data = b"".join(parts)
         size = len(data)
         self._dir_member(posixpath.dirname(rel))
@@ -177,7 +180,7 @@ class PackageWriter:
                 os.close(fd)
         self._tar.write(data)
         self._pad(size)
-        return Written(size, hashlib.sha256(data).hexdigest())
+        return Written(size, sha256 or hashlib.sha256(data).hexdigest())
 
     def copy(self, rel: str, source: Path) -> Written:
         """Copy a file into the folder and the tar, hashing the bytes as they are written."""
@@ -205,8 +208,7 @@ class PackageWriter:
 
     def stream(self, rel: str) -> HashingWriter:
         """A writer for a file too big to hold in memory (METS, PREMIS); :meth:`commit` puts it in the tar."""
-        if self._directory:
-            self._dir_member(posixpath.dirname(rel))
+        self._dir_member(posixpath.dirname(rel))  # the same member order with or without the folder
         return HashingWriter(open(self._stream_path(rel), "xb"))  # noqa: SIM115 (closed in commit())
 
     def commit(self, rel: str, writer: HashingWriter) -> Written:

@@ -98,16 +98,16 @@ class PartitionReader:
         patient_key, a patient_key on two patient rows, or no patient at all
     """
 
-    def __init__(self, mapped: Mapping[str, Path], scratch: Path, chunk_patients: int = CHUNK_PATIENTS) -> None:
+    def __init__(self, mapped: Mapping[str, Path], scratch: Path, chunk_patients: int | None = None) -> None:
         unknown = sorted(set(mapped) - set(ENTITIES))
         if unknown:
             raise PackageError(f"mapped names unknown entities: {', '.join(unknown)}")
-        self._chunk = chunk_patients
+        self._chunk = chunk_patients or CHUNK_PATIENTS
         self._scratch = scratch
         patients = self._read_patients(mapped.get("patient"))
         self.patients = patients.take(natural_order(patients.column("patient_key")))
         self.keys = self.patients.column("patient_key").combine_chunks()
-        self.n_chunks = -(-len(self) // chunk_patients)
+        self.n_chunks = -(-len(self) // self._chunk)
         self._memory: dict[str, list[pa.Table]] = {}
         self._files: dict[str, set[int]] = {}
         for name in ENTITIES:

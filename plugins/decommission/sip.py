@@ -24,7 +24,9 @@ METS and PREMIS streamed: memory does not grow with the package. A package is bo
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import hashlib
 import io
 import mimetypes
 import os
@@ -218,6 +220,16 @@ def _folder_name(number: int, key: str, personal_id: str | None) -> str:
     return key
 
 
+@dataclass
+class _Attachments:
+    """A chunk's attachments per patient: METS entries, bytes, documents; and the record columns."""
+
+    entries: list[list[mets.FileEntry]] = dataclasses.field(default_factory=list)
+    data: list[list[memoryview]] = dataclasses.field(default_factory=list)
+    documents: list[list[tuple[str | None, list[str]]]] = dataclasses.field(default_factory=list)
+    columns: dict[str, pa.Array] = dataclasses.field(default_factory=dict)
+
+
 class _Package:
     """The open package: the container and the streamed metadata files, filled chunk by chunk."""
 
@@ -261,29 +273,39 @@ class _Package:
         created_text = records.format_value(context.created) or ""
         self.manifest_file.write(recordxml.manifest_head(pkg_id, context.system_id, created_text).encode())
 
-    def add(self, rel: str, parts: list) -> Written:
+    def add(self, rel: str, parts: list, sha256: str | None = None) -> Written:
         self.files += 1
-        return self.out.add(rel, parts)
+        return self.out.add(rel, parts, sha256)
 
     def write_chunk(self, chunk: Chunk) -> None:
-        """Attachments, record files, METS, PREMIS and manifest entries of one chunk of patients."""
+        """Attachments, record files, METS, PREMIS and manifest entries of one chunk of patients.
+
+        Files go into the container patient by patient (attachments, then the record file), so the
+        bytes do not depend on the chunk size.
+        """
         patients = chunk.patients
         keys = patients.column("patient_key").to_pylist()
         personal = patients.column("personal_id").to_pylist()
         protected = patients.column("protected_identity").to_pylist()
         folders = [_folder_name(chunk.first + i + 1, k, p) for i, (k, p) in enumerate(zip(keys, personal, strict=True))]
-        entries, documents, stored = self._attachments(chunk, folders, protected)
-        chunk_records = recordxml.ChunkRecords(chunk, stored)
+        attachments = self._attachments(chunk, folders, protected)
+        chunk_records = recordxml.ChunkRecords(chunk, attachments.columns)
         cases, bounds = chunk.tables["case"].column("case_id").to_pylist(), chunk.bounds["case"]
         premis_files = []
         for i, folder in enumerate(folders):
             number = chunk.first + i + 1
+            for entry, data in zip(attachments.entries[i], attachments.data[i], strict=True):
+                self.add(f"{REPRESENTATION_DIR}/{entry.href}", [data], sha256=entry.sha256)
             rel = f"data/{folder}/{records.RECORD_FILENAME}"
             written = self.add(f"{REPRESENTATION_DIR}/{rel}", chunk_records.record(i))
-            files = [mets.FileEntry(f"file-p{number:06d}-record", rel, XML, written.size, written.sha256), *entries[i]]
+            record = mets.FileEntry(f"file-p{number:06d}-record", rel, XML, written.size, written.sha256)
+            files = [record, *attachments.entries[i]]
             premis_files += [(f"{REPRESENTATION_DIR}/{f.href}", f.size, f.sha256, f.mimetype) for f in files]
             self.rep.add_patient(
-                folder=f"data/{folder}", files=files, cases=cases[bounds[i] : bounds[i + 1]], documents=documents[i]
+                folder=f"data/{folder}",
+                files=files,
+                cases=cases[bounds[i] : bounds[i + 1]],
+                documents=attachments.documents[i],
             )
         self.premis.add_files(premis_files)
         manifest = recordxml.manifest_entries(
@@ -293,11 +315,9 @@ class _Package:
         )
         self.manifest_file.write("".join(manifest).encode())
 
-    def _attachments(
-        self, chunk: Chunk, folders: list[str], protected: list[bool | None]
-    ) -> tuple[list[list[mets.FileEntry]], list[list[tuple[str | None, list[str]]]], dict[str, pa.Array]]:
-        """Write the chunk's attachment files; return per patient the METS entries and documents, and the
-        path/size/sha256 columns the record files list."""
+    @staticmethod
+    def _attachments(chunk: Chunk, folders: list[str], protected: list[bool | None]) -> _Attachments:
+        """Name and hash the chunk's attachments (their bytes are views into the chunk, not copies)."""
         table, bounds = chunk.tables["attachment"], chunk.bounds["attachment"]
         documents_table = chunk.tables["document"]
         case_index = pc.index_in(table.column("document_id"), value_set=documents_table.column("document_id"))
@@ -306,13 +326,12 @@ class _Package:
         mimetypes_ = table.column("mimetype").to_pylist()
         document_ids = table.column("document_id").to_pylist()
         content = table.column("content").combine_chunks() if table.num_rows else None
+        out = _Attachments()
         paths, sizes, digests = [], [], []
-        entries, documents = [], []
         for i, folder in enumerate(folders):
             number = chunk.first + i + 1
             used = {records.RECORD_FILENAME}
-            patient_entries: list[mets.FileEntry] = []
-            doc_files: dict[str, list[str]] = {}
+            entries, data, doc_files = [], [], {}
             for index, row in enumerate(range(bounds[i], bounds[i + 1]), start=1):
                 name = _attachment_name(filenames[row], index, bool(protected[i]))
                 stem, dot, ext = name.rpartition(".") if "." in name[1:] else (name, "", "")
@@ -322,29 +341,28 @@ class _Package:
                     candidate = f"{stem}-{n}{dot}{ext}"
                 used.add(candidate.casefold())
                 relative = f"attachments/{candidate}"
-                data = content[row].as_buffer() if content[row].is_valid else None
-                written = self.add(
-                    f"{REPRESENTATION_DIR}/data/{folder}/{relative}", [data if data is not None else b""]
-                )
+                buffer = content[row].as_buffer() if content[row].is_valid else None
+                view = memoryview(buffer) if buffer is not None else memoryview(b"")
+                digest = hashlib.sha256(view).hexdigest()
                 declared = mimetypes_[row]
                 mimetype = declared if _MIMETYPE.fullmatch(declared or "") else _mimetype(candidate)
                 file_id = f"file-p{number:06d}-a{index:04d}"
-                patient_entries.append(
-                    mets.FileEntry(file_id, f"data/{folder}/{relative}", mimetype, written.size, written.sha256)
-                )
+                entries.append(mets.FileEntry(file_id, f"data/{folder}/{relative}", mimetype, view.nbytes, digest))
+                data.append(view)
                 doc_files.setdefault(document_ids[row] or "", []).append(file_id)
                 paths.append(relative)
-                sizes.append(str(written.size))
-                digests.append(written.sha256)
+                sizes.append(str(view.nbytes))
+                digests.append(digest)
             first_of = {document_ids[r] or "": r for r in range(bounds[i + 1] - 1, bounds[i] - 1, -1)}
-            documents.append([(case_of[first_of[d]] if d else None, ids) for d, ids in doc_files.items()])
-            entries.append(patient_entries)
-        stored = {
+            out.documents.append([(case_of[first_of[d]] if d else None, ids) for d, ids in doc_files.items()])
+            out.entries.append(entries)
+            out.data.append(data)
+        out.columns = {
             "path": xmltext.escape(pa.array(paths, pa.large_string())),
             "size": pa.array(sizes, pa.large_string()),
             "sha256": pa.array(digests, pa.large_string()),
         }
-        return entries, documents, stored
+        return out
 
     def finish(self, pkg_id: str) -> Written:
         """Close the streamed files, add schemas, documentation and the root METS; end the tar."""
