@@ -7,6 +7,7 @@ parses XML with every schema resolved locally and keeps the list of problems.
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import posixpath
 import re
@@ -19,7 +20,7 @@ from urllib.parse import unquote
 
 from lxml import etree
 
-from decommission import mets, premis, records
+from decommission import mets, premis, records, tarindex
 
 X = mets.XLINK_NS
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
@@ -41,6 +42,7 @@ class PackageSource:
     def __init__(self, path: Path, problems: list[Problem]) -> None:
         self.files: dict[str, object] = {}
         self._tar: tarfile.TarFile | None = None
+        self._fd: int | None = None
         if path.is_dir():
             self.name = path.name
             for dirpath, dirnames, filenames in os.walk(path):
@@ -49,20 +51,29 @@ class PackageSource:
                     full = Path(dirpath) / name
                     self._add(full.relative_to(path).as_posix(), full, full.is_symlink(), problems)
             return
-        self._tar = tarfile.open(path, "r:*")  # noqa: SIM115 (closed in close())
-        members = self._tar.getmembers()
-        tops = {m.name.split("/", 1)[0] for m in members}
+        index = tarindex.read_index(path)
+        if index is None:  # something the fast reader does not handle: tarfile reads it
+            self._tar = tarfile.open(path, "r:*")  # noqa: SIM115 (closed in close())
+            index = [
+                tarindex.Member(m.name, "file" if m.isfile() else "dir" if m.isdir() else "other", 0, m.size)
+                for m in self._tar.getmembers()
+            ]
+            handles = dict(zip([m.name for m in index], self._tar.getmembers(), strict=True))
+        else:
+            self._fd = os.open(path, os.O_RDONLY)
+            handles = {}
+        tops = {m.name.split("/", 1)[0] for m in index}
         self.name = tops.pop() if len(tops) == 1 else ""
         if tops or not self.name:
             problems.append(Problem("LAYOUT", path.name, "the tar does not hold exactly one root folder"))
-        for member in members:
+        for member in index:
             rel = member.name.split("/", 1)[1] if "/" in member.name else ""
             parts = rel.split("/")
             if member.name.startswith("/") or ".." in parts:
                 problems.append(Problem("LAYOUT", member.name, "tar member escapes the package folder"))
-            elif member.isfile():
-                self._add(rel, member, False, problems)
-            elif not member.isdir():
+            elif member.kind == "file":
+                self._add(rel, handles.get(member.name, member), False, problems)
+            elif member.kind != "dir":
                 problems.append(Problem("LAYOUT", member.name, "tar member is neither a file nor a folder"))
 
     def _add(self, rel: str, handle: object, link: bool, problems: list[Problem]) -> None:
@@ -76,6 +87,8 @@ class PackageSource:
 
     def open(self, rel: str) -> IO[bytes]:
         handle = self.files[rel]
+        if isinstance(handle, tarindex.Member):
+            return io.BufferedReader(tarindex.Window(self._fd, handle.offset, handle.size), 1 << 16)
         if self._tar is None:
             return open(handle, "rb")  # noqa: SIM115 (caller closes)
         stream = self._tar.extractfile(handle)
@@ -86,6 +99,8 @@ class PackageSource:
     def close(self) -> None:
         if self._tar is not None:
             self._tar.close()
+        if self._fd is not None:
+            os.close(self._fd)
 
 
 class Checker:

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from lxml import etree
 
-from decommission import mets, premis, records, sip
+from decommission import mets, premis, records, sip, tarindex
 from decommission.__main__ import main
 from decommission.validate import Problem, ValidationReport, validate_package
 from tests.decommission.fixtures import make_context, write_mapped
@@ -246,3 +246,26 @@ class TestCli:
                 check=False,
             )
             assert run.returncode == status, run.stdout + run.stderr
+
+
+class TestTarIndex:
+    def test_read_index_matches_tarfile(self, built):
+        index = tarindex.read_index(built.container)
+        assert index is not None
+        with tarfile.open(built.container) as tar:
+            expected = [(m.name, m.isdir(), m.size if m.isfile() else 0) for m in tar.getmembers()]
+            for member in index:
+                if member.kind == "file":
+                    with open(built.container, "rb") as raw:
+                        raw.seek(member.offset)
+                        assert raw.read(member.size) == tar.extractfile(member.name).read()
+        assert [(m.name, m.kind == "dir", m.size if m.kind == "file" else 0) for m in index] == expected
+        assert any(not m.name.isascii() for m in index)  # PAX path records are read
+
+    def test_read_index_gives_up_on_a_damaged_header(self, built, tmp_path):
+        data = bytearray(built.container.read_bytes())
+        data[600] ^= 0xFF  # inside the second header
+        damaged = tmp_path / "damaged.tar"
+        damaged.write_bytes(bytes(data))
+        assert tarindex.read_index(damaged) is None
+        assert not validate_package(damaged).ok
