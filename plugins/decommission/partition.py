@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 
 #: patients whose rows are in memory at once
 CHUNK_PATIENTS = 2000
-_BATCH_ROWS = 65_536
+_BATCH_ROWS = 16_384
 RANK = "__rank"
 
 

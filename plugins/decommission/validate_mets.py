@@ -302,9 +302,6 @@ def check_mets(v: Checker, rel: str, folder: str) -> tuple[etree._Element | None
     return doc, _check_files(v, doc, rel, True)
 
 
-_REF_ATTRIBUTES = ("FILEID", "DMDID", "ADMID")
-
-
 def _free(element: etree._Element) -> None:
     """Drop an element's content and the siblings before it (iterparse keeps them otherwise)."""
     element.clear(keep_tail=True)
@@ -317,8 +314,9 @@ def check_representation_mets(v: Checker, rel: str, folder: str) -> None:
     """A representation METS, stream-parsed and schema-validated as it is read; file groups checked one by one."""
     if not v.need(rel in v.src.files, "MISSING-FILE", rel, "METS document is absent"):
         return
+    # the schema attached to iterparse does not check ID references: we do (FILEID, DMDID, ADMID)
     ids: set[str] = set()
-    refs: list[tuple[str, str, int]] = []
+    refs: dict[str, tuple[str, int]] = {}
     doc = None
     try:
         with v.src.open(rel) as stream:
@@ -338,8 +336,9 @@ def check_representation_mets(v: Checker, rel: str, folder: str) -> None:
                     continue
                 if element.get("ID"):
                     ids.add(element.get("ID"))
-                for attribute in _REF_ATTRIBUTES:
-                    refs += [(attribute, ref, element.sourceline) for ref in (element.get(attribute) or "").split()]
+                for attribute in ("FILEID", "DMDID", "ADMID"):
+                    for ref in (element.get(attribute) or "").split():
+                        refs.setdefault(ref, (attribute, element.sourceline))
                 tag = element.tag
                 if tag == _m("metsHdr"):
                     _check_header(v, doc, rel, False)
@@ -359,7 +358,7 @@ def check_representation_mets(v: Checker, rel: str, folder: str) -> None:
         )
         return
     v.need(doc is not None and doc.find(_m("fileSec")) is not None, "CSIP58", rel, "no fileSec")
-    for attribute, ref, line in refs:
+    for ref, (attribute, line) in refs.items():
         v.need(ref in ids, "IDREF", rel, f"line {line}: {attribute} names no ID")
     if doc is not None:
         check_struct_map(v, doc, rel, root=False)

@@ -92,6 +92,18 @@ def rep_mets_changed(package: Path) -> None:
     edit_xml(package / REP_METS, lambda root: root.set("LABEL", "changed after packaging"))
 
 
+def rep_mets_dangling_fptr(package: Path) -> None:
+    edit_xml(package / REP_METS, lambda root: root.xpath("//mets:fptr", namespaces=NS)[-1].set("FILEID", "nowhere"))
+
+
+def rep_mets_schema_break(package: Path) -> None:
+    edit_xml(package / REP_METS, lambda root: root.find("mets:fileSec", NS).set("BOGUS", "x"))
+
+
+def rep_mets_no_size(package: Path) -> None:
+    edit_xml(package / REP_METS, lambda root: root.xpath("//mets:file", namespaces=NS)[0].attrib.pop("SIZE"))
+
+
 def premis_digest_changed(package: Path) -> None:
     def change(root):
         root.xpath("//premis:messageDigest", namespaces=NS)[0].text = "0" * 64
@@ -134,6 +146,9 @@ CORRUPTIONS = [
         id="no-schemas-group",
     ),
     pytest.param(rep_mets_changed, [("FIXITY", REP_METS)], id="rep-mets-checksum"),
+    pytest.param(rep_mets_dangling_fptr, [("IDREF", REP_METS), ("FIXITY", REP_METS)], id="rep-mets-idref"),
+    pytest.param(rep_mets_schema_break, [("XSD", REP_METS)], id="rep-mets-schema-break"),
+    pytest.param(rep_mets_no_size, [("CSIP69", REP_METS)], id="rep-mets-no-size"),
     pytest.param(
         premis_digest_changed,
         [("PREMIS", "representations/rep1/data/1/record.xml"), ("FIXITY", "metadata/preservation/premis.xml")],
