@@ -375,28 +375,29 @@ class RepresentationMets:
         :param cases: the patient's case ids, in record order
         :param documents: (case id or None, file ids) of each document that has attachments
         """
+        # written directly (one call per data file): only the folder needs escaping, ids are ours
         self._count += 1
         group_id, div_id = f"grp-p{self._count:06d}", f"div-p{self._count:06d}"
-        out = [_open(2, "mets:fileGrp", _group_attrib(group_id, folder))]
-        out += [_file(3, entry, self._created) for entry in files]
-        out.append(_close(2, "mets:fileGrp"))
-        self._stream.write("".join(out).encode())
-
+        created = self._created
+        head = (
+            f'\n    <mets:fileGrp ID="{group_id}" USE="{xmltext.attr(folder)}" csip:CONTENTINFORMATIONTYPE="{OTHER}"'
+            f' csip:OTHERCONTENTINFORMATIONTYPE="{CONTENT_INFORMATION_TYPE}">'
+        )
+        self._stream.write(
+            (head + "".join(_file(3, entry, created) for entry in files) + "\n    </mets:fileGrp>").encode()
+        )
         by_case: dict[str, list[tuple[str, list[str]]]] = {case_id: [] for case_id in cases}
         loose: list[tuple[str, list[str]]] = []
         for index, (case_id, file_ids) in enumerate(documents, start=1):
             doc = (f"{div_id}-d{index:04d}", file_ids)
             (by_case[case_id] if case_id in by_case else loose).append(doc)
-        div = [
-            _open(3, "mets:div", {"ID": div_id, "LABEL": "Patient Record"}),
-            _leaf(4, "mets:fptr", {"FILEID": group_id}),
-        ]
+        div = [f'\n      <mets:div ID="{div_id}" LABEL="Patient Record">\n        <mets:fptr FILEID="{group_id}"/>']
         for number, docs in enumerate(by_case.values(), start=1):
-            div.append(_open(4, "mets:div", {"ID": f"{div_id}-c{number:04d}", "LABEL": "Case"}))
+            div.append(f'\n        <mets:div ID="{div_id}-c{number:04d}" LABEL="Case">')
             div += _documents(5, docs)
-            div.append(_close(4, "mets:div"))
+            div.append("\n        </mets:div>")
         div += _documents(4, loose)
-        div.append(_close(3, "mets:div"))
+        div.append("\n      </mets:div>")
         self._spool.write("".join(div).encode())
 
     def close(self) -> None:
@@ -429,11 +430,12 @@ class RepresentationMets:
 
 
 def _documents(depth: int, docs: Sequence[tuple[str, list[str]]]) -> list[str]:
+    pad = "  " * depth
     out = []
     for div_id, file_ids in docs:
-        out.append(_open(depth, "mets:div", {"ID": div_id, "LABEL": "Document"}))
-        out += [_leaf(depth + 1, "mets:fptr", {"FILEID": file_id}) for file_id in file_ids]
-        out.append(_close(depth, "mets:div"))
+        out.append(f'\n{pad}<mets:div ID="{div_id}" LABEL="Document">')
+        out += [f'\n{pad}  <mets:fptr FILEID="{file_id}"/>' for file_id in file_ids]
+        out.append(f"\n{pad}</mets:div>")
     return out
 
 

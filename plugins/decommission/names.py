@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import mimetypes
 import re
 import unicodedata
@@ -24,6 +25,7 @@ MIMETYPE_RE = re.compile(r"[A-Za-z0-9][\w.+-]*/[A-Za-z0-9][\w.+-]*")
 _RESERVED = {"CON", "PRN", "AUX", "NUL", *(f"COM{i}" for i in range(1, 10)), *(f"LPT{i}" for i in range(1, 10))}
 
 
+@functools.lru_cache(maxsize=8192)  # many attachments share a name; the function is pure
 def safe_filename(name: str | None, fallback: str) -> str:
     """NFC, no path separators or control characters, no personnummer; ``fallback`` if nothing is left."""
     text = unicodedata.normalize("NFC", name or "")
@@ -50,6 +52,7 @@ def attachment_name(filename: str | None, index: int, protected: bool) -> str:
     return f"attachment-{index}.{ext}" if ext.isascii() and ext.isalnum() and len(ext) <= 10 else f"attachment-{index}"
 
 
+@functools.lru_cache(maxsize=1024)
 def mimetype(name: str) -> str:
     suffix = name.rpartition(".")[2].lower() if "." in name else ""
     return _EXTRA_TYPES.get(suffix) or _MIME.guess_type(name, strict=False)[0] or "application/octet-stream"
