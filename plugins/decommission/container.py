@@ -8,6 +8,7 @@ A package larger than ``max_bytes`` stops at once with a :class:`PackageError`.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import posixpath
@@ -21,6 +22,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
 _BLOCK = tarfile.BLOCKSIZE
+_ZEROS = bytes(_BLOCK)
 _RECORD = tarfile.RECORDSIZE
 _COPY_CHUNK = 1 << 20
 
@@ -78,27 +80,22 @@ def pax_record(key: bytes, value: bytes) -> bytes:
     return b"%d" % length + body
 
 
+@functools.lru_cache(maxsize=64)
+def _fixed_fields(mtime: int, kind: bytes, mode: int) -> tuple[bytes, bytes, int]:
+    """The header bytes around name and size that are the same for every member of a kind, and their sum."""
+    middle = _octal(mode, 8) + _ZERO8 + _ZERO8
+    tail = b"".join((_octal(mtime, 12), b"        ", kind, b"\0" * 100, _MAGIC, b"\0" * 80, b"\0" * 155, b"\0" * 12))
+    return middle, tail, sum(middle) + sum(tail)
+
+
 def ustar_header(name: bytes, *, size: int, mtime: int, directory: bool = False, kind: bytes | None = None) -> bytes:
     """A POSIX ustar header for an ASCII name of at most 100 bytes, as tarfile writes it (uid/gid 0, no names)."""
     kind = kind or (tarfile.DIRTYPE if directory else tarfile.REGTYPE)
-    head = b"".join(
-        (
-            name.ljust(100, b"\0"),
-            _octal(0o755 if directory else 0o644, 8),
-            _ZERO8,
-            _ZERO8,
-            _octal(0 if directory else size, 12),
-            _octal(mtime, 12),
-            b"        ",
-            kind,
-            b"\0" * 100,
-            _MAGIC,
-            b"\0" * 80,
-            b"\0" * 155,
-        )
-    ).ljust(_BLOCK, b"\0")
-    checksum = b"%06o\0 " % sum(head)
-    return head[:148] + checksum + head[156:]
+    middle, tail, fixed = _fixed_fields(mtime, kind, 0o755 if directory else 0o644)
+    size_field = _octal(0 if directory else size, 12)
+    checksum = b"%06o\0 " % (sum(name) + sum(size_field) + fixed)
+    # the checksum field (8 bytes after mtime) counts as spaces in the sum; it replaces them here
+    return b"".join((name.ljust(100, b"\0"), middle, size_field, tail[:12], checksum, tail[20:]))
 
 
 class PackageWriter:
@@ -128,20 +125,26 @@ class PackageWriter:
 
     # ------------------------------------------------------------------ tar members
     def _header(self, rel: str, *, size: int, directory: bool) -> None:
+        self._tar.write(self._header_bytes(rel, size=size, directory=directory))
+
+    def _header_bytes(self, rel: str, *, size: int, directory: bool) -> bytes:
         name = f"{self._name}/{rel}".rstrip("/")
         encoded = (name + "/" if directory else name).encode("utf-8")
         if size >= 8**11:
             raise PackageError(f"{rel}: a file of {size} bytes is too large for a tar member")
         if name.isascii() and len(encoded) <= 100:
-            self._tar.write(ustar_header(encoded, size=size, mtime=self._mtime, directory=directory))
-            return
+            return ustar_header(encoded, size=size, mtime=self._mtime, directory=directory)
         # a non-ASCII or long name goes into a PAX extended header (POSIX.1-2001) before the member
         records = pax_record(b"path", encoded)
-        self._tar.write(ustar_header(b"././@PaxHeader", size=len(records), mtime=self._mtime, kind=tarfile.XHDTYPE))
-        self._tar.write(records)
-        self._pad(len(records))
         short = name.encode("ascii", "replace")[:100]
-        self._tar.write(ustar_header(short, size=size, mtime=self._mtime, directory=directory))
+        return b"".join(
+            (
+                ustar_header(b"././@PaxHeader", size=len(records), mtime=self._mtime, kind=tarfile.XHDTYPE),
+                records,
+                b"\0" * (-len(records) % _BLOCK),
+                ustar_header(short, size=size, mtime=self._mtime, directory=directory),
+            )
+        )
 
     def _pad(self, size: int) -> None:
         rest = size % _BLOCK
@@ -168,8 +171,9 @@ class PackageWriter:
         """
         data = b"".join(parts)
         size = len(data)
-        self._dir_member(posixpath.dirname(rel))
-        self._header(rel, size=size, directory=False)
+        folder = rel.rpartition("/")[0]
+        if folder not in self._dirs:
+            self._dir_member(folder)
         if self._directory:
             fd = os.open(self._root / rel, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
             try:
@@ -178,8 +182,10 @@ class PackageWriter:
                     written += os.write(fd, data[written:] if written else data)
             finally:
                 os.close(fd)
-        self._tar.write(data)
-        self._pad(size)
+        # header, data and padding in one write: one call and one hash update per file
+        self._tar.write(b"".join((self._header_bytes(rel, size=size, directory=False), data, _ZEROS[: -size % _BLOCK])))
+        if self._tar.size > self._max:
+            raise PackageError(f"the package exceeds its limit of {self._max} bytes: use smaller partitions")
         return Written(size, sha256 or hashlib.sha256(data).hexdigest())
 
     def copy(self, rel: str, source: Path) -> Written:
