@@ -63,13 +63,33 @@ _RECORD = re.compile(r"representations/[^/]+/data/[^/]+/record\.xml$")
 def check_records(v: Checker, manifests: list[str]) -> None:
     """The patient manifest and every record file against record.xsd (errors without values)."""
     listed: set[str] = set()
-    for rel in manifests:
-        tree = v.parse(rel, v.record_schema, private=True)
-        if tree is not None:
-            for patient in tree.getroot().iter(f"{{{records.NS}}}patient"):
-                target = unicodedata.normalize("NFC", patient.get("record") or "")
-                listed.add(target)
-                v.need(target in v.src.files, "MANIFEST", rel, f"line {patient.sourceline}: record file absent")
+    tag = f"{{{records.NS}}}patient"
+    for rel in manifests:  # stream-parsed: the manifest has an entry per patient
+        if rel not in v.src.files:
+            continue
+        try:
+            with v.src.open(rel) as stream:
+                events = etree.iterparse(
+                    stream,
+                    events=("end",),
+                    tag=tag,
+                    schema=v.record_schema,
+                    huge_tree=True,
+                    no_network=True,
+                    resolve_entities=False,
+                )
+                for _event, patient in events:
+                    target = unicodedata.normalize("NFC", patient.get("record") or "")
+                    listed.add(target)
+                    v.need(target in v.src.files, "MANIFEST", rel, f"line {patient.sourceline}: record file absent")
+                    patient.clear(keep_tail=True)
+                    while patient.getprevious() is not None:
+                        del patient.getparent()[0]
+        except etree.XMLSyntaxError as exc:
+            if any(e.domain_name == "SCHEMASV" for e in exc.error_log):
+                v.schema_errors(rel, exc.error_log, private=True)
+            else:
+                v.add("XML", rel, f"not well-formed XML (line {exc.lineno})")
     parser = etree.XMLParser(schema=v.record_schema, no_network=True, resolve_entities=False, huge_tree=True)
     for rel in sorted(v.src.files):
         if not _RECORD.match(rel):

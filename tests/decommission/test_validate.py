@@ -26,6 +26,7 @@ ATTACHMENT = "representations/rep1/data/2/attachments/Remiss_från_vårdcentrale
 RECORD = "representations/rep1/data/3/record.xml"
 REP_METS = "representations/rep1/METS.xml"
 DOC = "documentation/mapping-vas.yaml"
+MANIFEST = "metadata/descriptive/patients.xml"
 
 
 @pytest.fixture(scope="module")
@@ -104,6 +105,17 @@ def rep_mets_no_size(package: Path) -> None:
     edit_xml(package / REP_METS, lambda root: root.xpath("//mets:file", namespaces=NS)[0].attrib.pop("SIZE"))
 
 
+def manifest_wrong_record(package: Path) -> None:
+    def change(root):
+        root.find("r:patient[@key='3']", NS).set("record", "representations/rep1/data/3/other.xml")
+
+    edit_xml(package / MANIFEST, change)
+
+
+def manifest_schema_break(package: Path) -> None:
+    edit_xml(package / MANIFEST, lambda root: root.find("r:patient", NS).set("unknown", "x"))
+
+
 def premis_digest_changed(package: Path) -> None:
     def change(root):
         root.xpath("//premis:messageDigest", namespaces=NS)[0].text = "0" * 64
@@ -149,6 +161,8 @@ CORRUPTIONS = [
     pytest.param(rep_mets_dangling_fptr, [("IDREF", REP_METS), ("FIXITY", REP_METS)], id="rep-mets-idref"),
     pytest.param(rep_mets_schema_break, [("XSD", REP_METS)], id="rep-mets-schema-break"),
     pytest.param(rep_mets_no_size, [("CSIP69", REP_METS)], id="rep-mets-no-size"),
+    pytest.param(manifest_wrong_record, [("MANIFEST", MANIFEST), ("MANIFEST", RECORD)], id="manifest-wrong-record"),
+    pytest.param(manifest_schema_break, [("XSD", MANIFEST)], id="manifest-schema-break"),
     pytest.param(
         premis_digest_changed,
         [("PREMIS", "representations/rep1/data/1/record.xml"), ("FIXITY", "metadata/preservation/premis.xml")],
