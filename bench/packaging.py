@@ -43,6 +43,16 @@ def _paths() -> None:
 
 
 def _peak_mb() -> float:
+    """This process's peak resident set. ``ru_maxrss`` keeps the parent's high-water mark across
+    fork and exec on Linux (the parent here holds the generated data), so read VmHWM, which
+    belongs to this process's own address space."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        pass
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
