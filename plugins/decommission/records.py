@@ -10,15 +10,12 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from lxml import etree
 
 from decommission.errors import PackageError
 from decommission.model import ENTITIES
-
-if TYPE_CHECKING:
-    pass
 
 NS = "urn:decommission:record:1"
 RECORD_VERSION = "1"

@@ -11,7 +11,7 @@ import posixpath
 
 from lxml import etree
 
-from decommission import mets
+from decommission import mets, vocabularies
 from decommission.validate_source import Checker
 
 M, X, C = mets.METS_NS, mets.XLINK_NS, mets.CSIP_NS
@@ -63,13 +63,15 @@ def _check_root_element(v: Checker, doc: etree._Element, rel: str, folder: str, 
     if v.need(objid, "CSIP1", rel, "mets/@OBJID is missing"):
         v.need(objid == folder, "CSIP1", rel, f"mets/@OBJID {objid!r} is not the folder name {folder!r}")
     category, other = doc.get("TYPE"), doc.get(f"{{{C}}}OTHERTYPE")
-    v.need(category in mets.CONTENT_CATEGORIES, "CSIP2", rel, "mets/@TYPE is missing or not in the vocabulary")
+    v.need(category in vocabularies.CONTENT_CATEGORIES, "CSIP2", rel, "mets/@TYPE is missing or not in the vocabulary")
     if category and category.upper() == "OTHER":
         v.need(other, "CSIP3", rel, "mets/@TYPE is Other but csip:OTHERTYPE is missing")
     v.need((category or "").upper() == "OTHER", ehr[0], rel, "mets/@TYPE is not Other/OTHER (eHealth1)")
     v.need(other == mets.OTHER_CONTENT_CATEGORY, ehr[1], rel, "csip:OTHERTYPE is not 'Patient Medical Records'")
     info = doc.get(f"{{{C}}}CONTENTINFORMATIONTYPE")
-    v.need(info in mets.CONTENT_INFORMATION_TYPES, "CSIP4", rel, "csip:CONTENTINFORMATIONTYPE missing or unknown")
+    v.need(
+        info in vocabularies.CONTENT_INFORMATION_TYPES, "CSIP4", rel, "csip:CONTENTINFORMATIONTYPE missing or unknown"
+    )
     if info == mets.OTHER:
         v.need(doc.get(f"{{{C}}}OTHERCONTENTINFORMATIONTYPE"), "CSIP5", rel, "csip:OTHERCONTENTINFORMATIONTYPE missing")
     v.need(is_ehealth1(doc), ehr[2], rel, "the content information type is not citsehpj_v2_0")
@@ -85,10 +87,17 @@ def _check_header(v: Checker, doc: etree._Element, rel: str, root: bool) -> None
         return
     v.need(hdr.get("CREATEDATE"), "CSIP7", rel, "metsHdr/@CREATEDATE is missing")
     package_type = hdr.get(f"{{{C}}}OAISPACKAGETYPE")
-    v.need(package_type in mets.OAIS_PACKAGE_TYPES, "CSIP9", rel, "metsHdr/@csip:OAISPACKAGETYPE missing or unknown")
+    v.need(
+        package_type in vocabularies.OAIS_PACKAGE_TYPES,
+        "CSIP9",
+        rel,
+        "metsHdr/@csip:OAISPACKAGETYPE missing or unknown",
+    )
     v.need(package_type == "SIP", "SIP4", rel, "metsHdr/@csip:OAISPACKAGETYPE is not SIP")
     status = hdr.get("RECORDSTATUS")
-    v.need(status in mets.RECORD_STATUSES, "SIP3", rel, "metsHdr/@RECORDSTATUS missing (required here) or unknown")
+    v.need(
+        status in vocabularies.RECORD_STATUSES, "SIP3", rel, "metsHdr/@RECORDSTATUS missing (required here) or unknown"
+    )
     agents = hdr.findall(_m("agent"))
     v.need(agents, "CSIP10", rel, "metsHdr has no agent")
     creators = [a for a in agents if a.get("ROLE") == "CREATOR"]
