@@ -114,6 +114,7 @@ class PackageWriter:
         self, root: Path, tar_path: Path, *, name: str, mtime: int, max_bytes: int, directory: bool = True
     ) -> None:
         self._root = root
+        self._prefix = f"{root}{os.sep}"  # plain strings: a Path per file cost more than the write
         self._directory = directory
         self._name = name
         self._mtime = mtime
@@ -159,7 +160,7 @@ class PackageWriter:
         if rel:
             self._dir_member(posixpath.dirname(rel))
             if self._directory:
-                (self._root / rel).mkdir(exist_ok=True)
+                os.mkdir(self._prefix + rel)
         self._header(rel, size=0, directory=True)
         self._dirs.add(rel)
 
@@ -175,7 +176,7 @@ class PackageWriter:
         if folder not in self._dirs:
             self._dir_member(folder)
         if self._directory:
-            fd = os.open(self._root / rel, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            fd = os.open(self._prefix + rel, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
             try:
                 written = 0
                 while written < size:
