@@ -122,6 +122,7 @@ class PackageWriter:
         self._raw = open(tar_path, "xb")  # noqa: SIM115 (closed in close())
         self._tar = HashingWriter(self._raw)
         self._dirs: set[str] = set()
+        self._streams: list[HashingWriter] = []
         self._dir_member("")
 
     # ------------------------------------------------------------------ tar members
@@ -216,7 +217,9 @@ class PackageWriter:
     def stream(self, rel: str) -> HashingWriter:
         """A writer for a file too big to hold in memory (METS, PREMIS); :meth:`commit` puts it in the tar."""
         self._dir_member(posixpath.dirname(rel))  # the same member order with or without the folder
-        return HashingWriter(open(self._stream_path(rel), "xb"))  # noqa: SIM115 (closed in commit())
+        writer = HashingWriter(open(self._stream_path(rel), "xb"))  # noqa: SIM115 (closed in commit() or abort())
+        self._streams.append(writer)
+        return writer
 
     def commit(self, rel: str, writer: HashingWriter) -> Written:
         """Close a :meth:`stream` file and append its bytes to the tar; its hash is the one taken while writing."""
@@ -245,4 +248,7 @@ class PackageWriter:
         return Written(self._tar.size, self._tar.sha256)
 
     def abort(self) -> None:
+        """Close every open file after a failure (the caller removes what was written)."""
+        for writer in self._streams:
+            writer._raw.close()  # noqa: SLF001 (our own writer)
         self._raw.close()
