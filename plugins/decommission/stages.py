@@ -10,6 +10,7 @@ import datetime as dt
 import hashlib
 import json
 import logging
+import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -144,7 +145,7 @@ def package_stage(run: Run, mapped: dict[str, Any]) -> dict[str, Any]:
         result = sip.build_package(
             mapped=files, context=_package_context(run), partition_id=part.id, out_dir=run.out("packages")
         )
-    report = validate_package(result.directory)
+    report = validate_package(result.container)  # the container that will be delivered
     write_atomic(
         run.out("validation") / f"{result.package_id}.json", json.dumps(report.to_dict(), indent=2, ensure_ascii=False)
     )
@@ -174,6 +175,7 @@ def package_stage(run: Run, mapped: dict[str, Any]) -> dict[str, Any]:
 
 
 def _package_context(run: Run) -> Any:
+    from decommission.sip import DEFAULT_MAX_BYTES as PACKAGE_MAX_BYTES
     from decommission.sip import PackageContext
 
     docs = _write_documentation(run)
@@ -188,6 +190,9 @@ def _package_context(run: Run) -> Any:
         record_status=run.record_status,
         created=run.package_created,
         documentation=docs,
+        # a package holds one partition; the byte bound stops one that grows past what the archive takes
+        max_patients=run.system.partition_patients,
+        max_bytes=int(os.environ.get("DECOMMISSION_PACKAGE_MAX_BYTES", PACKAGE_MAX_BYTES)),
     )
 
 
