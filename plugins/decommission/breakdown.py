@@ -75,7 +75,9 @@ def reconcile_breakdown(run: Run, partition_ids: list[str], package_ids: list[st
         for e in sorted(set(source["fp"]) | set(package_fp))
     }
     return {
-        "years": {y: dict(years[y]) for y in sorted(years)},
+        "years": {
+            y: {k: years[y][k] for k in ("source", "extracted", "quarantined", "archived")} for y in sorted(years)
+        },
         "by_table_year": [
             {"table": t, "year": y, "source": n, "extracted": extracted["year"].get((t, y), 0)}
             for (t, y), n in sorted(source["year"].items())
