@@ -21,6 +21,7 @@ from lxml import etree
 
 from decommission import staging
 from decommission.mapping_spec import MappingSpec, TableSpec
+from decommission.model import ENTITIES
 from decommission.privacy import keyed_hash
 from decommission.records import ELEMENTS, NS, camel
 from decommission.source import FAR_FUTURE
@@ -90,10 +91,11 @@ def reconcile_breakdown(run: Run, partition_ids: list[str], package_ids: list[st
 
 def carried_fields(table: TableSpec) -> dict[str, str]:
     """Target field -> source column, for fields the mapping copies as text (no transform, no lookup)."""
+    skip = {"patient_key", ENTITIES[table.entity].key}  # the key is the record's id, compared on its own
     return {
         name: f.column
         for name, f in table.fields.items()
-        if f.column and f.transform == "str" and f.lookup is None and name != "patient_key"
+        if f.column and f.transform == "str" and f.lookup is None and name not in skip
     }
 
 

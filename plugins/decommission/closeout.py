@@ -65,6 +65,9 @@ def reconcile_stage(
         "patients": [{k: v for k, v in s.items() if k != "differences"} for s in sample],
     }
     result["breakdown"] = breakdown(run, mapped, [p["package_id"] for p in packages])
+    result["reasons"] += breakdown_reasons(result["breakdown"])
+    if result["reasons"]:
+        result["verdict"] = FAIL
     result |= {
         "system": {"id": run.system.id, "name": run.system.name, "supplier": run.system.supplier},
         "run_id": run.run_id,
@@ -103,6 +106,28 @@ def breakdown(run: Run, mapped: list[Mapping[str, Any]], package_ids: list[str])
     from decommission.breakdown import reconcile_breakdown
 
     return reconcile_breakdown(run, [m["partition"]["id"] for m in mapped], package_ids)
+
+
+def breakdown_reasons(b: Mapping[str, Any]) -> list[str]:
+    """FAIL reasons from the breakdown: a year, care unit or patient whose counts differ; a changed fingerprint."""
+    reasons = [
+        f"source = extracted fails for year {year}: {v['source']} against {v['extracted']}"
+        for year, v in b["years"].items()
+        if v["source"] != v["extracted"]
+    ]
+    reasons += [
+        f"source = extracted fails for care unit {u['unit']!r} of {u['table']}: {u['source']} against {u['extracted']}"
+        for u in b["units"]
+        if u["source"] != u["extracted"]
+    ]
+    if b["patients"]["differing"]:
+        reasons.append(f"{len(b['patients']['differing'])} patients have other row counts extracted than in the source")
+    reasons += [
+        f"content fingerprint of {entity} differs: source {f['source']} against packages {f['package']}"
+        for entity, f in b["fingerprints"].items()
+        if f["source"] != f["package"]
+    ]
+    return reasons
 
 
 def _progress(run: Run) -> list[dict[str, Any]]:

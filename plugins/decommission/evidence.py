@@ -117,6 +117,8 @@ def access_log_disposition(run: Run, result: Mapping[str, Any]) -> dict[str, Any
     if plan.disposition == "archived":
         out["tables"] = {t: {"source": r["source"], "archived": r["mapped"]} for t, r in tables.items()}
         out["archived_rows"] = result["entities"].get("access_log", {}).get("accepted", 0)
+        if not tables:
+            out["problem"] = "the plan says archived, but the mapping has no table of entity access_log"
     return out
 
 
