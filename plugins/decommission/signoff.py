@@ -57,16 +57,22 @@ class SignoffOperator(ApprovalOperator):
         return super().execute(context)
 
     def execute_complete(self, context: Any, event: dict[str, Any]) -> Any:
-        answer = super().execute_complete(context, event)
-        report = context["ti"].xcom_pull(task_ids=REPORT_TASK) or {}
-        decision = answer["chosen_options"][0]
+        # record first: on a rejection the parent skips what follows by raising (Airflow 3's skip())
+        if "error" not in event:
+            self.validate_chosen_options(event["chosen_options"])
+            self._record(context, event)
+        return super().execute_complete(context, event)
+
+    def _record(self, context: Any, event: Mapping[str, Any]) -> None:
         from decommission.stages import ledger
 
+        report = context["ti"].xcom_pull(task_ids=REPORT_TASK) or {}
+        decision = event["chosen_options"][0]
         payload = {
             "role": self.role,
-            "by": responder_id(answer["responded_by_user"]),
+            "by": responder_id(event["responded_by_user"]),
             "decision": decision,
-            "at": str(answer["responded_at"]),
+            "at": str(event["responded_at"]),
             "verdict": report.get("verdict"),
             "result_sha256": report.get("result_sha256"),
             "pdf_sha256": report.get("pdf_sha256"),
@@ -80,4 +86,3 @@ class SignoffOperator(ApprovalOperator):
                 kind="contract_exit_stopped",
                 payload={"role": self.role, "by": payload["by"], "reason": "sign-off rejected"},
             )
-        return answer

@@ -174,10 +174,10 @@ def test_vas_from_test_delivery_to_contract_exit(demo_system):
     answers = [(e.payload["role"], e.payload["by"], e.payload["decision"]) for e in entries if e.kind == "signoff"]
     assert answers == [("information_owner", "verksamhetschef", "Approve"), ("archivist", "regionarkivarie", "Approve")]
 
-    _check_breakdown(result, dirt)
     _check_evidence_pack(out, record)
     _check_documents_render_without_identifiers(out, ids)
     _check_ledger_verify_command(out.parent.parent / "ledger.sqlite", tmp=out.parent.parent)
+    _check_breakdown(result, dirt)
 
 
 def _check_breakdown(result: dict, dirt: dict) -> None:
@@ -297,8 +297,10 @@ def _tamper(tar_path: Path) -> int:
 
 def test_package_altered_in_the_archive_is_caught_by_the_read_back_sample(demo_system_small, r7sim):
     dag, _dirt, out = demo_system_small
-    first = _run(dag, dt.date(2025, 3, 3), "test_delivery")
-    assert str(first.state) == "success"
+    _run(dag, dt.date(2025, 3, 3), "test_delivery")
+    before = json.loads((out / "reconciliation" / "test_delivery" / "result.json").read_text())
+    assert before["sample"]["checked"] == 10 and before["sample"]["mismatches"] == []
+    assert not any("read-back sample" in r for r in before["reasons"])
     held = sorted(r7sim.data_dir.rglob("vas-*-test.tar"))
     assert held, f"no package held under {r7sim.data_dir}"
     assert sum(_tamper(p) for p in held) > 0
