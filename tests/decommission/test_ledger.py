@@ -40,12 +40,20 @@ class TestLedger:
     def test_postgres_ledger(self, pg_dsn):
         import psycopg
 
+        schema = "evidence_ledger_test"  # a schema of its own: other suites share this database
         with psycopg.connect(pg_dsn, autocommit=True) as db:
-            db.execute("DROP TABLE IF EXISTS ledger_entry")
-        ledger = Ledger(lambda: psycopg.connect(pg_dsn), dialect="postgres")
+            db.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+            db.execute(f"CREATE SCHEMA {schema}")
+
+        def connect():
+            return psycopg.connect(pg_dsn, options=f"-c search_path={schema}")
+
+        ledger = Ledger(connect, dialect="postgres")
         ledger.append(system_id="lab", run_id="r", kind="k", payload={"a": 1})
         ledger.append(system_id="lab", run_id="r", kind="k", payload={"a": 2})
         assert ledger.verify() is None
-        with psycopg.connect(pg_dsn, autocommit=True) as db:
+        with connect() as db:
             db.execute("UPDATE ledger_entry SET kind = 'x' WHERE seq = 2")
         assert ledger.verify().seq == 2
+        with psycopg.connect(pg_dsn, autocommit=True) as db:
+            db.execute(f"DROP SCHEMA {schema} CASCADE")
