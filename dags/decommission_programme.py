@@ -63,7 +63,8 @@ Supplier **{system.supplier}**, contract {system.contract.id} ({system.contract.
 Each delivery milestone extracts, maps, packages (E-ARK SIP, eHealth1), delivers, waits for
 the archive's receipts, reconciles and reports. The test delivery sends TEST packages; the
 final delivery ends in sign-off by {system.signoff.information_owner.name} and
-{system.signoff.archivist.name}, then the contract-exit record. Retry a failed task from
+{system.signoff.archivist.name} (only of a PASS), then the evidence pack and the
+contract-exit record. A package the archive rejects still gets its report (FAIL). Retry a failed task from
 the grid; every stage replaces its own output, so a retry is safe.
 """
 

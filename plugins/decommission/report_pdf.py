@@ -95,7 +95,13 @@ def render_pdf(result: Mapping[str, Any], t: Mapping[str, str], digest: str, *, 
     )
     years = result.get("breakdown", {}).get("years", {})
     if years:
-        _bars(doc, t["by_year"], {y: (v["source"], v["archived"]) for y, v in years.items()}, (_BLUE, _GREEN))
+        _bars(
+            doc,
+            t["by_year"],
+            {y: (v["source"], v["archived"]) for y, v in years.items()},
+            (_BLUE, _GREEN),
+            legend=(t["source"], t["archived"]),
+        )
     if result.get("quarantine_by_reason"):
         _bars(doc, t["by_reason"], {k: (v,) for k, v in result["quarantine_by_reason"].items()}, (_RED,))
     sample = result.get("sample", {})
@@ -158,7 +164,11 @@ def _table(doc: FPDF, header: Sequence[str], rows: Sequence[Sequence[Any]]) -> N
 
 
 def _bars(
-    doc: FPDF, title: str, groups: Mapping[str, Sequence[float]], colours: Sequence[tuple[int, int, int]]
+    doc: FPDF,
+    title: str,
+    groups: Mapping[str, Sequence[float]],
+    colours: Sequence[tuple[int, int, int]],
+    legend: Sequence[str] = (),
 ) -> None:
     """Horizontal bars drawn with rectangles: one line per key, one bar per series."""
     top = max([max(v, default=0) for v in groups.values()] + [1])
@@ -168,6 +178,14 @@ def _bars(
     doc.set_font("Helvetica", "B", 11)
     doc.cell(0, 7, latin1(title), new_x="LMARGIN", new_y="NEXT")
     doc.set_font("Helvetica", size=8)
+    if legend:
+        y = doc.get_y()
+        for j, name in enumerate(legend):
+            doc.set_fill_color(*colours[j % len(colours)])
+            doc.rect(doc.l_margin + 47 + 40 * j, y + 0.8, 3, 3, style="F")
+            doc.set_xy(doc.l_margin + 51 + 40 * j, y)
+            doc.cell(35, 4, latin1(name))
+        doc.set_y(y + 6)
     for key, values in groups.items():
         y = doc.get_y()
         doc.set_xy(doc.l_margin, y)
