@@ -1,7 +1,8 @@
-"""The end of a run: reconcile, report, and on the final milestone the contract-exit record."""
+"""The end of a run: reconcile (counts, breakdowns, read-back sample) and report; the sign-off text."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from collections.abc import Iterator, Mapping
@@ -162,6 +163,15 @@ def report_stage(run: Run, result: dict[str, Any]) -> dict[str, Any]:
             "totals": result["totals"],
         },
     )
+    run.record(
+        "quarantine_decisions",
+        {
+            "milestone": run.milestone.value,
+            "rows": {t: row["quarantined"] for t, row in result["tables"].items() if row["quarantined"]},
+            "decided_by": "mapping specification "
+            + hashlib.sha256(run.plan.mapping_path(run.system).read_bytes()).hexdigest(),
+        },
+    )
     summary = {
         "verdict": result["verdict"],
         "totals": result["totals"],
@@ -214,6 +224,10 @@ def exception_lists(run: Run, result: Mapping[str, Any]) -> dict[str, Any]:
         "checks": (
             ["check", "scope", "left", "right", "ok"],
             [[c["name"], c["scope"], c["left"], c["right"], c["ok"]] for c in result["checks"]],
+        ),
+        "years": (
+            ["table", "year", "source", "extracted"],
+            [[y["table"], y["year"], y["source"], y["extracted"]] for y in result["breakdown"]["by_table_year"]],
         ),
         "patients": (
             ["patient_hash", "source", "extracted"],

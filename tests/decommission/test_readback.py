@@ -2,47 +2,53 @@
 
 from __future__ import annotations
 
-import hashlib
-import io
+import re
+import tarfile
 
-from decommission import records
+import pytest
+
+from decommission import sip
+from decommission.model import ENTITIES
 from decommission.readback import _render, compare, parse_record
-from tests.decommission.fixtures import sample_rows
+from tests.decommission.fixtures import make_context, sample_rows, write_mapped
 
 
-def _patient(key: str = "2") -> dict[str, list[dict]]:
+@pytest.fixture(scope="module")
+def package_records(tmp_path_factory) -> dict[str, bytes]:
+    """Every patient's record file, from a package the packager builds (read from its tar, as the archive does)."""
+    base = tmp_path_factory.mktemp("readback")
+    result = sip.build_package(
+        mapped=write_mapped(base / "mapped"), context=make_context(base / "docs"), partition_id="p0001", out_dir=base
+    )
+    out = {}
+    with tarfile.open(result.container) as tar:
+        for member in tar.getmembers():
+            match = re.search(r"representations/rep1/data/([^/]+)/record\.xml$", member.name)
+            if match:
+                out[match.group(1)] = tar.extractfile(member).read()
+    return out
+
+
+def _patient(key: str) -> dict[str, list[dict]]:
     return {name: [r for r in rows if r["patient_key"] == key] for name, rows in sample_rows().items()}
 
 
-def _written(rows: dict[str, list[dict]]) -> bytes:
-    stored = {
-        r["attachment_id"]: records.StoredFile(
-            f"attachments/{r['attachment_id']}", len(r["content"]), hashlib.sha256(r["content"]).hexdigest()
-        )
-        for r in rows.get("attachment", [])
-    }
-    out = io.BytesIO()
-    records.write_record(out, rows["patient"][0], rows, stored)
-    return out.getvalue()
-
-
 def _expected(rows: dict[str, list[dict]]) -> dict:
-    from decommission.model import ENTITIES
-
     return {e: {str(r[ENTITIES[e].key]): _render(e, r) for r in rows.get(e, [])} for e in ENTITIES}
 
 
 class TestCompare:
-    def test_record_written_from_rows_matches_them(self):
-        rows = _patient()
-        archived = parse_record(_written(rows))
-        assert sum(len(v) for v in archived.values()) > 3
-        assert compare(_expected(rows), archived) == []
+    def test_every_packaged_record_matches_its_rows(self, package_records):
+        assert len(package_records) >= 2
+        for key, data in package_records.items():
+            archived = parse_record(data)
+            assert sum(len(v) for v in archived.values()) >= 1
+            assert compare(_expected(_patient(key)), archived) == [], key
 
-    def test_changed_text_missing_and_extra_records_are_each_named_without_values(self):
-        rows = _patient()
-        data = _written(rows)
-        archived = parse_record(data)
+    def test_changed_text_missing_and_extra_records_are_each_named_without_values(self, package_records):
+        key = next(k for k, d in package_records.items() if parse_record(d)["document"] and parse_record(d)["case"])
+        rows = _patient(key)
+        archived = parse_record(package_records[key])
         doc_id = next(iter(archived["document"]))
         archived["document"][doc_id]["text"] = "changed"
         case_id = next(iter(archived["case"]))
@@ -57,11 +63,10 @@ class TestCompare:
         ]
         assert all(doc_id not in d["record"] and "changed" not in str(d) for d in found)
 
-    def test_attachment_content_is_compared_by_its_hash(self):
-        rows = _patient()
-        if not rows.get("attachment"):
-            rows = next(p for p in (_patient(k) for k in {r["patient_key"] for r in sample_rows()["attachment"]}))
-        archived = parse_record(_written(rows))
+    def test_attachment_content_is_compared_by_its_hash(self, package_records):
+        key = next(k for k, d in package_records.items() if parse_record(d)["attachment"])
+        rows = _patient(key)
+        archived = parse_record(package_records[key])
         aid = next(iter(archived["attachment"]))
         archived["attachment"][aid]["sha256"] = "0" * 64
         assert [(d["entity"], d["field"]) for d in compare(_expected(rows), archived)] == [("attachment", "sha256")]
