@@ -173,7 +173,7 @@ def _bars(
     """Horizontal bars drawn with rectangles: one line per key, one bar per series."""
     top = max([max(v, default=0) for v in groups.values()] + [1])
     line = 4.0 * len(colours) + 1.5
-    if doc.will_page_break(10 + line * len(groups)):
+    if doc.will_page_break(10 + line * min(len(groups), 8)):
         doc.add_page()
     doc.set_font("Helvetica", "B", 11)
     doc.cell(0, 7, latin1(title), new_x="LMARGIN", new_y="NEXT")
@@ -187,6 +187,8 @@ def _bars(
             doc.cell(35, 4, latin1(name))
         doc.set_y(y + 6)
     for key, values in groups.items():
+        if doc.will_page_break(line + 2):  # break before a row, never inside it
+            doc.add_page()
         y = doc.get_y()
         doc.set_xy(doc.l_margin, y)
         doc.cell(45, 4, latin1(key))

@@ -69,6 +69,17 @@ class TestWriteReport:
         text = pdf[0].get_textpage().get_text_range()
         assert "GODKÄND" in text and "VAS" in text
 
+    def test_many_years_do_not_spread_the_pdf_over_many_pages(self, tmp_path):
+        import pypdfium2
+
+        result = _result()
+        result["breakdown"]["years"] = {
+            str(y): {"source": 50 + y % 7, "extracted": 50 + y % 7, "quarantined": 1, "archived": 49 + y % 7}
+            for y in range(1985, 2025)
+        }
+        out = write_report(result, tmp_path)
+        assert len(pypdfium2.PdfDocument(out["pdf"])) <= 4
+
     def test_html_is_self_contained_swedish_and_has_the_charts(self, tmp_path):
         out = write_report(_result(), tmp_path, annexes={"q": (["row_hash"], [["abc"]])})
         html = (tmp_path / "report.html").read_text(encoding="utf-8")
