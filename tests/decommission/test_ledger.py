@@ -36,6 +36,31 @@ class TestLedger:
             db.execute("DELETE FROM ledger_entry WHERE seq = 2")
         assert ledger.verify().seq == 3
 
+    def test_verify_command_names_the_changed_entry(self, ledger, tmp_path):
+        import os
+        import subprocess
+        import sys
+        from pathlib import Path
+
+        repo = Path(__file__).resolve().parents[2]
+        command = [
+            sys.executable,
+            "-m",
+            "decommission",
+            "ledger",
+            "verify",
+            "--sqlite",
+            str(tmp_path / "ledger.sqlite"),
+        ]
+        env = {**os.environ, "PYTHONPATH": str(repo / "plugins")}
+        intact = subprocess.run(command, capture_output=True, text=True, env=env, timeout=120)
+        assert (intact.returncode, intact.stdout.strip()) == (0, "ledger intact: 5 entries")
+        with sqlite3.connect(tmp_path / "ledger.sqlite") as db:
+            db.execute("UPDATE ledger_entry SET run_id = 'r2' WHERE seq = 4")
+        changed = subprocess.run(command, capture_output=True, text=True, env=env, timeout=120)
+        assert changed.returncode == 1
+        assert changed.stdout.strip() == "ledger entry 4 (extract, system vas, run r2) was changed"
+
     @pytest.mark.postgres
     def test_postgres_ledger(self, pg_dsn):
         import psycopg
