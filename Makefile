@@ -7,7 +7,7 @@ PATIENTS ?= 300
 PG ?=
 ROWS ?= 2000000
 
-.PHONY: demo test lint lock install compose-check clean bench
+.PHONY: demo test lint lock install compose-check clean bench bench-package eark-venv
 
 $(VENV)/.installed: requirements.lock
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -17,13 +17,25 @@ $(VENV)/.installed: requirements.lock
 
 install: $(VENV)/.installed
 
+# The E-ARK reference validator pins lxml 5.1.0: it gets a venv of its own (tests run it as a subprocess).
+EARK_VENV := .venv-eark
+$(EARK_VENV)/.installed: tests/eark/requirements.txt
+	test -x $(EARK_VENV)/bin/python || $(PYTHON) -m venv $(EARK_VENV)
+	$(EARK_VENV)/bin/pip install --quiet --no-deps -r tests/eark/requirements.txt
+	touch $@
+
+eark-venv: $(EARK_VENV)/.installed
+
 demo: install
 	$(PY) -m demo.run --patients $(PATIENTS) $(if $(PG),--postgres $(PG))
 
 bench: install
 	$(PY) -m bench.run --rows $(ROWS)
 
-test: install lint
+bench-package: install
+	$(PY) -m bench.packaging
+
+test: install eark-venv lint
 	$(PY) -m pytest
 
 lint: install

@@ -11,13 +11,13 @@ import datetime as dt
 import logging
 from typing import Any
 
-from airflow.providers.standard.operators.hitl import ApprovalOperator
 from airflow.sdk import DAG, AsyncCallback, DeadlineAlert, DeadlineReference, task
 
 from decommission import settings
 from decommission.alerts import check_programme
 from decommission.operators import AwaitIngestOperator, failing_fast
 from decommission.plan import Plan, System, load_plan
+from decommission.signoff import SignoffOperator
 from decommission.timetable import MilestoneTimetable
 
 log = logging.getLogger(__name__)
@@ -63,7 +63,8 @@ Supplier **{system.supplier}**, contract {system.contract.id} ({system.contract.
 Each delivery milestone extracts, maps, packages (E-ARK SIP, eHealth1), delivers, waits for
 the archive's receipts, reconciles and reports. The test delivery sends TEST packages; the
 final delivery ends in sign-off by {system.signoff.information_owner.name} and
-{system.signoff.archivist.name}, then the contract-exit record. Retry a failed task from
+{system.signoff.archivist.name} (only of a PASS), then the evidence pack and the
+contract-exit record. A package the archive rejects still gets its report (FAIL). Retry a failed task from
 the grid; every stage replaces its own output, so a retry is safe.
 """
 
@@ -120,7 +121,8 @@ def build_system_dag(plan: Plan, system: System) -> DAG:
         def keep_receipts(context: Any, receipts: dict[str, Any]) -> dict[str, Any]:
             return stage("stages.keep_ingest_receipts", context, receipts)
 
-        @task(**TOUCHES_OTHERS)
+        # all_done: a package the archive rejected fails await_ingest, yet the report must show why
+        @task(trigger_rule="all_done", **TOUCHES_OTHERS)
         def reconcile(mapped: list[dict[str, Any]], packages: list[dict[str, Any]], **context: Any) -> dict:
             return stage("closeout.reconcile_stage", context, list(mapped), list(packages))
 
@@ -132,20 +134,30 @@ def build_system_dag(plan: Plan, system: System) -> DAG:
         def is_final_delivery(**context: Any) -> bool:
             return stage("stages.is_final", context)
 
-        @task
-        def contract_exit(report: dict[str, Any], owner_answer: dict, archivist_answer: dict, **context: Any) -> dict:
-            approvals = [{"role": "information_owner", **owner_answer}, {"role": "archivist", **archivist_answer}]
-            return stage("closeout.contract_exit", context, report, approvals)
+        def approvals(owner_answer: dict, archivist_answer: dict) -> list[dict[str, Any]]:
+            return [{"role": "information_owner", **owner_answer}, {"role": "archivist", **archivist_answer}]
 
-        def signoff(task_id: str, role: str, who: Any) -> ApprovalOperator:
+        @task
+        def evidence_pack(report: dict[str, Any], owner_answer: dict, archivist_answer: dict, **context: Any) -> dict:
+            return stage("evidence.build_evidence_pack", context, report, approvals(owner_answer, archivist_answer))
+
+        @task
+        def contract_exit(
+            report: dict[str, Any], pack: dict[str, Any], owner_answer: dict, archivist_answer: dict, **context: Any
+        ) -> dict:
+            return stage("contract.contract_exit", context, report, pack, approvals(owner_answer, archivist_answer))
+
+        def signoff(task_id: str, role: str, who: Any) -> SignoffOperator:
             from decommission.closeout import signoff_body
 
-            return ApprovalOperator(
+            return SignoffOperator(
                 task_id=task_id,
-                subject=f"Sign-off as {role}: decommissioning of {system.name}",
+                system_id=system.id,
+                role=role,
+                subject=f"Sign-off as {role.replace('_', ' ')}: decommissioning of {system.name}",
                 body=signoff_body(system),
                 assigned_users=[{"id": who.id, "name": who.id}],
-                ignore_downstream_trigger_rules=True,
+                ignore_downstream_trigger_rules=True,  # a rejection stops the evidence pack and the contract exit
                 execution_timeout=None,
             )
 
@@ -167,10 +179,11 @@ def build_system_dag(plan: Plan, system: System) -> DAG:
         result = reconcile(mapped, packages)
         await_ingest >> result
         reported = report(result)
-        owner = signoff("signoff_information_owner", "information owner", system.signoff.information_owner)
+        owner = signoff("signoff_information_owner", "information_owner", system.signoff.information_owner)
         archivist = signoff("signoff_archivist", "archivist", system.signoff.archivist)
         reported >> is_final_delivery() >> owner >> archivist
-        contract_exit(reported, owner.output, archivist.output)
+        pack = evidence_pack(reported, owner.output, archivist.output)
+        contract_exit(reported, pack, owner.output, archivist.output)
     return dag
 
 

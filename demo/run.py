@@ -171,7 +171,13 @@ def print_summary(out: Path, plan: Any, dirt: dict[str, dict]) -> None:
             f"          quarantine by reason {match} the generator's dirt report: "
             + ", ".join(f"{r}={n}" for r, n in result["quarantine_by_reason"].items())
         )
-        print(f"          contract exit: {exit_record if exit_record.exists() else 'MISSING'}")
+        pack = out / system.id / "evidence" / f"evidence-{system.id}-final_delivery.tar"
+        folder = out / system.id / "reconciliation" / "final_delivery"
+        sample = result["sample"]
+        print(f"          report PDF and annexes: {folder}/report.pdf, annex-*.csv, annexes.xlsx")
+        print(f"          read-back sample: {sample['checked']} patients, {len(sample['mismatches'])} differ")
+        print(f"          evidence pack: {pack if pack.exists() else 'MISSING'}")
+        print(f"          contract exit: {exit_record if exit_record.exists() else 'MISSING'} (+ .pdf)")
 
 
 def _flatten(expected: dict[str, dict[str, int]]) -> dict[tuple[str, str], int]:

@@ -21,6 +21,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=8700, help="port to listen on (default 8700)")
     parser.add_argument("--error-rate", type=float, default=0.0, help="fraction of API requests answered 500")
+    parser.add_argument(
+        "--stall-rate", type=float, default=0.0, help="fraction of API requests held --stall-seconds first"
+    )
+    parser.add_argument("--stall-seconds", type=float, default=0.0, help="how long a stalled request is held")
     parser.add_argument("--latency", type=float, default=0.0, help="seconds added to every API request")
     parser.add_argument("--ingest-delay", type=float, default=0.0, help="seconds a receipt stays pending")
     parser.add_argument(
@@ -32,7 +36,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         nargs="+",
         default=[],
         metavar="PACKAGE_ID",
-        help="drop the connection of these packages' first upload mid-body",
+        help="drop the connection of an upload of these packages once, mid-chunk",
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of the fault draws")
     parser.add_argument(
@@ -51,6 +55,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = Settings(
         error_rate=args.error_rate,
+        stall_rate=args.stall_rate,
+        stall_seconds=args.stall_seconds,
         latency=args.latency,
         ingest_delay=args.ingest_delay,
         reject=frozenset(args.reject),

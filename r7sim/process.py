@@ -58,16 +58,17 @@ class R7SimServer:
         """The base URL, e.g. ``http://127.0.0.1:41234``."""
         return f"http://127.0.0.1:{self.port}"
 
-    def connection_uri(self, timeout: float = 10.0) -> str:
-        """Return the value for ``AIRFLOW_CONN_R7_ARCHIVE`` (Airflow 3's JSON form)."""
+    def connection_uri(self, timeout: float = 10.0, chunk_size: int | None = None) -> str:
+        """Return the value for ``AIRFLOW_CONN_R7_ARCHIVE`` (Airflow 3's JSON form).
+
+        :param timeout: seconds each request may take
+        :param chunk_size: bytes per upload request (the client's default when not given)
+        """
+        extra: dict[str, float | int] = {"timeout": timeout}
+        if chunk_size is not None:
+            extra["chunk_size"] = chunk_size
         return json.dumps(
-            {
-                "conn_type": "http",
-                "host": "127.0.0.1",
-                "port": self.port,
-                "schema": "http",
-                "extra": {"timeout": timeout},
-            }
+            {"conn_type": "http", "host": "127.0.0.1", "port": self.port, "schema": "http", "extra": extra}
         )
 
     def start(self, args: Sequence[str] | None = None) -> R7SimServer:

@@ -59,13 +59,15 @@ CREATE TABLE IF NOT EXISTS faults_fired (
 
 
 class StoreError(Exception):
-    """A request the holdings refuse; carries the HTTP status and the protocol's error code."""
+    """A request the holdings refuse; carries the HTTP status, the protocol's error code and
+    ``extra`` fields for the error document (e.g. the committed ``offset`` of an upload)."""
 
-    def __init__(self, status: int, code: str, message: str) -> None:
+    def __init__(self, status: int, code: str, message: str, *, extra: dict[str, Any] | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
+        self.extra = dict(extra or {})
 
 
 def now_iso() -> str:

@@ -24,79 +24,43 @@ import tenacity
 from airflow.providers.http.hooks.http import HttpHook
 
 from decommission import __version__
+from decommission.archive_connection import (
+    API,
+    OWN_OPTIONS,
+    ArchiveResponseError,
+    ArchiveResponseRefusal,
+    base_url_from_connection,
+    chunk_size_from_connection,
+    headers_from_connection,
+    is_transient,
+    timeout_from_connection,
+)
 from decommission.errors import ArchiveError
+from decommission.transport import check_transport_receipt as _check_transport_receipt
+from decommission.upload import FileSlice
 
 if TYPE_CHECKING:
     from requests import Response
 
 T = TypeVar("T")
-
-API = "/api/v1"
-DEFAULT_TIMEOUT = 30.0
-#: connection extras that configure the transport; any other extra becomes a request header
-CONNECTION_OPTIONS = frozenset(
-    {"timeout", "stream", "cert", "proxies", "proxy", "verify", "verify_ssl", "allow_redirects",
-     "max_redirects", "trust_env", "check_response", "srv_lookup"}
-)  # fmt: skip
 _CHUNK = 1 << 20
+#: offset mismatches one upload may meet (each means another writer moved it on) before it fails
+MAX_OFFSET_MISMATCHES = 20
+__all__ = [
+    "API",
+    "ArchiveHook",
+    "ArchiveResponseError",
+    "base_url_from_connection",
+    "headers_from_connection",
+    "is_transient",
+    "timeout_from_connection",
+]
 
 #: retry policy (tenacity.Retrying keyword arguments) used where none is given
 DEFAULT_RETRY_ARGS: dict[str, Any] = {
     "stop": tenacity.stop_after_attempt(6),
     "wait": tenacity.wait_exponential(multiplier=1, min=1, max=30),
 }
-
-
-class ArchiveResponseError(ArchiveError):
-    """The archive answered with an error status.
-
-    :param message: what failed, naming the package or delivery (never patient data)
-    :param status_code: the HTTP status
-    :param code: the protocol's error code (``error`` in the JSON body), or "" when there was none
-    """
-
-    def __init__(self, message: str, *, status_code: int, code: str = "") -> None:
-        super().__init__(message)
-        self.status_code = status_code
-        self.code = code
-        # 4xx is the archive saying no: retrying the same request cannot change its answer
-        self.retryable = status_code >= 500 or status_code in (408, 429)
-
-
-def base_url_from_connection(conn: Any) -> str:
-    """Return the archive's base URL from an HTTP connection, as ``HttpHook`` builds it.
-
-    :param conn: an Airflow connection with host, port and schema (the URL scheme)
-    """
-    host = (conn.host or "").rstrip("/")
-    if not host:
-        raise ArchiveError(f"connection {conn.conn_id} has no host")
-    base = host if "://" in host else f"{conn.schema or 'http'}://{host}"
-    return f"{base}:{conn.port}" if conn.port else base
-
-
-def timeout_from_connection(conn: Any) -> float:
-    """Return the request timeout in seconds: the connection's extra ``timeout``, default 30."""
-    value = conn.extra_dejson.get("timeout", DEFAULT_TIMEOUT)
-    try:
-        timeout = float(value)
-    except (TypeError, ValueError):
-        raise ArchiveError(f"connection {conn.conn_id}: extra timeout must be seconds, got {value!r}") from None
-    if timeout <= 0:
-        raise ArchiveError(f"connection {conn.conn_id}: extra timeout must be positive, got {timeout}")
-    return timeout
-
-
-def headers_from_connection(conn: Any) -> dict[str, str]:
-    """Return the request headers a connection's extras define (every extra that is not an option)."""
-    return {str(k): str(v) for k, v in conn.extra_dejson.items() if k not in CONNECTION_OPTIONS}
-
-
-def is_transient(exc: BaseException) -> bool:
-    """Whether a failed request may succeed when sent again: no answer, a cut answer, or a 5xx."""
-    if isinstance(exc, ArchiveResponseError):
-        return exc.status_code >= 500
-    return isinstance(exc, requests.ConnectionError | requests.Timeout | requests.exceptions.ChunkedEncodingError)
 
 
 class ArchiveHook(HttpHook):
@@ -134,6 +98,13 @@ class ArchiveHook(HttpHook):
             **(retry_args or {}),
         }
         self._timeout: float | None = None
+
+    def get_conn(self, headers: dict[Any, Any] | None = None, extra_options: dict[str, Any] | None = None) -> Any:
+        """Return the provider's session, minus our own extras that it would send as headers."""
+        session = super().get_conn(headers=headers, extra_options=extra_options)
+        for option in OWN_OPTIONS:
+            session.headers.pop(option, None)
+        return session
 
     @property
     def timeout(self) -> float:
@@ -181,7 +152,11 @@ class ArchiveHook(HttpHook):
     # packages ---------------------------------------------------------------------------------
 
     def submit_package(self, package_id: str, container: Path, sha256: str, delivery_id: str) -> dict:
-        """Upload a package's tar, streamed from disk, and return the transport receipt.
+        """Upload a package's tar in chunks, resuming where the archive's copy ends, and return the transport receipt.
+
+        The upload is a session on the archive (``docs/archive-protocol.md`` 3.1): opening it
+        again (after a crash, a kill or a restart of either side) gives the committed offset, and
+        the upload goes on from there. Each chunk is read from disk as it is sent.
 
         :param package_id: the package's id (its OBJID); a changed package needs a new id
         :param container: the package's ``.tar``
@@ -195,47 +170,86 @@ class ArchiveHook(HttpHook):
         container = Path(container)
         size = container.stat().st_size
         sha256 = sha256.lower()
-
-        def upload() -> Response:
-            with container.open("rb") as body:
-                return self._request(
-                    "PUT",
-                    f"{API}/packages/{package_id}",
-                    ok=(200, 201),
-                    data=body,
-                    headers={
-                        "Content-Type": "application/x-tar",
-                        "Content-Length": str(size),
-                        "X-Delivery-Id": delivery_id,
-                        "X-Content-SHA256": sha256,
-                    },
-                )
-
         try:
-            response = self._call(f"submit package {package_id}", upload)
+            session = self._call(
+                f"open the upload of package {package_id}",
+                lambda: self._request(
+                    "PUT",
+                    f"{API}/packages/{package_id}/upload",
+                    ok=(200, 201),
+                    json={"delivery_id": delivery_id, "sha256": sha256, "size": size},
+                ),
+            ).json()
+            if session["state"] == "open":
+                if session["offset"]:
+                    self.log.info(
+                        "resuming the upload of package %s at byte %d of %d", package_id, session["offset"], size
+                    )
+                self._send_chunks(package_id, container, size, int(session["offset"]))
+            response = self._call(
+                f"complete the upload of package {package_id}",
+                lambda: self._request("POST", f"{API}/packages/{package_id}/upload/complete", ok=(200, 201)),
+            )
         except ArchiveResponseError as exc:
-            if exc.status_code == 409 and exc.code == "package_conflict":
-                raise ArchiveResponseError(
-                    f"package {package_id} already exists in the archive with a different checksum or "
-                    f"delivery (sent SHA-256 {sha256} in delivery {delivery_id}): a changed package needs "
-                    f"a new package id. Archive said: {exc}",
-                    status_code=409,
-                    code=exc.code,
-                ) from exc
-            if exc.status_code == 422:
-                raise ArchiveResponseError(
-                    f"the archive found that package {package_id} does not hash to the declared SHA-256 "
-                    f"{sha256}: {container} changed after it was hashed, or the checksum is wrong",
-                    status_code=422,
-                    code=exc.code,
-                ) from exc
-            raise
+            raise _explained(exc, package_id, container, sha256, delivery_id) from exc
         receipt = response.json()
         _check_transport_receipt(receipt, package_id, size, sha256)
         receipt["duplicate"] = response.status_code == 200
         if receipt["duplicate"]:
             self.log.info("package %s was already in the archive; kept its original receipt", package_id)
         return receipt
+
+    def _send_chunks(self, package_id: str, container: Path, size: int, offset: int) -> None:
+        """Send the tar from ``offset`` to the end, one chunk per request, each under the retry policy.
+
+        After a failed or unanswered chunk the next attempt asks the archive for its committed
+        offset first, so a chunk the archive did keep is never sent twice.
+        """
+        endpoint = f"{API}/packages/{package_id}/upload"
+        chunk_size = self.chunk_size
+        state = {"offset": offset, "known": True}
+
+        def attempt() -> None:
+            if not state["known"]:
+                state["offset"] = int(self._request("GET", endpoint, ok=(200,)).json()["offset"])
+                state["known"] = True
+            start = state["offset"]
+            length = min(chunk_size, size - start)
+            state["known"] = False  # until the archive answers for this chunk
+            with FileSlice(container, start, length) as body:
+                answer = self._request(
+                    "PATCH",
+                    endpoint,
+                    ok=(200,),
+                    data=body,
+                    headers={
+                        "Content-Type": "application/offset+octet-stream",
+                        "Content-Length": str(length),
+                        "Upload-Offset": str(start),
+                    },
+                    label=f"upload package {package_id} at byte {start}",
+                )
+            state["offset"], state["known"] = int(answer.json()["offset"]), True
+
+        mismatches = 0
+        while state["offset"] < size:
+            try:
+                self._call(f"upload package {package_id} at byte {state['offset']}", attempt)
+            except ArchiveResponseError as exc:
+                # another attempt (one we gave up on, or a killed run's) got there first: ask again
+                if exc.code != "offset_mismatch" or mismatches >= MAX_OFFSET_MISMATCHES:
+                    raise
+                mismatches += 1
+                self.log.info("upload of package %s: the archive holds another offset; asking again", package_id)
+
+    def upload_status(self, package_id: str) -> dict:
+        """Return the package's upload document: its committed ``offset``, ``state`` open or complete."""
+        return self._get_json(f"{API}/packages/{package_id}/upload", f"read the upload of {package_id}")
+
+    @property
+    def chunk_size(self) -> int:
+        """Bytes per upload request: the connection's extra ``chunk_size``, default 8 MiB."""
+        return chunk_size_from_connection(self.get_connection(self.archive_conn_id))
 
     def ingest_receipt(self, package_id: str) -> dict:
         """Return the package's ingest receipt: status pending, accepted or rejected (with reasons)."""
@@ -371,15 +385,21 @@ class ArchiveHook(HttpHook):
         return True, f"archive {health.get('archive', '?')} is up"
 
 
-def _check_transport_receipt(receipt: dict, package_id: str, size: int, sha256: str) -> None:
-    """Raise unless the transport receipt confirms this package, size and checksum."""
-    wrong = [
-        name
-        for name, expected in (("package_id", package_id), ("size", size), ("sha256", sha256), ("sha256_match", True))
-        if receipt.get(name) != expected
-    ]
-    if receipt.get("receipt_type") != "transport" or wrong:
-        raise ArchiveError(
-            f"the transport receipt of package {package_id} does not confirm it: "
-            f"wrong {', '.join(wrong) or 'receipt_type'}"
+def _explained(
+    exc: ArchiveResponseError, package_id: str, container: Path, sha256: str, delivery_id: str
+) -> ArchiveResponseError:
+    """Return the upload error with what it means for the package, where the protocol says."""
+    if exc.status_code == 409 and exc.code == "package_conflict":
+        message = (
+            f"package {package_id} already exists in the archive with a different checksum or delivery "
+            f"(sent SHA-256 {sha256} in delivery {delivery_id}): a changed package needs a new package id. "
+            f"Archive said: {exc}"
         )
+    elif exc.status_code == 422:
+        message = (
+            f"the archive found that package {package_id} does not hash to the declared SHA-256 {sha256}: "
+            f"{container} changed after it was hashed, or the checksum is wrong"
+        )
+    else:
+        return exc
+    return ArchiveResponseRefusal(message, status_code=exc.status_code, code=exc.code)

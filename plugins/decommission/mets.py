@@ -1,20 +1,24 @@
 """METS documents of a package (E-ARK CSIP/SIP 2.1.0, CITS eHealth1 2.0.1) and their local schemas.
 
 The representation METS lists every data file and grows with the package, so it is streamed
-one patient at a time; the root METS is small. Validation loads the METS, xlink and DILCIS
-extension schemas from ``schemas/`` through a resolver: nothing is ever fetched.
+one patient at a time as text (each value escaped by :mod:`decommission.xmltext`); its eHealth1
+structural map goes to a spool file meanwhile and is appended on close, so memory stays flat.
+Validation loads the METS, xlink and DILCIS extension schemas from ``schemas/`` through a
+resolver: nothing is ever fetched.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import functools
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, BinaryIO
+import shutil
+import tempfile
+from dataclasses import dataclass
+from typing import IO, TYPE_CHECKING, BinaryIO
 
 from lxml import etree
 
-from decommission.records import SCHEMA_DIR, XmlStream, format_value
+from decommission import xmltext
+from decommission.records import SCHEMA_DIR, format_value
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -53,76 +57,38 @@ SIP_PROFILES = {
 }
 #: eHealth1 representation METS profile (EH2)
 EHEALTH1_REPRESENTATION_PROFILE = "https://citsehealth1.dilcis.eu/profile/E-ARK-eHealth1-REPRESENTATION.xml"
-#: EHR2 and the CSIP2 text say "OTHER"; the DILCIS vocabulary spells it "Other" (DILCISBoard/E-ARK-CSIP#722)
-CONTENT_CATEGORY = "OTHER"
+#: mets/@TYPE per CSIP version (CSIP2, EHR2; docs/packaging.md): the CSIP 2.1.0 vocabulary and its
+#: Schematron spell the category "Other"; eHealth1 2.0.1, written against CSIP 2.2, says "OTHER"
+#: (DILCISBoard/E-ARK-CSIP#722). Either way csip:OTHERTYPE names the category (CSIP3, EHR3).
+CONTENT_CATEGORY = {"2.1.0": "Other", "2.2.0": "OTHER"}
 OTHER_CONTENT_CATEGORY = "Patient Medical Records"  # EHR3
-#: eHealth1 2.0.1 (EHR4, EHR22, EH5, EH17). The DILCIS CSIP 2.1.0 vocabulary and its extension
-#: schema still list only citsehpj_v1_0; see mets_schema().
+#: eHealth1 2.0.1 (EHR4, EHR22, EH5, EH17). The CSIP 2.1.0 vocabulary and extension schema list
+#: only citsehpj_v1_0, so CSIP4/CSIP5 apply: CONTENTINFORMATIONTYPE="OTHER" and the value goes to
+#: csip:OTHERCONTENTINFORMATIONTYPE (docs/packaging.md).
 CONTENT_INFORMATION_TYPE = "citsehpj_v2_0"
-#: CSIP content category vocabulary (CSIPVocabularyContentCategory) plus the spec's "OTHER"
-CONTENT_CATEGORIES = {
-    "Textual works – Print",
-    "Textual works – Digital",
-    "Textual works – Electronic Serials",
-    "Digital Musical Composition (score-based representations)",
-    "Photographs – Print",
-    "Photographs – Digital",
-    "Other Graphic Images – Print",
-    "Other Graphic Images – Digital",
-    "Microforms",
-    "Audio – On Tangible Medium (digital or analog)",
-    "Audio – Media-independent (digital)",
-    "Motion Pictures – Digital and Physical Media",
-    "Video – File-based and Physical Media",
-    "Software",
-    "Datasets",
-    "Geospatial Data",
-    "Databases",
-    "Websites",
-    "Collection",
-    "Event",
-    "Interactive resource",
-    "Physical object",
-    "Service",
-    "Mixed",
-    "Other",
-    "OTHER",
-}
-#: CSIPVocabularyContentInformationType plus eHealth1 2.0 (not yet in the DILCIS vocabulary)
-CONTENT_INFORMATION_TYPES = {
-    "ERMS",
-    "SIARD1",
-    "SIARD2",
-    "SIARDDK",
-    "GeoData",
-    "citscarchival_v1_0",
-    "citserms_v2_1",
-    "citspremis_v1_0",
-    "citsehpj_v1_0",
-    "citsehcr_v1_0",
-    "citssiard_v1_0",
-    "citsgeospatial_v3_0",
-    "MIXED",
-    "OTHER",
-    CONTENT_INFORMATION_TYPE,
-}
-RECORD_STATUSES = {"NEW", "SUPPLEMENT", "REPLACEMENT", "TEST", "VERSION", "DELETE", "OTHER"}
-OAIS_PACKAGE_TYPES = {"SIP", "AIP", "DIP", "AIU", "AIC"}
+OTHER = "OTHER"
 SOFTWARE_NAME = "decommission"
 REPRESENTATION = "rep1"
 CHECKSUM_TYPE = "SHA-256"
 
 
-def _m(name: str) -> str:
-    return f"{{{METS_NS}}}{name}"
+def _attrs(attrib: dict[str, str]) -> str:
+    return "".join(f' {name}="{xmltext.attr(value)}"' for name, value in attrib.items())
 
 
-def _x(name: str) -> str:
-    return f"{{{XLINK_NS}}}{name}"
+def _leaf(depth: int, tag: str, attrib: dict[str, str] | None = None, text: str | None = None) -> str:
+    pad = "  " * depth
+    if text is None:
+        return f"\n{pad}<{tag}{_attrs(attrib or {})}/>"
+    return f"\n{pad}<{tag}{_attrs(attrib or {})}>{xmltext.text(text)}</{tag}>"
 
 
-def _c(name: str) -> str:
-    return f"{{{CSIP_NS}}}{name}"
+def _open(depth: int, tag: str, attrib: dict[str, str] | None = None) -> str:
+    return f"\n{'  ' * depth}<{tag}{_attrs(attrib or {})}>"
+
+
+def _close(depth: int, tag: str) -> str:
+    return f"\n{'  ' * depth}</{tag}>"
 
 
 @dataclass(frozen=True)
@@ -149,51 +115,67 @@ class Header:
     submitter_name: str
     submitter_code: str
     preservation_name: str
+    #: the E-ARK CSIP/SIP version the package follows (decides mets/@TYPE, see CONTENT_CATEGORY)
+    profile_version: str = "2.1.0"
 
 
-def _root_attrib(objid: str, profile: str, label: str | None) -> dict[str, str]:
+_NAMESPACES = "".join(f' xmlns:{prefix}="{ns}"' for prefix, ns in NSMAP.items())
+
+
+def _root(objid: str, profile: str, label: str | None, version: str) -> str:
     attrib = {
         "OBJID": objid,
-        "TYPE": CONTENT_CATEGORY,
-        _c("OTHERTYPE"): OTHER_CONTENT_CATEGORY,
-        _c("CONTENTINFORMATIONTYPE"): CONTENT_INFORMATION_TYPE,
+        "TYPE": CONTENT_CATEGORY[version],
+        "csip:OTHERTYPE": OTHER_CONTENT_CATEGORY,
+        "csip:CONTENTINFORMATIONTYPE": OTHER,
+        "csip:OTHERCONTENTINFORMATIONTYPE": CONTENT_INFORMATION_TYPE,
         "PROFILE": profile,
-        f"{{{XSI_NS}}}schemaLocation": " ".join(f"{ns} {url}" for ns, url in SCHEMA_URLS.items()),
     }
     if label:
         attrib["LABEL"] = label
-    return attrib
+    attrib["xsi:schemaLocation"] = " ".join(f"{ns} {url}" for ns, url in SCHEMA_URLS.items())
+    return f"<?xml version='1.0' encoding='UTF-8'?>\n<mets:mets{_NAMESPACES}{_attrs(attrib)}>"
 
 
-def _agent(xs: XmlStream, attrib: dict[str, str], name: str, note: tuple[str, str] | None) -> None:
-    xs.start(_m("agent"), attrib)
-    xs.leaf(_m("name"), None, name)
+def _agent(attrib: dict[str, str], name: str, note: tuple[str, str] | None) -> str:
+    out = _open(2, "mets:agent", attrib) + _leaf(3, "mets:name", None, name)
     if note is not None:
-        xs.leaf(_m("note"), {_c("NOTETYPE"): note[0]}, note[1])
-    xs.end()
+        out += _leaf(3, "mets:note", {"csip:NOTETYPE": note[0]}, note[1])
+    return out + _close(2, "mets:agent")
 
 
-def _write_header(xs: XmlStream, header: Header) -> None:
+def _header(header: Header) -> str:
     created = format_value(header.created) or ""
-    xs.start(
-        _m("metsHdr"),
-        {
-            "CREATEDATE": created,
-            "LASTMODDATE": created,
-            "RECORDSTATUS": header.record_status,
-            _c("OAISPACKAGETYPE"): "SIP",
-        },
+    attrib = {
+        "CREATEDATE": created,
+        "LASTMODDATE": created,
+        "RECORDSTATUS": header.record_status,
+        "csip:OAISPACKAGETYPE": "SIP",
+    }
+    return "".join(
+        (
+            _open(1, "mets:metsHdr", attrib),
+            _agent(
+                {"ROLE": "CREATOR", "TYPE": "OTHER", "OTHERTYPE": "SOFTWARE"},
+                SOFTWARE_NAME,
+                ("SOFTWARE VERSION", header.software_version),
+            ),
+            _agent(
+                {"ROLE": "ARCHIVIST", "TYPE": "ORGANIZATION"},
+                header.archivist_name,
+                ("IDENTIFICATIONCODE", header.archivist_code),
+            ),
+            # the submitting organisation (SIP15-20); its note also keeps eark-validator's CSIP15 quiet
+            _agent(
+                {"ROLE": "CREATOR", "TYPE": "ORGANIZATION"},
+                header.submitter_name,
+                ("IDENTIFICATIONCODE", header.submitter_code),
+            ),
+            _agent({"ROLE": "PRESERVATION", "TYPE": "ORGANIZATION"}, header.preservation_name, None),
+            _leaf(2, "mets:altRecordID", {"TYPE": "SUBMISSIONAGREEMENT"}, header.agreement_id),
+            _close(1, "mets:metsHdr"),
+        )
     )
-    software = {"ROLE": "CREATOR", "TYPE": "OTHER", "OTHERTYPE": "SOFTWARE"}
-    _agent(xs, software, SOFTWARE_NAME, ("SOFTWARE VERSION", header.software_version))
-    archivist = {"ROLE": "ARCHIVIST", "TYPE": "ORGANIZATION"}
-    _agent(xs, archivist, header.archivist_name, ("IDENTIFICATIONCODE", header.archivist_code))
-    # the note also keeps eark-validator's CSIP15 (applied to every CREATOR agent) quiet
-    submitter = {"ROLE": "CREATOR", "TYPE": "ORGANIZATION"}
-    _agent(xs, submitter, header.submitter_name, ("IDENTIFICATIONCODE", header.submitter_code))
-    _agent(xs, {"ROLE": "PRESERVATION", "TYPE": "ORGANIZATION"}, header.preservation_name, None)
-    xs.leaf(_m("altRecordID"), {"TYPE": "SUBMISSIONAGREEMENT"}, header.agreement_id)
-    xs.end()
 
 
 def _file_attrib(entry: FileEntry, created: str) -> dict[str, str]:
@@ -207,17 +189,27 @@ def _file_attrib(entry: FileEntry, created: str) -> dict[str, str]:
 
 
 def _link(href: str) -> dict[str, str]:
-    return {"LOCTYPE": "URL", _x("type"): "simple", _x("href"): href}
+    return {"LOCTYPE": "URL", "xlink:type": "simple", "xlink:href": href}
 
 
-def _write_file(xs: XmlStream, entry: FileEntry, created: str) -> None:
-    xs.start(_m("file"), {"ID": entry.file_id, **_file_attrib(entry, created)})
-    xs.leaf(_m("FLocat"), _link(entry.href))
-    xs.end()
+def _file(depth: int, entry: FileEntry, created: str) -> str:
+    # one per data file: written directly; ids, sizes, digests and dates need no escaping
+    pad = "  " * depth
+    return (
+        f'\n{pad}<mets:file ID="{entry.file_id}" MIMETYPE="{xmltext.attr(entry.mimetype)}" SIZE="{entry.size}"'
+        f' CREATED="{created}" CHECKSUM="{entry.sha256}" CHECKSUMTYPE="{CHECKSUM_TYPE}">'
+        f'\n{pad}  <mets:FLocat LOCTYPE="URL" xlink:type="simple" xlink:href="{xmltext.attr(entry.href)}"/>'
+        f"\n{pad}</mets:file>"
+    )
 
 
-def _md_ref(xs: XmlStream, entry: FileEntry, created: str, mdtype: dict[str, str]) -> None:
-    xs.leaf(_m("mdRef"), {**_link(entry.href), **mdtype, **_file_attrib(entry, created)})
+def _group_attrib(group_id: str, use: str) -> dict[str, str]:
+    return {
+        "ID": group_id,
+        "USE": use,
+        "csip:CONTENTINFORMATIONTYPE": OTHER,
+        "csip:OTHERCONTENTINFORMATIONTYPE": CONTENT_INFORMATION_TYPE,
+    }
 
 
 def write_root_mets(
@@ -242,62 +234,70 @@ def write_root_mets(
     :param representation: the representation METS (fileGrp Representations/rep1)
     """
     created = format_value(header.created) or ""
-    with XmlStream(stream) as xs:
-        xs.start(_m("mets"), _root_attrib(objid, profile, label), nsmap=NSMAP)
-        _write_header(xs, header)
-        xs.start(_m("dmdSec"), {"ID": "dmd-patients", "CREATED": created, "STATUS": "CURRENT"})
-        _md_ref(xs, manifest, created, {"MDTYPE": "OTHER", "OTHERMDTYPE": "PatientManifest"})
-        xs.end()
-        xs.start(_m("amdSec"))
-        xs.start(_m("digiprovMD"), {"ID": "digiprov-premis", "STATUS": "CURRENT"})
-        _md_ref(xs, premis, created, {"MDTYPE": "PREMIS"})
-        xs.end()
-        xs.end()
-        xs.start(_m("fileSec"), {"ID": "filesec"})
-        groups = (
-            ("grp-documentation", {"USE": "Documentation"}, documentation),
-            ("grp-schemas", {"USE": "Schemas"}, schemas),
-            (
-                f"grp-{REPRESENTATION}",
-                {"USE": f"Representations/{REPRESENTATION}", _c("CONTENTINFORMATIONTYPE"): CONTENT_INFORMATION_TYPE},
-                [representation],
-            ),
-        )
-        for group_id, attrib, entries in groups:
-            xs.start(_m("fileGrp"), {"ID": group_id, **attrib})
-            for entry in entries:
-                _write_file(xs, entry, created)
-            xs.end()
-        xs.end()
-        xs.start(_m("structMap"), {"ID": "structmap-csip", "TYPE": "PHYSICAL", "LABEL": "CSIP"})
-        xs.start(_m("div"), {"ID": "div-package", "LABEL": objid})
-        xs.leaf(
-            _m("div"), {"ID": "div-metadata", "LABEL": "Metadata", "DMDID": "dmd-patients", "ADMID": "digiprov-premis"}
-        )
-        for div_id, label, group_id in (
-            ("div-documentation", "Documentation", "grp-documentation"),
-            ("div-schemas", "Schemas", "grp-schemas"),
-        ):
-            xs.start(_m("div"), {"ID": div_id, "LABEL": label})
-            xs.leaf(_m("fptr"), {"FILEID": group_id})
-            xs.end()
-        # CSIP107 label "Representations/rep1" (CSIP103 contradicts it: DILCISBoard/E-ARK-CSIP#749)
-        xs.start(_m("div"), {"ID": f"div-{REPRESENTATION}", "LABEL": f"Representations/{REPRESENTATION}"})
-        xs.leaf(_m("mptr"), {**_link(representation.href), _x("title"): f"grp-{REPRESENTATION}"})
-        xs.end()
-
-
-@dataclass
-class _Patient:
-    group_id: str
-    div_id: str
-    #: (case div id, [(document div id, [file ids])])
-    cases: list[tuple[str, list[tuple[str, list[str]]]]] = field(default_factory=list)
-    loose: list[tuple[str, list[str]]] = field(default_factory=list)
+    rep_group = f"grp-{REPRESENTATION}"
+    out = [
+        _root(objid, profile, label, header.profile_version),
+        _header(header),
+        _open(1, "mets:dmdSec", {"ID": "dmd-patients", "CREATED": created, "STATUS": "CURRENT"}),
+        _leaf(
+            2,
+            "mets:mdRef",
+            {
+                **_link(manifest.href),
+                "MDTYPE": "OTHER",
+                "OTHERMDTYPE": "PatientManifest",
+                **_file_attrib(manifest, created),
+            },
+        ),
+        _close(1, "mets:dmdSec"),
+        _open(1, "mets:amdSec"),
+        _open(2, "mets:digiprovMD", {"ID": "digiprov-premis", "STATUS": "CURRENT"}),
+        _leaf(3, "mets:mdRef", {**_link(premis.href), "MDTYPE": "PREMIS", **_file_attrib(premis, created)}),
+        _close(2, "mets:digiprovMD"),
+        _close(1, "mets:amdSec"),
+        _open(1, "mets:fileSec", {"ID": "filesec"}),
+    ]
+    for _group_id, attrib, entries in (
+        ("grp-documentation", {"ID": "grp-documentation", "USE": "Documentation"}, documentation),
+        ("grp-schemas", {"ID": "grp-schemas", "USE": "Schemas"}, schemas),
+        (rep_group, _group_attrib(rep_group, f"Representations/{REPRESENTATION}"), [representation]),
+    ):
+        out.append(_open(2, "mets:fileGrp", attrib))
+        out += [_file(3, entry, created) for entry in entries]
+        out.append(_close(2, "mets:fileGrp"))
+    out += [
+        _close(1, "mets:fileSec"),
+        _open(1, "mets:structMap", {"ID": "structmap-csip", "TYPE": "PHYSICAL", "LABEL": "CSIP"}),
+        _open(2, "mets:div", {"ID": "div-package", "LABEL": objid}),
+        _leaf(
+            3,
+            "mets:div",
+            {"ID": "div-metadata", "LABEL": "Metadata", "DMDID": "dmd-patients", "ADMID": "digiprov-premis"},
+        ),
+    ]
+    for div_id, div_label, group_id in (
+        ("div-documentation", "Documentation", "grp-documentation"),
+        ("div-schemas", "Schemas", "grp-schemas"),
+    ):
+        out += [_open(3, "mets:div", {"ID": div_id, "LABEL": div_label}), _leaf(4, "mets:fptr", {"FILEID": group_id})]
+        out.append(_close(3, "mets:div"))
+    # CSIP107 label "Representations/rep1" (CSIP103 contradicts it: DILCISBoard/E-ARK-CSIP#749)
+    out += [
+        _open(3, "mets:div", {"ID": f"div-{REPRESENTATION}", "LABEL": f"Representations/{REPRESENTATION}"}),
+        _leaf(4, "mets:mptr", {**_link(representation.href), "xlink:title": rep_group}),
+        _close(3, "mets:div"),
+        _close(2, "mets:div"),
+        _close(1, "mets:structMap"),
+        "\n</mets:mets>\n",
+    ]
+    stream.write("".join(out).encode())
 
 
 class RepresentationMets:
     """Streams the representation METS: the file section grows one patient at a time.
+
+    The eHealth1 structural map (patient, case, document divisions) is written to a spool file
+    while the file section grows and copied in on :meth:`close`; nothing grows in memory.
 
     :param stream: binary stream of ``representations/rep1/METS.xml``
     :param objid: the representation's id (CSIP1: the representation folder's name)
@@ -305,12 +305,12 @@ class RepresentationMets:
     """
 
     def __init__(self, stream: BinaryIO, *, objid: str, header: Header) -> None:
+        self._stream = stream
         self._created = format_value(header.created) or ""
-        self._patients: list[_Patient] = []
-        self._xs = XmlStream(stream)
-        self._xs.start(_m("mets"), _root_attrib(objid, EHEALTH1_REPRESENTATION_PROFILE, None), nsmap=NSMAP)
-        _write_header(self._xs, header)
-        self._xs.start(_m("fileSec"), {"ID": "filesec"})
+        self._count = 0
+        self._spool: IO[bytes] = tempfile.TemporaryFile()  # noqa: SIM115 (closed in close())
+        head = _root(objid, EHEALTH1_REPRESENTATION_PROFILE, None, header.profile_version)
+        stream.write((head + _header(header) + _open(1, "mets:fileSec", {"ID": "filesec"})).encode())
 
     def add_patient(
         self,
@@ -320,69 +320,82 @@ class RepresentationMets:
         cases: Sequence[str],
         documents: Sequence[tuple[str | None, list[str]]],
     ) -> None:
-        """Add one patient's file group and remember its structure for the structural maps.
+        """Add one patient's file group and its divisions of the eHealth1 structural map.
 
         :param folder: the patient's folder relative to the representation (``data/<key>``)
         :param files: the patient's files (the record file first)
         :param cases: the patient's case ids, in record order
         :param documents: (case id or None, file ids) of each document that has attachments
         """
-        number = len(self._patients) + 1
-        patient = _Patient(group_id=f"grp-p{number:06d}", div_id=f"div-p{number:06d}")
-        xs = self._xs
-        attrib = {"ID": patient.group_id, "USE": folder, _c("CONTENTINFORMATIONTYPE"): CONTENT_INFORMATION_TYPE}
-        xs.start(_m("fileGrp"), attrib)
-        for entry in files:
-            _write_file(xs, entry, self._created)
-        xs.end()
+        # written directly (one call per data file): only the folder needs escaping, ids are ours
+        self._count += 1
+        group_id, div_id = f"grp-p{self._count:06d}", f"div-p{self._count:06d}"
+        created = self._created
+        head = (
+            f'\n    <mets:fileGrp ID="{group_id}" USE="{xmltext.attr(folder)}" csip:CONTENTINFORMATIONTYPE="{OTHER}"'
+            f' csip:OTHERCONTENTINFORMATIONTYPE="{CONTENT_INFORMATION_TYPE}">'
+        )
+        self._stream.write(
+            (head + "".join(_file(3, entry, created) for entry in files) + "\n    </mets:fileGrp>").encode()
+        )
         by_case: dict[str, list[tuple[str, list[str]]]] = {case_id: [] for case_id in cases}
+        loose: list[tuple[str, list[str]]] = []
         for index, (case_id, file_ids) in enumerate(documents, start=1):
-            doc = (f"{patient.div_id}-d{index:04d}", file_ids)
-            (by_case[case_id] if case_id in by_case else patient.loose).append(doc)
-        patient.cases = [(f"{patient.div_id}-c{i:04d}", docs) for i, docs in enumerate(by_case.values(), 1)]
-        self._patients.append(patient)
+            doc = (f"{div_id}-d{index:04d}", file_ids)
+            (by_case[case_id] if case_id in by_case else loose).append(doc)
+        div = [f'\n      <mets:div ID="{div_id}" LABEL="Patient Record">\n        <mets:fptr FILEID="{group_id}"/>']
+        for number, docs in enumerate(by_case.values(), start=1):
+            div.append(f'\n        <mets:div ID="{div_id}-c{number:04d}" LABEL="Case">')
+            div += _documents(5, docs)
+            div.append("\n        </mets:div>")
+        div += _documents(4, loose)
+        div.append("\n      </mets:div>")
+        self._spool.write("".join(div).encode())
 
     def close(self) -> None:
         """Write the structural maps (CSIP and eHealth1) and end the document."""
-        xs = self._xs
-        xs.end()  # fileSec
-        xs.start(_m("structMap"), {"ID": "structmap-csip", "TYPE": "PHYSICAL", "LABEL": "CSIP"})
-        xs.start(_m("div"), {"ID": "div-csip", "LABEL": REPRESENTATION})
-        xs.start(_m("div"), {"ID": "div-csip-data", "LABEL": "Data"})
-        for patient in self._patients:
-            xs.leaf(_m("fptr"), {"FILEID": patient.group_id})
-        xs.end()
-        xs.end()
-        xs.end()
-        xs.start(_m("structMap"), {"ID": "structmap-ehealth1", "TYPE": "PHYSICAL", "LABEL": "eHealth1"})
-        xs.start(_m("div"), {"ID": "div-ehealth1", "LABEL": REPRESENTATION})
-        xs.start(_m("div"), {"ID": "div-data", "LABEL": "Data"})
-        for patient in self._patients:
-            xs.start(_m("div"), {"ID": patient.div_id, "LABEL": "Patient Record"})
-            xs.leaf(_m("fptr"), {"FILEID": patient.group_id})
-            for case_div, docs in patient.cases:
-                xs.start(_m("div"), {"ID": case_div, "LABEL": "Case"})
-                self._documents(docs)
-                xs.end()
-            self._documents(patient.loose)
-            xs.end()
-        self._xs.close()
+        out = [
+            _close(1, "mets:fileSec"),
+            _open(1, "mets:structMap", {"ID": "structmap-csip", "TYPE": "PHYSICAL", "LABEL": "CSIP"}),
+            _open(2, "mets:div", {"ID": "div-csip", "LABEL": REPRESENTATION}),
+            _open(3, "mets:div", {"ID": "div-csip-data", "LABEL": "Data"}),
+        ]
+        self._stream.write("".join(out).encode())
+        for start in range(1, self._count + 1, 10_000):
+            end = min(start + 10_000, self._count + 1)
+            pointers = "".join(_leaf(4, "mets:fptr", {"FILEID": f"grp-p{n:06d}"}) for n in range(start, end))
+            self._stream.write(pointers.encode())
+        out = [
+            _close(3, "mets:div"),
+            _close(2, "mets:div"),
+            _close(1, "mets:structMap"),
+            _open(1, "mets:structMap", {"ID": "structmap-ehealth1", "TYPE": "PHYSICAL", "LABEL": "eHealth1"}),
+            _open(2, "mets:div", {"ID": "div-ehealth1", "LABEL": REPRESENTATION}),
+            _open(3, "mets:div", {"ID": "div-data", "LABEL": "Data"}),
+        ]
+        self._stream.write("".join(out).encode())
+        self._spool.seek(0)
+        shutil.copyfileobj(self._spool, self._stream, 1 << 20)
+        self._spool.close()
+        tail = [_close(3, "mets:div"), _close(2, "mets:div"), _close(1, "mets:structMap"), "\n</mets:mets>\n"]
+        self._stream.write("".join(tail).encode())
 
-    def _documents(self, docs: Sequence[tuple[str, list[str]]]) -> None:
-        for div_id, file_ids in docs:
-            self._xs.start(_m("div"), {"ID": div_id, "LABEL": "Document"})
-            for file_id in file_ids:
-                self._xs.leaf(_m("fptr"), {"FILEID": file_id})
-            self._xs.end()
+
+def _documents(depth: int, docs: Sequence[tuple[str, list[str]]]) -> list[str]:
+    pad = "  " * depth
+    out = []
+    for div_id, file_ids in docs:
+        out.append(f'\n{pad}<mets:div ID="{div_id}" LABEL="Document">')
+        out += [f'\n{pad}  <mets:fptr FILEID="{file_id}"/>' for file_id in file_ids]
+        out.append(f"\n{pad}</mets:div>")
+    return out
 
 
 class LocalSchemaResolver(etree.Resolver):
-    """Serves schema URLs from ``schemas/``; the CSIP extension comes patched (see mets_schema)."""
+    """Serves schema URLs from ``schemas/``."""
 
     def resolve(self, system_url: str, public_id: str, context: object):  # noqa: ANN201 (lxml API)
         name = LOCAL_SCHEMAS.get(system_url)
-        if name == "DILCISExtensionMETS.xsd":
-            return self.resolve_string(_csip_extension(), context, base_url=system_url)
         if name is not None:
             return self.resolve_filename(str(SCHEMA_DIR / name), context)
         return None
@@ -393,23 +406,6 @@ def schema_parser() -> etree.XMLParser:
     parser = etree.XMLParser(no_network=True, resolve_entities=False, huge_tree=True)
     parser.resolvers.add(LocalSchemaResolver())
     return parser
-
-
-@functools.cache
-def _csip_extension() -> bytes:
-    """DILCISExtensionMETS.xsd with citsehpj_v2_0 added to the CONTENTINFORMATIONTYPE enumeration.
-
-    CITS eHealth1 2.0.1 requires that value (EHR4, EH5) while the CSIP 2.1.0 extension schema
-    still enumerates only citsehpj_v1_0; the file shipped in the package stays unchanged.
-    """
-    xs_ns = "http://www.w3.org/2001/XMLSchema"
-    tree = etree.parse(str(SCHEMA_DIR / "DILCISExtensionMETS.xsd"), etree.XMLParser(no_network=True))
-    path = f"{{{xs_ns}}}attribute[@name='CONTENTINFORMATIONTYPE']//{{{xs_ns}}}restriction"
-    restriction = tree.getroot().find(path)
-    values = {e.get("value") for e in restriction}
-    if CONTENT_INFORMATION_TYPE not in values:
-        etree.SubElement(restriction, f"{{{xs_ns}}}enumeration", value=CONTENT_INFORMATION_TYPE)
-    return etree.tostring(tree, xml_declaration=True, encoding="UTF-8")
 
 
 def mets_schema() -> etree.XMLSchema:

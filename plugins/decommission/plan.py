@@ -75,6 +75,30 @@ class Agreement(_Model):
     cut_off: dt.date
 
 
+class Waiver(_Model):
+    """An accepted difference: one failing check, the rows it may differ by, who accepted it and why."""
+
+    check: str = Field(min_length=1, description="the check's name, e.g. 'source = extracted'")
+    scope: str = Field(min_length=1, description="the table or entity the check is about")
+    rows: int = Field(description="the difference accepted: left minus right, exactly")
+    by: str = Field(min_length=1, description="who accepted it (name and role)")
+    reason: str = Field(min_length=1)
+    reference: str = Field(default="", description="decision or case number")
+
+
+class AccessLog(_Model):
+    """What happens to the legacy system's access logs (public documents a patient may request)."""
+
+    disposition: Literal["archived", "deletion_decision"] = "archived"
+    reference: str = Field(default="", description="the table archived, or the deletion decision's number")
+
+    @model_validator(mode="after")
+    def _decision_named(self) -> AccessLog:
+        if self.disposition == "deletion_decision" and not self.reference:
+            raise ValueError("a deletion decision needs its reference (decision number)")
+        return self
+
+
 class Milestones(_Model):
     test_delivery: dt.date
     production_delivery: dt.date
@@ -108,6 +132,10 @@ class System(_Model):
     sample_patients: int = Field(default=10, ge=0)
     late_after_hours: int = Field(default=24, ge=1)
     description: str = ""
+    #: differences the information owner and archivist accepted in advance (see reconcile.apply_waivers)
+    waivers: tuple[Waiver, ...] = ()
+    report_language: Literal["sv", "en"] = "sv"
+    access_log: AccessLog = AccessLog()
 
     @field_validator("id")
     @classmethod

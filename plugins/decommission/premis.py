@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING, BinaryIO
 
 from lxml import etree
 
-from decommission.records import SCHEMA_DIR, XmlStream, format_value
+from decommission import xmltext
+from decommission.records import SCHEMA_DIR, format_value
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -61,8 +62,29 @@ EVENTS = (
 )
 
 
+def _leaf(depth: int, tag: str, text: str) -> str:
+    return f"\n{'  ' * depth}<premis:{tag}>{xmltext.text(text)}</premis:{tag}>"
+
+
+def _open(depth: int, tag: str, attrib: str = "") -> str:
+    return f"\n{'  ' * depth}<premis:{tag}{attrib}>"
+
+
+def _close(depth: int, tag: str) -> str:
+    return f"\n{'  ' * depth}</premis:{tag}>"
+
+
+def _identifier(depth: int, element: str, id_type: str, value: str, role: str | None = None) -> str:
+    prefix = element.removesuffix("Identifier")
+    out = _open(depth, element) + _leaf(depth + 1, f"{prefix}IdentifierType", id_type)
+    out += _leaf(depth + 1, f"{prefix}IdentifierValue", value)
+    if role is not None:
+        out += _leaf(depth + 1, f"{prefix}Role", role)
+    return out + _close(depth, element)
+
+
 class PremisWriter:
-    """Streams the PREMIS document: file objects first, then events and agents on close.
+    """Streams the PREMIS document as text: file objects first, then events and agents on close.
 
     :param stream: binary stream of the PREMIS file
     :param provenance: the package, dates and agents the document names
@@ -70,80 +92,87 @@ class PremisWriter:
 
     def __init__(self, stream: BinaryIO, provenance: Provenance) -> None:
         self._prov = provenance
-        self._xs = XmlStream(stream)
-        attrib = {"version": "3.0", f"{{{XSI_NS}}}schemaLocation": f"{PREMIS_NS} {PREMIS_SCHEMA_URL}"}
-        self._xs.start(_p("premis"), attrib, nsmap={"premis": PREMIS_NS, "xsi": XSI_NS})
-        self._xs.start(_p("object"), {f"{{{XSI_NS}}}type": "premis:representation"})
-        self._identifier("objectIdentifier", LOCAL_ID_TYPE, provenance.representation)
-        self._xs.end()
+        self._stream = stream
+        self._originator = xmltext.text(provenance.software_name)
+        head = (
+            "<?xml version='1.0' encoding='UTF-8'?>\n"
+            f'<premis:premis xmlns:premis="{PREMIS_NS}" xmlns:xsi="{XSI_NS}" version="3.0"'
+            f' xsi:schemaLocation="{PREMIS_NS} {PREMIS_SCHEMA_URL}">'
+            + _open(1, "object", ' xsi:type="premis:representation"')
+            + _identifier(2, "objectIdentifier", LOCAL_ID_TYPE, provenance.representation)
+            + _close(1, "object")
+        )
+        stream.write(head.encode())
 
-    def _identifier(self, element: str, id_type: str, value: str, role: str | None = None) -> None:
-        prefix = element.removesuffix("Identifier")
-        self._xs.start(_p(element))
-        self._xs.leaf(_p(f"{prefix}IdentifierType"), None, id_type)
-        self._xs.leaf(_p(f"{prefix}IdentifierValue"), None, value)
-        if role is not None:
-            self._xs.leaf(_p(f"{prefix}Role"), None, role)
-        self._xs.end()
+    def add_files(self, files: list[tuple[str, int, str, str]]) -> None:
+        """Add file objects: (path relative to the package root, size, SHA-256, MIME type) each."""
+        out = []
+        for path, size, sha256, mimetype in files:
+            out.append(
+                '\n  <premis:object xsi:type="premis:file">\n    <premis:objectIdentifier>'
+                f"\n      <premis:objectIdentifierType>{PATH_ID_TYPE}</premis:objectIdentifierType>"
+                f"\n      <premis:objectIdentifierValue>{xmltext.text(path)}</premis:objectIdentifierValue>"
+                "\n    </premis:objectIdentifier>\n    <premis:objectCharacteristics>"
+                "\n      <premis:compositionLevel>0</premis:compositionLevel>\n      <premis:fixity>"
+                f"\n        <premis:messageDigestAlgorithm>{DIGEST_ALGORITHM}</premis:messageDigestAlgorithm>"
+                f"\n        <premis:messageDigest>{sha256}</premis:messageDigest>"
+                f"\n        <premis:messageDigestOriginator>{self._originator}</premis:messageDigestOriginator>"
+                f"\n      </premis:fixity>\n      <premis:size>{size}</premis:size>"
+                "\n      <premis:format>\n        <premis:formatDesignation>"
+                f"\n          <premis:formatName>{xmltext.text(mimetype)}</premis:formatName>"
+                "\n        </premis:formatDesignation>\n      </premis:format>"
+                "\n    </premis:objectCharacteristics>\n  </premis:object>"
+            )
+        self._stream.write("".join(out).encode())
 
     def add_file(self, path: str, *, size: int, sha256: str, mimetype: str) -> None:
-        """Add a file object (path relative to the package root) with its fixity and size."""
-        xs = self._xs
-        xs.start(_p("object"), {f"{{{XSI_NS}}}type": "premis:file"})
-        self._identifier("objectIdentifier", PATH_ID_TYPE, path)
-        xs.start(_p("objectCharacteristics"))
-        xs.leaf(_p("compositionLevel"), None, "0")
-        xs.start(_p("fixity"))
-        xs.leaf(_p("messageDigestAlgorithm"), None, DIGEST_ALGORITHM)
-        xs.leaf(_p("messageDigest"), None, sha256)
-        xs.leaf(_p("messageDigestOriginator"), None, self._prov.software_name)
-        xs.end()
-        xs.leaf(_p("size"), None, str(size))
-        xs.start(_p("format"))
-        xs.start(_p("formatDesignation"))
-        xs.leaf(_p("formatName"), None, mimetype)
-        xs.end()
-        xs.end()
-        xs.end()
-        xs.end()
+        """Add one file object (path relative to the package root) with its fixity and size."""
+        self.add_files([(path, size, sha256, mimetype)])
 
     def close(self) -> None:
         """Write the events and agents and end the document."""
         prov = self._prov
         software_id = f"{prov.software_name}-{prov.software_version}"
         when = format_value(prov.created) or ""
+        out = []
         for event_type, detail in EVENTS:
-            xs = self._xs
-            xs.start(_p("event"))
-            self._identifier("eventIdentifier", LOCAL_ID_TYPE, f"{prov.package_id}-{event_type.replace(' ', '-')}")
-            xs.leaf(_p("eventType"), None, event_type)
-            xs.leaf(_p("eventDateTime"), None, when)
-            xs.start(_p("eventDetailInformation"))
-            xs.leaf(_p("eventDetail"), None, detail.format(system=prov.system_name))
-            xs.end()
-            xs.start(_p("eventOutcomeInformation"))
-            xs.leaf(_p("eventOutcome"), None, "success")
-            xs.end()
-            self._identifier("linkingAgentIdentifier", LOCAL_ID_TYPE, software_id, "executing program")
+            out += [
+                _open(1, "event"),
+                _identifier(2, "eventIdentifier", LOCAL_ID_TYPE, f"{prov.package_id}-{event_type.replace(' ', '-')}"),
+                _leaf(2, "eventType", event_type),
+                _leaf(2, "eventDateTime", when),
+                _open(2, "eventDetailInformation"),
+                _leaf(3, "eventDetail", detail.format(system=prov.system_name)),
+                _close(2, "eventDetailInformation"),
+                _open(2, "eventOutcomeInformation"),
+                _leaf(3, "eventOutcome", "success"),
+                _close(2, "eventOutcomeInformation"),
+                _identifier(2, "linkingAgentIdentifier", LOCAL_ID_TYPE, software_id, "executing program"),
+            ]
             if event_type == "extraction":
-                self._identifier("linkingAgentIdentifier", LOCAL_ID_TYPE, prov.region_id, "records creator")
+                out.append(_identifier(2, "linkingAgentIdentifier", LOCAL_ID_TYPE, prov.region_id, "records creator"))
             if event_type == "information package creation":
-                self._identifier("linkingAgentIdentifier", LOCAL_ID_TYPE, prov.archive_name, "recipient")
-            self._identifier("linkingObjectIdentifier", LOCAL_ID_TYPE, prov.representation, "outcome")
-            xs.end()
-        self._agent(software_id, prov.software_name, "software", prov.software_version)
-        self._agent(prov.region_id, prov.region_name, "organization", None)
-        self._agent(prov.archive_name, prov.archive_name, "organization", None)
-        self._xs.close()
-
-    def _agent(self, agent_id: str, name: str, agent_type: str, version: str | None) -> None:
-        self._xs.start(_p("agent"))
-        self._identifier("agentIdentifier", LOCAL_ID_TYPE, agent_id)
-        self._xs.leaf(_p("agentName"), None, name)
-        self._xs.leaf(_p("agentType"), None, agent_type)
-        if version is not None:
-            self._xs.leaf(_p("agentVersion"), None, version)
-        self._xs.end()
+                out.append(_identifier(2, "linkingAgentIdentifier", LOCAL_ID_TYPE, prov.archive_name, "recipient"))
+            out += [
+                _identifier(2, "linkingObjectIdentifier", LOCAL_ID_TYPE, prov.representation, "outcome"),
+                _close(1, "event"),
+            ]
+        for agent_id, name, agent_type, version in (
+            (software_id, prov.software_name, "software", prov.software_version),
+            (prov.region_id, prov.region_name, "organization", None),
+            (prov.archive_name, prov.archive_name, "organization", None),
+        ):
+            out += [
+                _open(1, "agent"),
+                _identifier(2, "agentIdentifier", LOCAL_ID_TYPE, agent_id),
+                _leaf(2, "agentName", name),
+                _leaf(2, "agentType", agent_type),
+            ]
+            if version is not None:
+                out.append(_leaf(2, "agentVersion", version))
+            out.append(_close(1, "agent"))
+        out.append("\n</premis:premis>\n")
+        self._stream.write("".join(out).encode())
 
 
 def file_objects(root: etree._Element) -> Iterator[tuple[str, str | None, list[tuple[str | None, str | None]]]]:

@@ -8,13 +8,15 @@ returns with what was sent.
 
 from __future__ import annotations
 
+import math
 import random
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-PASS, FAIL = "PASS", "FAIL"
+PASS, PASS_WITH_WAIVER, FAIL = "PASS", "PASS_WITH_WAIVER", "FAIL"
+_REASON_KEYS = ("requirement", "path", "message")
 
 
 @dataclass(frozen=True)
@@ -45,6 +47,50 @@ def draw_sample(patients: list[tuple[str, str]], size: int, seed: int) -> list[t
     return random.Random(seed).sample(ordered, min(size, len(ordered)))
 
 
+def sample_justification(size: int, population: int) -> dict[str, Any]:
+    """Why ``size`` patients of ``population`` is enough: the chance the sample catches a damaged share.
+
+    With ``d`` damaged patients among ``N`` and ``n`` drawn without replacement, the chance that
+    at least one is drawn is ``1 - C(N-d, n) / C(N, n)`` (hypergeometric). With no mismatch found,
+    the damaged share is below ``1 - 0.05 ** (1/n)`` at 95 % confidence.
+    """
+    n = min(size, population)
+    detect = {}
+    for share in (0.01, 0.05, 0.10):
+        d = max(1, math.ceil(share * population)) if population else 0
+        miss = math.comb(population - d, n) / math.comb(population, n) if population and n <= population - d else 0.0
+        detect[f"{int(share * 100)}%"] = round(1 - miss, 4) if population else 0.0
+    return {
+        "drawn": n,
+        "population": population,
+        "share_checked": round(n / population, 4) if population else 0.0,
+        "chance_to_detect_damaged_share": detect,
+        "upper_bound_95": round(1 - 0.05 ** (1 / n), 4) if n else 1.0,
+    }
+
+
+def apply_waivers(checks: list[Check], waivers: Iterable[Mapping[str, Any]]) -> tuple[list[Check], list[dict]]:
+    """Split failing checks into those still failing and those an explicit waiver accepts.
+
+    A waiver accepts one check (name and scope) differing by exactly ``rows`` (left minus right);
+    any other difference still fails, so a waiver never hides a new loss.
+    """
+    waivers = list(waivers)
+    failing, waived = [], []
+    for c in checks:
+        if c.ok:
+            continue
+        match = next(
+            (w for w in waivers if (w["check"], w["scope"], int(w["rows"])) == (c.name, c.scope, c.left - c.right)),
+            None,
+        )
+        if match is None:
+            failing.append(c)
+        else:
+            waived.append({**c.to_dict(), "waiver": dict(match)})
+    return failing, waived
+
+
 def reconcile(
     *,
     table_entity: Mapping[str, str],
@@ -53,6 +99,7 @@ def reconcile(
     packages: Iterable[Mapping[str, Any]],
     receipts: Mapping[str, Mapping[str, Any]],
     sample: list[Mapping[str, Any]],
+    waivers: Iterable[Mapping[str, Any]] = (),
 ) -> dict[str, Any]:
     """Compare every stage's counts and return the reconciliation result (JSON-ready)."""
     mapped_parts = list(mapped_parts)
@@ -94,16 +141,38 @@ def reconcile(
         }
 
     statuses = Counter(receipts.get(p["package_id"], {}).get("status", "missing") for p in packages)
-    reasons = [f"{c.name} fails for {c.scope}: {c.left} against {c.right}" for c in checks if not c.ok]
-    if statuses.get("accepted", 0) != len(packages):
-        reasons.append(f"{len(packages) - statuses.get('accepted', 0)} of {len(packages)} packages not accepted")
+    failing, waived = apply_waivers(checks, waivers)
+    reasons = [f"{c.name} fails for {c.scope}: {c.left} against {c.right}" for c in failing]
+    rejections = []
+    for p in packages:
+        receipt = receipts.get(p["package_id"], {})
+        if receipt.get("status") == "accepted":
+            continue
+        if receipt.get("status") == "rejected":
+            found = receipt.get("reasons") or [{}]
+            for r in found:
+                rejections.append({"package_id": p["package_id"], **{k: str(r.get(k, "")) for k in _REASON_KEYS}})
+                reasons.append(
+                    f"package {p['package_id']} rejected by the archive: "
+                    f"{r.get('requirement', '')} {r.get('path', '')}: {r.get('message', '')}".replace("  ", " ")
+                )
+        else:
+            reasons.append(
+                f"package {p['package_id']} has no ingest receipt of acceptance ({receipt.get('status', 'missing')})"
+            )
     mismatches = [s for s in sample if not s["match"]]
     if mismatches:
-        reasons.append(f"{len(mismatches)} of {len(sample)} sampled patients differ from what was sent")
+        fields = sum(len(s.get("differences", [])) for s in mismatches)
+        reasons.append(
+            f"read-back sample: {len(mismatches)} of {len(sample)} sampled patients differ from the source "
+            f"({fields} field differences)"
+        )
     by_reason = sum_counts(quarantined.values())
     return {
-        "verdict": FAIL if reasons else PASS,
+        "verdict": FAIL if reasons else PASS_WITH_WAIVER if waived else PASS,
         "reasons": reasons,
+        "waived": waived,
+        "rejections": rejections,
         "tables": tables,
         "entities": entities,
         "checks": [c.to_dict() for c in checks],

@@ -1,4 +1,4 @@
-"""The reconciliation report: a JSON result for machines and a self-contained HTML page.
+"""The reconciliation report: JSON for machines, a self-contained HTML page and its PDF, annexes.
 
 Swedish by default, English on request. The report carries no identifier in clear; the
 hash of the JSON result is recorded in the ledger and shown to the sign-off respondents.
@@ -7,97 +7,82 @@ hash of the JSON result is recorded in the ledger and shown to the sign-off resp
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
+from markupsafe import Markup
 
+from decommission.charts import grouped_bars, horizontal_bars
 from decommission.files import write_atomic
+from decommission.labels import LABELS
 from decommission.ledger import canonical
 from decommission.settings import REPO
 
 TEMPLATES = REPO / "include" / "templates"
-LABELS = {
-    "sv": {
-        "title": "Avstämningsrapport",
-        "system": "System",
-        "run": "Körning",
-        "milestone": "Milstolpe",
-        "cut_off": "Brytdatum",
-        "version": "Programversion",
-        "verdict": "Utlåtande",
-        "reasons": "Skäl",
-        "table": "Tabell",
-        "entity": "Entitet",
-        "source": "Källa",
-        "extracted": "Extraherat",
-        "mapped": "Mappat",
-        "quarantined": "Karantän",
-        "packaged": "Paketerat",
-        "accepted": "Godkänt av arkivet",
-        "checks": "Kontroller",
-        "check": "Kontroll",
-        "scope": "Omfång",
-        "ok": "OK",
-        "by_reason": "Karantän per orsak",
-        "reason": "Orsak",
-        "rows": "Rader",
-        "packages": "Paket",
-        "sample": "Stickprov",
-        "checked": "Kontrollerade patienter",
-        "mismatches": "Avvikelser",
-        "hash": "Resultatets SHA-256",
-    },
-    "en": {
-        "title": "Reconciliation report",
-        "system": "System",
-        "run": "Run",
-        "milestone": "Milestone",
-        "cut_off": "Cut-off date",
-        "version": "Software version",
-        "verdict": "Verdict",
-        "reasons": "Reasons",
-        "table": "Table",
-        "entity": "Entity",
-        "source": "Source",
-        "extracted": "Extracted",
-        "mapped": "Mapped",
-        "quarantined": "Quarantined",
-        "packaged": "Packaged",
-        "accepted": "Accepted by archive",
-        "checks": "Checks",
-        "check": "Check",
-        "scope": "Scope",
-        "ok": "OK",
-        "by_reason": "Quarantine by reason",
-        "reason": "Reason",
-        "rows": "Rows",
-        "packages": "Packages",
-        "sample": "Read-back sample",
-        "checked": "Patients checked",
-        "mismatches": "Mismatches",
-        "hash": "SHA-256 of the result",
-    },
-}
+#: one exception list: its header and its rows
+Sheet = tuple[Sequence[str], Iterable[Sequence[Any]]]
 
 
 def result_hash(result: dict[str, Any]) -> str:
     return hashlib.sha256(canonical(result).encode()).hexdigest()
 
 
-def write_report(result: dict[str, Any], out_dir: Path, *, language: str = "sv") -> dict[str, Any]:
-    """Write ``result.json`` and ``report.html`` into ``out_dir`` and return their paths and hashes."""
+def write_report(
+    result: dict[str, Any], out_dir: Path, *, language: str = "sv", annexes: Mapping[str, Sheet] | None = None
+) -> dict[str, Any]:
+    """Write the result (JSON), the report (HTML and PDF) and the annexes (CSV, XLSX) into ``out_dir``.
+
+    :param annexes: exception lists, name -> (header, rows); identifiers in them must already be keyed hashes
+    :returns: paths and SHA-256 of every file written
+    """
+    from decommission.annex import write_annexes
+    from decommission.report_pdf import justification, render_pdf
+
+    if language not in LABELS:
+        raise ValueError(f"report language '{language}' is not one of {sorted(LABELS)}")
     out_dir.mkdir(parents=True, exist_ok=True)
     digest = result_hash(result)
-    json_path = out_dir / "result.json"
-    write_atomic(json_path, canonical(result).encode())
-    env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html"]))
-    html = env.get_template("report.html.j2").render(r=result, t=LABELS[language], digest=digest, lang=language)
-    html_path = out_dir / "report.html"
-    write_atomic(html_path, html.encode())
-    return {
-        "result": str(json_path),
-        "html": str(html_path),
-        "result_sha256": digest,
-        "html_sha256": hashlib.sha256(html.encode()).hexdigest(),
-    }
+    t = LABELS[language]
+    json_path = write_atomic(out_dir / "result.json", canonical(result).encode())
+    files = {"result": json_path}
+    files |= write_annexes(out_dir, annexes or {})
+    charts = build_charts(result, t)
+    env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html", "j2"]))
+    html = env.get_template("report.html.j2").render(
+        r=result,
+        t=t,
+        digest=digest,
+        lang=language,
+        charts=charts,
+        justification=justification(result.get("sample", {}), t),
+        annexes=sorted(p.name for k, p in files.items() if k != "result"),
+    )
+    files["html"] = write_atomic(out_dir / "report.html", html.encode())
+    files["pdf"] = write_atomic(out_dir / "report.pdf", render_pdf(result, t, digest))
+    out: dict[str, Any] = {"result_sha256": digest}
+    for name, path in files.items():
+        out[name] = str(path)
+        out[f"{name}_sha256"] = hashlib.sha256(path.read_bytes()).hexdigest()
+    out["result_sha256"] = digest
+    return out
+
+
+def build_charts(result: Mapping[str, Any], t: Mapping[str, str]) -> dict[str, Markup]:
+    """Inline SVG: rows per year (source against archive), quarantine by reason, progress over milestones."""
+    charts = {}
+    years = result.get("breakdown", {}).get("years", {})
+    if years:
+        charts["by_year"] = grouped_bars(
+            t["by_year"], {y: (v["source"], v["archived"]) for y, v in years.items()}, (t["source"], t["archived"])
+        )
+    if result.get("quarantine_by_reason"):
+        charts["by_reason"] = horizontal_bars(t["by_reason"], result["quarantine_by_reason"])
+    progress = [*result.get("progress", []), {"milestone": result.get("milestone", ""), **result["totals"]}]
+    charts["progress"] = grouped_bars(
+        t["progress"],
+        {p["milestone"]: (p["source"], p["archived"]) for p in progress},
+        (t["source"], t["archived"]),
+    )
+    return {k: Markup(v) for k, v in charts.items()}  # noqa: S704 - built from numbers and escaped labels

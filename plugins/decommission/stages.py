@@ -10,6 +10,7 @@ import datetime as dt
 import hashlib
 import json
 import logging
+import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -144,7 +145,7 @@ def package_stage(run: Run, mapped: dict[str, Any]) -> dict[str, Any]:
         result = sip.build_package(
             mapped=files, context=_package_context(run), partition_id=part.id, out_dir=run.out("packages")
         )
-    report = validate_package(result.directory)
+    report = validate_package(result.container)  # the container that will be delivered
     write_atomic(
         run.out("validation") / f"{result.package_id}.json", json.dumps(report.to_dict(), indent=2, ensure_ascii=False)
     )
@@ -174,6 +175,7 @@ def package_stage(run: Run, mapped: dict[str, Any]) -> dict[str, Any]:
 
 
 def _package_context(run: Run) -> Any:
+    from decommission.sip import DEFAULT_MAX_BYTES as PACKAGE_MAX_BYTES
     from decommission.sip import PackageContext
 
     docs = _write_documentation(run)
@@ -188,6 +190,9 @@ def _package_context(run: Run) -> Any:
         record_status=run.record_status,
         created=run.package_created,
         documentation=docs,
+        # a package holds one partition; the byte bound stops one that grows past what the archive takes
+        max_patients=run.system.partition_patients,
+        max_bytes=int(os.environ.get("DECOMMISSION_PACKAGE_MAX_BYTES", PACKAGE_MAX_BYTES)),
     )
 
 
@@ -214,9 +219,10 @@ def _write_documentation(run: Run) -> tuple[Path, ...]:
 
 
 def archive_hook() -> Any:
-    from decommission.archive import ArchiveHook
+    """The archive transport the archive connection's type asks for (HTTP protocol or SFTP drop folder)."""
+    from decommission.transport import transport_for
 
-    return ArchiveHook(settings.ARCHIVE_CONN_ID)
+    return transport_for(settings.ARCHIVE_CONN_ID)
 
 
 def submit(run: Run, package: dict[str, Any], *, override: str | None = None) -> dict[str, Any]:
@@ -257,17 +263,20 @@ def _keep_receipt(run: Run, package_id: str, kind: str, receipt: Mapping[str, An
 
 
 def keep_ingest_receipts(run: Run, receipts: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
-    """Keep every ingest receipt; fail with the archive's reasons if any package was rejected."""
+    """Keep every ingest receipt; fail with the archive's reasons if any package was rejected.
+
+    The receipts are kept verbatim; in the error, patient folder names in the reasons' paths
+    are replaced by their keyed hash, so the task log names no patient.
+    """
+    from decommission.transport import describe_reasons
+
     rejected = {}
     for package_id, receipt in sorted(receipts.items()):
         _keep_receipt(run, package_id, "ingest", receipt)
         if receipt.get("status") != "accepted":
             rejected[package_id] = receipt.get("reasons", [])
     if rejected:
-        lines = [
-            f"{pid}: " + "; ".join(f"{r.get('requirement')} {r.get('path')}: {r.get('message')}" for r in rs)
-            for pid, rs in rejected.items()
-        ]
+        lines = [f"{pid}: {describe_reasons(rs)}" for pid, rs in rejected.items()]
         raise ArchiveRefusal(f"the archive rejected {len(rejected)} package(s): " + " | ".join(lines))
     return {"accepted": len(receipts)}
 

@@ -9,8 +9,11 @@ wait in-process, for use outside Airflow and in tests.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
+import posixpath
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -117,33 +120,87 @@ class IngestReceiptTrigger(BaseTrigger):
     async def _wait(self) -> dict[str, Any]:
         deadline = _parse_deadline(self.timeout_at)
         conn = await _get_connection(self.conn_id)
-        auth = httpx.BasicAuth(conn.login, conn.password or "") if conn.login else None
         receipts: dict[str, dict] = {}
         limit = asyncio.Semaphore(_CONCURRENT_POLLS)
+        while True:
+            # a fresh connection each round: a broken one must not end the wait
+            async with self._reader(conn) as read:
+
+                async def poll(package_id: str) -> None:
+                    async with limit:
+                        receipt = await read(package_id)
+                    if receipt is not None and receipt["status"] in FINAL_STATUSES:
+                        receipts[package_id] = receipt
+
+                await asyncio.gather(*(poll(p) for p in self.package_ids if p not in receipts))
+            pending = [p for p in self.package_ids if p not in receipts]
+            if not pending:
+                return {"status": "done", "receipts": {p: receipts[p] for p in self.package_ids}}
+            remaining = (deadline - datetime.now(UTC)).total_seconds()
+            if remaining <= 0:
+                self.log.warning("%d of %d ingest receipts still pending", len(pending), len(self.package_ids))
+                return {"status": "timeout", "pending": pending, "receipts": receipts}
+            self.log.info("%d of %d ingest receipts pending", len(pending), len(self.package_ids))
+            await asyncio.sleep(min(self.poll_interval, remaining))
+
+    def _reader(self, conn: Any) -> Any:
+        """Return an async context giving ``read(package_id) -> receipt | None`` for the connection's transport."""
+        if (conn.conn_type or "").lower() == "sftp":
+            return self._sftp_reader(conn)
+        return self._http_reader(conn)
+
+    @contextlib.asynccontextmanager
+    async def _http_reader(self, conn: Any) -> AsyncIterator[Callable[[str], Awaitable[dict | None]]]:
+        auth = httpx.BasicAuth(conn.login, conn.password or "") if conn.login else None
         async with httpx.AsyncClient(
             base_url=base_url_from_connection(conn),
             timeout=timeout_from_connection(conn),
             headers={"Accept": "application/json", **headers_from_connection(conn)},
             auth=auth,
         ) as client:
+            yield lambda package_id: self._poll(client, package_id)
 
-            async def poll(package_id: str) -> None:
-                async with limit:
-                    receipt = await self._poll(client, package_id)
-                if receipt is not None and receipt["status"] in FINAL_STATUSES:
-                    receipts[package_id] = receipt
+    @contextlib.asynccontextmanager
+    async def _sftp_reader(self, conn: Any) -> AsyncIterator[Callable[[str], Awaitable[dict | None]]]:
+        """Read receipts from the drop folder's outbox with the SFTP provider's async hook."""
+        import asyncssh
+        from airflow.providers.sftp.hooks.sftp import SFTPHookAsync
 
-            while True:
-                await asyncio.gather(*(poll(p) for p in self.package_ids if p not in receipts))
-                pending = [p for p in self.package_ids if p not in receipts]
-                if not pending:
-                    return {"status": "done", "receipts": {p: receipts[p] for p in self.package_ids}}
-                remaining = (deadline - datetime.now(UTC)).total_seconds()
-                if remaining <= 0:
-                    self.log.warning("%d of %d ingest receipts still pending", len(pending), len(self.package_ids))
-                    return {"status": "timeout", "pending": pending, "receipts": receipts}
-                self.log.info("%d of %d ingest receipts pending", len(pending), len(self.package_ids))
-                await asyncio.sleep(min(self.poll_interval, remaining))
+        from decommission.sftp_transport import pending_receipt
+
+        outbox = posixpath.join(str(conn.extra_dejson.get("root", "/")), "outbox")
+        hook = SFTPHookAsync(sftp_conn_id=self.conn_id)
+
+        async def read_json(sftp: Any, name: str) -> dict | None:
+            try:
+                async with sftp.open(posixpath.join(outbox, name), "rb") as remote:
+                    return json.loads(await remote.read())
+            except asyncssh.SFTPNoSuchFile:
+                return None
+
+        async def read(sftp: Any, package_id: str) -> dict | None:
+            receipt = await read_json(sftp, f"{package_id}.ingest.json")
+            if receipt is not None:
+                return _check_receipt(package_id, receipt)
+            transport = await read_json(sftp, f"{package_id}.transport.json")
+            if transport is None:
+                raise ArchiveError(f"no package {package_id} in the drop folder's outbox")
+            return pending_receipt(transport)
+
+        async def no_answer(_package_id: str) -> None:
+            return None
+
+        async with contextlib.AsyncExitStack() as stack:
+            try:
+                sftp = await stack.enter_async_context(hook.get_managed_conn())
+            except (OSError, asyncssh.Error) as exc:
+                self.log.warning("drop folder: no answer (%s); polling again", exc)
+                yield no_answer
+                return
+            try:
+                yield lambda package_id: read(sftp, package_id)
+            except (OSError, asyncssh.Error) as exc:
+                self.log.warning("drop folder: the connection broke (%s); polling again", exc)
 
     async def _poll(self, client: httpx.AsyncClient, package_id: str) -> dict | None:
         """Return the package's receipt, or None when the archive did not answer this time."""

@@ -63,9 +63,18 @@ def test_system_dag_shape(dagbag, dag_id):
         "is_final_delivery",
         "signoff_information_owner",
         "signoff_archivist",
+        "evidence_pack",
         "contract_exit",
     ]
     assert sorted(dag.task_ids) == sorted(expected)
+    # a rejected package fails await_ingest, but the report must still be written (and show it)
+    assert dag.get_task("reconcile").trigger_rule == "all_done", f"{dag_id}.reconcile: trigger_rule all_done"
+    assert dag.get_task("report").trigger_rule == "all_success", f"{dag_id}.report: only after a reconcile"
+    for task_id in ("signoff_information_owner", "signoff_archivist"):
+        task = dag.get_task(task_id)
+        assert task.assigned_users and task.ignore_downstream_trigger_rules, f"{dag_id}.{task_id}: reject stops all"
+    upstream = dag.get_task("contract_exit").upstream_task_ids
+    assert {"signoff_archivist", "evidence_pack", "report"} <= upstream, f"{dag_id}.contract_exit: {upstream}"
     system = dag_id.removeprefix("decommission_")
     for task_id in ("plan_partitions", "extract"):
         assert dag.get_task(task_id).pool == f"legacy_{system}", f"{dag_id}.{task_id}: use the source pool"

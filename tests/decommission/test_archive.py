@@ -22,7 +22,10 @@ from decommission.archive import (
     is_transient,
     timeout_from_connection,
 )
+from decommission.archive_connection import chunk_size_from_connection
 from decommission.errors import ArchiveError
+from decommission.transport import ArchiveTransport, transport_class, transport_for
+from decommission.upload import FileSlice
 from tests.r7sim_server import R7SimFactory, R7SimServer, free_port, write_fake_package
 
 NO_WAIT = {"wait": tenacity.wait_none(), "stop": tenacity.stop_after_attempt(3)}
@@ -217,3 +220,58 @@ def test_download_of_unknown_package_leaves_no_file(hook, tmp_path):
     with pytest.raises(ArchiveResponseError, match="no package p-none"):
         hook.download_package("p-none", tmp_path)
     assert list(Path(tmp_path).iterdir()) == []
+
+
+class TestFileSlice:
+    def test_reads_only_its_bytes_in_blocks(self, tmp_path):
+        path = tmp_path / "f.bin"
+        path.write_bytes(bytes(range(256)) * 1024)
+        with FileSlice(path, 1000, 70_000) as body:
+            assert len(body) == 70_000
+            blocks = list(body)
+        assert b"".join(blocks) == path.read_bytes()[1000:71_000]
+        assert max(len(b) for b in blocks) <= 1 << 16  # streamed, never whole
+
+    def test_slice_past_the_end_raises(self, tmp_path):
+        path = tmp_path / "f.bin"
+        path.write_bytes(b"x" * 10)
+        with pytest.raises(ValueError, match=r"bytes 5\.\.15 are not within"):
+            FileSlice(path, 5, 10)
+
+
+class TestChunkSize:
+    @pytest.mark.parametrize(
+        ("extra", "expected"),
+        [pytest.param({}, 8 << 20, id="default"), pytest.param({"chunk_size": "65536"}, 65536, id="extra")],
+    )
+    def test_chunk_size(self, extra, expected):
+        assert chunk_size_from_connection(conn(host="h", extra=extra)) == expected
+
+    @pytest.mark.parametrize("bad", [pytest.param("big", id="text"), pytest.param(0, id="zero")])
+    def test_bad_chunk_size_raises(self, bad):
+        with pytest.raises(ArchiveError, match="extra chunk_size must be"):
+            chunk_size_from_connection(conn(host="h", extra={"chunk_size": bad}))
+
+    def test_chunk_size_is_not_sent_as_a_header(self, monkeypatch):
+        uri = {"conn_type": "http", "host": "127.0.0.1", "port": 1, "extra": {"chunk_size": 4096, "X-Region": "BD"}}
+        monkeypatch.setenv("AIRFLOW_CONN_R7_ARCHIVE", json.dumps(uri))
+        session = ArchiveHook().get_conn()
+        assert "chunk_size" not in session.headers and session.headers["X-Region"] == "BD"
+
+
+class TestTransportChoice:
+    @pytest.mark.parametrize(
+        ("conn_type", "name"),
+        [pytest.param("http", "ArchiveHook", id="http"), pytest.param("sftp", "SftpDropFolder", id="sftp")],
+    )
+    def test_connection_type_chooses_the_transport(self, conn_type, name):
+        assert transport_class(conn_type).__name__ == name
+
+    def test_unknown_connection_type_raises(self):
+        with pytest.raises(ArchiveError, match="no archive transport for connection type 'ftp'; known: http, https"):
+            transport_class("ftp")
+
+    def test_http_connection_gives_the_hook(self, monkeypatch):
+        monkeypatch.setenv("AIRFLOW_CONN_R7_ARCHIVE", json.dumps({"conn_type": "http", "host": "h"}))
+        chosen = transport_for("r7_archive")
+        assert isinstance(chosen, ArchiveHook) and isinstance(chosen, ArchiveTransport)

@@ -36,16 +36,49 @@ class TestLedger:
             db.execute("DELETE FROM ledger_entry WHERE seq = 2")
         assert ledger.verify().seq == 3
 
+    def test_verify_command_names_the_changed_entry(self, ledger, tmp_path):
+        import os
+        import subprocess
+        import sys
+        from pathlib import Path
+
+        repo = Path(__file__).resolve().parents[2]
+        command = [
+            sys.executable,
+            "-m",
+            "decommission",
+            "ledger",
+            "verify",
+            "--sqlite",
+            str(tmp_path / "ledger.sqlite"),
+        ]
+        env = {**os.environ, "PYTHONPATH": str(repo / "plugins")}
+        intact = subprocess.run(command, capture_output=True, text=True, env=env, timeout=120)
+        assert (intact.returncode, intact.stdout.strip()) == (0, "ledger intact: 5 entries")
+        with sqlite3.connect(tmp_path / "ledger.sqlite") as db:
+            db.execute("UPDATE ledger_entry SET run_id = 'r2' WHERE seq = 4")
+        changed = subprocess.run(command, capture_output=True, text=True, env=env, timeout=120)
+        assert changed.returncode == 1
+        assert changed.stdout.strip() == "ledger entry 4 (extract, system vas, run r2) was changed"
+
     @pytest.mark.postgres
     def test_postgres_ledger(self, pg_dsn):
         import psycopg
 
+        schema = "evidence_ledger_test"  # a schema of its own: other suites share this database
         with psycopg.connect(pg_dsn, autocommit=True) as db:
-            db.execute("DROP TABLE IF EXISTS ledger_entry")
-        ledger = Ledger(lambda: psycopg.connect(pg_dsn), dialect="postgres")
+            db.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+            db.execute(f"CREATE SCHEMA {schema}")
+
+        def connect():
+            return psycopg.connect(pg_dsn, options=f"-c search_path={schema}")
+
+        ledger = Ledger(connect, dialect="postgres")
         ledger.append(system_id="lab", run_id="r", kind="k", payload={"a": 1})
         ledger.append(system_id="lab", run_id="r", kind="k", payload={"a": 2})
         assert ledger.verify() is None
-        with psycopg.connect(pg_dsn, autocommit=True) as db:
+        with connect() as db:
             db.execute("UPDATE ledger_entry SET kind = 'x' WHERE seq = 2")
         assert ledger.verify().seq == 2
+        with psycopg.connect(pg_dsn, autocommit=True) as db:
+            db.execute(f"DROP SCHEMA {schema} CASCADE")

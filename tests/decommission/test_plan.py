@@ -74,3 +74,29 @@ class TestLoadPlan:
         raw["systems"].append(dict(raw["systems"][0]))
         plan = load_plan(_write(tmp_path, raw))
         assert [str(p).split(": ", 2)[-1] for p in plan.problems] == ["id: duplicate system id"]
+
+
+class TestEvidenceSettings:
+    def test_waivers_access_log_and_language_are_read(self, tmp_path, raw):
+        raw["systems"][0]["waivers"] = [
+            {"check": "source = extracted", "scope": "patient", "rows": 1, "by": "Karin", "reason": "test patient"}
+        ]
+        raw["systems"][0]["report_language"] = "en"
+        vas = load_plan(_write(tmp_path, raw)).system("vas")
+        assert vas.waivers[0].by == "Karin" and vas.waivers[0].rows == 1
+        assert vas.report_language == "en" and vas.access_log.disposition == "archived"
+
+    @pytest.mark.parametrize(
+        ("change", "message"),
+        [
+            ({"access_log": {"disposition": "deletion_decision"}}, "a deletion decision needs its reference"),
+            ({"waivers": [{"check": "x", "scope": "y", "rows": 1, "by": "", "reason": "r"}]}, "waivers.0.by"),
+            ({"report_language": "de"}, "report_language"),
+        ],
+        ids=["deletion-without-reference", "waiver-without-who", "language"],
+    )
+    def test_incomplete_evidence_settings_are_plan_problems(self, tmp_path, raw, change, message):
+        raw["systems"][0].update(change)
+        plan = load_plan(_write(tmp_path, raw))
+        assert "vas" not in [s.id for s in plan.systems]
+        assert any(message in str(p) for p in plan.problems), [str(p) for p in plan.problems]

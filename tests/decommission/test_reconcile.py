@@ -50,7 +50,10 @@ class TestReconcile:
         ("override", "reason"),
         [
             ({"source": {"patient": 6, "anteckning": 15}}, "source = extracted fails for patient: 6 against 5"),
-            ({"receipts": {**RECEIPTS, "b": {"status": "rejected", "counts": {}}}}, "1 of 2 packages not accepted"),
+            (
+                {"receipts": {**RECEIPTS, "b": {"status": "rejected", "counts": {}}}},
+                "package b rejected by the archive",
+            ),
             (
                 {"receipts": {**RECEIPTS, "a": {"status": "accepted", "counts": {"patient": 3, "document": 7}}}},
                 "packaged = accepted fails for document: 11 against 10",

@@ -1,18 +1,21 @@
-"""Tests of the patient record writer, the partition reader and count_entities."""
+"""Tests of the record file renderer, the partition reader and count_entities."""
 
 from __future__ import annotations
 
 import datetime as dt
-import io
+import shutil
+import tempfile
+from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from lxml import etree
 
-from decommission import records
+from decommission import records, recordxml
 from decommission.errors import PackageError
 from decommission.model import ENTITIES
+from decommission.partition import CHUNK_PATIENTS, PartitionReader
 from tests.decommission.fixtures import expected_counts, sample_rows, write_mapped
 
 NS = {"r": records.NS}
@@ -23,17 +26,32 @@ def patient_rows(key: str = "2") -> dict[str, list[dict]]:
     return {name: [r for r in entity_rows if r["patient_key"] == key] for name, entity_rows in rows.items()}
 
 
-def stored(rows: dict[str, list[dict]]) -> dict[str, records.StoredFile]:
+def stored(attachments: pa.Table) -> dict[str, pa.Array]:
+    n = attachments.num_rows
     return {
-        r["attachment_id"]: records.StoredFile(f"attachments/{r['attachment_id']}.pdf", 3, "0" * 64)
-        for r in rows.get("attachment", [])
+        "path": pa.array([f"attachments/{a}.pdf" for a in attachments["attachment_id"].to_pylist()], pa.large_string()),
+        "size": pa.array(["3"] * n, pa.large_string()),
+        "sha256": pa.array(["0" * 64] * n, pa.large_string()),
     }
 
 
+def render(rows: dict[str, list[dict]], chunk_patients: int = CHUNK_PATIENTS) -> list[tuple[bytes, dict[str, int]]]:
+    """Every patient's record file and counts, in patient order, through the packager's own path."""
+    base = Path(tempfile.mkdtemp(prefix="records-test-"))
+    try:
+        out = []
+        reader = PartitionReader(write_mapped(base / "m", rows), base / "s", chunk_patients=chunk_patients)
+        for chunk in reader.chunks():
+            rendered = recordxml.ChunkRecords(chunk, stored(chunk.tables["attachment"]))
+            out += [(b"".join(rendered.record(i)), chunk.counts(i)) for i in range(len(chunk))]
+        return out
+    finally:
+        shutil.rmtree(base)
+
+
 def write(rows: dict[str, list[dict]]) -> tuple[bytes, dict[str, int]]:
-    out = io.BytesIO()
-    counts = records.write_record(out, rows["patient"][0], rows, stored(rows))
-    return out.getvalue(), counts
+    (only,) = render(rows)
+    return only
 
 
 class TestWriteRecord:
@@ -99,10 +117,9 @@ class TestWriteRecord:
             write(rows)
         assert "HEMLIG" not in str(c.value)
 
-    def test_write_record_refuses_attachment_without_stored_file(self):
-        rows = patient_rows()
-        with pytest.raises(PackageError, match="attachment 'A1' has no stored file"):
-            records.write_record(io.BytesIO(), rows["patient"][0], rows, {})
+    def test_chunked_output_is_identical(self):
+        """Many small chunks (spread through files on disk) give the bytes of one chunk in memory."""
+        assert render(sample_rows(), chunk_patients=1) == render(sample_rows())
 
 
 class TestCountEntities:
@@ -127,24 +144,18 @@ class TestCountEntities:
 
 
 class TestManifest:
-    def test_manifest_valid_and_lists_counts(self):
-        out = io.BytesIO()
-        writer = records.ManifestWriter(
-            out, package_id="p", system_id="vas", created=dt.datetime(2025, 1, 1, tzinfo=dt.UTC)
-        )
-        rows = patient_rows()
-        writer.add(
-            rows["patient"][0],
-            folder="representations/rep1/data/2",
-            record="representations/rep1/data/2/record.xml",
-            counts=write(rows)[1],
-        )
-        writer.close()
-        root = etree.fromstring(out.getvalue())
+    def test_manifest_valid_and_lists_counts(self, tmp_path):
+        reader = PartitionReader(write_mapped(tmp_path / "m"), tmp_path / "s")
+        (chunk,) = reader.chunks()
+        folders = [f"representations/rep1/data/{k}" for k in ("1", "2", "3", "10")]
+        entries = recordxml.manifest_entries(chunk, folders, [f"{f}/record.xml" for f in folders])
+        text = recordxml.manifest_head("p", "vas", "2025-01-01T00:00:00Z") + "".join(entries) + recordxml.MANIFEST_TAIL
+        root = etree.fromstring(text.encode())
         schema = records.record_schema()
         assert schema.validate(root), schema.error_log
-        assert root.findtext("r:patient/r:personalId", namespaces=NS) == "191212121212"
-        assert root.find("r:patient/r:count[@entity='attachment']", NS).text == "2"
+        assert root.xpath("r:patient/@key", namespaces=NS) == ["1", "2", "3", "10"]
+        assert root.findtext("r:patient[@key='2']/r:personalId", namespaces=NS) == "191212121212"
+        assert root.find("r:patient[@key='2']/r:count[@entity='attachment']", NS).text == "2"
 
 
 class TestHelpers:
@@ -173,42 +184,43 @@ class TestLoadPartition:
     def test_load_partition_natural_order_and_missing_entity(self, tmp_path):
         mapped = write_mapped(tmp_path)
         assert "medication" not in mapped
-        partition = records.load_partition(mapped)
-        assert partition.order == ["1", "2", "3", "10"]
+        reader = PartitionReader(mapped, tmp_path / "s", chunk_patients=3)
+        assert reader.keys.to_pylist() == ["1", "2", "3", "10"]
         totals = dict.fromkeys(ENTITIES, 0)
-        for rows in partition.patients():
-            assert len(rows["patient"]) == 1
-            for name, entity_rows in rows.items():
-                totals[name] += len(entity_rows)
+        for chunk in reader.chunks():
+            for i in range(len(chunk)):
+                for name, count in chunk.counts(i).items():
+                    totals[name] += count
         assert totals == expected_counts()
 
     def test_load_partition_missing_file_is_no_rows(self, tmp_path):
         mapped = write_mapped(tmp_path)
         mapped["medication"] = tmp_path / "absent.parquet"
-        assert records.load_partition(mapped).tables["medication"].num_rows == 0
+        (chunk,) = PartitionReader(mapped, tmp_path / "s").chunks()
+        assert chunk.tables["medication"].num_rows == 0
 
     def test_load_partition_refuses_unknown_entity(self, tmp_path):
         with pytest.raises(PackageError, match="unknown entities: surgery"):
-            records.load_partition({**write_mapped(tmp_path), "surgery": tmp_path / "x.parquet"})
+            PartitionReader({**write_mapped(tmp_path), "surgery": tmp_path / "x.parquet"}, tmp_path / "s")
 
     def test_load_partition_refuses_wrong_columns(self, tmp_path):
         mapped = write_mapped(tmp_path)
         pq.write_table(pa.table({"case_id": ["C1"], "patient_key": ["2"]}), mapped["case"])
         with pytest.raises(PackageError, match="case: columns"):
-            records.load_partition(mapped)
+            PartitionReader(mapped, tmp_path / "s")
 
     def test_load_partition_refuses_orphans(self, tmp_path):
         rows = sample_rows()
         rows["case"][0]["patient_key"] = "99"
         with pytest.raises(PackageError, match="case: rows reference 1 patient_key values absent from patient"):
-            records.load_partition(write_mapped(tmp_path, rows))
+            PartitionReader(write_mapped(tmp_path, rows), tmp_path / "s")
 
     def test_load_partition_refuses_duplicate_patient(self, tmp_path):
         rows = sample_rows()
         rows["patient"].append(dict(rows["patient"][0]))
         with pytest.raises(PackageError, match="patient: 1 patient_key values occur on more than one row"):
-            records.load_partition(write_mapped(tmp_path, rows))
+            PartitionReader(write_mapped(tmp_path, rows), tmp_path / "s")
 
     def test_load_partition_refuses_empty(self, tmp_path):
         with pytest.raises(PackageError, match="no patients"):
-            records.load_partition(write_mapped(tmp_path, {"patient": []}))
+            PartitionReader(write_mapped(tmp_path, {"patient": []}), tmp_path / "s")

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from lxml import etree
 
-from decommission import mets, records, sip
+from decommission import mets, partition, records, sip
 from decommission.errors import PackageError
 from decommission.premis import PREMIS_NS
 from decommission.validate import validate_package
@@ -131,11 +131,13 @@ class TestBuildPackage:
         assert schema.validate(root), schema.error_log
         assert (root.get("OBJID"), root.get("TYPE"), root.get("PROFILE")) == (
             PKG,
-            "OTHER",
+            "Other",  # the CSIP 2.1.0 vocabulary term (docs/packaging.md)
             "https://earksip.dilcis.eu/profile/E-ARK-SIP.xml",
         )
         assert root.get(f"{{{mets.CSIP_NS}}}OTHERTYPE") == "Patient Medical Records"
-        assert root.get(f"{{{mets.CSIP_NS}}}CONTENTINFORMATIONTYPE") == "citsehpj_v2_0"
+        # citsehpj_v2_0 is not in the CSIP 2.1.0 vocabulary: OTHER + OTHERCONTENTINFORMATIONTYPE (CSIP4, CSIP5)
+        assert root.get(f"{{{mets.CSIP_NS}}}CONTENTINFORMATIONTYPE") == "OTHER"
+        assert root.get(f"{{{mets.CSIP_NS}}}OTHERCONTENTINFORMATIONTYPE") == "citsehpj_v2_0"
         header = root.find("mets:metsHdr", NS)
         assert (header.get("CREATEDATE"), header.get("RECORDSTATUS")) == ("2025-03-01T12:00:00Z", "NEW")
         assert header.get(f"{{{mets.CSIP_NS}}}OAISPACKAGETYPE") == "SIP"
@@ -195,8 +197,15 @@ class TestBuildPackage:
             members = tar.getmembers()
             assert tar.format == tarfile.PAX_FORMAT
         names = [m.name for m in members]
-        assert names == sorted(names) and names[0] == PKG
+        assert names[0] == PKG and names[-1] == f"{PKG}/METS.xml" and len(set(names)) == len(names)
         assert all(n == PKG or n.startswith(f"{PKG}/") for n in names)
+        # every folder comes before anything inside it; the tree on disk is the same as the tar's
+        seen = set()
+        for member in members:
+            assert member.name == PKG or member.name.rsplit("/", 1)[0] in seen, member.name
+            seen.add(member.name)
+        on_disk = {f"{PKG}/{p.relative_to(result.directory).as_posix()}" for p in result.directory.rglob("*")}
+        assert on_disk | {PKG} == set(names)
         stamp = int(dt.datetime(2025, 3, 1, 12, tzinfo=dt.UTC).timestamp())
         assert {(m.mtime, m.uid, m.gid, m.uname, m.gname) for m in members} == {(stamp, 0, 0, "", "")}
 
@@ -269,3 +278,36 @@ class TestHashingWriter:
             writer.write(b"ab")
             writer.write(memoryview(b"c"))
         assert (writer.size, writer.sha256, writer.tell()) == (3, hashlib.sha256(b"abc").hexdigest(), 3)
+
+
+class TestBounds:
+    def test_build_package_refuses_more_patients_than_allowed(self, tmp_path):
+        with pytest.raises(PackageError, match=r"holds 4 patients, more than a package may hold \(3\)"):
+            build(tmp_path, max_patients=3)
+        assert list((tmp_path / "out").iterdir()) == []
+
+    def test_build_package_stops_at_byte_limit_and_leaves_nothing(self, tmp_path):
+        with pytest.raises(PackageError, match="exceeds its limit of 20000 bytes"):
+            build(tmp_path, max_bytes=20_000)
+        assert list((tmp_path / "out").iterdir()) == []
+
+    def test_build_package_tar_only_gives_the_same_tar(self, tmp_path, result):
+        context = make_context(tmp_path / "docs")
+        only = sip.build_package(
+            mapped=write_mapped(tmp_path / "m"),
+            context=context,
+            partition_id="3",
+            out_dir=tmp_path / "t",
+            directory=False,
+        )
+        assert only.directory is None and not (tmp_path / "t" / PKG).exists()
+        assert [p.name for p in (tmp_path / "t").iterdir()] == [f"{PKG}.tar"]
+        assert (only.sha256, only.file_count) == (result.sha256, result.file_count)
+        assert validate_package(only.container).ok
+
+    def test_build_package_chunked_partition_gives_the_same_bytes(self, tmp_path, result, monkeypatch):
+        """A partition spread over chunk files on disk (bounded memory) packs to the same bytes."""
+        monkeypatch.setattr(partition, "CHUNK_PATIENTS", 1)
+        again = build(tmp_path)
+        assert again.sha256 == result.sha256
+        assert not list((tmp_path / "out").glob(".*"))

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from lxml import etree
 
-from decommission import mets, premis, records, sip
+from decommission import mets, premis, records, sip, tarindex
 from decommission.__main__ import main
 from decommission.validate import Problem, ValidationReport, validate_package
 from tests.decommission.fixtures import make_context, write_mapped
@@ -26,6 +26,7 @@ ATTACHMENT = "representations/rep1/data/2/attachments/Remiss_från_vårdcentrale
 RECORD = "representations/rep1/data/3/record.xml"
 REP_METS = "representations/rep1/METS.xml"
 DOC = "documentation/mapping-vas.yaml"
+MANIFEST = "metadata/descriptive/patients.xml"
 
 
 @pytest.fixture(scope="module")
@@ -92,6 +93,29 @@ def rep_mets_changed(package: Path) -> None:
     edit_xml(package / REP_METS, lambda root: root.set("LABEL", "changed after packaging"))
 
 
+def rep_mets_dangling_fptr(package: Path) -> None:
+    edit_xml(package / REP_METS, lambda root: root.xpath("//mets:fptr", namespaces=NS)[-1].set("FILEID", "nowhere"))
+
+
+def rep_mets_schema_break(package: Path) -> None:
+    edit_xml(package / REP_METS, lambda root: root.find("mets:fileSec", NS).set("BOGUS", "x"))
+
+
+def rep_mets_no_size(package: Path) -> None:
+    edit_xml(package / REP_METS, lambda root: root.xpath("//mets:file", namespaces=NS)[0].attrib.pop("SIZE"))
+
+
+def manifest_wrong_record(package: Path) -> None:
+    def change(root):
+        root.find("r:patient[@key='3']", NS).set("record", "representations/rep1/data/3/other.xml")
+
+    edit_xml(package / MANIFEST, change)
+
+
+def manifest_schema_break(package: Path) -> None:
+    edit_xml(package / MANIFEST, lambda root: root.find("r:patient", NS).set("unknown", "x"))
+
+
 def premis_digest_changed(package: Path) -> None:
     def change(root):
         root.xpath("//premis:messageDigest", namespaces=NS)[0].text = "0" * 64
@@ -134,6 +158,11 @@ CORRUPTIONS = [
         id="no-schemas-group",
     ),
     pytest.param(rep_mets_changed, [("FIXITY", REP_METS)], id="rep-mets-checksum"),
+    pytest.param(rep_mets_dangling_fptr, [("IDREF", REP_METS), ("FIXITY", REP_METS)], id="rep-mets-idref"),
+    pytest.param(rep_mets_schema_break, [("XSD", REP_METS)], id="rep-mets-schema-break"),
+    pytest.param(rep_mets_no_size, [("CSIP69", REP_METS)], id="rep-mets-no-size"),
+    pytest.param(manifest_wrong_record, [("MANIFEST", MANIFEST), ("MANIFEST", RECORD)], id="manifest-wrong-record"),
+    pytest.param(manifest_schema_break, [("XSD", MANIFEST)], id="manifest-schema-break"),
     pytest.param(
         premis_digest_changed,
         [("PREMIS", "representations/rep1/data/1/record.xml"), ("FIXITY", "metadata/preservation/premis.xml")],
@@ -158,7 +187,6 @@ class TestValidatePackage:
 
         monkeypatch.setattr(socket, "getaddrinfo", refuse)
         monkeypatch.setattr(socket.socket, "connect", refuse)
-        mets._csip_extension.cache_clear()
         assert validate_package(built.directory).ok
 
     @pytest.mark.parametrize(("corrupt", "expected"), CORRUPTIONS)
@@ -247,3 +275,26 @@ class TestCli:
                 check=False,
             )
             assert run.returncode == status, run.stdout + run.stderr
+
+
+class TestTarIndex:
+    def test_read_index_matches_tarfile(self, built):
+        index = tarindex.read_index(built.container)
+        assert index is not None
+        with tarfile.open(built.container) as tar:
+            expected = [(m.name, m.isdir(), m.size if m.isfile() else 0) for m in tar.getmembers()]
+            for member in index:
+                if member.kind == "file":
+                    with open(built.container, "rb") as raw:
+                        raw.seek(member.offset)
+                        assert raw.read(member.size) == tar.extractfile(member.name).read()
+        assert [(m.name, m.kind == "dir", m.size if m.kind == "file" else 0) for m in index] == expected
+        assert any(not m.name.isascii() for m in index)  # PAX path records are read
+
+    def test_read_index_gives_up_on_a_damaged_header(self, built, tmp_path):
+        data = bytearray(built.container.read_bytes())
+        data[600] ^= 0xFF  # inside the second header
+        damaged = tmp_path / "damaged.tar"
+        damaged.write_bytes(bytes(data))
+        assert tarindex.read_index(damaged) is None
+        assert not validate_package(damaged).ok

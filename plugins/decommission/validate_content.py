@@ -1,0 +1,105 @@
+"""The content checks of the validator: PREMIS fixity, the patient manifest and every record file.
+
+PREMIS is stream-parsed and schema-validated while parsed; each record file is parsed with the
+record schema attached to the parser, one at a time.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+from lxml import etree
+
+from decommission import premis, records
+from decommission.validate_source import Checker
+
+
+def check_premis(v: Checker, rel: str) -> None:
+    """PREMIS schema (while stream-parsing) and every file object's size and SHA-256 against the bytes."""
+    if rel not in v.src.files:
+        return
+    described = set()
+    tag = f"{{{premis.PREMIS_NS}}}object"
+    try:
+        with v.src.open(rel) as stream:
+            events = etree.iterparse(
+                stream,
+                events=("end",),
+                tag=tag,
+                schema=v.premis_schema,
+                huge_tree=True,
+                no_network=True,
+                resolve_entities=False,
+            )
+            for _event, element in events:
+                for path, size, digests in premis.file_objects(element):
+                    path = unicodedata.normalize("NFC", path)
+                    described.add(path)
+                    if v.need(path in v.src.files, "PREMIS", path, f"described in {rel} but absent"):
+                        actual_size, sha = v.digest(path)
+                        v.need(size == str(actual_size), "PREMIS", path, f"size differs from {rel}")
+                        v.need((premis.DIGEST_ALGORITHM, sha) in digests, "PREMIS", path, f"SHA-256 differs from {rel}")
+                element.clear(keep_tail=True)
+                while element.getprevious() is not None:
+                    del element.getparent()[0]
+    except etree.XMLSyntaxError as exc:
+        schema = any(e.domain_name == "SCHEMASV" for e in exc.error_log)
+        v.add(
+            "XSD" if schema else "XML",
+            rel,
+            f"line {exc.lineno}: {exc.msg}" if schema else f"not well-formed XML (line {exc.lineno})",
+        )
+        return
+    for path in sorted(v.src.files):
+        if _DATA.match(path):
+            v.need(path in described, "PREMIS", path, f"data file has no object in {rel}")
+
+
+_DATA = re.compile(r"representations/[^/]+/data/")
+_RECORD = re.compile(r"representations/[^/]+/data/[^/]+/record\.xml$")
+
+
+def check_records(v: Checker, manifests: list[str]) -> None:
+    """The patient manifest and every record file against record.xsd (errors without values)."""
+    listed: set[str] = set()
+    tag = f"{{{records.NS}}}patient"
+    for rel in manifests:  # stream-parsed: the manifest has an entry per patient
+        if rel not in v.src.files:
+            continue
+        try:
+            with v.src.open(rel) as stream:
+                events = etree.iterparse(
+                    stream,
+                    events=("end",),
+                    tag=tag,
+                    schema=v.record_schema,
+                    huge_tree=True,
+                    no_network=True,
+                    resolve_entities=False,
+                )
+                for _event, patient in events:
+                    target = unicodedata.normalize("NFC", patient.get("record") or "")
+                    listed.add(target)
+                    v.need(target in v.src.files, "MANIFEST", rel, f"line {patient.sourceline}: record file absent")
+                    patient.clear(keep_tail=True)
+                    while patient.getprevious() is not None:
+                        del patient.getparent()[0]
+        except etree.XMLSyntaxError as exc:
+            if any(e.domain_name == "SCHEMASV" for e in exc.error_log):
+                v.schema_errors(rel, exc.error_log, private=True)
+            else:
+                v.add("XML", rel, f"not well-formed XML (line {exc.lineno})")
+    parser = etree.XMLParser(schema=v.record_schema, no_network=True, resolve_entities=False, huge_tree=True)
+    for rel in sorted(v.src.files):
+        if not _RECORD.match(rel):
+            continue
+        try:
+            with v.src.open(rel) as stream:
+                etree.parse(stream, parser)
+        except etree.XMLSyntaxError as exc:
+            if any(e.domain_name == "SCHEMASV" for e in exc.error_log):
+                v.schema_errors(rel, exc.error_log, private=True)
+            else:
+                v.add("XML", rel, f"not well-formed XML (line {exc.lineno})")
+        v.need(not manifests or rel in listed, "MANIFEST", rel, "record file not in the patient manifest")

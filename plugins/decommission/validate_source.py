@@ -1,0 +1,191 @@
+"""What the validator reads and how it records findings: the package's files (folder or tar) and the checker.
+
+The checker hashes each file once (SHA-256, streamed), resolves METS hrefs inside the package,
+parses XML with every schema resolved locally and keeps the list of problems.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import posixpath
+import re
+import tarfile
+import unicodedata
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+from urllib.parse import unquote
+
+from lxml import etree
+
+from decommission import mets, premis, records, tarindex
+
+X = mets.XLINK_NS
+_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
+_CHUNK = 1 << 20
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One finding: the requirement broken, the file (relative to the package root), what is wrong."""
+
+    requirement: str
+    path: str
+    message: str
+
+
+class PackageSource:
+    """A package's files by NFC path relative to its root folder, from a directory or a tar."""
+
+    def __init__(self, path: Path, problems: list[Problem]) -> None:
+        self.files: dict[str, object] = {}
+        self._tar: tarfile.TarFile | None = None
+        self._fd: int | None = None
+        if path.is_dir():
+            self.name = path.name
+            for dirpath, dirnames, filenames in os.walk(path):
+                dirnames.sort()
+                for name in sorted(filenames):
+                    full = Path(dirpath) / name
+                    self._add(full.relative_to(path).as_posix(), full, full.is_symlink(), problems)
+            return
+        index = tarindex.read_index(path)
+        if index is None:  # something the fast reader does not handle: tarfile reads it
+            self._tar = tarfile.open(path, "r:*")  # noqa: SIM115 (closed in close())
+            index = [
+                tarindex.Member(m.name, "file" if m.isfile() else "dir" if m.isdir() else "other", 0, m.size)
+                for m in self._tar.getmembers()
+            ]
+            handles = dict(zip([m.name for m in index], self._tar.getmembers(), strict=True))
+        else:
+            self._fd = os.open(path, os.O_RDONLY)
+            handles = {}
+        tops = {m.name.split("/", 1)[0] for m in index}
+        self.name = tops.pop() if len(tops) == 1 else ""
+        if tops or not self.name:
+            problems.append(Problem("LAYOUT", path.name, "the tar does not hold exactly one root folder"))
+        for member in index:
+            rel = member.name.split("/", 1)[1] if "/" in member.name else ""
+            parts = rel.split("/")
+            if member.name.startswith("/") or ".." in parts:
+                problems.append(Problem("LAYOUT", member.name, "tar member escapes the package folder"))
+            elif member.kind == "file":
+                self._add(rel, handles.get(member.name, member), False, problems)
+            elif member.kind != "dir":
+                problems.append(Problem("LAYOUT", member.name, "tar member is neither a file nor a folder"))
+
+    def _add(self, rel: str, handle: object, link: bool, problems: list[Problem]) -> None:
+        key = unicodedata.normalize("NFC", rel)
+        if link:
+            problems.append(Problem("LAYOUT", rel, "symbolic link in the package"))
+        elif key in self.files:
+            problems.append(Problem("LAYOUT", rel, "two files have the same NFC name"))
+        else:
+            self.files[key] = handle
+
+    def open(self, rel: str) -> IO[bytes]:
+        handle = self.files[rel]
+        if isinstance(handle, tarindex.Member):
+            return io.BufferedReader(tarindex.Window(self._fd, handle.offset, handle.size), 1 << 16)
+        if self._tar is None:
+            return open(handle, "rb")  # noqa: SIM115 (caller closes)
+        stream = self._tar.extractfile(handle)
+        if stream is None:
+            raise OSError(f"{rel}: not a regular file in the tar")
+        return stream
+
+    def close(self) -> None:
+        if self._tar is not None:
+            self._tar.close()
+        if self._fd is not None:
+            os.close(self._fd)
+
+
+class Checker:
+    def __init__(self, source: PackageSource, problems: list[Problem]) -> None:
+        self.src = source
+        self.problems = problems
+        #: package paths some METS document references (the root METS references itself)
+        self.referenced: set[str] = {"METS.xml"}
+        self._digests: dict[str, tuple[int, str]] = {}
+        #: validators of this run (lxml validators are not shared between threads)
+        self.mets_schema, self.premis_schema = mets.mets_schema(), premis.premis_schema()
+        self.record_schema = records.record_schema()
+
+    def add(self, requirement: str, path: str, message: str) -> None:
+        self.problems.append(Problem(requirement, path, message))
+
+    def need(self, ok: object, requirement: str, path: str, message: str) -> bool:
+        if not ok:
+            self.add(requirement, path, message)
+        return bool(ok)
+
+    # ------------------------------------------------------------------ files and XML
+    def digest(self, rel: str) -> tuple[int, str]:
+        if rel not in self._digests:
+            sha, size = hashlib.sha256(), 0
+            with self.src.open(rel) as stream:
+                while chunk := stream.read(_CHUNK):
+                    sha.update(chunk)
+                    size += len(chunk)
+            self._digests[rel] = (size, sha.hexdigest())
+        return self._digests[rel]
+
+    def resolve(self, base: str, href: str | None, where: str) -> str | None:
+        """Package-relative NFC path of an href written in a METS file in folder ``base``."""
+        if not href:
+            return None
+        href = unquote(href)
+        joined = posixpath.normpath(posixpath.join(base, href))
+        if href.startswith("/") or _SCHEME.match(href) or joined.startswith("../") or joined == "..":
+            self.add("LAYOUT", where, "a reference is not a relative path inside the package")
+            return None
+        return unicodedata.normalize("NFC", joined)
+
+    def schema_errors(self, rel: str, log: etree._ListErrorLog, private: bool) -> None:
+        """Report schema errors; for ``private`` files positions only, never values."""
+        for error in log:
+            detail = f"{error.type_name} at {error.path}" if private else error.message
+            self.add("XSD", rel, f"line {error.line}: {detail}")
+
+    def parse(self, rel: str, schema: etree.XMLSchema, private: bool = False) -> etree._ElementTree | None:
+        """Parse and schema-validate; for ``private`` files report positions only, never values."""
+        if rel not in self.src.files:
+            return None
+        try:
+            with self.src.open(rel) as stream:
+                tree = etree.parse(stream, mets.schema_parser())
+        except etree.XMLSyntaxError as exc:
+            self.add("XML", rel, f"not well-formed XML (line {exc.lineno})")
+            return None
+        if not schema.validate(tree):
+            self.schema_errors(rel, schema.error_log, private)
+        return tree
+
+    def check_file(self, element: etree._Element, rel: str | None, where: str) -> None:
+        """SIZE and CHECKSUM of a referenced file (mets:file or mets:mdRef) against its bytes."""
+        if rel is None:
+            return
+        self.referenced.add(rel)
+        if not self.need(rel in self.src.files, "MISSING-FILE", rel, f"referenced from {where} but absent"):
+            return
+        size, sha = self.digest(rel)
+        if element.get("SIZE") is not None and element.get("SIZE") != str(size):
+            self.add("FIXITY", rel, f"size {size} differs from SIZE {element.get('SIZE')} in {where}")
+        if element.get("CHECKSUMTYPE") not in (None, mets.CHECKSUM_TYPE):
+            self.add("FIXITY", rel, f"CHECKSUMTYPE in {where} is not SHA-256, the only one checked")
+        elif element.get("CHECKSUM") is not None and element.get("CHECKSUM", "").lower() != sha:
+            self.add("FIXITY", rel, f"SHA-256 differs from CHECKSUM in {where}")
+
+    def check_attributes(self, element: etree._Element, ids: dict[str, str], where: str) -> None:
+        for attribute, requirement in ids.items():
+            value = element.get(attribute)
+            if attribute == "LOCTYPE":
+                self.need(value == "URL", requirement, where, f"line {element.sourceline}: LOCTYPE is not URL")
+            elif attribute == f"{{{X}}}type":
+                self.need(value == "simple", requirement, where, f"line {element.sourceline}: xlink:type not simple")
+            else:
+                name = attribute.rsplit("}", 1)[-1]
+                self.need(value, requirement, where, f"line {element.sourceline}: {name} is missing")

@@ -1,0 +1,210 @@
+"""r7sim's ingest: validate each package that arrived, count its records, issue the ingest receipt.
+
+One background thread ingests packages ``ingest_delay`` seconds after they arrive; packages a
+stopped server left pending are ingested at the next start. The project's own validator
+(``decommission.validate``) decides; r7sim never accepts what it did not validate.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import re
+import tarfile
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from r7sim.settings import Settings
+from r7sim.store import ARCHIVE_NAME, Store, now_iso
+
+log = logging.getLogger("r7sim")
+
+#: tar members holding one patient's record: ``[<root>/]representations/rep1/data/<patient>/record.xml``
+RECORD_MEMBER = re.compile(r"^(?:\./)?(?:[^/]+/)?representations/rep1/data/([^/]+)/record\.xml$")
+_CHUNK = 1 << 20
+_MAX_REASONS = 1000
+_ARCHIVE_ID_NAMESPACE = uuid.UUID("6f1d9c1e-0d7e-4b8e-9a51-7a1c2b3d4e5f")
+
+
+def record_members(tar: tarfile.TarFile) -> Iterator[tuple[str, tarfile.TarInfo]]:
+    """Yield ``(patient_key, member)`` for each patient record in a package's tar."""
+    for member in tar:
+        match = RECORD_MEMBER.match(member.name)
+        if match and member.isfile():
+            yield match.group(1), member
+
+
+def record_from_tar(tar_path: Path, patient_key: str) -> bytes | None:
+    """Return one patient's ``record.xml`` from a package's tar, or None."""
+    with tarfile.open(tar_path, "r:") as tar:
+        for key, member in record_members(tar):
+            if key == patient_key:
+                extracted = tar.extractfile(member)
+                return extracted.read() if extracted is not None else None
+    return None
+
+
+def validator_missing() -> bool:
+    """Whether the project's validator cannot be imported (every package would then be rejected)."""
+    try:
+        from decommission.validate import validate_package  # noqa: F401
+    except ImportError:
+        return True
+    return False
+
+
+class Ingestor:
+    """One background thread that ingests packages ``ingest_delay`` seconds after they arrive."""
+
+    def __init__(self, store: Store, settings: Settings) -> None:
+        self.store = store
+        self.settings = settings
+        self._queue: queue.PriorityQueue[tuple[float, int, str]] = queue.PriorityQueue()
+        self._seq = 0
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="r7sim-ingest", daemon=True)
+
+    def start(self) -> None:
+        """Start the thread and queue every package a previous run left pending."""
+        for package_id in self.store.pending_packages():
+            log.info("resuming the ingest of %s", package_id)
+            self.schedule(package_id)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop after the package being ingested; unfinished ones stay pending for the next run."""
+        self._stopping.set()
+        self._thread.join(timeout=10)
+
+    def schedule(self, package_id: str) -> None:
+        """Queue a package for ingest after the configured delay."""
+        self._seq += 1
+        self._queue.put((time.monotonic() + self.settings.ingest_delay, self._seq, package_id))
+
+    def _loop(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                due, seq, package_id = self._queue.get(timeout=0.1)
+            except queue.Empty:
+                continue
+            wait = due - time.monotonic()
+            if wait > 0:
+                self._queue.put((due, seq, package_id))
+                self._stopping.wait(min(wait, 0.1))
+                continue
+            try:
+                self._ingest(package_id)
+            except Exception:  # keep the thread alive; the package stays pending
+                log.exception("ingest of %s failed inside r7sim", package_id)
+
+    def _ingest(self, package_id: str) -> None:
+        ingest_held(
+            self.store,
+            package_id,
+            forced_reject=package_id in self.settings.reject,
+            auto_approve_test=self.settings.auto_approve_test,
+        )
+
+
+def ingest_held(store: Store, package_id: str, *, forced_reject: bool, auto_approve_test: bool) -> dict | None:
+    """Ingest a held package that is still pending and store its final receipt.
+
+    :param forced_reject: reject it whatever the validator says (setting ``reject``)
+    :param auto_approve_test: approve its TEST delivery once every package in it is accepted
+    :returns: the ingest receipt, or None when the package is not held or not pending
+    """
+    row = store.package(package_id)
+    if row is None or row["status"] != "pending":
+        return None
+    status, reasons, counts = ingest_package(store.package_path(package_id), forced_reject=forced_reject)
+    receipt = {
+        "receipt_type": "ingest",
+        "package_id": package_id,
+        "delivery_id": row["delivery_id"],
+        "sha256": row["sha256"],
+        "status": status,
+        "reasons": reasons,
+        "archive_id": _archive_id(package_id, row["sha256"]) if status == "accepted" else None,
+        "counts": counts,
+        "ingested_at": now_iso(),
+        "archive": ARCHIVE_NAME,
+    }
+    approval = store.finish_ingest(package_id, receipt, auto_approve_test=auto_approve_test)
+    log.info("package %s %s (%d reasons)", package_id, status, len(reasons))
+    if approval:
+        log.info("TEST delivery %s approved automatically: %s", row["delivery_id"], approval)
+    return receipt
+
+
+def _archive_id(package_id: str, sha256: str) -> str:
+    """Return the archive's id of an accepted package: the same package always gets the same id."""
+    name = package_id + "\n" + sha256
+    return f"r7sim:{uuid.uuid5(_ARCHIVE_ID_NAMESPACE, name)}"
+
+
+def ingest_package(tar_path: Path, *, forced_reject: bool = False) -> tuple[str, list[dict[str, str]], dict]:
+    """Validate a package and count its records, as the archive's ingest does.
+
+    :param tar_path: the package's tar file
+    :param forced_reject: reject whatever the validator says (setting ``reject``)
+    :returns: status ("accepted" or "rejected"), reasons, and entity counts (accepted only)
+    """
+    reasons: list[dict[str, str]] = []
+    if forced_reject:
+        reasons.append(
+            _reason("R7SIM-REJECT", "", "rejected by the r7sim setting 'reject' (a simulated archive rejection)")
+        )
+    try:
+        from decommission.validate import validate_package
+
+        report = validate_package(tar_path)
+    except Exception as exc:  # the archive reports its failure instead of crashing
+        log.exception("validation of %s raised", tar_path.name)
+        reasons.append(_reason("R7SIM-INGEST", "", f"the package could not be validated: {_describe(exc)}"))
+        return "rejected", reasons, {}
+    if not report.ok:
+        problems = list(report.problems)
+        reasons.extend(_reason(p.requirement, p.path, p.message) for p in problems[:_MAX_REASONS])
+        if len(problems) > _MAX_REASONS:
+            reasons.append(_reason("R7SIM-INGEST", "", f"{len(problems) - _MAX_REASONS} more problems omitted"))
+        if not problems:
+            reasons.append(_reason("R7SIM-INGEST", "", "the validator reported the package invalid"))
+    if reasons:
+        return "rejected", reasons, {}
+    try:
+        counts = _count_records(tar_path)
+    except Exception as exc:
+        log.exception("counting the records of %s raised", tar_path.name)
+        return "rejected", [_reason("R7SIM-COUNT", "", f"the records could not be counted: {_describe(exc)}")], {}
+    return "accepted", [], counts
+
+
+def _count_records(tar_path: Path) -> dict[str, int]:
+    from decommission.records import count_entities
+
+    totals: dict[str, int] = {}
+    with tarfile.open(tar_path, "r:") as tar, tempfile.TemporaryDirectory(prefix="r7sim-count-") as scratch:
+        for _key, member in record_members(tar):
+            extracted = tar.extractfile(member)
+            if extracted is None:
+                continue
+            record_path = Path(scratch) / "record.xml"
+            with record_path.open("wb") as out:
+                while chunk := extracted.read(_CHUNK):
+                    out.write(chunk)
+            for entity, n in count_entities(record_path).items():
+                totals[entity] = totals.get(entity, 0) + int(n)
+    return dict(sorted(totals.items()))
+
+
+def _reason(requirement: Any, path: Any, message: Any) -> dict[str, str]:
+    return {"requirement": str(requirement), "path": str(path or ""), "message": str(message)}
+
+
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"[:300]
