@@ -171,6 +171,7 @@ def pipeline(workers: int, log: Any, *, until: str = "package") -> dict[str, Any
             mapped, timings["map"] = run_stage("map", extracted, workers, log, memory)
         if until == "package":
             packages, timings["package"] = run_stage("package", mapped, workers, log, memory)
+    one = max(memory.peak_one / 2**20, _children_maxrss_mb())
     rows = sum(sum(e["rows"].values()) for e in extracted)
     notes = sum(e["rows"].get("journalanteckning", 0) for e in extracted)
     quarantined = sum(sum(sum(r.values()) for r in m["quarantined"].values()) for m in mapped)
@@ -186,7 +187,7 @@ def pipeline(workers: int, log: Any, *, until: str = "package") -> dict[str, Any
         "packages": len(packages),
         "package_bytes": sum(p["size"] for p in packages),
         "timings": timings,
-        "peak_rss_mb": round(memory.peak_sum / 2**20, 1),
-        # sampled, and the kernel's own peak of the largest finished worker (a spike between samples)
-        "peak_rss_one_process_mb": round(max(memory.peak_one / 2**20, _children_maxrss_mb()), 1),
+        # the summed workers, sampled; never below the kernel's own peak of the largest worker
+        "peak_rss_mb": round(max(memory.peak_sum / 2**20, one), 1),
+        "peak_rss_one_process_mb": round(one, 1),
     }

@@ -1,0 +1,33 @@
+"""``make bench`` at a toy size: it runs every stage and its last line is the JSON summary."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.postgres
+
+
+def test_bench_prints_its_summary_last(pg_dsn):
+    import psycopg
+
+    schema = f"scale_bench_test_{os.getpid()}"
+    cmd = [sys.executable, "-m", "bench.run", "--rows", "3000", "--url", pg_dsn, "--schema", schema]
+    cmd += ["--per-partition", "100"]
+    done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    summary = json.loads(done.stdout.strip().splitlines()[-1])
+    assert summary["rows"] > summary["notes"] > 2000
+    assert set(summary["stages"]) == {"extract", "map", "package"}
+    assert all(s["rows_per_s"] > 0 for s in summary["stages"].values())
+    assert summary["ratio"] == pytest.approx(summary["rows_per_s"] / summary["copy_rows_per_s"], abs=1e-4)
+    assert summary["partitions"] > 1 and summary["workers"] == 2
+    assert 0 < summary["peak_rss_one_process_mb"] <= summary["peak_rss_mb"]
+    with psycopg.connect(pg_dsn) as db:  # the bench removes its schema
+        assert db.execute("SELECT count(*) FROM pg_namespace WHERE nspname = %s", (schema,)).fetchone()[0] == 0
