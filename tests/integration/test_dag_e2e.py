@@ -97,29 +97,6 @@ def _run(dag, day: dt.date, milestone: str):
     return dag.test(logical_date=dt.datetime.combine(day, dt.time(), tzinfo=dt.UTC), run_conf={"milestone": milestone})
 
 
-def _mapping_writes_nulls_as_nan() -> bool:
-    """Whether the mapping in this tree turns a NULL value into the text 'nan' (a known defect of the
-    pandas-based ``mapping._key_str``; the Arrow-based mapping keeps nulls null)."""
-    import pandas as pd
-
-    from decommission import mapping
-
-    key_str = getattr(mapping, "_key_str", None)
-    return key_str is not None and key_str(pd.Series([1.0, None])).iloc[1] == "nan"
-
-
-#: With that defect a note without a contact reaches the archive as caseId="nan"; the content fingerprint,
-#: source side against package side, catches it and the verdict is FAIL, so these tests cannot reach the
-#: sign-off. They run normally (and must pass) wherever the mapping keeps nulls null.
-NAN_REFERENCES = pytest.mark.xfail(
-    condition=_mapping_writes_nulls_as_nan(),
-    strict=True,
-    raises=AssertionError,
-    reason="mapping._key_str writes NULL values as 'nan': the fingerprint check fails the verdict (as it should)",
-)
-
-
-@NAN_REFERENCES
 def test_vas_from_test_delivery_to_contract_exit(demo_system):
     from decommission.ledger import Ledger
 
@@ -343,7 +320,6 @@ def test_package_altered_in_the_archive_is_caught_by_the_read_back_sample(demo_s
     assert not any("Annorlunda" in t for t in texts)
 
 
-@NAN_REFERENCES
 def test_rejected_signoff_leaves_no_contract_exit(demo_system_small):
     from decommission.ledger import Ledger
 
