@@ -43,6 +43,7 @@ LABELS = {
         "by_year": "Rader per år: källa mot arkiv",
         "by_unit": "Rader per vårdenhet",
         "year": "År",
+        "no_year": "utan datum",
         "unit": "Vårdenhet",
         "archived": "Arkiverat",
         "progress": "Förlopp över leveransen",
@@ -107,6 +108,7 @@ LABELS = {
         "by_year": "Rows per year: source against archive",
         "by_unit": "Rows per care unit",
         "year": "Year",
+        "no_year": "no date",
         "unit": "Care unit",
         "archived": "Archived",
         "progress": "Progress over the delivery",
@@ -132,3 +134,8 @@ LABELS = {
         "hash": "SHA-256 of the result",
     },
 }
+
+
+def year_label(year: str, labels: dict[str, str]) -> str:
+    """A breakdown year as a reader sees it: rows without a clinical date are named, not shown as '-'."""
+    return labels["no_year"] if year == "-" else year

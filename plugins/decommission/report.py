@@ -16,7 +16,7 @@ from markupsafe import Markup
 
 from decommission.charts import grouped_bars, horizontal_bars
 from decommission.files import write_atomic
-from decommission.labels import LABELS
+from decommission.labels import LABELS, year_label
 from decommission.ledger import canonical
 from decommission.settings import REPO
 
@@ -75,7 +75,9 @@ def build_charts(result: Mapping[str, Any], t: Mapping[str, str]) -> dict[str, M
     years = result.get("breakdown", {}).get("years", {})
     if years:
         charts["by_year"] = grouped_bars(
-            t["by_year"], {y: (v["source"], v["archived"]) for y, v in years.items()}, (t["source"], t["archived"])
+            t["by_year"],
+            {year_label(y, t): (v["source"], v["archived"]) for y, v in years.items()},
+            (t["source"], t["archived"]),
         )
     if result.get("quarantine_by_reason"):
         charts["by_reason"] = horizontal_bars(t["by_reason"], result["quarantine_by_reason"])

@@ -13,6 +13,8 @@ from typing import Any
 
 from fpdf import FPDF
 
+from decommission.labels import year_label
+
 _REPLACE = {"–": "-", "—": "-", "✓": "OK", "✗": "X", "→": "->", "≥": ">=", "≤": "<=", "’": "'", "“": '"', "”": '"'}
 _BLUE, _GREEN, _RED = (59, 110, 165), (46, 133, 64), (163, 21, 21)
 
@@ -98,7 +100,7 @@ def render_pdf(result: Mapping[str, Any], t: Mapping[str, str], digest: str, *, 
         _bars(
             doc,
             t["by_year"],
-            {y: (v["source"], v["archived"]) for y, v in years.items()},
+            {year_label(y, t): (v["source"], v["archived"]) for y, v in years.items()},
             (_BLUE, _GREEN),
             legend=(t["source"], t["archived"]),
         )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+from pathlib import Path
 
 import pytest
 
@@ -68,6 +69,13 @@ class TestWriteReport:
         assert dark > 2000, f"page 1 of the PDF is nearly blank ({dark} dark pixels)"
         text = pdf[0].get_textpage().get_text_range()
         assert "GODKÄND" in text and "VAS" in text
+        assert "utan datum" in pdf[1 if len(pdf) > 1 else 0].get_textpage().get_text_range() + text
+
+    def test_rows_without_a_clinical_date_are_named_not_dashed(self, tmp_path):
+        html = Path(write_report(_result(), tmp_path)["html"]).read_text(encoding="utf-8")
+        assert "<td>utan datum</td>" in html and "<td>-</td>" not in html
+        english = Path(write_report(_result(), tmp_path / "en", language="en")["html"]).read_text(encoding="utf-8")
+        assert "<td>no date</td>" in english
 
     def test_many_years_do_not_spread_the_pdf_over_many_pages(self, tmp_path):
         import pypdfium2
