@@ -69,10 +69,11 @@ class PackageSource:
             self.files.close()
             self.files, found, tops = FileTable(), [], set()
             self._tar = tarfile.open(path, "r:*")  # noqa: SIM115 (closed in close())
-            self._members = {m.name: m for m in self._tar.getmembers()}
+            every = self._tar.getmembers()
+            self._members = {m.name: m for m in every}
             members = (
                 tarindex.Member(m.name, "file" if m.isfile() else "dir" if m.isdir() else "other", 0, m.size)
-                for m in self._members.values()
+                for m in every
             )
             self._read_members(path, members, tops, found)
         self.name = tops.pop() if len(tops) == 1 else ""

@@ -20,6 +20,16 @@ _PAGE = 2_000
 MARKS = ("referenced", "described", "listed")
 
 
+def _key(text: str) -> bytes:
+    # names read from a tar or a folder may hold undecodable bytes (surrogate escapes), which
+    # SQLite text cannot; stored as their bytes, valid names sort as code points all the same
+    return text.encode("utf-8", "surrogateescape")
+
+
+def _text(key: bytes) -> str:
+    return key.decode("utf-8", "surrogateescape")
+
+
 class Entry(NamedTuple):
     """Where a file's bytes are: a folder path or a tar member name (``location``), or a tar window."""
 
@@ -37,7 +47,7 @@ class FileTable:
             self._db.execute(f"PRAGMA {pragma}")
         self._db.executescript(
             """
-            CREATE TABLE files (path TEXT PRIMARY KEY, location TEXT, offset INTEGER, size INTEGER,
+            CREATE TABLE files (path BLOB PRIMARY KEY, location BLOB, offset INTEGER, size INTEGER,
                                 hashed_size INTEGER, sha256 TEXT, referenced INTEGER DEFAULT 0,
                                 described INTEGER DEFAULT 0, listed INTEGER DEFAULT 0) WITHOUT ROWID;
             CREATE TABLE ids (id TEXT PRIMARY KEY) WITHOUT ROWID;
@@ -55,7 +65,7 @@ class FileTable:
         """Record a file; False when a file of the same path is already there."""
         cursor = self._db.execute(
             "INSERT OR IGNORE INTO files (path, location, offset, size) VALUES (?, ?, ?, ?)",
-            (path, location, offset, size),
+            (_key(path), _key(location), offset, size),
         )
         self._count += cursor.rowcount
         return cursor.rowcount == 1
@@ -64,16 +74,18 @@ class FileTable:
         return self._count
 
     def __contains__(self, path: object) -> bool:
-        return self._db.execute("SELECT 1 FROM files WHERE path = ?", (path,)).fetchone() is not None
+        if not isinstance(path, str):
+            return False
+        return self._db.execute("SELECT 1 FROM files WHERE path = ?", (_key(path),)).fetchone() is not None
 
     def __getitem__(self, path: str) -> Entry:
-        row = self._db.execute("SELECT location, offset, size FROM files WHERE path = ?", (path,)).fetchone()
+        row = self._db.execute("SELECT location, offset, size FROM files WHERE path = ?", (_key(path),)).fetchone()
         if row is None:
             raise KeyError(path)
-        return Entry(*row)
+        return Entry(_text(row[0]), row[1], row[2])
 
     def __iter__(self) -> Iterator[str]:
-        """Every path in code-point order (SQLite compares UTF-8 bytes, which sorts the same)."""
+        """Every path in code-point order (SQLite compares the UTF-8 bytes, which sorts the same)."""
         return self._paths("1")
 
     def unmarked(self, mark: str) -> Iterator[str]:
@@ -84,7 +96,7 @@ class FileTable:
 
     def _paths(self, condition: str) -> Iterator[str]:
         # a page at a time by key: the caller may query and mark files between pages
-        last = ""
+        last = b""
         first = True
         while True:
             rows = self._db.execute(
@@ -94,26 +106,26 @@ class FileTable:
             if not rows:
                 return
             for (path,) in rows:
-                yield path
+                yield _text(path)
             last, first = rows[-1][0], False
 
     def mark(self, path: str, mark: str) -> None:
         if mark not in MARKS:
             raise ValueError(mark)
-        self._db.execute(f"UPDATE files SET {mark} = 1 WHERE path = ?", (path,))  # noqa: S608 (a fixed column)
+        self._db.execute(f"UPDATE files SET {mark} = 1 WHERE path = ?", (_key(path),))  # noqa: S608 (a fixed column)
 
     def marked(self, path: str, mark: str) -> bool:
         if mark not in MARKS:
             raise ValueError(mark)
-        row = self._db.execute(f"SELECT {mark} FROM files WHERE path = ?", (path,)).fetchone()  # noqa: S608 (a fixed column)
+        row = self._db.execute(f"SELECT {mark} FROM files WHERE path = ?", (_key(path),)).fetchone()  # noqa: S608 (a fixed column)
         return bool(row and row[0])
 
     def digest(self, path: str) -> tuple[int, str] | None:
-        row = self._db.execute("SELECT hashed_size, sha256 FROM files WHERE path = ?", (path,)).fetchone()
+        row = self._db.execute("SELECT hashed_size, sha256 FROM files WHERE path = ?", (_key(path),)).fetchone()
         return None if row is None or row[1] is None else (row[0], row[1])
 
     def set_digest(self, path: str, size: int, sha256: str) -> None:
-        self._db.execute("UPDATE files SET hashed_size = ?, sha256 = ? WHERE path = ?", (size, sha256, path))
+        self._db.execute("UPDATE files SET hashed_size = ?, sha256 = ? WHERE path = ?", (size, sha256, _key(path)))
 
     # ------------------------------------------------------------------ METS ids and references
     def reset_ids(self) -> None:
