@@ -165,6 +165,14 @@ class PackageWriter:
         self._header(rel, size=0, directory=True)
         self._dirs.add(rel)
 
+    def forget(self, *folders: str) -> None:
+        """Stop remembering folders no file will go into again (a patient's, once written).
+
+        A package of 100 000 patients would otherwise keep every folder name; writing into a
+        forgotten folder again would add a second member for it (with the folder: fail on mkdir).
+        """
+        self._dirs.difference_update(folders)
+
     # ------------------------------------------------------------------ files
     def add(self, rel: str, parts: Iterable[bytes | memoryview], sha256: str | None = None) -> Written:
         """Write a file whose bytes are in memory (``parts`` in order) to the folder and the tar.

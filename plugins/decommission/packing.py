@@ -122,6 +122,8 @@ class Package:
                 cases=cases[bounds[i] : bounds[i + 1]],
                 documents=attachments.documents[i],
             )
+            patient_dir = f"{REPRESENTATION_DIR}/data/{folder}"
+            self.out.forget(patient_dir, f"{patient_dir}/attachments")  # files go in patient by patient
         self.premis.add_files(premis_files)
         manifest = recordxml.manifest_entries(
             chunk,

@@ -29,6 +29,8 @@ if TYPE_CHECKING:
 #: patients whose rows are in memory at once
 CHUNK_PATIENTS = 2000
 _BATCH_ROWS = 16_384
+#: the most bytes (uncompressed, on average) one read batch holds: attachments make rows large
+_BATCH_BYTES = 4 * 2**20
 RANK = "__rank"
 
 
@@ -113,6 +115,8 @@ class PartitionReader:
         for name in ENTITIES:
             if name != "patient":
                 self._spread(name, mapped.get(name))
+                # give the allocator's freed pages back, so the chunks that follow start from a low mark
+                pa.default_memory_pool().release_unused()
 
     def __len__(self) -> int:
         return self.patients.num_rows
@@ -121,7 +125,7 @@ class PartitionReader:
     def _read_patients(path: Path | None) -> pa.Table:
         if path is None or not path.exists():
             raise PackageError("the partition holds no patients: nothing to package")
-        table = _conform("patient", pq.read_table(path))
+        table = _conform("patient", pq.read_table(path, use_threads=False))
         keys = table.column("patient_key")
         if keys.null_count:
             raise PackageError(f"patient: {keys.null_count} rows have no patient_key")
@@ -136,9 +140,14 @@ class PartitionReader:
     def _batches(self, name: str, path: Path | None) -> Iterator[pa.Table]:
         if path is None or not path.exists():
             return
-        parquet = pq.ParquetFile(path)
+        # read a page at a time, in this thread: whole column chunks and per-thread buffers would
+        # make the peak depend on the file's row groups rather than on the batch
+        parquet = pq.ParquetFile(path, pre_buffer=False, buffer_size=1 << 20)
         _conform(name, parquet.schema_arrow.empty_table())
-        for batch in parquet.iter_batches(batch_size=_BATCH_ROWS):
+        meta = parquet.metadata
+        size = sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups))
+        rows = max(1, min(_BATCH_ROWS, _BATCH_BYTES * max(1, meta.num_rows) // max(1, size)))
+        for batch in parquet.iter_batches(batch_size=rows, use_threads=False):
             yield _conform(name, batch)
 
     def _spread(self, name: str, path: Path | None) -> None:

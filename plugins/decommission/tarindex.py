@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
     from pathlib import Path
 
 _BLOCK = 512
@@ -47,27 +48,33 @@ def _pax_path(records: bytes) -> str | None:
     return path
 
 
-def read_index(path: Path) -> list[Member] | None:
-    """The members of an uncompressed POSIX tar, or None when it uses anything else."""
-    members: list[Member] = []
+class Unsupported(Exception):  # noqa: N818 (a signal to fall back, not an error)
+    """The tar uses something this reader does not handle (the caller falls back to ``tarfile``)."""
+
+
+def iter_index(path: Path) -> Iterator[Member]:
+    """The members of an uncompressed POSIX tar one at a time (nothing kept per member).
+
+    :raises Unsupported: at the first header it does not handle, or a truncated archive
+    """
     pending: str | None = None
     with open(path, "rb") as stream:
         position = 0
         while True:
             head = stream.read(_BLOCK)
             if len(head) < _BLOCK:
-                return None  # no end-of-archive blocks: truncated or not a tar
+                raise Unsupported  # no end-of-archive blocks: truncated or not a tar
             if head == b"\0" * _BLOCK:
-                return members
+                return
             if head[257:262] != b"ustar":
-                return None
+                raise Unsupported
             try:
                 stored = int(_field(head, 148, 156).strip() or b"-1", 8)
                 size = int(_field(head, 124, 136).strip() or b"0", 8)
             except ValueError:
-                return None
+                raise Unsupported from None
             if stored != sum(head[:148]) + 256 + sum(head[156:]):
-                return None
+                raise Unsupported
             kind = head[156:157]
             data = position + _BLOCK
             following = data + -(-size // _BLOCK) * _BLOCK
@@ -75,18 +82,26 @@ def read_index(path: Path) -> list[Member] | None:
                 try:
                     pending = _pax_path(stream.read(size))
                 except ValueError:
-                    return None
+                    raise Unsupported from None
             elif kind in (b"g", b"L", b"K", b"S"):
-                return None
+                raise Unsupported
             else:
                 name = _field(head, 0, 100)
                 prefix = _field(head, 345, 500)
                 full = pending or (prefix + b"/" + name if prefix else name).decode("utf-8", "surrogateescape")
                 pending = None
                 what = "file" if kind in _FILE_TYPES else "dir" if kind == b"5" else "other"
-                members.append(Member(full.rstrip("/") if what == "dir" else full, what, data, size))
+                yield Member(full.rstrip("/") if what == "dir" else full, what, data, size)
             stream.seek(following)
             position = following
+
+
+def read_index(path: Path) -> list[Member] | None:
+    """The members of an uncompressed POSIX tar, or None when it uses anything else."""
+    try:
+        return list(iter_index(path))
+    except Unsupported:
+        return None
 
 
 class Window(io.RawIOBase):

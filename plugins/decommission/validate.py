@@ -70,7 +70,7 @@ def validate_package(path: Path) -> ValidationReport:
                 check_premis(v, premis_path)
             v.need(metadata.get("PREMIS"), "PREMIS", "METS.xml", "no digiprovMD references a PREMIS file")
             check_records(v, metadata.get("PatientManifest", []))
-            for rel in sorted(set(source.files) - v.referenced):
+            for rel in source.files.unmarked("referenced"):
                 v.add("EXTRA-FILE", rel, "no METS document references this file")
     finally:
         source.close()

@@ -19,7 +19,6 @@ def check_premis(v: Checker, rel: str) -> None:
     """PREMIS schema (while stream-parsing) and every file object's size and SHA-256 against the bytes."""
     if rel not in v.src.files:
         return
-    described = set()
     tag = f"{{{premis.PREMIS_NS}}}object"
     try:
         with v.src.open(rel) as stream:
@@ -35,8 +34,8 @@ def check_premis(v: Checker, rel: str) -> None:
             for _event, element in events:
                 for path, size, digests in premis.file_objects(element):
                     path = unicodedata.normalize("NFC", path)
-                    described.add(path)
                     if v.need(path in v.src.files, "PREMIS", path, f"described in {rel} but absent"):
+                        v.src.files.mark(path, "described")
                         actual_size, sha = v.digest(path)
                         v.need(size == str(actual_size), "PREMIS", path, f"size differs from {rel}")
                         v.need((premis.DIGEST_ALGORITHM, sha) in digests, "PREMIS", path, f"SHA-256 differs from {rel}")
@@ -51,9 +50,9 @@ def check_premis(v: Checker, rel: str) -> None:
             f"line {exc.lineno}: {exc.msg}" if schema else f"not well-formed XML (line {exc.lineno})",
         )
         return
-    for path in sorted(v.src.files):
+    for path in v.src.files.unmarked("described"):
         if _DATA.match(path):
-            v.need(path in described, "PREMIS", path, f"data file has no object in {rel}")
+            v.add("PREMIS", path, f"data file has no object in {rel}")
 
 
 _DATA = re.compile(r"representations/[^/]+/data/")
@@ -62,7 +61,6 @@ _RECORD = re.compile(r"representations/[^/]+/data/[^/]+/record\.xml$")
 
 def check_records(v: Checker, manifests: list[str]) -> None:
     """The patient manifest and every record file against record.xsd (errors without values)."""
-    listed: set[str] = set()
     tag = f"{{{records.NS}}}patient"
     for rel in manifests:  # stream-parsed: the manifest has an entry per patient
         if rel not in v.src.files:
@@ -80,8 +78,8 @@ def check_records(v: Checker, manifests: list[str]) -> None:
                 )
                 for _event, patient in events:
                     target = unicodedata.normalize("NFC", patient.get("record") or "")
-                    listed.add(target)
-                    v.need(target in v.src.files, "MANIFEST", rel, f"line {patient.sourceline}: record file absent")
+                    if v.need(target in v.src.files, "MANIFEST", rel, f"line {patient.sourceline}: record file absent"):
+                        v.src.files.mark(target, "listed")
                     patient.clear(keep_tail=True)
                     while patient.getprevious() is not None:
                         del patient.getparent()[0]
@@ -91,7 +89,7 @@ def check_records(v: Checker, manifests: list[str]) -> None:
             else:
                 v.add("XML", rel, f"not well-formed XML (line {exc.lineno})")
     parser = etree.XMLParser(schema=v.record_schema, no_network=True, resolve_entities=False, huge_tree=True)
-    for rel in sorted(v.src.files):
+    for rel in v.src.files:
         if not _RECORD.match(rel):
             continue
         try:
@@ -102,4 +100,5 @@ def check_records(v: Checker, manifests: list[str]) -> None:
                 v.schema_errors(rel, exc.error_log, private=True)
             else:
                 v.add("XML", rel, f"not well-formed XML (line {exc.lineno})")
-        v.need(not manifests or rel in listed, "MANIFEST", rel, "record file not in the patient manifest")
+        listed = not manifests or v.src.files.marked(rel, "listed")
+        v.need(listed, "MANIFEST", rel, "record file not in the patient manifest")

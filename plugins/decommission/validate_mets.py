@@ -311,6 +311,9 @@ def check_mets(v: Checker, rel: str, folder: str) -> tuple[etree._Element | None
     return doc, _check_files(v, doc, rel, True)
 
 
+_ID_BATCH = 20_000
+
+
 def _free(element: etree._Element) -> None:
     """Drop an element's content and the siblings before it (iterparse keeps them otherwise)."""
     element.clear(keep_tail=True)
@@ -324,8 +327,11 @@ def check_representation_mets(v: Checker, rel: str, folder: str) -> None:
     if not v.need(rel in v.src.files, "MISSING-FILE", rel, "METS document is absent"):
         return
     # the schema attached to iterparse does not check ID references: we do (FILEID, DMDID, ADMID)
-    ids: set[str] = set()
-    refs: dict[str, tuple[str, int]] = {}
+    # ids and references go to the file table's database a batch at a time: they grow with the package
+    state = v.src.files
+    state.reset_ids()
+    ids: list[tuple[str]] = []
+    refs: list[tuple[str, str, int]] = []
     doc = None
     try:
         with v.src.open(rel) as stream:
@@ -344,10 +350,12 @@ def check_representation_mets(v: Checker, rel: str, folder: str) -> None:
                         _check_root_element(v, doc, rel, folder, False)
                     continue
                 if element.get("ID"):
-                    ids.add(element.get("ID"))
+                    ids.append((element.get("ID"),))
                 for attribute in ("FILEID", "DMDID", "ADMID"):
-                    for ref in (element.get(attribute) or "").split():
-                        refs.setdefault(ref, (attribute, element.sourceline))
+                    refs += [(ref, attribute, element.sourceline) for ref in (element.get(attribute) or "").split()]
+                if len(ids) + len(refs) > _ID_BATCH:
+                    state.add_ids(ids, refs)
+                    ids, refs = [], []
                 tag = element.tag
                 if tag == _m("metsHdr"):
                     _check_header(v, doc, rel, False)
@@ -367,7 +375,8 @@ def check_representation_mets(v: Checker, rel: str, folder: str) -> None:
         )
         return
     v.need(doc is not None and doc.find(_m("fileSec")) is not None, "CSIP58", rel, "no fileSec")
-    for ref, (attribute, line) in refs.items():
-        v.need(ref in ids, "IDREF", rel, f"line {line}: {attribute} names no ID")
+    state.add_ids(ids, refs)
+    for _ref, attribute, line in state.dangling():
+        v.add("IDREF", rel, f"line {line}: {attribute} names no ID")
     if doc is not None:
         check_struct_map(v, doc, rel, root=False)

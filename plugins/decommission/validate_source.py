@@ -15,12 +15,16 @@ import tarfile
 import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING
 from urllib.parse import unquote
 
 from lxml import etree
 
 from decommission import mets, premis, records, tarindex
+from decommission.validate_state import FileTable
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
 
 X = mets.XLINK_NS
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
@@ -37,11 +41,16 @@ class Problem:
 
 
 class PackageSource:
-    """A package's files by NFC path relative to its root folder, from a directory or a tar."""
+    """A package's files by NFC path relative to its root folder, from a directory or a tar.
+
+    ``files`` is a :class:`~decommission.validate_state.FileTable` on disk: nothing is kept in
+    memory per file, so a package of any size is read with the same memory.
+    """
 
     def __init__(self, path: Path, problems: list[Problem]) -> None:
-        self.files: dict[str, object] = {}
+        self.files = FileTable()
         self._tar: tarfile.TarFile | None = None
+        self._members: dict[str, tarfile.TarInfo] = {}
         self._fd: int | None = None
         if path.is_dir():
             self.name = path.name
@@ -49,49 +58,58 @@ class PackageSource:
                 dirnames.sort()
                 for name in sorted(filenames):
                     full = Path(dirpath) / name
-                    self._add(full.relative_to(path).as_posix(), full, full.is_symlink(), problems)
+                    self._add(full.relative_to(path).as_posix(), str(full), 0, 0, full.is_symlink(), problems)
             return
-        index = tarindex.read_index(path)
-        if index is None:  # something the fast reader does not handle: tarfile reads it
-            self._tar = tarfile.open(path, "r:*")  # noqa: SIM115 (closed in close())
-            index = [
-                tarindex.Member(m.name, "file" if m.isfile() else "dir" if m.isdir() else "other", 0, m.size)
-                for m in self._tar.getmembers()
-            ]
-            handles = dict(zip([m.name for m in index], self._tar.getmembers(), strict=True))
-        else:
+        found: list[Problem] = []
+        tops: set[str] = set()
+        try:
+            self._read_members(path, tarindex.iter_index(path), tops, found)
             self._fd = os.open(path, os.O_RDONLY)
-            handles = {}
-        tops = {m.name.split("/", 1)[0] for m in index}
+        except tarindex.Unsupported:  # something the fast reader does not handle: tarfile reads it
+            self.files.close()
+            self.files, found, tops = FileTable(), [], set()
+            self._tar = tarfile.open(path, "r:*")  # noqa: SIM115 (closed in close())
+            every = self._tar.getmembers()
+            self._members = {m.name: m for m in every}
+            members = (
+                tarindex.Member(m.name, "file" if m.isfile() else "dir" if m.isdir() else "other", 0, m.size)
+                for m in every
+            )
+            self._read_members(path, members, tops, found)
         self.name = tops.pop() if len(tops) == 1 else ""
         if tops or not self.name:
             problems.append(Problem("LAYOUT", path.name, "the tar does not hold exactly one root folder"))
-        for member in index:
+        problems += found
+
+    def _read_members(
+        self, path: Path, members: Iterable[tarindex.Member], tops: set[str], problems: list[Problem]
+    ) -> None:
+        for member in members:
+            if len(tops) < 2:  # one root folder is all a package may have; two already say it does not
+                tops.add(member.name.split("/", 1)[0])
             rel = member.name.split("/", 1)[1] if "/" in member.name else ""
             parts = rel.split("/")
             if member.name.startswith("/") or ".." in parts:
                 problems.append(Problem("LAYOUT", member.name, "tar member escapes the package folder"))
             elif member.kind == "file":
-                self._add(rel, handles.get(member.name, member), False, problems)
+                self._add(rel, member.name, member.offset, member.size, False, problems)
             elif member.kind != "dir":
                 problems.append(Problem("LAYOUT", member.name, "tar member is neither a file nor a folder"))
 
-    def _add(self, rel: str, handle: object, link: bool, problems: list[Problem]) -> None:
+    def _add(self, rel: str, location: str, offset: int, size: int, link: bool, problems: list[Problem]) -> None:
         key = unicodedata.normalize("NFC", rel)
         if link:
             problems.append(Problem("LAYOUT", rel, "symbolic link in the package"))
-        elif key in self.files:
+        elif not self.files.add(key, location, offset, size):
             problems.append(Problem("LAYOUT", rel, "two files have the same NFC name"))
-        else:
-            self.files[key] = handle
 
     def open(self, rel: str) -> IO[bytes]:
-        handle = self.files[rel]
-        if isinstance(handle, tarindex.Member):
-            return io.BufferedReader(tarindex.Window(self._fd, handle.offset, handle.size), 1 << 16)
+        entry = self.files[rel]
+        if self._fd is not None:
+            return io.BufferedReader(tarindex.Window(self._fd, entry.offset, entry.size), 1 << 16)
         if self._tar is None:
-            return open(handle, "rb")  # noqa: SIM115 (caller closes)
-        stream = self._tar.extractfile(handle)
+            return open(entry.location, "rb")  # noqa: SIM115 (caller closes)
+        stream = self._tar.extractfile(self._members[entry.location])
         if stream is None:
             raise OSError(f"{rel}: not a regular file in the tar")
         return stream
@@ -101,15 +119,16 @@ class PackageSource:
             self._tar.close()
         if self._fd is not None:
             os.close(self._fd)
+        self.files.close()
 
 
 class Checker:
     def __init__(self, source: PackageSource, problems: list[Problem]) -> None:
         self.src = source
         self.problems = problems
-        #: package paths some METS document references (the root METS references itself)
-        self.referenced: set[str] = {"METS.xml"}
-        self._digests: dict[str, tuple[int, str]] = {}
+        # the root METS references itself; the files other METS documents name are marked as read
+        if "METS.xml" in source.files:
+            source.files.mark("METS.xml", "referenced")
         #: validators of this run (lxml validators are not shared between threads)
         self.mets_schema, self.premis_schema = mets.mets_schema(), premis.premis_schema()
         self.record_schema = records.record_schema()
@@ -124,14 +143,17 @@ class Checker:
 
     # ------------------------------------------------------------------ files and XML
     def digest(self, rel: str) -> tuple[int, str]:
-        if rel not in self._digests:
+        """Size and SHA-256 of a file's bytes, read once (later calls get the recorded digest)."""
+        known = self.src.files.digest(rel)
+        if known is None:
             sha, size = hashlib.sha256(), 0
             with self.src.open(rel) as stream:
                 while chunk := stream.read(_CHUNK):
                     sha.update(chunk)
                     size += len(chunk)
-            self._digests[rel] = (size, sha.hexdigest())
-        return self._digests[rel]
+            known = (size, sha.hexdigest())
+            self.src.files.set_digest(rel, *known)
+        return known
 
     def resolve(self, base: str, href: str | None, where: str) -> str | None:
         """Package-relative NFC path of an href written in a METS file in folder ``base``."""
@@ -168,9 +190,9 @@ class Checker:
         """SIZE and CHECKSUM of a referenced file (mets:file or mets:mdRef) against its bytes."""
         if rel is None:
             return
-        self.referenced.add(rel)
         if not self.need(rel in self.src.files, "MISSING-FILE", rel, f"referenced from {where} but absent"):
             return
+        self.src.files.mark(rel, "referenced")
         size, sha = self.digest(rel)
         if element.get("SIZE") is not None and element.get("SIZE") != str(size):
             self.add("FIXITY", rel, f"size {size} differs from SIZE {element.get('SIZE')} in {where}")

@@ -217,6 +217,21 @@ class TestValidatePackage:
         report = validate_package(target)
         assert "LAYOUT" in {p.requirement for p in report.problems}
 
+    @pytest.mark.parametrize("fmt", [tarfile.USTAR_FORMAT, tarfile.GNU_FORMAT], ids=["fast-index", "tarfile"])
+    def test_undecodable_member_name_is_an_extra_file(self, built, tmp_path, fmt):
+        # a name that is not UTF-8 (read back as surrogate escapes) is reported, not a crash
+        target = tmp_path / f"{built.package_id}.tar"
+        shutil.copyfile(built.container, target)
+        with tarfile.open(target, "a", format=fmt, encoding="utf-8", errors="surrogateescape") as tar:
+            info = tarfile.TarInfo(f"{built.package_id}/documentation/bad-\udcff.txt")
+            info.size = 1
+            if fmt == tarfile.GNU_FORMAT:  # a GNU long name the fast index gives up on
+                info.name = f"{built.package_id}/documentation/{'x' * 120}-\udcff.txt"
+            tar.addfile(info, io.BytesIO(b"x"))
+        report = validate_package(target)
+        extra = [p for p in report.problems if p.requirement == "EXTRA-FILE"]
+        assert len(extra) == 1 and extra[0].path.startswith("documentation/") and len(report.problems) == 1
+
     def test_folder_not_named_after_objid(self, package):
         renamed = package.rename(package.with_name("other-name"))
         assert ("CSIP1", "METS.xml") in {(p.requirement, p.path) for p in validate_package(renamed).problems}
