@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import io
 from collections import Counter, defaultdict
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pyarrow.parquet as pq
@@ -25,6 +25,7 @@ from decommission.model import ENTITIES
 from decommission.privacy import keyed_hash
 from decommission.records import ELEMENTS, NS, camel
 from decommission.source import FAR_FUTURE
+from decommission.tarindex import patient_records
 
 if TYPE_CHECKING:
     from decommission.stages import Run
@@ -215,9 +216,9 @@ def _package_fingerprints(run: Run, spec: MappingSpec, package_ids: list[str]) -
     tags = {f"{{{NS}}}{element}": entity for entity, (_c, element) in ELEMENTS.items()}
     fp: Counter[str] = Counter()
     for pid in package_ids:
-        data = run.out("packages") / pid / "representations" / "rep1" / "data"
-        for record in sorted(Path(data).glob("*/record.xml")):
-            for _event, node in etree.iterparse(str(record), events=("end",), tag=list(tags), huge_tree=True):
+        for _key, record in patient_records(run.out("packages") / f"{pid}.tar"):
+            events = etree.iterparse(io.BytesIO(record), events=("end",), tag=list(tags), huge_tree=True)
+            for _event, node in events:
                 entity = tags[node.tag]
                 wanted = fields_of.get(entity, set())
                 names = {camel(f): f for f in wanted}

@@ -94,11 +94,13 @@ def reconcile_stage(
 
 def _patients(run: Run, packages: list[Mapping[str, Any]]) -> list[tuple[str, str]]:
     """(package_id, patient_key) of every patient folder in the packages (keys are the folder names)."""
+    from decommission.tarindex import patient_folders
+
     population = []
     for p in packages:
-        data = run.out("packages") / p["package_id"] / "representations" / "rep1" / "data"
-        if data.is_dir():
-            population += [(p["package_id"], d.name) for d in sorted(data.iterdir()) if d.is_dir()]
+        population += [
+            (p["package_id"], key) for key in patient_folders(run.out("packages") / f"{p['package_id']}.tar")
+        ]
     return population
 
 

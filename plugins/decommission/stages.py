@@ -143,7 +143,11 @@ def package_stage(run: Run, mapped: dict[str, Any]) -> dict[str, Any]:
     with staging.local_dir(mapped_dir) as local:
         files = {p.stem: p for p in local.glob("*.parquet") if p.stem != "quarantine"}
         result = sip.build_package(
-            mapped=files, context=_package_context(run), partition_id=part.id, out_dir=run.out("packages")
+            mapped=files,
+            context=_package_context(run),
+            partition_id=part.id,
+            out_dir=run.out("packages"),
+            directory=False,  # the tar is what is delivered; a folder beside it would double the work
         )
     report = validate_package(result.container)  # the container that will be delivered
     write_atomic(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import os
+import tarfile
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -121,3 +122,34 @@ class Window(io.RawIOBase):
         buffer[: len(data)] = data
         self._pos += len(data)
         return len(data)
+
+
+RECORD_FILE = "record.xml"
+
+
+def _record_members(stream: tarfile.TarFile) -> Iterator[tuple[str, tarfile.TarInfo]]:
+    for member in stream:
+        parts = member.name.split("/")
+        # <package>/representations/rep1/data/<patient>/record.xml
+        if member.isfile() and len(parts) == 6 and parts[1:4] == ["representations", "rep1", "data"]:
+            if parts[5] == RECORD_FILE:
+                yield parts[4], member
+
+
+def patient_records(tar: Path) -> Iterator[tuple[str, bytes]]:
+    """(patient folder, bytes of its record file) of a package tar, in the tar's order.
+
+    The delivered tar is the only copy of a package on our side: the read-back sample and the
+    fingerprints read record files from it, one at a time (sequentially, no member list kept).
+    """
+    with tarfile.open(tar, "r|") as stream:
+        for key, member in _record_members(stream):
+            handle = stream.extractfile(member)
+            if handle is not None:
+                yield key, handle.read()
+
+
+def patient_folders(tar: Path) -> list[str]:
+    """The patient folders of a package tar (their names are the source's patient keys), sorted."""
+    with tarfile.open(tar, "r|") as stream:
+        return sorted(key for key, _member in _record_members(stream))

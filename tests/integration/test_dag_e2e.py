@@ -9,6 +9,7 @@ import datetime as dt
 import json
 import os
 import sqlite3
+import tarfile
 import threading
 import time
 from pathlib import Path
@@ -113,9 +114,11 @@ def test_vas_from_test_delivery_to_contract_exit(demo_system):
         assert str(test_run.state) == "success"
         states = {ti.task_id: str(ti.state) for ti in test_run.get_task_instances()}
         assert states["signoff_information_owner"] == "skipped" and states["contract_exit"] == "skipped"
-        test_packages = sorted(p.name for p in (out / "packages").iterdir() if p.is_dir())
+        test_packages = sorted(p.stem for p in (out / "packages").glob("*.tar"))
         assert test_packages and all(name.endswith("-test") for name in test_packages)
-        mets = (out / "packages" / test_packages[0] / "METS.xml").read_text(encoding="utf-8")
+        assert not [p for p in (out / "packages").iterdir() if p.is_dir()], "only the tar is written"
+        with tarfile.open(out / "packages" / f"{test_packages[0]}.tar") as tar:
+            mets = tar.extractfile(f"{test_packages[0]}/METS.xml").read().decode("utf-8")
         assert 'RECORDSTATUS="TEST"' in mets
 
         final = _run(dag, dt.date(2025, 9, 1), "final_delivery")
