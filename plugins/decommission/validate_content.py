@@ -12,7 +12,7 @@ import unicodedata
 from lxml import etree
 
 from decommission import premis, records
-from decommission.validate_source import Checker
+from decommission.validate_source import Checker, free
 
 
 def check_premis(v: Checker, rel: str) -> None:
@@ -39,16 +39,9 @@ def check_premis(v: Checker, rel: str) -> None:
                         actual_size, sha = v.digest(path)
                         v.need(size == str(actual_size), "PREMIS", path, f"size differs from {rel}")
                         v.need((premis.DIGEST_ALGORITHM, sha) in digests, "PREMIS", path, f"SHA-256 differs from {rel}")
-                element.clear(keep_tail=True)
-                while element.getprevious() is not None:
-                    del element.getparent()[0]
+                free(element)
     except etree.XMLSyntaxError as exc:
-        schema = any(e.domain_name == "SCHEMASV" for e in exc.error_log)
-        v.add(
-            "XSD" if schema else "XML",
-            rel,
-            f"line {exc.lineno}: {exc.msg}" if schema else f"not well-formed XML (line {exc.lineno})",
-        )
+        v.syntax_error(rel, exc, private=False)
         return
     for path in v.src.files.unmarked("described"):
         if _DATA.match(path):
@@ -80,14 +73,9 @@ def check_records(v: Checker, manifests: list[str]) -> None:
                     target = unicodedata.normalize("NFC", patient.get("record") or "")
                     if v.need(target in v.src.files, "MANIFEST", rel, f"line {patient.sourceline}: record file absent"):
                         v.src.files.mark(target, "listed")
-                    patient.clear(keep_tail=True)
-                    while patient.getprevious() is not None:
-                        del patient.getparent()[0]
+                    free(patient)
         except etree.XMLSyntaxError as exc:
-            if any(e.domain_name == "SCHEMASV" for e in exc.error_log):
-                v.schema_errors(rel, exc.error_log, private=True)
-            else:
-                v.add("XML", rel, f"not well-formed XML (line {exc.lineno})")
+            v.syntax_error(rel, exc, private=True)
     parser = etree.XMLParser(schema=v.record_schema, no_network=True, resolve_entities=False, huge_tree=True)
     for rel in v.src.files:
         if not _RECORD.match(rel):
@@ -96,9 +84,6 @@ def check_records(v: Checker, manifests: list[str]) -> None:
             with v.src.open(rel) as stream:
                 etree.parse(stream, parser)
         except etree.XMLSyntaxError as exc:
-            if any(e.domain_name == "SCHEMASV" for e in exc.error_log):
-                v.schema_errors(rel, exc.error_log, private=True)
-            else:
-                v.add("XML", rel, f"not well-formed XML (line {exc.lineno})")
+            v.syntax_error(rel, exc, private=True)
         listed = not manifests or v.src.files.marked(rel, "listed")
         v.need(listed, "MANIFEST", rel, "record file not in the patient manifest")

@@ -12,7 +12,7 @@ import posixpath
 from lxml import etree
 
 from decommission import mets, vocabularies
-from decommission.validate_source import Checker
+from decommission.validate_source import Checker, free
 
 M, X, C = mets.METS_NS, mets.XLINK_NS, mets.CSIP_NS
 
@@ -314,14 +314,6 @@ def check_mets(v: Checker, rel: str, folder: str) -> tuple[etree._Element | None
 _ID_BATCH = 20_000
 
 
-def _free(element: etree._Element) -> None:
-    """Drop an element's content and the siblings before it (iterparse keeps them otherwise)."""
-    element.clear(keep_tail=True)
-    parent = element.getparent()
-    while parent is not None and element.getprevious() is not None:
-        del parent[0]
-
-
 def check_representation_mets(v: Checker, rel: str, folder: str) -> None:
     """A representation METS, stream-parsed and schema-validated as it is read; file groups checked one by one."""
     if not v.need(rel in v.src.files, "MISSING-FILE", rel, "METS document is absent"):
@@ -363,16 +355,11 @@ def check_representation_mets(v: Checker, rel: str, folder: str) -> None:
                     v.need(element.get("ID"), "CSIP59", rel, "fileSec/@ID is missing")
                 elif tag == _m("fileGrp"):
                     check_group(v, element, rel, False)
-                    _free(element)
+                    free(element)
                 elif tag == _m("fptr") or (tag == _m("div") and element.get("LABEL") == "Patient Record"):
-                    _free(element)
+                    free(element)
     except etree.XMLSyntaxError as exc:
-        schema = any(e.domain_name == "SCHEMASV" for e in exc.error_log)
-        v.add(
-            "XSD" if schema else "XML",
-            rel,
-            f"line {exc.lineno}: {exc.msg}" if schema else f"not well-formed XML (line {exc.lineno})",
-        )
+        v.syntax_error(rel, exc, private=False)
         return
     v.need(doc is not None and doc.find(_m("fileSec")) is not None, "CSIP58", rel, "no fileSec")
     state.add_ids(ids, refs)

@@ -172,6 +172,15 @@ class Checker:
             detail = f"{error.type_name} at {error.path}" if private else error.message
             self.add("XSD", rel, f"line {error.line}: {detail}")
 
+    def syntax_error(self, rel: str, exc: etree.XMLSyntaxError, private: bool) -> None:
+        """Report a failed (stream-)parse: schema errors (for ``private`` files positions only), or bad XML."""
+        if not any(e.domain_name == "SCHEMASV" for e in exc.error_log):
+            self.add("XML", rel, f"not well-formed XML (line {exc.lineno})")
+        elif private:
+            self.schema_errors(rel, exc.error_log, private=True)
+        else:
+            self.add("XSD", rel, f"line {exc.lineno}: {exc.msg}")
+
     def parse(self, rel: str, schema: etree.XMLSchema, private: bool = False) -> etree._ElementTree | None:
         """Parse and schema-validate; for ``private`` files report positions only, never values."""
         if rel not in self.src.files:
@@ -211,3 +220,11 @@ class Checker:
             else:
                 name = attribute.rsplit("}", 1)[-1]
                 self.need(value, requirement, where, f"line {element.sourceline}: {name} is missing")
+
+
+def free(element: etree._Element) -> None:
+    """Drop an element's content and the siblings before it (iterparse keeps them otherwise)."""
+    element.clear(keep_tail=True)
+    parent = element.getparent()
+    while parent is not None and element.getprevious() is not None:
+        del parent[0]
