@@ -56,28 +56,26 @@ def base_url_from_connection(conn: Any) -> str:
     return f"{base}:{conn.port}" if conn.port else base
 
 
+def _positive_extra(conn: Any, name: str, default: float, cast: type, unit: str) -> Any:
+    """A connection extra that must be a positive number; an error names the connection and the extra."""
+    value = conn.extra_dejson.get(name, default)
+    try:
+        number = cast(value)
+    except (TypeError, ValueError):
+        raise ArchiveError(f"connection {conn.conn_id}: extra {name} must be {unit}, got {value!r}") from None
+    if number <= 0:
+        raise ArchiveError(f"connection {conn.conn_id}: extra {name} must be positive, got {number}")
+    return number
+
+
 def timeout_from_connection(conn: Any) -> float:
     """Return the request timeout in seconds: the connection's extra ``timeout``, default 30."""
-    value = conn.extra_dejson.get("timeout", DEFAULT_TIMEOUT)
-    try:
-        timeout = float(value)
-    except (TypeError, ValueError):
-        raise ArchiveError(f"connection {conn.conn_id}: extra timeout must be seconds, got {value!r}") from None
-    if timeout <= 0:
-        raise ArchiveError(f"connection {conn.conn_id}: extra timeout must be positive, got {timeout}")
-    return timeout
+    return _positive_extra(conn, "timeout", DEFAULT_TIMEOUT, float, "seconds")
 
 
 def chunk_size_from_connection(conn: Any) -> int:
     """Return the upload chunk size in bytes: the connection's extra ``chunk_size``, default 8 MiB."""
-    value = conn.extra_dejson.get("chunk_size", DEFAULT_CHUNK_SIZE)
-    try:
-        chunk_size = int(value)
-    except (TypeError, ValueError):
-        raise ArchiveError(f"connection {conn.conn_id}: extra chunk_size must be bytes, got {value!r}") from None
-    if chunk_size < 1:
-        raise ArchiveError(f"connection {conn.conn_id}: extra chunk_size must be positive, got {chunk_size}")
-    return chunk_size
+    return _positive_extra(conn, "chunk_size", DEFAULT_CHUNK_SIZE, int, "bytes")
 
 
 def headers_from_connection(conn: Any) -> dict[str, str]:
