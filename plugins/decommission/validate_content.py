@@ -12,7 +12,7 @@ import unicodedata
 from lxml import etree
 
 from decommission import premis, records
-from decommission.validate_source import Checker, free
+from decommission.validate_source import Checker, free, stream_parse
 
 
 def check_premis(v: Checker, rel: str) -> None:
@@ -22,15 +22,7 @@ def check_premis(v: Checker, rel: str) -> None:
     tag = f"{{{premis.PREMIS_NS}}}object"
     try:
         with v.src.open(rel) as stream:
-            events = etree.iterparse(
-                stream,
-                events=("end",),
-                tag=tag,
-                schema=v.premis_schema,
-                huge_tree=True,
-                no_network=True,
-                resolve_entities=False,
-            )
+            events = stream_parse(stream, v.premis_schema, events=("end",), tag=tag)
             for _event, element in events:
                 for path, size, digests in premis.file_objects(element):
                     path = unicodedata.normalize("NFC", path)
@@ -60,15 +52,7 @@ def check_records(v: Checker, manifests: list[str]) -> None:
             continue
         try:
             with v.src.open(rel) as stream:
-                events = etree.iterparse(
-                    stream,
-                    events=("end",),
-                    tag=tag,
-                    schema=v.record_schema,
-                    huge_tree=True,
-                    no_network=True,
-                    resolve_entities=False,
-                )
+                events = stream_parse(stream, v.record_schema, events=("end",), tag=tag)
                 for _event, patient in events:
                     target = unicodedata.normalize("NFC", patient.get("record") or "")
                     if v.need(target in v.src.files, "MANIFEST", rel, f"line {patient.sourceline}: record file absent"):

@@ -12,7 +12,7 @@ import posixpath
 from lxml import etree
 
 from decommission import mets, vocabularies
-from decommission.validate_source import Checker, free
+from decommission.validate_source import Checker, free, stream_parse
 
 M, X, C = mets.METS_NS, mets.XLINK_NS, mets.CSIP_NS
 
@@ -327,14 +327,7 @@ def check_representation_mets(v: Checker, rel: str, folder: str) -> None:
     doc = None
     try:
         with v.src.open(rel) as stream:
-            events = etree.iterparse(
-                stream,
-                events=("start", "end"),
-                schema=v.mets_schema,
-                huge_tree=True,
-                no_network=True,
-                resolve_entities=False,
-            )
+            events = stream_parse(stream, v.mets_schema, events=("start", "end"))
             for event, element in events:
                 if event == "start":
                     if doc is None:

@@ -15,7 +15,7 @@ import tarfile
 import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, TYPE_CHECKING
+from typing import IO, TYPE_CHECKING, Any
 from urllib.parse import unquote
 
 from lxml import etree
@@ -228,3 +228,8 @@ def free(element: etree._Element) -> None:
     parent = element.getparent()
     while parent is not None and element.getprevious() is not None:
         del parent[0]
+
+
+def stream_parse(stream: IO[bytes], schema: etree.XMLSchema, **options: Any) -> Any:
+    """``iterparse`` validating against ``schema`` as it reads; never fetches or expands anything."""
+    return etree.iterparse(stream, schema=schema, huge_tree=True, no_network=True, resolve_entities=False, **options)
