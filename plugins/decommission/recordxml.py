@@ -34,32 +34,31 @@ RECORD_HEAD = (DECLARATION + f'<record xmlns="{NS}" version="{RECORD_VERSION}">'
 RECORD_TAIL = b"\n</record>\n"
 
 
-def _check(entity: str, table: pa.Table, column: str, ids: pa.Array) -> None:
-    bad = xmltext.first_illegal(table.column(column).combine_chunks())
-    if bad is not None:
+def _escaped(entity: str, table: pa.Table, column: str, ids: pa.Array, *, attribute: bool = False) -> pa.Array:
+    """The column as escaped XML text; a value XML 1.0 cannot hold is an error naming record and column."""
+    values = table.column(column).combine_chunks()
+    text = xmltext.as_text(values)
+    if not (pa.types.is_string(values.type) or pa.types.is_large_string(values.type)):
+        return pc.cast(text, pa.large_string())  # rendered dates, times, numbers: nothing to escape
+    try:
+        return xmltext.escape(text, attribute=attribute)
+    except xmltext.IllegalCharacter as exc:
         raise PackageError(
-            f"{entity} {ids[bad].as_py()!r}: column {column!r} holds a character that XML 1.0 does not allow"
-        )
+            f"{entity} {ids[exc.index].as_py()!r}: column {column!r} holds a character that XML 1.0 does not allow"
+        ) from None
 
 
 def _ids(entity: str, table: pa.Table) -> pa.Array:
+    """The records' keys, escaped for an attribute."""
     key = ENTITIES[entity].key
     ids = table.column(key).combine_chunks()
     empty = pc.fill_null(pc.equal(pc.utf8_length(ids), 0), True)
-    if pc.any(empty).as_py() or xmltext.first_illegal(ids) is not None:
-        raise PackageError(f"{entity}: a record has an empty or not XML-safe {key}")
-    return ids
-
-
-def _element(table: pa.Table, column: str, indent: str) -> pa.Array:
-    tag = camel(column)
-    value = xmltext.escape(xmltext.as_text(table.column(column).combine_chunks()))
-    return xmltext.wrap(value, f"\n{indent}<{tag}>", f"</{tag}>")
-
-
-def _attribute(table: pa.Table, column: str, name: str) -> pa.Array:
-    value = xmltext.escape(xmltext.as_text(table.column(column).combine_chunks()), attribute=True)
-    return xmltext.wrap(value, f' {name}="', '"')
+    try:
+        if pc.any(empty).as_py():
+            raise xmltext.IllegalCharacter(0)
+        return xmltext.escape(ids, attribute=True)
+    except xmltext.IllegalCharacter:
+        raise PackageError(f"{entity}: a record has an empty or not XML-safe {key}") from None
 
 
 def patient_fragments(
@@ -70,30 +69,27 @@ def patient_fragments(
     :param extra: per patient, more attributes (already escaped, with a leading space)
     """
     ids = _ids("patient", patients)
-    for column in ("personal_id", "id_type", *columns):
-        _check("patient", patients, column, ids)
+    keys = patients.column("patient_key").combine_chunks()
     inner = indent + "  "
-    key = xmltext.wrap(xmltext.escape(ids, attribute=True), f'\n{indent}<patient key="', '"')
-    parts = [key]
+    rows = xmltext.Rows().text(f'\n{indent}<patient key="').column(ids).text('"')
     if extra is not None:
-        parts.append(pa.array(extra, pa.large_string()))
-    id_type = _attribute(patients, "id_type", "type")
-    personal = xmltext.escape(xmltext.as_text(patients.column("personal_id").combine_chunks()))
-    empty, lit = xmltext.lit(""), xmltext.lit
-    parts.append(pa.array([">"] * len(ids), pa.large_string()))
-    parts.append(
-        pc.fill_null(
-            pc.binary_join_element_wise(
-                lit(f"\n{inner}<personalId"), id_type, lit(">"), personal, lit("</personalId>"), empty
-            ),
-            empty,
-        )
+        rows.column(pa.array(extra, pa.large_string()))
+    rows.text(">")
+    id_type = _escaped("patient", patients, "id_type", keys, attribute=True)
+    personal = _escaped("patient", patients, "personal_id", keys)
+    typed = xmltext.wrap(id_type, ' type="', '"')
+    rows.value(
+        pc.binary_join_element_wise(typed, xmltext.lit(">"), personal, xmltext.lit("")),
+        f"\n{inner}<personalId",
+        "</personalId>",
     )
-    parts += [_element(patients, column, inner) for column in columns]
-    parts.append(pa.array([f"\n{inner}<accessRestrictions"] * len(ids), pa.large_string()))
-    parts += [_attribute(patients, column, camel(column)) for column in _RESTRICTIONS]
-    parts.append(pa.array(["/>"] * len(ids), pa.large_string()))
-    return xmltext.concat(parts).to_pylist()
+    for column in columns:
+        tag = camel(column)
+        rows.value(_escaped("patient", patients, column, keys), f"\n{inner}<{tag}>", f"</{tag}>")
+    rows.text(f"\n{inner}<accessRestrictions")
+    for column in _RESTRICTIONS:
+        rows.value(_escaped("patient", patients, column, keys, attribute=True), f' {camel(column)}="', '"')
+    return rows.text("/>").render().to_pylist()
 
 
 def entity_fragments(entity: str, table: pa.Table, extra: dict[str, pa.Array] | None = None) -> pa.Array:
@@ -104,17 +100,20 @@ def entity_fragments(entity: str, table: pa.Table, extra: dict[str, pa.Array] | 
     spec = ENTITIES[entity]
     tag = ELEMENTS[entity][1]
     ids = _ids(entity, table)
+    keys = table.column(spec.key).combine_chunks()
     columns = [c for c in spec.schema.names if c not in _SKIPPED and c != spec.key]
+    rows = xmltext.Rows().text(f'\n    <{tag} id="').column(ids).text('"')
+    for column, name in _REFERENCES.items():
+        if column in columns:
+            rows.value(_escaped(entity, table, column, keys, attribute=True), f' {name}="', '"')
+    rows.text(">")
     for column in columns:
-        _check(entity, table, column, ids)
-    parts = [xmltext.wrap(xmltext.escape(ids, attribute=True), f'\n    <{tag} id="', '"')]
-    parts += [_attribute(table, c, a) for c, a in _REFERENCES.items() if c in columns]
-    parts.append(pa.array([">"] * table.num_rows, pa.large_string()))
-    parts += [_element(table, c, "      ") for c in columns if c not in _REFERENCES]
+        if column not in _REFERENCES:
+            element = camel(column)
+            rows.value(_escaped(entity, table, column, keys), f"\n      <{element}>", f"</{element}>")
     for name, values in (extra or {}).items():
-        parts.append(xmltext.wrap(values, f"\n      <{name}>", f"</{name}>"))
-    parts.append(pa.array([f"\n    </{tag}>"] * table.num_rows, pa.large_string()))
-    return xmltext.concat(parts)
+        rows.value(values, f"\n      <{name}>", f"</{name}>")
+    return rows.text(f"\n    </{tag}>").render()
 
 
 class _Slices:

@@ -14,12 +14,19 @@ import re
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from decommission import isotime
+
 #: any character XML 1.0 does not allow (RE2 syntax; Arrow strings are valid UTF-8, so no surrogates)
 ILLEGAL_RE2 = r"[^\t\n\r\x{20}-\x{D7FF}\x{E000}-\x{FFFD}\x{10000}-\x{10FFFF}]"
 _ILLEGAL = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 _TEXT = (("&", "&amp;"), ("<", "&lt;"), (">", "&gt;"), ("\r", "&#13;"))
 _ATTR = (*_TEXT, ('"', "&quot;"), ("\t", "&#9;"), ("\n", "&#10;"))
 _TEXT_TABLE = str.maketrans(dict(_TEXT))
+# one pass finds the values to rewrite or refuse: whatever is not plain allowed text (the
+# complement of the allowed set minus & < > \r, and for attributes also minus " \t \n)
+_BEYOND = r"\x{3F}-\x{D7FF}\x{E000}-\x{FFFD}\x{10000}-\x{10FFFF}"
+_TEXT_RE2 = rf"[^\t\n\x{{20}}-\x{{25}}\x{{27}}-\x{{3B}}\x{{3D}}{_BEYOND}]"
+_ATTR_RE2 = rf"[^\x{{20}}\x{{21}}\x{{23}}-\x{{25}}\x{{27}}-\x{{3B}}\x{{3D}}{_BEYOND}]"
 _ATTR_TABLE = str.maketrans(dict(_ATTR))
 
 
@@ -56,26 +63,41 @@ def as_text(column: pa.Array) -> pa.Array:
     """
     kind = column.type
     if pa.types.is_timestamp(kind):
-        utc = column if kind.tz else pc.assume_timezone(column, "UTC")
-        seconds = pc.cast(pc.floor_temporal(utc, unit="second"), pa.timestamp("s", tz="UTC"))
-        base = pc.strftime(seconds, format="%Y-%m-%dT%H:%M:%S")
-        micros = pc.add(pc.multiply(pc.millisecond(utc), 1000), pc.microsecond(utc))
-        digits = pc.utf8_lpad(pc.cast(micros, pa.string()), width=6, padding="0")
-        fraction = pc.if_else(pc.equal(micros, 0), "", pc.binary_join_element_wise(".", digits, ""))
-        return pc.binary_join_element_wise(base, fraction, "Z", "")
+        return isotime.timestamps(column)
+    if pa.types.is_date(kind):
+        return isotime.dates(column)
     if pa.types.is_boolean(kind):
         return pc.if_else(column, "true", "false")
-    if pa.types.is_date(kind):
-        return pc.cast(column, pa.string())
     return pc.cast(column, pa.string())
 
 
+class IllegalCharacter(ValueError):
+    """A value holds a character XML 1.0 forbids; ``index`` is its row (the value is not in the message)."""
+
+    def __init__(self, index: int) -> None:
+        super().__init__(f"row {index} holds a character that XML 1.0 does not allow")
+        self.index = index
+
+
 def escape(column: pa.Array, *, attribute: bool = False) -> pa.Array:
-    """Escape a string column for element content (or a double-quoted attribute)."""
+    """Escape a string column for element content (or a double-quoted attribute).
+
+    One regex pass finds the few values that need a look; only those are checked and rewritten.
+
+    :raises IllegalCharacter: a value holds a character XML 1.0 forbids
+    """
     out = pc.cast(column, pa.large_string())
+    found = pc.match_substring_regex(out, _ATTR_RE2 if attribute else _TEXT_RE2)
+    if not pc.any(found).as_py():
+        return out
+    found = pc.fill_null(found, False)
+    changed = pc.filter(out, found)
+    bad = first_illegal(changed)
+    if bad is not None:
+        raise IllegalCharacter(pc.indices_nonzero(found)[bad].as_py())
     for old, new in _ATTR if attribute else _TEXT:
-        out = pc.replace_substring(out, pattern=old, replacement=new)
-    return out
+        changed = pc.replace_substring(changed, pattern=old, replacement=new)
+    return pc.replace_with_mask(out, found, changed)
 
 
 def lit(value: str) -> pa.Scalar:
@@ -89,8 +111,34 @@ def wrap(column: pa.Array, before: str, after: str) -> pa.Array:
     return pc.fill_null(joined, lit(""))
 
 
-def concat(columns: list[pa.Array]) -> pa.Array:
-    """Row-wise concatenation of non-null large_string columns."""
-    if len(columns) == 1:
-        return columns[0]
-    return pc.binary_join_element_wise(*columns, lit(""))
+class Rows:
+    """Row-wise text of literals and columns, joined by one kernel call in :meth:`render`.
+
+    A column without nulls joins as it is; a column with nulls is wrapped first, so that a null
+    value drops its element (``binary_join_element_wise`` would null the whole row).
+    """
+
+    def __init__(self) -> None:
+        self._parts: list[pa.Array | str] = []
+
+    def text(self, literal: str) -> Rows:
+        if self._parts and isinstance(self._parts[-1], str):
+            self._parts[-1] += literal
+        else:
+            self._parts.append(literal)
+        return self
+
+    def value(self, column: pa.Array, before: str, after: str) -> Rows:
+        """``before + value + after``, or nothing where the value is null (already escaped text)."""
+        if column.null_count:
+            self._parts.append(wrap(column, before, after))
+            return self
+        return self.text(before).column(column).text(after)
+
+    def column(self, column: pa.Array) -> Rows:
+        self._parts.append(column)
+        return self
+
+    def render(self) -> pa.Array:
+        parts = [lit(p) if isinstance(p, str) else p for p in self._parts]
+        return pc.binary_join_element_wise(*parts, lit(""))
