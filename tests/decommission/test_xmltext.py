@@ -56,7 +56,7 @@ def test_escape_rewrites_only_what_needs_it_and_keeps_nulls():
         None,
         "åäö ✓ 𝄞",
     ]
-    assert xmltext.escape(column, attribute=True).to_pylist()[1] == 'a &amp; b &lt; c &gt; &quot;d&quot;&#13;&#10;&#9;e'
+    assert xmltext.escape(column, attribute=True).to_pylist()[1] == "a &amp; b &lt; c &gt; &quot;d&quot;&#13;&#10;&#9;e"
 
 
 @pytest.mark.parametrize("bad", ["\x00", "\x0b", "\ufffe", "\uffff", "\x1f"])
