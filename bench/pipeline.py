@@ -1,7 +1,8 @@
 """The bench's pipeline: the DAG's own task functions, run as its mapped tasks would run them.
 
 ``plan_partitions``, then every ``extract``, then every ``map``, then every ``package``
-(``stages.package_stage``: ``sip.build_package`` + ``validate_package``), each stage in its
+(``stages.package_stage``: ``sip.build_package``, hashing as it writes), then every
+``validate`` (``stages.validate_stage``: the DAG's gate before delivery), each stage in its
 own pool of worker processes as wide as the source's pool (``max_connections``), so the
 peak memory measured is the pipeline's (the sum over its live worker processes, sampled)
 and not the database generator's. Workers import their modules before the clock starts,
@@ -83,8 +84,10 @@ def task(stage: str, arg: Any) -> tuple[Any, float, float]:
         out = stages.extract(run, arg)
     elif stage == "map":
         out = stages.map_stage(run, arg)
-    else:
+    elif stage == "package":
         out = stages.package_stage(run, arg)
+    else:
+        out = stages.validate_stage(run, arg)
     return out, time.perf_counter() - started, time.process_time() - cpu
 
 
@@ -158,19 +161,21 @@ def _children_maxrss_mb() -> float:
 
 
 def pipeline(workers: int, log: Any, *, until: str = "package") -> dict[str, Any]:
-    """plan_partitions -> extract[p] -> map[p] -> package[p], stage after stage as the DAG's mapped tasks.
+    """plan_partitions -> extract[p] -> map[p] -> package[p] -> validate[p], stage after stage as the DAG's.
 
-    :param until: the last stage to run (``extract``, ``map``; ``package`` for a full bench).
+    :param until: the last stage to run (``extract``, ``map``, ``package``; ``validate`` for a full bench).
     """
     timings: dict[str, dict[str, float]] = {}
     with MemorySampler() as memory:
         (partitions,), timings["plan_partitions"] = run_stage("plan_partitions", [None], 1, log, memory)
         extracted, timings["extract"] = run_stage("extract", partitions, workers, log, memory)
         mapped, packages = [], []
-        if until in ("map", "package"):
+        if until in ("map", "package", "validate"):
             mapped, timings["map"] = run_stage("map", extracted, workers, log, memory)
-        if until == "package":
+        if until in ("package", "validate"):
             packages, timings["package"] = run_stage("package", mapped, workers, log, memory)
+        if until == "validate":
+            _, timings["validate"] = run_stage("validate", packages, workers, log, memory)
     one = max(memory.peak_one / 2**20, _children_maxrss_mb())
     rows = sum(sum(e["rows"].values()) for e in extracted)
     notes = sum(e["rows"].get("journalanteckning", 0) for e in extracted)

@@ -113,6 +113,10 @@ def build_system_dag(plan: Plan, system: System) -> DAG:
         def package(mapped: dict[str, Any], **context: Any) -> dict[str, Any]:
             return stage("stages.package_stage", context, mapped)
 
+        @task
+        def validate(package: dict[str, Any], **context: Any) -> dict[str, Any]:
+            return stage("stages.validate_stage", context, package)
+
         @task(**TOUCHES_OTHERS)
         def submit(package: dict[str, Any], **context: Any) -> dict[str, Any]:
             override = context["dag_run"].conf.get("override_test_approval")
@@ -166,7 +170,7 @@ def build_system_dag(plan: Plan, system: System) -> DAG:
         checked >> partitions
         extracted = extract.expand(partition=partitions)
         mapped = map_partition.expand(extracted=extracted)
-        packages = package.expand(mapped=mapped)
+        packages = validate.expand(package=package.expand(mapped=mapped))
         submitted = submit.expand(package=packages)
         await_ingest = AwaitIngestOperator(
             task_id="await_ingest",

@@ -135,8 +135,8 @@ def map_stage(run: Run, extracted: dict[str, Any]) -> dict[str, Any]:
 
 
 def package_stage(run: Run, mapped: dict[str, Any]) -> dict[str, Any]:
+    """Build the partition's package tar (hashed as written); ``validate_stage`` checks it before it may leave."""
     from decommission import sip
-    from decommission.validate import validate_package
 
     part = Partition.from_dict(mapped["partition"])
     mapped_dir = staging.stage_dir(run.system.id, run.milestone.value, "mapped", part.id)
@@ -149,25 +149,7 @@ def package_stage(run: Run, mapped: dict[str, Any]) -> dict[str, Any]:
             out_dir=run.out("packages"),
             directory=False,  # the tar is what is delivered; a folder beside it would double the work
         )
-    report = validate_package(result.container)  # the container that will be delivered
-    write_atomic(
-        run.out("validation") / f"{result.package_id}.json", json.dumps(report.to_dict(), indent=2, ensure_ascii=False)
-    )
-    run.record(
-        "package",
-        {
-            "package_id": result.package_id,
-            "sha256": result.sha256,
-            "size": result.size,
-            "counts": result.counts,
-            "valid": report.ok,
-            "problems": len(report.problems),
-        },
-    )
-    if not report.ok:
-        first = "; ".join(f"{p.requirement} {p.path}: {p.message}" for p in report.problems[:5])
-        raise PackageError(f"package {result.package_id} is not valid ({len(report.problems)} problems): {first}")
-    return {
+    package = {
         "partition": part.id,
         "package_id": result.package_id,
         "container": str(result.container),
@@ -176,6 +158,40 @@ def package_stage(run: Run, mapped: dict[str, Any]) -> dict[str, Any]:
         "counts": result.counts,
         "patients": result.patients,
     }
+    run.record("package", {k: package[k] for k in ("package_id", "sha256", "size", "counts")})
+    return package
+
+
+def validate_stage(run: Run, package: dict[str, Any]) -> dict[str, Any]:
+    """Validate the built tar (the bytes that will be delivered); an invalid package never leaves.
+
+    A task of its own: a failure reads "not valid" in the grid, not "could not build", and a
+    validator fix needs no rebuild. The tar's SHA-256 must still be the one the build recorded.
+    """
+    from decommission.validate import validate_package
+
+    container = Path(package["container"])
+    with container.open("rb") as f:
+        if hashlib.file_digest(f, "sha256").hexdigest() != package["sha256"]:
+            raise PackageError(f"package {package['package_id']} changed on disk after it was built (SHA-256 differs)")
+    report = validate_package(container)
+    write_atomic(
+        run.out("validation") / f"{package['package_id']}.json",
+        json.dumps(report.to_dict(), indent=2, ensure_ascii=False),
+    )
+    run.record(
+        "validation",
+        {
+            "package_id": package["package_id"],
+            "sha256": package["sha256"],
+            "valid": report.ok,
+            "problems": len(report.problems),
+        },
+    )
+    if not report.ok:
+        first = "; ".join(f"{p.requirement} {p.path}: {p.message}" for p in report.problems[:5])
+        raise PackageError(f"package {package['package_id']} is not valid ({len(report.problems)} problems): {first}")
+    return package
 
 
 def _package_context(run: Run) -> Any:

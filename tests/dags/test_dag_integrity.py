@@ -56,6 +56,7 @@ def test_system_dag_shape(dagbag, dag_id):
         "extract",
         "map_partition",
         "package",
+        "validate",
         "submit",
         "await_ingest",
         "reconcile",
@@ -70,6 +71,9 @@ def test_system_dag_shape(dagbag, dag_id):
     # a rejected package fails await_ingest, but the report must still be written (and show it)
     assert dag.get_task("reconcile").trigger_rule == "all_done", f"{dag_id}.reconcile: trigger_rule all_done"
     assert dag.get_task("report").trigger_rule == "all_success", f"{dag_id}.report: only after a reconcile"
+    # nothing leaves unvalidated: submit takes the packages validate passed on
+    assert dag.get_task("validate").upstream_task_ids == {"package"}, f"{dag_id}.validate: after package"
+    assert dag.get_task("submit").upstream_task_ids == {"validate"}, f"{dag_id}.submit: only validated packages"
     for task_id in ("signoff_information_owner", "signoff_archivist"):
         task = dag.get_task(task_id)
         assert task.assigned_users and task.ignore_downstream_trigger_rules, f"{dag_id}.{task_id}: reject stops all"
