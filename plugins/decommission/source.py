@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -19,6 +20,8 @@ import pyarrow as pa
 from decommission import pg_fast, staged_table
 from decommission.errors import SourceError
 from decommission.mapping_spec import MappingSpec, TableSpec
+
+log = logging.getLogger(__name__)
 
 BATCH_ROWS = 10_000
 #: far-future sentinels (9999-12-31) are kept past the cut-off bound, so the rules see them
@@ -189,12 +192,23 @@ class Source:
     def _extract_fast(
         self, info: str, spec: MappingSpec, part: Partition, cut_off: dt.date, sink: Any
     ) -> dict[str, dict[str, Any]]:
+        try:
+            return self._extract_snapshot(info, spec, part, cut_off, sink, pg_fast.BUILTIN)
+        except pg_fast.UnknownTypes as exc:  # an enum or other own type: the server's catalogue names it
+            log.info("source '%s': %s has a type outside the driver's catalogue; reading again", self.conn_id, exc)
+            return self._extract_snapshot(info, spec, part, cut_off, sink, pg_fast.SERVER)
+
+    def _extract_snapshot(
+        self, info: str, spec: MappingSpec, part: Partition, cut_off: dt.date, sink: Any, types: str
+    ) -> dict[str, dict[str, Any]]:
         totals: dict[str, dict[str, Any]] = {}
-        with pg_fast.snapshot(info, self.conn_id) as conn:
+        with pg_fast.snapshot(info, self.conn_id, types) as conn:
             for name, table in spec.tables.items():
                 where = self._where_literal(table, part, cut_off)
                 try:
                     batches = list(pg_fast.read_batches(conn, self._select(spec, name, where)))
+                except pg_fast.UnknownTypes:
+                    raise
                 except Exception as exc:
                     raise SourceError(
                         f"source '{self.conn_id}', table '{name}': query failed: {type(exc).__name__}: {exc}"

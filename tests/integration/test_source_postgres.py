@@ -153,3 +153,33 @@ def test_one_snapshot_per_partition(source, vas_pg, tmp_path):
     finally:
         with psycopg.connect(dsn, autocommit=True) as db:
             db.execute(f"DELETE FROM \"{schema}\".journalanteckning WHERE anteckning = 'Tillagd under läsning'")
+
+
+def test_a_column_of_the_sources_own_type_is_read_as_text(vas_pg, tmp_path, monkeypatch):
+    """The fast path starts with the driver's built-in type catalogue; an enum makes it ask the server."""
+    import psycopg
+
+    from decommission.embedded import source_connection
+
+    dsn, schema, _ = vas_pg
+    copy = f"{schema}_enum"
+    with psycopg.connect(dsn, autocommit=True) as db:
+        db.execute(f'DROP SCHEMA IF EXISTS "{copy}" CASCADE')
+        db.execute(f'CREATE SCHEMA "{copy}"')
+        for (table,) in db.execute("SELECT tablename FROM pg_tables WHERE schemaname = %s", (schema,)).fetchall():
+            db.execute(f'CREATE TABLE "{copy}"."{table}" AS TABLE "{schema}"."{table}"')
+        db.execute(f"CREATE TYPE \"{copy}\".kon AS ENUM ('M', 'K', 'X')")
+        db.execute(f'ALTER TABLE "{copy}".patient ALTER COLUMN kon TYPE "{copy}".kon USING kon::"{copy}".kon')
+    try:
+        monkeypatch.setenv("AIRFLOW_CONN_LEGACY_ENUM", source_connection(dsn, copy))
+        spec = load_spec(REPO / "include" / "mappings" / "vas.yaml")
+        fast, generic = Source("legacy_enum", schema=copy), Source("legacy_enum", schema=copy, fast=False)
+        assert fast._fast_conninfo() is not None
+        part = make_partitions(fast.patient_keys(spec), 25)[0]
+        assert _extract(fast, spec, part, tmp_path / "fast") == _extract(generic, spec, part, tmp_path / "generic")
+        for table in spec.tables:
+            name = f"{table}.parquet"
+            assert (tmp_path / "fast" / name).read_bytes() == (tmp_path / "generic" / name).read_bytes(), table
+    finally:
+        with psycopg.connect(dsn, autocommit=True) as db:
+            db.execute(f'DROP SCHEMA IF EXISTS "{copy}" CASCADE')
