@@ -179,21 +179,24 @@ class PackageWriter:
 
         :param sha256: the digest of exactly these bytes when the caller already took it from them
         """
-        data = b"".join(parts)
-        size = len(data)
+        views = [memoryview(part).cast("B") for part in parts]
+        size = sum(view.nbytes for view in views)
         folder = rel.rpartition("/")[0]
         if folder not in self._dirs:
             self._dir_member(folder)
+        header = self._header_bytes(rel, size=size, directory=False)
+        # header, data and padding joined once: one copy, one write and one tar-hash update per file
+        member = b"".join((header, *views, _ZEROS[: -size % _BLOCK]))
+        data = memoryview(member)[len(header) : len(header) + size]
         if self._directory:
             fd = os.open(self._prefix + rel, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
             try:
                 written = 0
                 while written < size:
-                    written += os.write(fd, data[written:] if written else data)
+                    written += os.write(fd, data[written:])
             finally:
                 os.close(fd)
-        # header, data and padding in one write: one call and one hash update per file
-        self._tar.write(b"".join((self._header_bytes(rel, size=size, directory=False), data, _ZEROS[: -size % _BLOCK])))
+        self._tar.write(member)
         if self._tar.size > self._max:
             raise PackageError(f"the package exceeds its limit of {self._max} bytes: use smaller partitions")
         return Written(size, sha256 or hashlib.sha256(data).hexdigest())
@@ -245,13 +248,13 @@ class PackageWriter:
         return Written(writer.size, writer.sha256)
 
     def close(self) -> Written:
-        """End the tar (two zero blocks, padded to a full record) and sync it to disk."""
+        """End the tar (two zero blocks, padded to a full record) and close it."""
         self._tar.write(b"\0" * (2 * _BLOCK))
         rest = self._tar.size % _RECORD
         if rest:
             self._tar.write(b"\0" * (_RECORD - rest))
-        self._raw.flush()
-        os.fsync(self._raw.fileno())
+        # no fsync: nothing trusts these bytes unchecked; validate re-hashes the tar against the
+        # SHA-256 taken here before it may leave, so a crash that loses pages fails loudly there
         self._raw.close()
         return Written(self._tar.size, self._tar.sha256)
 
