@@ -21,7 +21,7 @@ from urllib.parse import unquote
 from lxml import etree
 
 from decommission import mets, premis, records, tarindex
-from decommission.validate_state import FileTable
+from decommission.validate_state import MEMORY_FILES, FileTable, MemoryFileTable
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -43,12 +43,13 @@ class Problem:
 class PackageSource:
     """A package's files by NFC path relative to its root folder, from a directory or a tar.
 
-    ``files`` is a :class:`~decommission.validate_state.FileTable` on disk: nothing is kept in
-    memory per file, so a package of any size is read with the same memory.
+    ``files`` is a :class:`~decommission.validate_state.MemoryFileTable`, moved to a
+    :class:`~decommission.validate_state.FileTable` on disk past ``MEMORY_FILES`` files, so a
+    package of any size is read with bounded memory.
     """
 
     def __init__(self, path: Path, problems: list[Problem]) -> None:
-        self.files = FileTable()
+        self.files: FileTable | MemoryFileTable = MemoryFileTable()
         self._tar: tarfile.TarFile | None = None
         self._members: dict[str, tarfile.TarInfo] = {}
         self._fd: int | None = None
@@ -67,7 +68,7 @@ class PackageSource:
             self._fd = os.open(path, os.O_RDONLY)
         except tarindex.Unsupported:  # something the fast reader does not handle: tarfile reads it
             self.files.close()
-            self.files, found, tops = FileTable(), [], set()
+            self.files, found, tops = MemoryFileTable(), [], set()
             self._tar = tarfile.open(path, "r:*")  # noqa: SIM115 (closed in close())
             every = self._tar.getmembers()
             self._members = {m.name: m for m in every}
@@ -102,6 +103,8 @@ class PackageSource:
             problems.append(Problem("LAYOUT", rel, "symbolic link in the package"))
         elif not self.files.add(key, location, offset, size):
             problems.append(Problem("LAYOUT", rel, "two files have the same NFC name"))
+        elif isinstance(self.files, MemoryFileTable) and len(self.files) > MEMORY_FILES:
+            self.files = self.files.spill()
 
     def open(self, rel: str) -> IO[bytes]:
         entry = self.files[rel]

@@ -1,9 +1,12 @@
-"""What the validator knows per file and per METS id, kept in a private temporary SQLite database.
+"""What the validator knows per file and per METS id: in memory for a package of ordinary size,
+in a private temporary SQLite database beyond :data:`MEMORY_FILES` files.
 
 A package of 100 000 files would otherwise hold a few hundred bytes per file in Python (paths,
 tar offsets, digests, which METS or PREMIS entry named it); on disk the validator's memory
 does not grow with the package. The database is SQLite's private temporary file (``""``),
-deleted when closed; its page cache is bounded by :data:`CACHE_KIB`.
+deleted when closed; its page cache is bounded by :data:`CACHE_KIB`. Below the bound a dict
+does the same job without a database call per question (a few MB at most): the validator
+starts with :class:`MemoryFileTable` and :meth:`MemoryFileTable.spill` moves it to disk.
 """
 
 from __future__ import annotations
@@ -15,6 +18,8 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
 
 CACHE_KIB = 8 * 1024
+#: files a package may have before the validator keeps its file table on disk
+MEMORY_FILES = 20_000
 _PAGE = 2_000
 #: the marks a file can get: named by a METS document, described by PREMIS, listed in the manifest
 MARKS = ("referenced", "described", "listed")
@@ -143,3 +148,89 @@ class FileTable:
         return self._db.execute(
             "SELECT ref, attribute, line FROM refs WHERE ref NOT IN (SELECT id FROM ids) ORDER BY rowid"
         ).fetchall()
+
+
+class MemoryFileTable:
+    """:class:`FileTable` in a dict, for packages of up to :data:`MEMORY_FILES` files."""
+
+    def __init__(self) -> None:
+        # path -> [location, offset, size, hashed_size, sha256, referenced, described, listed]
+        self._files: dict[str, list] = {}
+        self._ids: set[str] = set()
+        self._refs: dict[str, tuple[str, int]] = {}
+
+    def close(self) -> None:
+        self._files.clear()
+
+    def spill(self) -> FileTable:
+        """The same content in a :class:`FileTable` on disk (this one is emptied)."""
+        table = FileTable()
+        table._db.executemany(  # noqa: SLF001 (its sibling)
+            "INSERT INTO files VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            ((_key(path), _key(row[0]), *row[1:]) for path, row in self._files.items()),
+        )
+        table._count = len(self._files)  # noqa: SLF001
+        table.add_ids([(i,) for i in self._ids], [(r, a, n) for r, (a, n) in self._refs.items()])
+        self.close()
+        return table
+
+    def add(self, path: str, location: str, offset: int = 0, size: int = 0) -> bool:
+        if path in self._files:
+            return False
+        self._files[path] = [location, offset, size, None, None, 0, 0, 0]
+        return True
+
+    def __len__(self) -> int:
+        return len(self._files)
+
+    def __contains__(self, path: object) -> bool:
+        return path in self._files
+
+    def __getitem__(self, path: str) -> Entry:
+        row = self._files[path]
+        return Entry(row[0], row[1], row[2])
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(sorted(self._files, key=_key))  # the order of the database: by UTF-8 bytes
+
+    def unmarked(self, mark: str) -> Iterator[str]:
+        column = _column(mark)
+        return iter(sorted((p for p, row in self._files.items() if not row[column]), key=_key))
+
+    def mark(self, path: str, mark: str) -> None:
+        column = _column(mark)
+        row = self._files.get(path)
+        if row is not None:
+            row[column] = 1
+
+    def marked(self, path: str, mark: str) -> bool:
+        column = _column(mark)
+        row = self._files.get(path)
+        return bool(row and row[column])
+
+    def digest(self, path: str) -> tuple[int, str] | None:
+        row = self._files.get(path)
+        return None if row is None or row[4] is None else (row[3], row[4])
+
+    def set_digest(self, path: str, size: int, sha256: str) -> None:
+        row = self._files.get(path)
+        if row is not None:
+            row[3], row[4] = size, sha256
+
+    def reset_ids(self) -> None:
+        self._ids.clear()
+        self._refs.clear()
+
+    def add_ids(self, ids: list[tuple[str]], refs: list[tuple[str, str, int]]) -> None:
+        self._ids.update(i for (i,) in ids)
+        for ref, attribute, line in refs:
+            self._refs.setdefault(ref, (attribute, line))
+
+    def dangling(self) -> list[tuple[str, str, int]]:
+        return [(r, a, n) for r, (a, n) in self._refs.items() if r not in self._ids]
+
+
+def _column(mark: str) -> int:
+    if mark not in MARKS:
+        raise ValueError(mark)
+    return 5 + MARKS.index(mark)
