@@ -4,8 +4,8 @@ Writes synthetic mapped partitions (the Parquet files the map stage writes; ever
 a case, ``--notes`` journal notes of about 550 characters, a diagnosis, a medication, a lab
 result, an access-log entry and one attachment, so a package holds two files per patient),
 then, for each size, builds the package (``sip.build_package``) in one fresh process and
-validates it (``validate.validate_package``, as ``package_stage`` does before a package may
-leave) in another, so each peak resident set belongs to that step alone. Progress goes to
+validates it (``validate.validate_package``, as the DAG's ``validate`` task does before a
+package may leave) in another, so each peak resident set belongs to that step alone. Progress goes to
 stderr; the last stdout line is one JSON object. Synthetic data only; the work folder is
 removed at the end.
 """

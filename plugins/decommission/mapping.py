@@ -187,7 +187,11 @@ def _map_slice(
     """Rules (first reason wins) then fields, on one slice of one table."""
     is_patient_table = name == spec.patient_table
     undecodable = []
-    for column, codec in table.encodings.items():  # declared codecs first: rules and fields see text
+    # declared codecs first, then UTF-8 for a text column that came as bytes (a driver could not
+    # decode some values): rules and fields see text, undecodable rows go to quarantine
+    raw = {f.column for f in table.fields.values() if f.transform == "bytes"}
+    implicit = [c for c in rows.column_names if c not in table.encodings and c not in raw and _is_bytes(rows[c])]
+    for column, codec in [*table.encodings.items(), *((c, "utf-8") for c in implicit)]:
         text_col, finding = decode(rows[column], codec)
         rows = rows.set_column(rows.schema.get_field_index(column), column, text_col)
         if finding is not None:
@@ -217,6 +221,10 @@ def _map_slice(
     kept_ids = {c: frame[~hit].reset_index(drop=True) for c, frame in ids.items()}
     mapped, adjusted = _map_fields(kept, table, spec, kept_ids)
     return _Mapped(mapped, adjusted), flags, pkey
+
+
+def _is_bytes(col: pa.ChunkedArray) -> bool:
+    return pa.types.is_binary(col.type) or pa.types.is_large_binary(col.type)
 
 
 def _identities(rows: pa.Table, table: TableSpec, reference_date: dt.date) -> dict[str, pd.DataFrame]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import logging
+import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -86,6 +87,8 @@ class Source:
             conn = self.hook.get_conn()
         except Exception as exc:
             raise SourceError(f"source connection '{self.conn_id}' is not reachable: {exc}") from exc
+        if isinstance(conn, sqlite3.Connection):  # SQLite keeps any bytes in TEXT: stage them, not crash
+            conn.text_factory = text_or_bytes
         try:
             _begin_read_only(conn)
             yield conn
@@ -176,7 +179,9 @@ class Source:
                 except SourceError:
                     raise
                 except Exception as exc:
-                    raise SourceError(f"source '{self.conn_id}', table '{name}': query failed: {exc}") from exc
+                    raise SourceError(
+                        f"source '{self.conn_id}', table '{name}': query failed: {_failure(exc)}"
+                    ) from exc
                 finally:
                     cur.close()
                 frame, mixed = staged_table.concat(parts, table.columns())
@@ -211,7 +216,7 @@ class Source:
                     raise
                 except Exception as exc:
                     raise SourceError(
-                        f"source '{self.conn_id}', table '{name}': query failed: {type(exc).__name__}: {exc}"
+                        f"source '{self.conn_id}', table '{name}': query failed: {_failure(exc)}"
                     ) from exc
                 parts = [pa.Table.from_batches([b]) for b in batches]
                 frame, coerced = staged_table.concat(parts, table.columns())
@@ -240,6 +245,20 @@ class Source:
             # a named (server-side) cursor keeps memory flat whatever the table size
             return conn.cursor(name=f"extract_{name}")
         return conn.cursor()
+
+
+def text_or_bytes(raw: bytes) -> str | bytes:
+    """A TEXT value as text, or its bytes when they are not UTF-8 (the mapping quarantines those)."""
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return raw
+
+
+def _failure(exc: Exception) -> str:
+    """What a driver error was, without its message: drivers quote the values they choked on."""
+    code = getattr(exc, "sqlstate", None) or getattr(exc, "sqlite_errorname", None)
+    return f"{type(exc).__name__}{f' ({code})' if code else ''}"
 
 
 def _begin_read_only(conn: Any) -> None:

@@ -65,14 +65,25 @@ def from_rows(rows: Sequence[Sequence[Any]], columns: Sequence[str]) -> tuple[pa
     """Arrow table of one batch of DB-API rows; returns the columns whose values had mixed types.
 
     A column mixing types (SQLite keeps whatever was written) is staged as text, each
-    value by ``str()``; the caller reports such columns in the control totals.
+    value by ``str()``; one mixing text and bytes (text the driver could not decode, see
+    :func:`decommission.source.text_or_bytes`) as bytes, text encoded as UTF-8, so no value
+    is altered and the mapping can quarantine what does not decode. The caller reports such
+    columns in the control totals.
     """
     arrays, coerced = [], []
     for name, values in zip(columns, zip(*rows, strict=True) if rows else [()] * len(columns), strict=True):
         try:
-            arrays.append(pa.array(values))
+            array = pa.array(values)
+            arrays.append(array)
+            if pa.types.is_binary(array.type) and any(isinstance(v, str) for v in values):
+                coerced.append(name)  # Arrow took the text as its UTF-8 bytes
         except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
-            arrays.append(pa.array([None if v is None else str(v) for v in values], type=pa.large_string()))
+            kinds = {type(v) for v in values if v is not None}
+            if kinds == {str, bytes}:
+                as_bytes = [v.encode("utf-8") if isinstance(v, str) else v for v in values]
+                arrays.append(pa.array(as_bytes, type=pa.large_binary()))
+            else:
+                arrays.append(pa.array([None if v is None else str(v) for v in values], type=pa.large_string()))
             coerced.append(name)
     return pa.Table.from_arrays(arrays, names=list(columns)), coerced
 
@@ -88,7 +99,8 @@ def concat(parts: Iterable[pa.Table], columns: Sequence[str]) -> tuple[pa.Table,
         types = {p.schema.field(i).type for p in parts if p.column(i).null_count < p.num_rows}
         if len(types) > 1:
             coerced.append(name)
-            fields.append(pa.field(name, pa.large_string()))
+            text_and_bytes = types == {pa.large_string(), pa.large_binary()}
+            fields.append(pa.field(name, pa.large_binary() if text_and_bytes else pa.large_string()))
         else:
             fields.append(pa.field(name, types.pop() if types else pa.large_string()))
     schema = pa.schema(fields)
@@ -105,6 +117,8 @@ def _cast_batch(part: pa.Table, schema: pa.Schema) -> pa.Table:
             columns.append(col)
         elif col.null_count == len(col):
             columns.append(pa.nulls(len(col), field.type))
+        elif field.type == pa.large_binary() and col.type == pa.large_string():
+            columns.append(col.cast(pa.large_binary()))  # text beside undecodable bytes: its UTF-8
         else:  # mixed types across batches: text, as in from_rows
             columns.append(pa.array([None if v is None else str(v) for v in col.to_pylist()], pa.large_string()))
     return pa.Table.from_arrays(columns, schema=schema)
@@ -164,8 +178,12 @@ def control_totals(table: pa.Table, key: str, coerced: Sequence[str] = ()) -> di
         "keys_sha256": digest(table, [key]),
         "sha256": digest(table),
     }
-    if coerced:
-        totals["coerced_to_text"] = sorted(coerced)
+    to_bytes = sorted(c for c in coerced if table.schema.field(c).type == pa.large_binary())
+    to_text = sorted(c for c in coerced if c not in to_bytes)
+    if to_text:
+        totals["coerced_to_text"] = to_text
+    if to_bytes:
+        totals["coerced_to_bytes"] = to_bytes
     return totals
 
 

@@ -73,3 +73,32 @@ def test_control_totals_do_not_depend_on_the_partitioning(source, tmp_path):
     totals = whole[0]["journalanteckning"]
     assert totals["rows"] == totals["keys"] > 0
     assert len(totals["sha256"]) == 64 and len(totals["keys_sha256"]) == 64
+
+
+def test_text_that_is_not_utf8_goes_to_quarantine_not_to_a_crash(vas_sqlite, tmp_path, monkeypatch):
+    """SQLite keeps any bytes in a TEXT column: the row is staged as it is and quarantined, never altered."""
+    import shutil
+    import sqlite3
+
+    copy = tmp_path / "broken.sqlite"
+    shutil.copyfile(vas_sqlite[0], copy)
+    with sqlite3.connect(copy) as db:
+        note = db.execute("SELECT ant_id, pat_id FROM journalanteckning WHERE makulerad = 0 LIMIT 1").fetchone()
+        # Latin-1 bytes written as TEXT (a legacy client did this): not UTF-8, secret to the log
+        db.execute(
+            "UPDATE journalanteckning SET anteckning = CAST(X'48656A7361E57661' AS TEXT) WHERE ant_id = ?", note[:1]
+        )
+    monkeypatch.setenv("AIRFLOW_CONN_LEGACY_BROKEN", json.dumps({"conn_type": "sqlite", "host": str(copy)}))
+    source = Source("legacy_broken", schema="vas")
+    spec = load_spec(REPO / "include" / "mappings" / "vas.yaml")
+    parts = make_partitions(source.patient_keys(spec), 1000)
+    extracted, mapped = _extract_and_map(source, spec, tmp_path / "stage", parts)
+    (totals,), (result,) = extracted, mapped
+    assert totals["journalanteckning"]["coerced_to_bytes"] == ["anteckning"]
+    assert result.extracted["journalanteckning"] == totals["journalanteckning"]["rows"]
+    quarantined = result.quarantined["journalanteckning"]
+    assert result.mapped["journalanteckning"] + sum(quarantined.values()) == result.extracted["journalanteckning"]
+    rows = pq.read_table(tmp_path / "stage" / parts[0].id / "mapped" / "quarantine.parquet").to_pylist()
+    hit = [r for r in rows if r["source_key"] == str(note[0]) and r["rule"] == "ENCODING_SUSPECT"]
+    assert len(hit) == 1 and hit[0]["column"] == "anteckning", hit
+    assert "Hejs" not in json.dumps(rows, default=str)  # the detail names the offset, not the text
