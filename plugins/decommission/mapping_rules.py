@@ -17,7 +17,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from decommission import identity
+from decommission import codecs8, identity
 from decommission.arrow_text import as_array, mask, py_values, text, true_mask
 from decommission.mapping_spec import RuleSpec
 from decommission.model import Reason
@@ -126,11 +126,16 @@ def decode(col: pa.ChunkedArray, codec: str) -> tuple[pa.ChunkedArray, Finding |
     """A bytes column read as text with its declared codec; rows that do not decode are a finding.
 
     Text columns (already decoded by the driver) are returned as they are. UTF-8 is checked
-    by Arrow on the whole column; other codecs decode value by value (C codecs, no repair:
-    a row that fails keeps a null here and goes to quarantine with the byte offset).
+    by Arrow on the whole column; the single-byte codecs map the whole buffer at once
+    (:mod:`decommission.codecs8`). No repair: a row that fails keeps a null here and goes to
+    quarantine with the byte offset.
     """
     if not (pa.types.is_binary(col.type) or pa.types.is_large_binary(col.type)):
         return col, None
+    if codec in codecs8.SINGLE_BYTE:
+        decoded_array, offsets = codecs8.decode(as_array(col), codec)
+        failed = {row: f"bytes not {codec} at offset {at}" for row, at in offsets.items()}
+        return _decoded(col, pa.chunked_array([decoded_array]), failed)
     if codec == "utf-8":
         try:
             return pc.cast(col, pa.large_string()), None
@@ -143,7 +148,12 @@ def decode(col: pa.ChunkedArray, codec: str) -> tuple[pa.ChunkedArray, Finding |
         except UnicodeDecodeError as exc:
             values.append(None)
             failed[i] = f"bytes not {codec} at offset {exc.start}"
-    decoded = pa.chunked_array([pa.array(values, pa.large_string())])
+    return _decoded(col, pa.chunked_array([pa.array(values, pa.large_string())]), failed)
+
+
+def _decoded(
+    col: pa.ChunkedArray, decoded: pa.ChunkedArray, failed: dict[int, str]
+) -> tuple[pa.ChunkedArray, Finding | None]:
     if not failed:
         return decoded, None
     hit = np.zeros(len(col), dtype=bool)
