@@ -96,3 +96,21 @@ def test_rerun_after_a_kill_leaves_one_consistent_staging(env, monkeypatch):
     extract(_run(), PARTITION)
     assert [p.name for p in parent.iterdir()] == ["p0001"]
     assert _files(parent / "p0001") == expected
+
+
+def test_validate_passes_the_built_tar_and_refuses_one_changed_after_the_build(env):
+    """package[p] records the tar's SHA-256; validate[p] checks the bytes against it before it validates."""
+    from decommission.errors import PackageError
+    from decommission.stages import map_stage, package_stage, validate_stage
+
+    run = _run()
+    package = package_stage(run, map_stage(run, extract(run, PARTITION)))
+    assert validate_stage(run, package) == package
+    report = json.loads((env / "home" / "vas" / "validation" / f"{package['package_id']}.json").read_text())
+    assert report["ok"] is True
+    tar = Path(package["container"])
+    data = bytearray(tar.read_bytes())
+    data[len(data) // 2] ^= 1  # one bit flipped on disk after the build
+    tar.write_bytes(bytes(data))
+    with pytest.raises(PackageError, match="changed on disk after it was built"):
+        validate_stage(run, package)
