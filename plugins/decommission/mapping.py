@@ -189,7 +189,7 @@ def _map_slice(
     undecodable = []
     # declared codecs first, then UTF-8 for a text column that came as bytes (a driver could not
     # decode some values): rules and fields see text, undecodable rows go to quarantine
-    raw = {f.column for f in table.fields.values() if f.transform == "bytes"}
+    raw = _byte_columns(table)
     implicit = [c for c in rows.column_names if c not in table.encodings and c not in raw and _is_bytes(rows[c])]
     for column, codec in [*table.encodings.items(), *((c, "utf-8") for c in implicit)]:
         text_col, finding = decode(rows[column], codec)
@@ -223,8 +223,18 @@ def _map_slice(
     return _Mapped(mapped, adjusted), flags, pkey
 
 
-def _is_bytes(col: pa.ChunkedArray) -> bool:
+def _is_bytes(col: pa.ChunkedArray | pa.Field) -> bool:
     return pa.types.is_binary(col.type) or pa.types.is_large_binary(col.type)
+
+
+def _byte_columns(table: TableSpec) -> set[str]:
+    """Source columns that are bytes on purpose: read raw, or mapped to a bytes field (attachments)."""
+    schema = ENTITIES[table.entity].schema
+    return {
+        f.column
+        for name, f in table.fields.items()
+        if f.column and (f.transform == "bytes" or _is_bytes(schema.field(name)))
+    }
 
 
 def _identities(rows: pa.Table, table: TableSpec, reference_date: dt.date) -> dict[str, pd.DataFrame]:

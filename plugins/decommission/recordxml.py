@@ -52,13 +52,13 @@ def _ids(entity: str, table: pa.Table) -> pa.Array:
     """The records' keys, escaped for an attribute."""
     key = ENTITIES[entity].key
     ids = table.column(key).combine_chunks()
-    empty = pc.fill_null(pc.equal(pc.utf8_length(ids), 0), True)
+    refused = PackageError(f"{entity}: a record has an empty or not XML-safe {key}")
+    if pc.any(pc.fill_null(pc.equal(pc.utf8_length(ids), 0), True)).as_py():
+        raise refused
     try:
-        if pc.any(empty).as_py():
-            raise xmltext.IllegalCharacter(0)
         return xmltext.escape(ids, attribute=True)
     except xmltext.IllegalCharacter:
-        raise PackageError(f"{entity}: a record has an empty or not XML-safe {key}") from None
+        raise refused from None
 
 
 def patient_fragments(
