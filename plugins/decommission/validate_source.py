@@ -117,6 +117,14 @@ class PackageSource:
             raise OSError(f"{rel}: not a regular file in the tar")
         return stream
 
+    def read(self, rel: str) -> bytes:
+        """A whole (small) file: one ``pread`` from the tar."""
+        if self._fd is not None:
+            entry = self.files[rel]
+            return os.pread(self._fd, entry.size, entry.offset)
+        with self.open(rel) as stream:
+            return stream.read()
+
     def close(self) -> None:
         if self._tar is not None:
             self._tar.close()
