@@ -117,6 +117,24 @@ class PackageSource:
             raise OSError(f"{rel}: not a regular file in the tar")
         return stream
 
+    def sha256(self, rel: str) -> tuple[int, str]:
+        """Size and SHA-256 of a file's bytes, read a chunk at a time (from a tar with ``pread`` alone)."""
+        sha, size = hashlib.sha256(), 0
+        if self._fd is not None:
+            entry = self.files[rel]
+            while size < entry.size:
+                chunk = os.pread(self._fd, min(_CHUNK, entry.size - size), entry.offset + size)
+                if not chunk:
+                    break  # the tar ends early: the size check reports it
+                sha.update(chunk)
+                size += len(chunk)
+            return size, sha.hexdigest()
+        with self.open(rel) as stream:
+            while chunk := stream.read(_CHUNK):
+                sha.update(chunk)
+                size += len(chunk)
+        return size, sha.hexdigest()
+
     def read(self, rel: str) -> bytes:
         """A whole (small) file: one ``pread`` from the tar."""
         if self._fd is not None:
@@ -157,12 +175,7 @@ class Checker:
         """Size and SHA-256 of a file's bytes, read once (later calls get the recorded digest)."""
         known = self.src.files.digest(rel)
         if known is None:
-            sha, size = hashlib.sha256(), 0
-            with self.src.open(rel) as stream:
-                while chunk := stream.read(_CHUNK):
-                    sha.update(chunk)
-                    size += len(chunk)
-            known = (size, sha.hexdigest())
+            known = self.src.sha256(rel)
             self.src.files.set_digest(rel, *known)
         return known
 
