@@ -21,20 +21,16 @@ SINGLE_BYTE = ("latin-1", "cp1252", "cp850")
 
 
 @functools.cache
-def _table(codec: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per byte value: its UTF-8 bytes (padded to 3), their count, and whether the codec defines it."""
-    utf8 = np.zeros((256, 3), dtype=np.uint8)
-    length = np.zeros(256, dtype=np.int64)
+def _table(codec: str) -> tuple[np.ndarray, np.ndarray]:
+    """Per byte value: the length of its UTF-8 form, and whether the codec defines it."""
+    length = np.ones(256, dtype=np.int64)
     defined = np.ones(256, dtype=bool)
-    for byte in range(256):
+    for byte in range(0x80, 256):
         try:
-            encoded = bytes([byte]).decode(codec).encode("utf-8")
+            length[byte] = len(bytes([byte]).decode(codec).encode("utf-8"))
         except UnicodeDecodeError:
             defined[byte] = False
-            continue
-        utf8[byte, : len(encoded)] = list(encoded)
-        length[byte] = len(encoded)
-    return utf8, length, defined
+    return length, defined
 
 
 def decode(column: pa.Array, codec: str) -> tuple[pa.Array, dict[int, int]]:
@@ -53,7 +49,7 @@ def decode(column: pa.Array, codec: str) -> tuple[pa.Array, dict[int, int]]:
         np.frombuffer(data_buffer, dtype=np.uint8)[offsets[0] : offsets[-1]] if data_buffer else np.empty(0, np.uint8)
     )
     offsets = offsets - offsets[0]
-    _utf8, length, defined = _table(codec)
+    length, defined = _table(codec)
 
     high = np.flatnonzero(data >= 0x80)  # the only bytes that do not stay one byte
     failed: dict[int, int] = {}
@@ -64,8 +60,7 @@ def decode(column: pa.Array, codec: str) -> tuple[pa.Array, dict[int, int]]:
         failed = {int(r): int(undefined[i] - offsets[r]) for r, i in zip(first_rows, first_at, strict=True)}
         data = data.copy()
         data[undefined] = ord("?")  # a stand-in so the buffer decodes; these rows become null below
-    extra = length[data[high]] - 1  # high bytes that stayed undefined were replaced: width 1 each
-    extra[data[high] == ord("?")] = 0
+    extra = length[data[high]] - 1  # an undefined byte is now "?": one byte, nothing extra
     before = np.concatenate(([0], np.cumsum(extra)))
     new_offsets = offsets + before[np.searchsorted(high, offsets)]
     out = data.tobytes().decode(codec).encode("utf-8")
