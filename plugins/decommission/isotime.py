@@ -94,5 +94,5 @@ def timestamps(column: pa.Array) -> pa.Array:
 
 def _fallback(column: pa.Array) -> pa.Array:
     utc = pc.cast(column, pa.timestamp("us", tz="UTC"), safe=False)
-    text = pc.utf8_replace_slice(pc.cast(utc, pa.string()), start=10, stop=11, replacement="T")
+    text = pc.replace_substring(pc.cast(utc, pa.string()), pattern=" ", replacement="T", max_replacements=1)
     return pc.replace_substring(text, pattern=".000000Z", replacement="Z")

@@ -40,6 +40,13 @@ def test_nanosecond_timestamps_are_cut_to_microseconds():
     assert isotime.timestamps(column).to_pylist() == ["2017-07-14T02:40:00.123456Z", "1969-12-31T23:59:59.999999Z"]
 
 
+def test_years_beyond_9999_take_arrows_own_form():
+    after = pa.array([253_402_300_800_000_001, 0, None], pa.timestamp("us", tz="UTC"))  # 10000-01-01 and later
+    assert isotime.timestamps(after).to_pylist() == ["10000-01-01T00:00:00.000001Z", "1970-01-01T00:00:00Z", None]
+    days = pa.array([2_932_897, None], pa.int32()).cast(pa.date32())
+    assert isotime.dates(days).to_pylist() == ["10000-01-01", None]
+
+
 def test_dates_match_pythons_iso_form():
     rng = random.Random(11)
     days = [-719_162, 2_932_896, 0, -1, 11_016, *(rng.randint(-719_162, 2_932_896) for _ in range(4000))]
