@@ -161,6 +161,7 @@ class Checker:
         #: validators of this run (lxml validators are not shared between threads)
         self.mets_schema, self.premis_schema = mets.mets_schema(), premis.premis_schema()
         self.record_schema = records.record_schema()
+        self._parser = mets.schema_parser()
 
     def add(self, requirement: str, path: str, message: str) -> None:
         self.problems.append(Problem(requirement, path, message))
@@ -206,12 +207,11 @@ class Checker:
             self.add("XSD", rel, f"line {exc.lineno}: {exc.msg}")
 
     def parse(self, rel: str, schema: etree.XMLSchema, private: bool = False) -> etree._ElementTree | None:
-        """Parse and schema-validate; for ``private`` files report positions only, never values."""
+        """Parse a whole (small) file, then schema-validate; for ``private`` files positions only, never values."""
         if rel not in self.src.files:
             return None
         try:
-            with self.src.open(rel) as stream:
-                tree = etree.parse(stream, mets.schema_parser())
+            tree = etree.ElementTree(etree.fromstring(self.src.read(rel), self._parser))
         except etree.XMLSyntaxError as exc:
             self.add("XML", rel, f"not well-formed XML (line {exc.lineno})")
             return None
