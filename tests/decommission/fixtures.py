@@ -6,6 +6,9 @@ Synthetic data only: the personal ids are Skatteverket-style test numbers, the n
 from __future__ import annotations
 
 import datetime as dt
+import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pyarrow as pa
@@ -270,3 +273,17 @@ def large_rows(patients: int, documents_per_patient: int = 10) -> dict[str, list
             {"log_id": f"G{i}", "patient_key": key, "user": "ulla", "event": "läst", "time": ts(3)}
         )
     return rows
+
+
+def run_bench_packaging(*args: str, timeout: int) -> dict:
+    """``python -m bench.packaging ARGS`` in the repository; its last stdout line, parsed (it must succeed)."""
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.packaging", *args],
+        cwd=Path(__file__).resolve().parents[2],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])

@@ -2,25 +2,11 @@
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-from pathlib import Path
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.decommission.fixtures import run_bench_packaging
 
 
 def test_bench_packaging_prints_json_summary_last():
-    done = subprocess.run(
-        [sys.executable, "-m", "bench.packaging", "--files", "40", "80", "--notes", "2"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
-    summary = json.loads(done.stdout.strip().splitlines()[-1])
+    summary = run_bench_packaging("--files", "40", "80", "--notes", "2", timeout=300)
     assert summary["all_valid"] is True
     assert [s["files"] for s in summary["sizes"]] == [40 + 11, 80 + 11]  # two per patient + schemas, docs, metadata
     for size in summary["sizes"]:

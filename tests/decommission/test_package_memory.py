@@ -12,12 +12,8 @@ not per-file state.
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-from pathlib import Path
+from tests.decommission.fixtures import run_bench_packaging
 
-ROOT = Path(__file__).resolve().parents[2]
 SMALL, LARGE = 6_000, 30_000  # files: two per patient (3 000 and 15 000 patients)
 #: MB a peak may grow between the sizes: the allocator's retained arenas, the patient list itself
 BUILD_GROWTH_MB = 45
@@ -25,16 +21,7 @@ VALIDATE_GROWTH_MB = 12
 
 
 def test_peak_memory_does_not_grow_with_the_package():
-    done = subprocess.run(
-        [sys.executable, "-m", "bench.packaging", "--files", str(SMALL), str(LARGE), "--notes", "2", "--tar-only"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
-    summary = json.loads(done.stdout.strip().splitlines()[-1])
+    summary = run_bench_packaging("--files", str(SMALL), str(LARGE), "--notes", "2", "--tar-only", timeout=600)
     small, large = summary["sizes"]
     assert summary["all_valid"] is True
     assert large["files"] - small["files"] == LARGE - SMALL
