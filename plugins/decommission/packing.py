@@ -222,9 +222,5 @@ class Package:
         return self.out.close()
 
 
-def _entry(file_id: str, href: str, mimetype: str, written: Written) -> mets.FileEntry:
-    return mets.FileEntry(file_id, href, mimetype, written.size, written.sha256)
-
-
 def _entry(file_id: str, href: str, mimetype_: str, written: Written) -> mets.FileEntry:
     return mets.FileEntry(file_id, href, mimetype_, written.size, written.sha256)
