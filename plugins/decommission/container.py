@@ -119,7 +119,8 @@ class PackageWriter:
         self._name = name
         self._mtime = mtime
         self._max = max_bytes
-        self._raw = open(tar_path, "xb")  # noqa: SIM115 (closed in close())
+        # a large buffer: members are small (a record file is a few kB) and a write call each costs more
+        self._raw = open(tar_path, "xb", buffering=_COPY_CHUNK)  # noqa: SIM115 (closed in close())
         self._tar = HashingWriter(self._raw)
         self._dirs: set[str] = set()
         self._streams: list[HashingWriter] = []
@@ -228,7 +229,8 @@ class PackageWriter:
     def stream(self, rel: str) -> HashingWriter:
         """A writer for a file too big to hold in memory (METS, PREMIS); :meth:`commit` puts it in the tar."""
         self._dir_member(posixpath.dirname(rel))  # the same member order with or without the folder
-        writer = HashingWriter(open(self._stream_path(rel), "xb"))  # noqa: SIM115 (closed in commit() or abort())
+        # closed in commit() or abort()
+        writer = HashingWriter(open(self._stream_path(rel), "xb", buffering=_COPY_CHUNK))  # noqa: SIM115
         self._streams.append(writer)
         return writer
 
