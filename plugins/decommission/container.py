@@ -25,22 +25,50 @@ _BLOCK = tarfile.BLOCKSIZE
 _ZEROS = bytes(_BLOCK)
 _RECORD = tarfile.RECORDSIZE
 _COPY_CHUNK = 1 << 20
+#: bytes of a tar kept in the page cache behind its writer (see :class:`HashingWriter`)
+DROP_WINDOW = 8 << 20
 
 
 class HashingWriter:
-    """Writes through to a binary file and computes SHA-256 and size of exactly what was written."""
+    """Writes through to a binary file and computes SHA-256 and size of exactly what was written.
 
-    def __init__(self, raw: BinaryIO) -> None:
+    :param drop_behind: keep the written bytes out of the page cache as it goes (Linux): every
+        :data:`DROP_WINDOW` bytes, start writing back the newest window and evict the one before it,
+        as PostgreSQL's ``backend_flush_after`` does. A package run writes gigabytes of tars that are
+        read back once; left in the cache they only make the kernel find fresh pages for every write
+        (measured here: 420 MB/s into new page-cache pages, 1 400 MB/s with the pages recycled).
+    """
+
+    def __init__(self, raw: BinaryIO, *, drop_behind: bool = False) -> None:
         self._raw = raw
         self._hash = hashlib.sha256()
         self.size = 0
+        self._drop_at = DROP_WINDOW if drop_behind and hasattr(os, "posix_fadvise") else 0
 
     def write(self, data: bytes | bytearray | memoryview) -> int:
         view = memoryview(data)
         self._raw.write(view)
         self._hash.update(view)
         self.size += view.nbytes
+        if self._drop_at and self.size >= self._drop_at:
+            self._drop_behind()
         return view.nbytes
+
+    def _drop_behind(self, *, end: bool = False) -> None:
+        # each window is advised twice: the first call starts its writeback, the second (one window
+        # later) evicts its pages, by then clean; a page still being written back is left alone
+        self._raw.flush()
+        start = max(0, self._drop_at - 2 * DROP_WINDOW)
+        length = 0 if end else self._drop_at - start
+        os.posix_fadvise(self._raw.fileno(), start, length, os.POSIX_FADV_DONTNEED)
+        while self._drop_at <= self.size:
+            self._drop_at += DROP_WINDOW
+
+    def close(self) -> None:
+        """Flush and close the file (with ``drop_behind``, its tail leaves the cache too)."""
+        if self._drop_at:
+            self._drop_behind(end=True)
+        self._raw.close()
 
     def tell(self) -> int:
         return self.size
@@ -121,7 +149,7 @@ class PackageWriter:
         self._max = max_bytes
         # a large buffer: members are small (a record file is a few kB) and a write call each costs more
         self._raw = open(tar_path, "xb", buffering=_COPY_CHUNK)  # noqa: SIM115 (closed in close())
-        self._tar = HashingWriter(self._raw)
+        self._tar = HashingWriter(self._raw, drop_behind=True)
         self._dirs: set[str] = set()
         self._streams: list[HashingWriter] = []
         self._dir_member("")
@@ -257,7 +285,7 @@ class PackageWriter:
             self._tar.write(b"\0" * (_RECORD - rest))
         # no fsync: nothing trusts these bytes unchecked; validate re-hashes the tar against the
         # SHA-256 taken here before it may leave, so a crash that loses pages fails loudly there
-        self._raw.close()
+        self._tar.close()
         return Written(self._tar.size, self._tar.sha256)
 
     def abort(self) -> None:
