@@ -69,9 +69,8 @@ def write_partition(directory: Path, patients: int, notes: int) -> int:
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
-    from decommission.mapping import PARQUET
     from decommission.model import ENTITIES
-    from decommission.staged_table import row_group_rows
+    from decommission.staged_table import PARQUET_OPTIONS, row_group_rows
 
     directory.mkdir(parents=True, exist_ok=True)
     n = patients
@@ -153,10 +152,10 @@ def write_partition(directory: Path, patients: int, notes: int) -> int:
     for name, columns in tables.items():
         table = pa.table(columns).select(ENTITIES[name].schema.names).cast(ENTITIES[name].schema)
         # row groups and codec as the map stage writes them (a package reads the map stage's files)
-        pq.write_table(table, directory / f"{name}.parquet", row_group_size=row_group_rows(table), **PARQUET)
+        pq.write_table(table, directory / f"{name}.parquet", row_group_size=row_group_rows(table), **PARQUET_OPTIONS)
         rows += table.num_rows
     # journal notes: `notes` per patient, written in slices so generation stays small too
-    with pq.ParquetWriter(directory / "document.parquet", ENTITIES["document"].schema, **PARQUET) as writer:
+    with pq.ParquetWriter(directory / "document.parquet", ENTITIES["document"].schema, **PARQUET_OPTIONS) as writer:
         for d in range(notes):
             suffix = pc.cast(pa.array(np.arange(n) * notes + d), pa.string())
             table = pa.table(

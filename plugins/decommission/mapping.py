@@ -26,7 +26,7 @@ from decommission.mapping_rules import RULE_REASON, Finding, check, classify, de
 from decommission.mapping_spec import MappingSpec, TableSpec
 from decommission.model import ENTITIES, QUARANTINE_SCHEMA, Reason
 from decommission.privacy import keyed_hash
-from decommission.staged_table import row_group_rows
+from decommission.staged_table import PARQUET_OPTIONS, row_group_rows
 
 
 @dataclass
@@ -99,7 +99,7 @@ class _Entities:
     def write(self, entity: str, table: pa.Table) -> None:
         if entity not in self.writers:
             self.files[entity] = (self.out_dir / f"{entity}.parquet").open("wb")
-            self.writers[entity] = pq.ParquetWriter(self.files[entity], ENTITIES[entity].schema, **PARQUET)
+            self.writers[entity] = pq.ParquetWriter(self.files[entity], ENTITIES[entity].schema, **PARQUET_OPTIONS)
         if table.num_rows:
             self.writers[entity].write_table(table)
         self.rows[entity] += table.num_rows
@@ -244,13 +244,9 @@ def _identities(rows: pa.Table, table: TableSpec, reference_date: dt.date) -> di
     return {c: classify(rows[c], reference_date) for c in columns}
 
 
-#: mapped files are read once, by the package stage: fast to write and read beats small
-PARQUET = {"compression": "lz4", "use_dictionary": False}
-
-
 def _write(table: pa.Table, path: Any) -> None:
     with path.open("wb") as fh:
-        pq.write_table(table, fh, **PARQUET)
+        pq.write_table(table, fh, **PARQUET_OPTIONS)
 
 
 def _map_fields(rows: pa.Table, table: TableSpec, spec: MappingSpec, ids: dict[str, Any]) -> tuple[pa.Table, int]:
