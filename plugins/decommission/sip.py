@@ -24,7 +24,9 @@ METS and PREMIS streamed: memory does not grow with the package. A package is bo
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import gc
 import os
 import re
 import shutil
@@ -42,7 +44,7 @@ from decommission.packing import Package
 from decommission.partition import PartitionReader
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Iterator, Mapping
 
 __all__ = ["HashingWriter", "PackageContext", "PackageResult", "build_package", "package_id", "safe_filename"]
 
@@ -147,6 +149,22 @@ def _check_context(context: PackageContext) -> None:
         raise PackageError("context.max_patients and context.max_bytes must be positive")
 
 
+@contextlib.contextmanager
+def _cyclic_gc_paused() -> Iterator[None]:
+    """No cycle collection while a package is built.
+
+    The build makes no reference cycles but allocates containers by the hundred thousand, which
+    set off collections that walk the whole worker's heap, Airflow's included: 6 % of the build.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
 def build_package(
     *, mapped: Mapping[str, Path], context: PackageContext, partition_id: str, out_dir: Path, directory: bool = True
 ) -> PackageResult:
@@ -181,12 +199,13 @@ def build_package(
             )
         package = Package(tmp, tmp_tar, pkg_id, context, directory)
         counts = dict.fromkeys(ENTITIES, 0)
-        for chunk in reader.chunks():
-            package.write_chunk(chunk)
-            for name, table in chunk.tables.items():
-                counts[name] += table.num_rows
-        counts["patient"] = len(reader)
-        tar = package.finish(pkg_id)
+        with _cyclic_gc_paused():
+            for chunk in reader.chunks():
+                package.write_chunk(chunk)
+                for name, table in chunk.tables.items():
+                    counts[name] += table.num_rows
+            counts["patient"] = len(reader)
+            tar = package.finish(pkg_id)
         shutil.rmtree(scratch, ignore_errors=True)
         if final.exists():
             final.rename(old)
