@@ -115,8 +115,8 @@ class PartitionReader:
         for name in ENTITIES:
             if name != "patient":
                 self._spread(name, mapped.get(name))
-                # give the allocator's freed pages back, so the chunks that follow start from a low mark
-                pa.default_memory_pool().release_unused()
+        # give the allocator's freed pages back, so the chunks that follow start from a low mark
+        pa.default_memory_pool().release_unused()
 
     def __len__(self) -> int:
         return self.patients.num_rows
