@@ -200,7 +200,7 @@ def _staged_side(run: Run, spec: MappingSpec, partition_ids: list[str]) -> dict[
         folder = staging.stage_dir(run.system.id, run.milestone.value, "extract", pid)
         for name, table in spec.tables.items():
             cols = _columns(table)
-            with (folder / f"{name}.parquet").open("rb") as fh:
+            with staging.open_input(folder / f"{name}.parquet") as fh:
                 for batch in pq.ParquetFile(fh).iter_batches(batch_size=10_000, columns=cols):
                     for row in batch.to_pylist():
                         key = _text(row.get(table.key))

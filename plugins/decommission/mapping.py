@@ -90,15 +90,16 @@ def _slices(data: Readable) -> Iterator[pa.Table]:
 class _Entities:
     """One Parquet writer per entity, fed slice by slice in processing order (deterministic)."""
 
-    def __init__(self, out_dir: Any) -> None:
+    def __init__(self, out_dir: Any, open_output: Callable[[Any], Any]) -> None:
         self.out_dir = out_dir
+        self.open_output = open_output
         self.files: dict[str, Any] = {}
         self.writers: dict[str, pq.ParquetWriter] = {}
         self.rows: dict[str, int] = dict.fromkeys(ENTITIES, 0)
 
     def write(self, entity: str, table: pa.Table) -> None:
         if entity not in self.writers:
-            self.files[entity] = (self.out_dir / f"{entity}.parquet").open("wb")
+            self.files[entity] = self.open_output(self.out_dir / f"{entity}.parquet")
             self.writers[entity] = pq.ParquetWriter(self.files[entity], ENTITIES[entity].schema, **PARQUET_OPTIONS)
         if table.num_rows:
             self.writers[entity].write_table(table)
@@ -114,17 +115,22 @@ class _Entities:
         return dict(self.rows)
 
 
-def map_partition(spec: MappingSpec, read: Callable[[str], Readable], out_dir: Any) -> MapResult:
+def map_partition(
+    spec: MappingSpec, read: Callable[[str], Readable], out_dir: Any, open_output: Callable[[Any], Any] | None = None
+) -> MapResult:
     """Map one partition: ``read(table)`` gives the extracted rows; files go to ``out_dir``.
 
     ``read`` may return a table (or DataFrame) or an iterable of tables/batches (row groups,
     so memory stays bounded); rows are mapped one row group's worth at a time either way.
     Writes ``<entity>.parquet`` per entity and ``quarantine.parquet``; ``out_dir`` is a
     :class:`pathlib.Path` or an ``ObjectStoragePath`` (anything with ``/`` and ``open``).
+
+    :param open_output: opens a new file for writing (default: the path's own ``open("wb")``)
     """
+    open_output = open_output or (lambda path: path.open("wb"))
     out_dir.mkdir(parents=True, exist_ok=True)
     result = MapResult()
-    entities = _Entities(out_dir)
+    entities = _Entities(out_dir, open_output)
     quarantine: list[pa.Table] = []
     reference_date = dt.date.fromisoformat(spec.id_reference_date)
     ptable = spec.tables[spec.patient_table]
@@ -165,7 +171,8 @@ def map_partition(spec: MappingSpec, read: Callable[[str], Readable], out_dir: A
     finally:
         result.entities = entities.close()
     qtable = pa.concat_tables(quarantine) if quarantine else QUARANTINE_SCHEMA.empty_table()
-    _write(qtable, out_dir / "quarantine.parquet")
+    with open_output(out_dir / "quarantine.parquet") as fh:
+        pq.write_table(qtable, fh, **PARQUET_OPTIONS)
     return result
 
 
@@ -242,11 +249,6 @@ def _identities(rows: pa.Table, table: TableSpec, reference_date: dt.date) -> di
     columns = {r.column for r in table.rules if r.rule == "personal_id"}
     columns |= {f.column for f in table.fields.values() if f.transform in ("personal_id", "id_type") and f.column}
     return {c: classify(rows[c], reference_date) for c in columns}
-
-
-def _write(table: pa.Table, path: Any) -> None:
-    with path.open("wb") as fh:
-        pq.write_table(table, fh, **PARQUET_OPTIONS)
 
 
 def _map_fields(rows: pa.Table, table: TableSpec, spec: MappingSpec, ids: dict[str, Any]) -> tuple[pa.Table, int]:

@@ -116,7 +116,7 @@ def extract(run: Run, partition: dict[str, Any]) -> dict[str, Any]:
     final = staging.stage_dir(run.system.id, run.milestone.value, "extract", part.id)
     with staging.replacing(final) as tmp:
         totals = run.source.extract_partition(
-            spec, part, run.system.agreement.cut_off, lambda table: (tmp / f"{table}.parquet").open("wb")
+            spec, part, run.system.agreement.cut_off, lambda table: staging.open_output(tmp / f"{table}.parquet")
         )
     run.record("extract", {"partition": part.to_dict(), "totals": totals})
     return {"partition": part.to_dict(), "uri": str(final), "rows": {t: v["rows"] for t, v in totals.items()}}
@@ -128,7 +128,8 @@ def map_stage(run: Run, extracted: dict[str, Any]) -> dict[str, Any]:
     source_dir = staging.stage_dir(run.system.id, run.milestone.value, "extract", part.id)
     final = staging.stage_dir(run.system.id, run.milestone.value, "mapped", part.id)
     with staging.replacing(final) as tmp:
-        result = map_partition(spec, lambda t: staging.read_row_groups(source_dir / f"{t}.parquet"), tmp)
+        read = lambda t: staging.read_row_groups(source_dir / f"{t}.parquet")  # noqa: E731
+        result = map_partition(spec, read, tmp, staging.open_output)
     counts = result.to_dict()
     run.record("mapping", {"partition": part.id, **counts})
     return {"partition": part.to_dict(), "uri": str(final), **counts}

@@ -12,6 +12,7 @@ import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 import pandas as pd
 import pyarrow as pa
@@ -58,15 +59,35 @@ def _remove_leftovers(final: ObjectStoragePath) -> None:
             item.rmdir(recursive=True)
 
 
+def open_output(path: ObjectStoragePath) -> BinaryIO:
+    """A new staged file, open for writing. On local disk Arrow's own file: the Parquet writer's
+    many small writes then stay in C++ (through a Python file object they cost a quarter of an
+    extract or map task); the object store's file object elsewhere."""
+    if _is_local(path):
+        return pa.OSFile(path.path, "wb")
+    return path.open("wb")
+
+
+def open_input(path: ObjectStoragePath) -> BinaryIO:
+    """A staged file, open for reading (Arrow's own file on local disk, as :func:`open_output`)."""
+    if _is_local(path):
+        return pa.OSFile(path.path, "rb")
+    return path.open("rb")
+
+
+def _is_local(path: ObjectStoragePath) -> bool:
+    return path.protocol in ("file", "local", "")
+
+
 def read_table(path: ObjectStoragePath) -> pa.Table:
     """A staged Parquet file as an Arrow table (what the mapping works on)."""
-    with path.open("rb") as fh:
+    with open_input(path) as fh:
         return pq.read_table(fh)
 
 
 def read_row_groups(path: ObjectStoragePath) -> Iterator[pa.Table]:
     """A staged Parquet file one row group at a time, so a reader's memory does not grow with the file."""
-    with path.open("rb") as fh:
+    with open_input(path) as fh:
         parquet = pq.ParquetFile(fh)
         for i in range(parquet.num_row_groups):
             yield parquet.read_row_group(i)
@@ -81,7 +102,7 @@ def read_frame(path: ObjectStoragePath) -> pd.DataFrame:
 @contextlib.contextmanager
 def local_dir(path: ObjectStoragePath) -> Iterator[Path]:
     """The folder as a local path: itself on file://, else a temporary download."""
-    if path.protocol in ("file", "local", ""):
+    if _is_local(path):
         yield Path(path.path)
         return
     with tempfile.TemporaryDirectory() as tmp:
