@@ -208,14 +208,17 @@ class PackageWriter:
 
         :param sha256: the digest of exactly these bytes when the caller already took it from them
         """
-        views = [memoryview(part).cast("B") for part in parts]
-        size = sum(view.nbytes for view in views)
+        parts = list(parts)
+        size = sum(map(len, parts))  # a byte count for bytes and views of bytes (checked below)
         folder = rel.rpartition("/")[0]
         if folder not in self._dirs:
             self._dir_member(folder)
         header = self._header_bytes(rel, size=size, directory=False)
+        padding = _ZEROS[: -size % _BLOCK]
         # header, data and padding joined once: one copy, one write and one tar-hash update per file
-        member = b"".join((header, *views, _ZEROS[: -size % _BLOCK]))
+        member = b"".join((header, *parts, padding))
+        if len(member) != len(header) + size + len(padding):  # a view of wider items: count its bytes
+            return self.add(rel, [memoryview(part).cast("B") for part in parts], sha256)
         data = memoryview(member)[len(header) : len(header) + size]
         if self._directory:
             fd = os.open(self._prefix + rel, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
