@@ -128,8 +128,9 @@ def map_stage(run: Run, extracted: dict[str, Any]) -> dict[str, Any]:
     source_dir = staging.stage_dir(run.system.id, run.milestone.value, "extract", part.id)
     final = staging.stage_dir(run.system.id, run.milestone.value, "mapped", part.id)
     with staging.replacing(final) as tmp:
-        read = lambda t: staging.read_row_groups(source_dir / f"{t}.parquet")  # noqa: E731
-        result = map_partition(spec, read, tmp, staging.open_output)
+        result = map_partition(
+            spec, lambda t: staging.read_row_groups(source_dir / f"{t}.parquet"), tmp, staging.open_output
+        )
     counts = result.to_dict()
     run.record("mapping", {"partition": part.id, **counts})
     return {"partition": part.to_dict(), "uri": str(final), **counts}
