@@ -32,9 +32,6 @@ _NOT_IN_XML = {"patient_key", "content"}
 _REFERENCES = {"case_id": "caseId", "document_id": "documentId"}
 _RESTRICTIONS = ("protected_identity", "blocked", "confidential")
 
-#: the mapping reads what the map stage gives it: Arrow tables where staging has read_table, else frames
-_READ = getattr(staging, "read_table", staging.read_frame)
-
 #: fields of one record: name -> text as the record file carries it (absent fields are missing)
 Fields = dict[str, str]
 #: entity -> record id -> fields
@@ -53,7 +50,7 @@ def expected_records(source: Source, spec: MappingSpec, cut_off: dt.date, patien
             cut_off,
             lambda table: (work / "extract" / f"{table}.parquet").open("wb"),
         )
-        map_partition(spec, lambda t: _READ(work / "extract" / f"{t}.parquet"), work / "mapped")
+        map_partition(spec, lambda t: staging.read_table(work / "extract" / f"{t}.parquet"), work / "mapped")
         out: Records = {}
         for entity in ENTITIES:
             rows = pq.read_table(work / "mapped" / f"{entity}.parquet").to_pylist()

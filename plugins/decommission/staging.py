@@ -59,33 +59,34 @@ def _remove_leftovers(final: ObjectStoragePath) -> None:
             item.rmdir(recursive=True)
 
 
-def open_output(path: ObjectStoragePath) -> BinaryIO:
+def open_output(path: ObjectStoragePath | Path) -> BinaryIO:
     """A new staged file, open for writing. On local disk Arrow's own file: the Parquet writer's
     many small writes then stay in C++ (through a Python file object they cost a quarter of an
     extract or map task); the object store's file object elsewhere."""
-    if _is_local(path):
-        return pa.OSFile(path.path, "wb")
-    return path.open("wb")
+    local = _local_path(path)
+    return pa.OSFile(local, "wb") if local is not None else path.open("wb")
 
 
-def open_input(path: ObjectStoragePath) -> BinaryIO:
+def open_input(path: ObjectStoragePath | Path) -> BinaryIO:
     """A staged file, open for reading (Arrow's own file on local disk, as :func:`open_output`)."""
-    if _is_local(path):
-        return pa.OSFile(path.path, "rb")
-    return path.open("rb")
+    local = _local_path(path)
+    return pa.OSFile(local, "rb") if local is not None else path.open("rb")
 
 
-def _is_local(path: ObjectStoragePath) -> bool:
-    return path.protocol in ("file", "local", "")
+def _local_path(path: ObjectStoragePath | Path) -> str | None:
+    """The path on the local file system, or None for an object store."""
+    if isinstance(path, Path):
+        return str(path)
+    return path.path if path.protocol in ("file", "local", "") else None
 
 
-def read_table(path: ObjectStoragePath) -> pa.Table:
+def read_table(path: ObjectStoragePath | Path) -> pa.Table:
     """A staged Parquet file as an Arrow table (what the mapping works on)."""
     with open_input(path) as fh:
         return pq.read_table(fh)
 
 
-def read_row_groups(path: ObjectStoragePath) -> Iterator[pa.Table]:
+def read_row_groups(path: ObjectStoragePath | Path) -> Iterator[pa.Table]:
     """A staged Parquet file one row group at a time, so a reader's memory does not grow with the file."""
     with open_input(path) as fh:
         parquet = pq.ParquetFile(fh)
@@ -102,8 +103,9 @@ def read_frame(path: ObjectStoragePath) -> pd.DataFrame:
 @contextlib.contextmanager
 def local_dir(path: ObjectStoragePath) -> Iterator[Path]:
     """The folder as a local path: itself on file://, else a temporary download."""
-    if _is_local(path):
-        yield Path(path.path)
+    local = _local_path(path)
+    if local is not None:
+        yield Path(local)
         return
     with tempfile.TemporaryDirectory() as tmp:
         for item in path.iterdir():
