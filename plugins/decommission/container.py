@@ -267,7 +267,7 @@ class PackageWriter:
 
     def commit(self, rel: str, writer: HashingWriter) -> Written:
         """Close a :meth:`stream` file and append its bytes to the tar; its hash is the one taken while writing."""
-        writer._raw.close()  # noqa: SLF001 (our own writer)
+        writer.close()
         self._dir_member(posixpath.dirname(rel))
         self._header(rel, size=writer.size, directory=False)
         copied = 0
@@ -294,5 +294,5 @@ class PackageWriter:
     def abort(self) -> None:
         """Close every open file after a failure (the caller removes what was written)."""
         for writer in self._streams:
-            writer._raw.close()  # noqa: SLF001 (our own writer)
+            writer.close()
         self._raw.close()

@@ -48,9 +48,11 @@ def expected_records(source: Source, spec: MappingSpec, cut_off: dt.date, patien
             spec,
             Partition("readback", key, key + 1),
             cut_off,
-            lambda table: (work / "extract" / f"{table}.parquet").open("wb"),
+            lambda table: staging.open_output(work / "extract" / f"{table}.parquet"),
         )
-        map_partition(spec, lambda t: staging.read_table(work / "extract" / f"{t}.parquet"), work / "mapped")
+        map_partition(
+            spec, lambda t: staging.read_table(work / "extract" / f"{t}.parquet"), work / "mapped", staging.open_output
+        )
         out: Records = {}
         for entity in ENTITIES:
             rows = pq.read_table(work / "mapped" / f"{entity}.parquet").to_pylist()
