@@ -41,6 +41,7 @@ test: install eark-venv lint
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	PYTHONPATH=plugins $(VENV)/bin/lint-imports --no-cache
 
 compose-check:
 	docker compose config -q

@@ -70,7 +70,7 @@ def write_partition(directory: Path, patients: int, notes: int) -> int:
     import pyarrow.parquet as pq
 
     from decommission.model import ENTITIES
-    from decommission.staged_table import PARQUET_OPTIONS, row_group_rows
+    from decommission.source.staged_table import PARQUET_OPTIONS, row_group_rows
 
     directory.mkdir(parents=True, exist_ok=True)
     n = patients
@@ -185,8 +185,8 @@ def _documentation(work: Path) -> tuple[Path, ...]:
 
 def child(step: str, work: Path, size: str) -> dict[str, Any]:
     """One step (``build`` or ``validate``) of one size, in this fresh process."""
-    from decommission.sip import PackageContext, build_package
-    from decommission.validate import validate_package
+    from decommission.package.sip import PackageContext, build_package
+    from decommission.validate.validator import validate_package
 
     started, cpu = time.perf_counter(), _cpu()
     if step == "build":

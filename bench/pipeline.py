@@ -52,7 +52,7 @@ def write_plan(repo: Path, work: Path, *, conn_id: str, schema: str, per_partiti
 def _run() -> Any:
     global _RUN
     if _RUN is None:
-        from decommission.plan import Milestone, load_plan
+        from decommission.plan.programme import Milestone, load_plan
         from decommission.stages import Run
 
         plan = load_plan(os.environ["DECOMMISSION_PLAN"])
@@ -65,7 +65,10 @@ def warm(pause: float) -> int:
     import adbc_driver_postgresql.dbapi  # noqa: F401
     from airflow.sdk import BaseHook, ObjectStoragePath  # noqa: F401
 
-    from decommission import mapping, sip, stages, validate  # noqa: F401
+    from decommission import stages  # noqa: F401
+    from decommission.mapping import transform as mapping  # noqa: F401
+    from decommission.package import sip  # noqa: F401
+    from decommission.validate import validator as validate  # noqa: F401
 
     _run()
     time.sleep(pause)

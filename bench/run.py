@@ -89,7 +89,7 @@ def measure_copy(url: str, schema: str) -> dict[str, Any]:
     import psycopg
     from psycopg import sql
 
-    from decommission.mapping_spec import load_spec
+    from decommission.plan.mapping_spec import load_spec
 
     spec = load_spec(SPEC_PATH)
     runs = []

@@ -14,11 +14,11 @@ from typing import Any
 from airflow.sdk import DAG, AsyncCallback, DeadlineAlert, DeadlineReference, task
 
 from decommission import settings
-from decommission.alerts import check_programme
-from decommission.operators import AwaitIngestOperator, failing_fast
-from decommission.plan import Plan, System, load_plan
-from decommission.signoff import SignoffOperator
-from decommission.timetable import MilestoneTimetable
+from decommission.deliver.operators import AwaitIngestOperator, failing_fast
+from decommission.evidence.signoff import SignoffOperator
+from decommission.plan.alerts import check_programme
+from decommission.plan.programme import Plan, System, load_plan
+from decommission.plan.timetable import MilestoneTimetable
 
 log = logging.getLogger(__name__)
 PLAN = load_plan(settings.plan_path())
@@ -35,17 +35,14 @@ TOUCHES_OTHERS = {
 
 
 def _stage(plan: Plan, system: System, context: dict[str, Any], name: str, *args: Any, **kwargs: Any) -> Any:
-    """Run ``decommission.<module>.<function>`` for this run; errors no retry can mend fail at once."""
-    import importlib
+    """Run ``decommission.stages.<name>`` for this run; errors no retry can mend fail at once."""
+    from decommission import stages
 
-    from decommission.stages import Run, resolve_milestone
-
-    module, function = name.rsplit(".", 1)
     with failing_fast():
         dag_run = context["dag_run"]
-        milestone = resolve_milestone(system, context.get("logical_date"), dag_run.conf)
-        run = Run(plan, system, milestone, dag_run.run_id, context["logical_date"])
-        return getattr(importlib.import_module(f"decommission.{module}"), function)(run, *args, **kwargs)
+        milestone = stages.resolve_milestone(system, context.get("logical_date"), dag_run.conf)
+        run = stages.Run(plan, system, milestone, dag_run.run_id, context["logical_date"])
+        return getattr(stages, name)(run, *args, **kwargs)
 
 
 def _doc(system: System) -> str:
@@ -84,7 +81,7 @@ def build_system_dag(plan: Plan, system: System) -> DAG:
             reference=DeadlineReference.DAGRUN_LOGICAL_DATE,
             interval=dt.timedelta(hours=system.late_after_hours),
             callback=AsyncCallback(
-                "decommission.alerts.milestone_late",
+                "decommission.plan.alerts.milestone_late",
                 kwargs={"system_id": system.id, "late_after_hours": system.late_after_hours},
             ),
         ),
@@ -95,64 +92,64 @@ def build_system_dag(plan: Plan, system: System) -> DAG:
 
         @task(**TOUCHES_OTHERS)
         def preflight(**context: Any) -> dict[str, Any]:
-            return stage("stages.preflight", context)
+            return stage("preflight", context)
 
         @task(pool=system.pool, **TOUCHES_OTHERS)
         def plan_partitions(**context: Any) -> list[dict[str, Any]]:
-            return stage("stages.plan_partitions", context)
+            return stage("plan_partitions", context)
 
         @task(pool=system.pool, **TOUCHES_OTHERS)
         def extract(partition: dict[str, Any], **context: Any) -> dict[str, Any]:
-            return stage("stages.extract", context, partition)
+            return stage("extract", context, partition)
 
         @task
         def map_partition(extracted: dict[str, Any], **context: Any) -> dict[str, Any]:
-            return stage("stages.map_stage", context, extracted)
+            return stage("map_stage", context, extracted)
 
         @task
         def package(mapped: dict[str, Any], **context: Any) -> dict[str, Any]:
-            return stage("stages.package_stage", context, mapped)
+            return stage("package_stage", context, mapped)
 
         @task
         def validate(package: dict[str, Any], **context: Any) -> dict[str, Any]:
-            return stage("stages.validate_stage", context, package)
+            return stage("validate_stage", context, package)
 
         @task(**TOUCHES_OTHERS)
         def submit(package: dict[str, Any], **context: Any) -> dict[str, Any]:
             override = context["dag_run"].conf.get("override_test_approval")
-            return stage("stages.submit", context, package, override=override)
+            return stage("submit", context, package, override=override)
 
         def keep_receipts(context: Any, receipts: dict[str, Any]) -> dict[str, Any]:
-            return stage("stages.keep_ingest_receipts", context, receipts)
+            return stage("keep_ingest_receipts", context, receipts)
 
         # all_done: a package the archive rejected fails await_ingest, yet the report must show why
         @task(trigger_rule="all_done", **TOUCHES_OTHERS)
         def reconcile(mapped: list[dict[str, Any]], packages: list[dict[str, Any]], **context: Any) -> dict:
-            return stage("closeout.reconcile_stage", context, list(mapped), list(packages))
+            return stage("reconcile_stage", context, list(mapped), list(packages))
 
         @task
         def report(result: dict[str, Any], **context: Any) -> dict[str, Any]:
-            return stage("closeout.report_stage", context, result)
+            return stage("report_stage", context, result)
 
         @task.short_circuit
         def is_final_delivery(**context: Any) -> bool:
-            return stage("stages.is_final", context)
+            return stage("is_final", context)
 
         def approvals(owner_answer: dict, archivist_answer: dict) -> list[dict[str, Any]]:
             return [{"role": "information_owner", **owner_answer}, {"role": "archivist", **archivist_answer}]
 
         @task
         def evidence_pack(report: dict[str, Any], owner_answer: dict, archivist_answer: dict, **context: Any) -> dict:
-            return stage("evidence.build_evidence_pack", context, report, approvals(owner_answer, archivist_answer))
+            return stage("build_evidence_pack", context, report, approvals(owner_answer, archivist_answer))
 
         @task
         def contract_exit(
             report: dict[str, Any], pack: dict[str, Any], owner_answer: dict, archivist_answer: dict, **context: Any
         ) -> dict:
-            return stage("contract.contract_exit", context, report, pack, approvals(owner_answer, archivist_answer))
+            return stage("contract_exit", context, report, pack, approvals(owner_answer, archivist_answer))
 
         def signoff(task_id: str, role: str, who: Any) -> SignoffOperator:
-            from decommission.closeout import signoff_body
+            from decommission.evidence.signoff import signoff_body
 
             return SignoffOperator(
                 task_id=task_id,

@@ -47,7 +47,7 @@ for _path in (Path(__file__).resolve().parents[1] / "plugins", Path(__file__).re
     if str(_path) not in sys.path:
         sys.path.insert(0, str(_path))
 
-from decommission.identity import (  # noqa: E402 - needs the path above
+from decommission.mapping.identity import (  # noqa: E402 - needs the path above
     IdType,
     classify,
     make_personnummer,
@@ -696,7 +696,7 @@ def _check_identities(g: _Gen) -> None:
     ]
     reasons = [_PATIENT_REASON.get(k) for k in g.plan.kinds]
     if found["id_type"].tolist() != expected or found["reason"].tolist() != reasons:
-        raise RuntimeError("generated identifiers disagree with decommission.identity.classify")
+        raise RuntimeError("generated identifiers disagree with decommission.mapping.identity.classify")
 
 
 def _report(system: str, seed: int, patients: int, tables: Sequence[Table], plan: _Plan, sink: _Sink) -> dict:

@@ -108,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     from airflow.models.pool import Pool
     from airflow.utils import db
 
-    from decommission.plan import load_plan, pools
+    from decommission.plan.programme import load_plan, pools
 
     db.resetdb()
     plan = load_plan(plan_path())

@@ -82,7 +82,7 @@ def create_app(data_dir: Path, settings: Settings | None = None) -> FastAPI:
         log.warning("%s. Nothing sent here reaches R7 e-Arkiv.", BANNER)
         log.info("r7sim data directory %s; settings %s", store.data_dir, settings)
         if validator_missing():
-            log.warning("decommission.validate is not importable: every package will be rejected")
+            log.warning("decommission.validate.validator is not importable: every package will be rejected")
         ingestor.start()
         try:
             yield

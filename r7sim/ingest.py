@@ -2,7 +2,7 @@
 
 One background thread ingests packages ``ingest_delay`` seconds after they arrive; packages a
 stopped server left pending are ingested at the next start. The project's own validator
-(``decommission.validate``) decides; r7sim never accepts what it did not validate.
+(``decommission.validate.validator``) decides; r7sim never accepts what it did not validate.
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ def record_from_tar(tar_path: Path, patient_key: str) -> bytes | None:
 def validator_missing() -> bool:
     """Whether the project's validator cannot be imported (every package would then be rejected)."""
     try:
-        from decommission.validate import validate_package  # noqa: F401
+        from decommission.validate.validator import validate_package  # noqa: F401
     except ImportError:
         return True
     return False
@@ -160,7 +160,7 @@ def ingest_package(tar_path: Path, *, forced_reject: bool = False) -> tuple[str,
             _reason("R7SIM-REJECT", "", "rejected by the r7sim setting 'reject' (a simulated archive rejection)")
         )
     try:
-        from decommission.validate import validate_package
+        from decommission.validate.validator import validate_package
 
         report = validate_package(tar_path)
     except Exception as exc:  # the archive reports its failure instead of crashing
@@ -185,7 +185,7 @@ def ingest_package(tar_path: Path, *, forced_reject: bool = False) -> tuple[str,
 
 
 def _count_records(tar_path: Path) -> dict[str, int]:
-    from decommission.records import count_entities
+    from decommission.package.records import count_entities
 
     totals: dict[str, int] = {}
     with tarfile.open(tar_path, "r:") as tar, tempfile.TemporaryDirectory(prefix="r7sim-count-") as scratch:

@@ -19,7 +19,7 @@ REPO = Path(__file__).resolve().parent.parent
 
 def make_run(run_id: str = "manual__submit-test") -> object:
     """The run of the demo plan's ``vas`` system at its test delivery."""
-    from decommission.plan import Milestone, load_plan
+    from decommission.plan.programme import Milestone, load_plan
     from decommission.stages import Run
 
     plan = load_plan(REPO / "include" / "programme.yaml")

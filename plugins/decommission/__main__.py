@@ -25,7 +25,7 @@ def add_validate(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _validate(args: argparse.Namespace) -> int:
-    from decommission.validate import validate_package
+    from decommission.validate.validator import validate_package
 
     report = validate_package(args.path)
     print(report.to_json() if args.json else report.to_text())
@@ -45,7 +45,7 @@ def add_pools(subparsers: argparse._SubParsersAction) -> None:
 def _pools(args: argparse.Namespace) -> int:
     import json
 
-    from decommission.plan import load_plan, pools
+    from decommission.plan.programme import load_plan, pools
     from decommission.settings import plan_path
 
     print(json.dumps(pools(load_plan(args.plan or plan_path())), indent=2, ensure_ascii=False))

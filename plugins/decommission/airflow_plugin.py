@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from airflow.plugins_manager import AirflowPlugin
 
-from decommission.timetable import MilestoneTimetable
+from decommission.plan.timetable import MilestoneTimetable
 
 
 class DecommissionPlugin(AirflowPlugin):

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from decommission import settings
 from decommission.errors import LedgerError
 
 GENESIS = "0" * 64
@@ -158,3 +159,8 @@ class Ledger:
         broken = self.verify()
         if broken is not None:
             raise LedgerError(f"ledger entry {broken.seq} ({broken.kind}, {broken.system_id}) was changed")
+
+
+def programme_ledger() -> Ledger:
+    """The programme's ledger, through the connection the settings name."""
+    return Ledger.from_conn_id(settings.LEDGER_CONN_ID)

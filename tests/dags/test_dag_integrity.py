@@ -21,14 +21,14 @@ def test_no_import_errors(dagbag):
 
 
 def test_one_dag_per_valid_system_plus_the_watchdog(dagbag):
-    from decommission.plan import load_plan
+    from decommission.plan.programme import load_plan
 
     plan = load_plan(REPO / "include" / "programme.yaml")
     assert set(dagbag.dags) == {f"decommission_{s.id}" for s in plan.systems} | {"decommission_watchdog"}
 
 
 def _dag_ids():
-    from decommission.plan import load_plan
+    from decommission.plan.programme import load_plan
 
     plan = load_plan(REPO / "include" / "programme.yaml")
     return [f"decommission_{s.id}" for s in plan.systems] + ["decommission_watchdog"]
@@ -44,7 +44,7 @@ def test_policy(dagbag, dag_id):
 
 @pytest.mark.parametrize("dag_id", [d for d in _dag_ids() if d != "decommission_watchdog"])
 def test_system_dag_shape(dagbag, dag_id):
-    from decommission.timetable import MilestoneTimetable
+    from decommission.plan.timetable import MilestoneTimetable
 
     dag = dagbag.dags[dag_id]
     assert isinstance(dag.timetable, MilestoneTimetable), f"{dag_id}: schedule it on its milestones"

@@ -15,7 +15,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from decommission.model import ENTITIES
-from decommission.sip import PackageContext
+from decommission.package.context import PackageContext
 
 CREATED = dt.datetime(2025, 3, 1, 12, 0, tzinfo=dt.UTC)
 PDF = b"%PDF-1.4\n% synthetic remiss\n%%EOF\n"

@@ -27,9 +27,9 @@ def r7sim(r7sim_factory: R7SimFactory, monkeypatch: pytest.MonkeyPatch) -> R7Sim
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory: pytest.TempPathFactory) -> list:
-    """Two real TEST packages from the packager (decommission.sip), the same four patients in each."""
+    """Two real TEST packages from the packager (decommission.package.sip), the same four patients in each."""
     fixtures = pytest.importorskip("tests.decommission.fixtures", reason="the packager's test fixtures are missing")
-    from decommission.sip import build_package
+    from decommission.package.sip import build_package
 
     base = tmp_path_factory.mktemp("packages")
     mapped = fixtures.write_mapped(base / "mapped")
@@ -40,4 +40,4 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> list:
 @pytest.fixture
 def validator() -> None:
     """Skip until the project's validator exists: r7sim must not accept what it did not validate."""
-    pytest.importorskip("decommission.validate", reason="plugins/decommission/validate.py is not there yet")
+    pytest.importorskip("decommission.validate.validator", reason="plugins/decommission/validate.py is not there yet")

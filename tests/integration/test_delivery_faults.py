@@ -22,10 +22,11 @@ import pytest
 import tenacity
 
 from decommission import stages
-from decommission.archive import ArchiveHook
+from decommission.deliver.archive import ArchiveHook
+from decommission.deliver.transport import archive_transport
+from decommission.deliver.triggers import wait_for_receipts
 from decommission.errors import ArchiveRefusal
 from decommission.ledger import Ledger
-from decommission.triggers import wait_for_receipts
 from tests.r7sim_server import R7SimServer
 from tests.submit_task import REPO, make_run
 
@@ -63,7 +64,7 @@ def serve(server: R7SimServer, monkeypatch: pytest.MonkeyPatch, **uri: float) ->
 def test_clean_delivery_accepted_and_every_receipt_kept(validator, r7sim, home, built):
     run = make_run()
     submitted = [stages.submit(run, package(r)) for r in built]
-    receipts = wait_for_receipts(stages.archive_hook(), [r.package_id for r in built], timeout_s=30, poll_s=0.1)
+    receipts = wait_for_receipts(archive_transport(), [r.package_id for r in built], timeout_s=30, poll_s=0.1)
 
     assert stages.keep_ingest_receipts(run, receipts) == {"accepted": len(built)}
     for result, answer in zip(built, submitted, strict=True):
@@ -173,7 +174,7 @@ def test_rejected_package_fails_with_the_archives_reason_and_keeps_the_receipt(r
     serve(r7sim_factory.start("--reject", result.package_id), monkeypatch)
     run = make_run()
     stages.submit(run, package(result))
-    receipts = wait_for_receipts(stages.archive_hook(), [result.package_id], timeout_s=30, poll_s=0.1)
+    receipts = wait_for_receipts(archive_transport(), [result.package_id], timeout_s=30, poll_s=0.1)
 
     with pytest.raises(ArchiveRefusal, match=rf"rejected 1 package\(s\): {result.package_id}: R7SIM-REJECT") as caught:
         stages.keep_ingest_receipts(run, receipts)
@@ -202,7 +203,7 @@ def test_unchanged_resubmission_is_a_noop_and_a_changed_package_is_refused(r7sim
     sha = hashlib.sha256(changed.read_bytes()).hexdigest()
     with pytest.raises(ArchiveRefusal, match="already exists in the archive with a different checksum"):
         stages.submit(run, {"package_id": built[0].package_id, "container": str(changed), "sha256": sha})
-    assert held(stages.archive_hook()) == [(built[0].package_id, built[0].sha256)]
+    assert held(archive_transport()) == [(built[0].package_id, built[0].sha256)]
 
 
 def test_rejection_error_names_no_patient_folder(home):

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 import tenacity
 
-from decommission.archive import ArchiveHook, ArchiveResponseError
+from decommission.deliver.archive import ArchiveHook, ArchiveResponseError
+from decommission.deliver.triggers import wait_for_receipts
 from decommission.errors import ArchiveError
-from decommission.triggers import wait_for_receipts
 from tests.r7sim_server import R7SimFactory, R7SimServer, write_fake_package
 
 NO_WAIT = {"wait": tenacity.wait_none(), "stop": tenacity.stop_after_attempt(15)}

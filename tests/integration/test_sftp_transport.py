@@ -17,10 +17,10 @@ from pathlib import Path
 import pytest
 import tenacity
 
+from decommission.deliver.sftp_transport import SftpDropFolder
+from decommission.deliver.transport import ArchiveTransport, transport_for
+from decommission.deliver.triggers import IngestReceiptTrigger, wait_for_receipts
 from decommission.errors import ArchiveRefusal
-from decommission.sftp_transport import SftpDropFolder
-from decommission.transport import ArchiveTransport, transport_for
-from decommission.triggers import IngestReceiptTrigger, wait_for_receipts
 from tests.r7sim_server import write_fake_package
 from tests.sftp_server import DropFolderServers
 from tests.submit_task import REPO

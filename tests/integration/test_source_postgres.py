@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 
 from decommission.errors import MappingError
-from decommission.mapping import map_partition
-from decommission.mapping_spec import load_spec
-from decommission.reconcile import sum_counts
-from decommission.source import Source, make_partitions
+from decommission.mapping.transform import map_partition
+from decommission.plan.mapping_spec import load_spec
+from decommission.reconcile.checks import sum_counts
+from decommission.source.database import Source, make_partitions
 from demo.generate import build
 
 REPO = Path(__file__).resolve().parents[2]
@@ -82,7 +82,7 @@ def test_preflight_names_the_missing_column(source, vas_pg, tmp_path, monkeypatc
     """A mapping that names a column the live source lacks fails preflight with the spec line."""
     import yaml
 
-    from decommission.plan import Milestone, load_plan
+    from decommission.plan.programme import Milestone, load_plan
     from decommission.stages import Run, preflight
 
     raw = yaml.safe_load((REPO / "include" / "mappings" / "vas.yaml").read_text(encoding="utf-8"))

@@ -1,0 +1,126 @@
+"""The evidence pack of a system: one deterministic tar with a manifest, and its own SHA-256.
+
+It holds what an archivist, an auditor or procurement asks for before a contract ends: the
+reconciliation report (JSON, HTML, PDF, annexes), every receipt the archive gave, our
+validation report of every package, the package manifest (id, SHA-256, size), the quarantine
+decisions with who decided them, the sign-off answers, the legacy access-log disposition,
+and the system's ledger entries. Every member has a fixed time, owner and mode, and members
+are sorted, so the same evidence gives the same bytes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import tarfile
+import tempfile
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from decommission.ledger import canonical
+
+if TYPE_CHECKING:
+    from decommission.plan.run import Run
+
+MANIFEST = "manifest.json"
+
+
+def build_evidence_pack(run: Run, report: Mapping[str, Any], approvals: list[Mapping[str, Any]]) -> dict[str, Any]:
+    """Write ``evidence/evidence-<system>-<milestone>.tar`` (+ ``.sha256``); record it in the ledger."""
+    from decommission.ledger import programme_ledger as ledger
+
+    result_dir = run.out("reconciliation") / run.milestone.value
+    result = json.loads((result_dir / "result.json").read_text(encoding="utf-8"))
+    members: dict[str, bytes] = {}
+    for path in sorted(result_dir.iterdir()):
+        if path.is_file() and not path.name.startswith("."):
+            members[f"report/{path.name}"] = path.read_bytes()
+    for part in ("receipts", "validation"):
+        for path in sorted(run.out(part).glob("*.json")):
+            members[f"{part}/{path.name}"] = path.read_bytes()
+    members["packages.json"] = _json(result.get("package_manifest", []))
+    members["quarantine-decisions.json"] = _json(quarantine_decisions(run, result))
+    members["approvals.json"] = _json(
+        [{k: str(v) if k == "responded_at" else v for k, v in a.items()} for a in approvals]
+    )
+    members["access-log.json"] = _json(access_log_disposition(run, result))
+    entries = ledger().entries(system_id=run.system.id)
+    members["ledger.json"] = _json(
+        [{"seq": e.seq, "kind": e.kind, "run_id": e.run_id, "entry_hash": e.entry_hash} for e in entries]
+    )
+    members[MANIFEST] = _json(
+        {
+            "system": run.system.id,
+            "run_id": run.run_id,
+            "milestone": run.milestone.value,
+            "verdict": result["verdict"],
+            "result_sha256": report.get("result_sha256"),
+            "files": [
+                {"path": name, "size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+                for name, data in sorted(members.items())
+            ],
+        }
+    )
+    target = run.out("evidence") / f"evidence-{run.system.id}-{run.milestone.value}.tar"
+    mtime = int(run.package_created.timestamp())
+    digest, size = write_tar(target, f"evidence-{run.system.id}", members.items(), mtime)
+    (target.parent / f"{target.name}.sha256").write_text(f"{digest}  {target.name}\n", encoding="utf-8")
+    run.record("evidence_pack", {"file": target.name, "sha256": digest, "size": size, "members": len(members)})
+    return {"path": str(target), "sha256": digest, "size": size}
+
+
+def write_tar(target: Path, root: str, members: Iterable[tuple[str, bytes]], mtime: int) -> tuple[str, int]:
+    """Write a tar with fixed metadata atomically; return its SHA-256 and size."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh, tarfile.open(fileobj=fh, mode="w", format=tarfile.PAX_FORMAT) as tar:
+            for name, data in sorted(members):
+                info = tarfile.TarInfo(f"{root}/{name}")
+                info.size, info.mtime, info.mode = len(data), mtime, 0o644
+                info.uid = info.gid = 0
+                info.uname = info.gname = ""
+                tar.addfile(info, io.BytesIO(data))
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    with target.open("rb") as fh:
+        return hashlib.file_digest(fh, "sha256").hexdigest(), target.stat().st_size
+
+
+def quarantine_decisions(run: Run, result: Mapping[str, Any]) -> dict[str, Any]:
+    """Who decided each quarantined row: the mapping's rule (with the spec's hash), or a named waiver."""
+    spec_path = run.plan.mapping_path(run.system)
+    spec_sha = hashlib.sha256(spec_path.read_bytes()).hexdigest()
+    by_rule: dict[str, dict[str, int]] = defaultdict(dict)
+    for table, row in result["tables"].items():
+        for reason, n in row["quarantined"].items():
+            by_rule[table][reason] = n
+    return {
+        "decided_by": f"mapping specification {spec_path.name} (SHA-256 {spec_sha}), applied automatically",
+        "confirmed_by": [run.system.signoff.information_owner.name, run.system.signoff.archivist.name],
+        "rows": by_rule,
+        "waivers": result.get("waived", []),
+    }
+
+
+def access_log_disposition(run: Run, result: Mapping[str, Any]) -> dict[str, Any]:
+    """The legacy access log: archived (its tables and rows in the packages) or the deletion decision."""
+    plan = run.system.access_log
+    tables = {t: row for t, row in result["tables"].items() if row["entity"] == "access_log"}
+    out: dict[str, Any] = {"disposition": plan.disposition, "reference": plan.reference}
+    if plan.disposition == "archived":
+        out["tables"] = {t: {"source": r["source"], "archived": r["mapped"]} for t, r in tables.items()}
+        out["archived_rows"] = result["entities"].get("access_log", {}).get("accepted", 0)
+        if not tables:
+            out["problem"] = "the plan says archived, but the mapping has no table of entity access_log"
+    return out
+
+
+def _json(obj: Any) -> bytes:
+    return (json.dumps(json.loads(canonical(obj)), indent=2, ensure_ascii=False, sort_keys=True) + "\n").encode()

@@ -1,0 +1,198 @@
+"""The rules of a mapping spec as whole-column checks (pyarrow.compute, RE2 patterns).
+
+Each check returns a numpy mask of the rows that break it; details and raw values are
+computed afterwards, in Python, for the broken rows only (a few per cent at most).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from decommission.mapping import codecs8, identity
+from decommission.mapping.arrow_text import as_array, mask, py_values, text, true_mask
+from decommission.model import Reason
+from decommission.plan.mapping_spec import RuleSpec
+
+#: XML 1.0 forbids these (Arrow text is valid UTF-8, so no lone surrogates can occur)
+XML_ILLEGAL = r"[\x00-\x08\x0B\x0C\x0E-\x1F\x{FFFE}\x{FFFF}]"
+_XML_ILLEGAL_PY = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff\ud800-\udfff]")
+#: UTF-8 read as Latin-1/CP1252, CP850 read as CP1252, 7-bit Swedish (ISO 646-SE), U+FFFD
+ENCODING_SUSPECTS = {
+    "utf8_as_latin1": r"Ã[\x{0080}-\x{00BF}\x{0152}\x{0153}\x{0160}\x{0161}\x{0178}\x{017D}\x{017E}"
+    r"\x{201A}-\x{201E}\x{2020}-\x{2022}\x{2026}\x{2030}]",
+    "cp850_as_cp1252": r"[A-Za-z][†„”Ž™]|[†„”Ž™][A-Za-z]",
+    "iso646_se": r"[A-Za-z][{}|\[\]\\]|[{}|\[\]\\][A-Za-z]",
+    "replacement_char": r"\x{FFFD}",
+}
+CODE_PATTERNS = {
+    "icd10se": r"^[A-Z][0-9]{2}(\.?[0-9A-Z]{1,2})?$",
+    "atc": r"^[A-Z][0-9]{2}[A-Z]{2}[0-9]{2}$",
+    "npu": r"^NPU[0-9]{5}$",
+}
+#: one pass over the text finds the rows any text pattern could match; each pattern then runs on those only
+_ANY_TEXT_PATTERN = "|".join(f"(?:{p})" for p in (XML_ILLEGAL, *ENCODING_SUSPECTS.values()))
+SENTINEL_DAYS = ("1900-01-01", "9999-12-31")
+TRUE_VALUES = [1, True, "1", "J", "j", "Y", "y", "true", "True", "T"]
+
+#: rule name -> the reason it gives (personal_id gives one of three, see identity.classify)
+RULE_REASON = {
+    "soft_deleted": Reason.SOFT_DELETED,
+    "personal_id": Reason.ID_INVALID_FORMAT,
+    "sentinel_date": Reason.SENTINEL_DATE,
+    "xml_chars": Reason.XML_ILLEGAL_CHAR,
+    "encoding": Reason.ENCODING_SUSPECT,
+    "not_empty": Reason.EMPTY_ATTACHMENT,
+    "code": Reason.CODE_INVALID,
+}
+
+
+@dataclass
+class Finding:
+    """Rows that break one check: the mask, the reason (or one per row), how to describe them."""
+
+    hit: np.ndarray
+    reason: str | np.ndarray
+    detail: Callable[[np.ndarray], list[str]]
+    #: the raw values of given rows, for the keyed digest (None: no value worth a digest)
+    raw: Callable[[np.ndarray], list[Any]] | None
+
+
+class TextScan:
+    """The rows of a text column that any text pattern matches (one regex pass), and pattern hits among them."""
+
+    def __init__(self, col: pa.ChunkedArray) -> None:
+        self.n = len(col)
+        self.rows = np.flatnonzero(mask(pc.match_substring_regex(text(col), _ANY_TEXT_PATTERN)))
+        self.subset = text(col.take(pa.array(self.rows, pa.int64())))
+
+    def hits(self, pattern: str) -> np.ndarray:
+        out = np.zeros(self.n, dtype=bool)
+        if len(self.rows):
+            out[self.rows[mask(pc.match_substring_regex(self.subset, pattern))]] = True
+        return out
+
+
+def check(
+    rule: RuleSpec, col: pa.ChunkedArray, *, reference_date: dt.date, ids: Any = None, scans: dict | None = None
+) -> list[Finding]:
+    """Evaluate one rule on a whole column; several findings when a rule has several patterns.
+
+    :param ids: identity.classify of the column, when the caller has it already.
+    :param scans: a cache of :class:`TextScan` per column name, shared by the rules of a table.
+    """
+    raw = _raw(col)
+    scan = _scan(rule.column, col, scans) if rule.rule in ("xml_chars", "encoding") else None
+    if rule.rule == "soft_deleted":
+        values = rule.values if rule.values is not None else TRUE_VALUES
+        return [Finding(true_mask(col, values), Reason.SOFT_DELETED, _fixed("marked deleted in the source"), None)]
+    if rule.rule == "personal_id":
+        ids = ids if ids is not None else classify(col, reference_date)
+        why = ids["reason"].to_numpy(dtype=object)
+        return [Finding(pd.notna(why), why, _fixed("identifier fails validation"), raw)]
+    if rule.rule == "sentinel_date":
+        day = _day_text(col)
+        hit = mask(pc.is_in(day, value_set=pa.array(SENTINEL_DAYS, pa.string())))
+        return [
+            Finding(hit, Reason.SENTINEL_DATE, lambda rows: [f"sentinel date {d}" for d in py_values(day, rows)], raw)
+        ]
+    if rule.rule == "xml_chars":
+        hit = scan.hits(XML_ILLEGAL)
+        return [Finding(hit, Reason.XML_ILLEGAL_CHAR, lambda rows: [_xml_detail(v) for v in py_values(col, rows)], raw)]
+    if rule.rule == "encoding":
+        return [
+            Finding(scan.hits(pattern), Reason.ENCODING_SUSPECT, _fixed(f"pattern {kind}"), raw)
+            for kind, pattern in ENCODING_SUSPECTS.items()
+        ]
+    if rule.rule == "not_empty":
+        arr = as_array(col)
+        empty = pc.or_kleene(pc.is_null(arr), pc.equal(pc.binary_length(arr), 0))
+        return [Finding(mask(empty), Reason.EMPTY_ATTACHMENT, _fixed("zero bytes"), None)]
+    if rule.rule == "code":
+        ok = mask(pc.match_substring_regex(text(col), CODE_PATTERNS[rule.system]))
+        return [Finding(~ok, Reason.CODE_INVALID, _fixed(f"not a valid {rule.system} code"), raw)]
+    raise AssertionError(f"unhandled rule {rule.rule}")  # pragma: no cover - the spec enum is closed
+
+
+def decode(col: pa.ChunkedArray, codec: str) -> tuple[pa.ChunkedArray, Finding | None]:
+    """A bytes column read as text with its declared codec; rows that do not decode are a finding.
+
+    Text columns (already decoded by the driver) are returned as they are. UTF-8 is checked
+    by Arrow on the whole column; the single-byte codecs map the whole buffer at once
+    (:mod:`decommission.mapping.codecs8`). No repair: a row that fails keeps a null here and goes to
+    quarantine with the byte offset.
+    """
+    if not (pa.types.is_binary(col.type) or pa.types.is_large_binary(col.type)):
+        return col, None
+    if codec in codecs8.SINGLE_BYTE:
+        decoded_array, offsets = codecs8.decode(as_array(col), codec)
+        failed = {row: f"bytes not {codec} at offset {at}" for row, at in offsets.items()}
+        return _decoded(col, pa.chunked_array([decoded_array]), failed)
+    if codec == "utf-8":
+        try:
+            return pc.cast(col, pa.large_string()), None
+        except pa.ArrowInvalid:
+            pass  # some rows are not UTF-8: find them one by one below
+    values, failed = [], {}
+    for i, raw in enumerate(col.to_pylist()):
+        try:
+            values.append(None if raw is None else raw.decode(codec))
+        except UnicodeDecodeError as exc:
+            values.append(None)
+            failed[i] = f"bytes not {codec} at offset {exc.start}"
+    return _decoded(col, pa.chunked_array([pa.array(values, pa.large_string())]), failed)
+
+
+def _decoded(
+    col: pa.ChunkedArray, decoded: pa.ChunkedArray, failed: dict[int, str]
+) -> tuple[pa.ChunkedArray, Finding | None]:
+    if not failed:
+        return decoded, None
+    hit = np.zeros(len(col), dtype=bool)
+    hit[list(failed)] = True
+    raw_values = _raw(col)
+    return decoded, Finding(hit, Reason.ENCODING_SUSPECT, lambda rows: [failed[int(r)] for r in rows], raw_values)
+
+
+def _scan(name: str, col: pa.ChunkedArray, scans: dict | None) -> TextScan:
+    if scans is None:
+        return TextScan(col)
+    if name not in scans:
+        scans[name] = TextScan(col)
+    return scans[name]
+
+
+def classify(col: pa.ChunkedArray, reference_date: dt.date) -> pd.DataFrame:
+    """identity.classify over an Arrow column (vectorised there)."""
+    values = pd.Series(as_array(text(col)).to_pandas(), dtype=object)
+    return identity.classify(values, reference_date=reference_date)
+
+
+def _day_text(col: pa.ChunkedArray) -> pa.Array:
+    arr = as_array(col)
+    if pa.types.is_timestamp(arr.type):
+        return pc.cast(pc.cast(arr, pa.date32()), pa.string())
+    if pa.types.is_date(arr.type):
+        return pc.cast(arr, pa.string())
+    return pc.utf8_slice_codeunits(text(arr), 0, 10)
+
+
+def _raw(col: pa.ChunkedArray) -> Callable[[np.ndarray], list[Any]]:
+    return lambda rows: [None if v is None else str(v) for v in py_values(col, rows)]
+
+
+def _fixed(detail: str) -> Callable[[np.ndarray], list[str]]:
+    return lambda rows: [detail] * len(rows)
+
+
+def _xml_detail(value: Any) -> str:
+    found = _XML_ILLEGAL_PY.search(value if isinstance(value, str) else str(value))
+    return f"character U+{ord(found.group()):04X} at offset {found.start()}" if found else "XML-illegal character"

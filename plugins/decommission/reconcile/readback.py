@@ -1,0 +1,168 @@
+"""The read-back sample (*stickprov*): records read from the archive, compared field by field with the source.
+
+For each sampled patient the source is read again (the same extraction the pipeline runs,
+for that one patient key, within the delivery's cut-off), mapped with the system's mapping,
+and rendered as the record file would carry it; the record the archive returns is parsed
+and compared field by field. A mismatch names the entity, a keyed hash of the record id and
+the field, never a value.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import tempfile
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+from lxml import etree
+
+from decommission.mapping.transform import map_partition
+from decommission.model import ENTITIES
+from decommission.package.records import ELEMENTS, NS, camel, format_value
+from decommission.plan.mapping_spec import MappingSpec
+from decommission.privacy import keyed_hash
+from decommission.source import staging
+from decommission.source.database import Partition, Source
+
+#: columns of the record model that are not written as elements of their record
+_NOT_IN_XML = {"patient_key", "content"}
+_REFERENCES = {"case_id": "caseId", "document_id": "documentId"}
+_RESTRICTIONS = ("protected_identity", "blocked", "confidential")
+
+#: fields of one record: name -> text as the record file carries it (absent fields are missing)
+Fields = dict[str, str]
+#: entity -> record id -> fields
+Records = dict[str, dict[str, Fields]]
+
+
+def expected_records(source: Source, spec: MappingSpec, cut_off: dt.date, patient_key: str) -> Records:
+    """Read one patient from the source and map it: the records its record file must hold."""
+    key = int(patient_key)
+    with tempfile.TemporaryDirectory(prefix="readback-") as tmp:
+        work = Path(tmp)
+        (work / "extract").mkdir()
+        source.extract_partition(
+            spec,
+            Partition("readback", key, key + 1),
+            cut_off,
+            lambda table: staging.open_output(work / "extract" / f"{table}.parquet"),
+        )
+        map_partition(
+            spec, lambda t: staging.read_table(work / "extract" / f"{t}.parquet"), work / "mapped", staging.open_output
+        )
+        out: Records = {}
+        for entity in ENTITIES:
+            rows = pq.read_table(work / "mapped" / f"{entity}.parquet").to_pylist()
+            out[entity] = {str(r[ENTITIES[entity].key]): _render(entity, r) for r in rows}
+    return out
+
+
+def _render(entity: str, row: Mapping[str, Any]) -> Fields:
+    """The fields of one mapped row as text, the way the record writer renders them."""
+    spec = ENTITIES[entity]
+    fields: Fields = {}
+    for column in spec.schema.names:
+        if column in _NOT_IN_XML or column == spec.key:
+            continue
+        text = format_value(row.get(column))
+        if text is None or (column in _REFERENCES and not text):
+            continue  # the writer leaves out nulls, and references that are empty
+        fields[column] = text
+    if entity == "patient" and "personal_id" not in fields:
+        fields.pop("id_type", None)  # the type is an attribute of the identifier
+    if entity == "attachment" and row.get("content") is not None:
+        fields["sha256"] = hashlib.sha256(bytes(row["content"])).hexdigest()
+    return fields
+
+
+def parse_record(data: bytes) -> Records:
+    """Parse a record file into the same shape as :func:`expected_records`."""
+    root = etree.fromstring(data, parser=etree.XMLParser(resolve_entities=False, huge_tree=True))
+    out: Records = {entity: {} for entity in ENTITIES}
+    for entity, (container, element) in ELEMENTS.items():
+        spec = ENTITIES[entity]
+        names = {camel(c): c for c in spec.schema.names}
+        path = f"{{{NS}}}{element}" if container is None else f"{{{NS}}}{container}/{{{NS}}}{element}"
+        for node in root.iterfind(path):
+            fields: Fields = {}
+            if entity == "patient":
+                record_id = node.get("key", "")
+                for child in node:
+                    local = etree.QName(child).localname
+                    if local == "personalId":
+                        fields["personal_id"] = child.text or ""
+                        if child.get("type") is not None:
+                            fields["id_type"] = child.get("type")
+                    elif local == "accessRestrictions":
+                        for column in _RESTRICTIONS:
+                            if child.get(camel(column)) is not None:
+                                fields[column] = child.get(camel(column))
+                    else:
+                        fields[names.get(local, local)] = child.text or ""
+            else:
+                record_id = node.get("id", "")
+                for column, attribute in _REFERENCES.items():
+                    if node.get(attribute) is not None and column != spec.key:
+                        fields[column] = node.get(attribute)
+                for child in node:
+                    local = etree.QName(child).localname
+                    if local in ("path", "size"):
+                        continue  # where the file lies in the package, not source content
+                    fields[names.get(local, local)] = child.text or ""
+            out[entity][record_id] = fields
+    return out
+
+
+def compare(expected: Records, archived: Records) -> list[dict[str, str]]:
+    """Every difference between two records: entity, hashed record id, field and kind (no values)."""
+    out: list[dict[str, str]] = []
+    for entity in ENTITIES:
+        want, got = expected.get(entity, {}), archived.get(entity, {})
+        for record_id in sorted(set(want) | set(got)):
+            rid = keyed_hash(record_id)
+            if record_id not in got:
+                out.append({"entity": entity, "record": rid, "field": "", "kind": "missing in the archive"})
+            elif record_id not in want:
+                out.append({"entity": entity, "record": rid, "field": "", "kind": "not in the source"})
+            else:
+                a, b = want[record_id], got[record_id]
+                for field in sorted(set(a) | set(b)):
+                    if field not in b:
+                        kind = "missing in the archive"
+                    elif field not in a:
+                        kind = "not in the source"
+                    elif a[field] != b[field]:
+                        kind = "differs"
+                    else:
+                        continue
+                    out.append({"entity": entity, "record": rid, "field": field, "kind": kind})
+    return out
+
+
+def check_sample(
+    *,
+    source: Source,
+    spec: MappingSpec,
+    cut_off: dt.date,
+    drawn: Iterable[tuple[str, str]],
+    read_record: Any,
+) -> list[dict[str, Any]]:
+    """Compare each drawn (package_id, patient_key) with the archive; ``read_record(pid, key) -> bytes``."""
+    checked = []
+    for package_id, patient in drawn:
+        archived = read_record(package_id, patient)
+        differences = compare(expected_records(source, spec, cut_off, patient), parse_record(archived))
+        checked.append(
+            {
+                "package_id": package_id,
+                "patient": keyed_hash(patient),
+                "records": sum(len(v) for v in parse_record(archived).values()),
+                "archived_sha256": hashlib.sha256(archived).hexdigest(),
+                "match": not differences,
+                "differences": differences,
+            }
+        )
+    return checked

@@ -1,0 +1,205 @@
+"""The report as PDF, for the board and procurement: the same header, verdict, figures and charts as the HTML.
+
+fpdf2 is pure Python (no system libraries, unlike weasyprint's Pango); its core Helvetica
+covers Swedish letters (Latin-1), other characters are replaced. The creation date is the
+snapshot's, so the same result gives the same bytes.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from fpdf import FPDF
+
+from decommission.report.labels import year_label
+
+_REPLACE = {"–": "-", "—": "-", "✓": "OK", "✗": "X", "→": "->", "≥": ">=", "≤": "<=", "’": "'", "“": '"', "”": '"'}
+_BLUE, _GREEN, _RED = (59, 110, 165), (46, 133, 64), (163, 21, 21)
+
+
+def latin1(text: Any) -> str:
+    """Text the core fonts can draw: known symbols spelled out, anything else outside Latin-1 as '?'."""
+    out = str(text)
+    for a, b in _REPLACE.items():
+        out = out.replace(a, b)
+    return out.encode("latin-1", "replace").decode("latin-1")
+
+
+class _Doc(FPDF):
+    def __init__(self, title: str) -> None:
+        super().__init__(orientation="P", unit="mm", format="A4")
+        self.title_text = title
+        self.set_auto_page_break(auto=True, margin=15)
+        self.set_margins(15, 15, 15)
+
+    def footer(self) -> None:
+        self.set_y(-12)
+        self.set_font("Helvetica", size=8)
+        self.cell(0, 6, latin1(f"{self.title_text} - {self.page_no()}/{{nb}}"), align="C")
+
+
+def render_pdf(result: Mapping[str, Any], t: Mapping[str, str], digest: str, *, title: str | None = None) -> bytes:
+    """Return the PDF of a reconciliation result in the language of the labels ``t``."""
+    doc = _Doc(title or t["title"])
+    doc.set_creation_date(_when(result))
+    doc.set_title(latin1(f"{t['title']}: {result['system']['name']}"))
+    doc.set_author("decommission")
+    doc.alias_nb_pages()
+    doc.add_page()
+    doc.set_font("Helvetica", "B", 16)
+    doc.multi_cell(0, 8, latin1(f"{t['title']}: {result['system']['name']}"))
+    doc.ln(2)
+    _pairs(
+        doc,
+        [
+            (t["system"], result["system"]["id"]),
+            (t["run"], result["run_id"]),
+            (t["milestone"], result["milestone"]),
+            (t["cut_off"], result["cut_off"]),
+            (t["snapshot"], result.get("snapshot", "")),
+            (t["version"], result["software_version"]),
+            (t["report_hash"], digest),
+        ],
+    )
+    verdict = result["verdict"]
+    doc.ln(3)
+    doc.set_font("Helvetica", "B", 14)
+    doc.set_text_color(*(_RED if verdict == "FAIL" else _GREEN))
+    doc.cell(0, 8, latin1(f"{t['verdict']}: {t.get(verdict, verdict)}"), new_x="LMARGIN", new_y="NEXT")
+    doc.set_text_color(0, 0, 0)
+    doc.set_font("Helvetica", size=9)
+    for reason in result.get("reasons", []):
+        doc.multi_cell(0, 5, latin1(f"- {reason}"), new_x="LMARGIN", new_y="NEXT")
+    for w in result.get("waived", []):
+        waiver = w["waiver"]
+        doc.multi_cell(
+            0,
+            5,
+            latin1(f"{t['waived']}: {w['name']} {w['scope']} ({waiver['rows']}), {waiver['by']}: {waiver['reason']}"),
+            new_x="LMARGIN",
+            new_y="NEXT",
+        )
+    doc.ln(2)
+    _table(
+        doc,
+        [t["table"], t["entity"], t["source"], t["extracted"], t["mapped"], t["quarantined"]],
+        [
+            [name, row["entity"], row["source"], row["extracted"], row["mapped"], row["quarantined_total"]]
+            for name, row in result["tables"].items()
+        ],
+    )
+    _table(
+        doc,
+        [t["entity"], t["mapped"], t["packaged"], t["accepted"]],
+        [[name, row["mapped"], row["packaged"], row["accepted"]] for name, row in result["entities"].items()],
+    )
+    years = result.get("breakdown", {}).get("years", {})
+    if years:
+        _bars(
+            doc,
+            t["by_year"],
+            {year_label(y, t): (v["source"], v["archived"]) for y, v in years.items()},
+            (_BLUE, _GREEN),
+            legend=(t["source"], t["archived"]),
+        )
+    if result.get("quarantine_by_reason"):
+        _bars(doc, t["by_reason"], {k: (v,) for k, v in result["quarantine_by_reason"].items()}, (_RED,))
+    sample = result.get("sample", {})
+    doc.set_font("Helvetica", "B", 11)
+    doc.cell(0, 7, latin1(t["sample"]), new_x="LMARGIN", new_y="NEXT")
+    doc.set_font("Helvetica", size=9)
+    doc.multi_cell(
+        0,
+        5,
+        latin1(
+            f"{t['checked']}: {sample.get('checked', 0)} (seed {sample.get('seed', '')}); "
+            f"{t['mismatches']}: {len(sample.get('mismatches', []))}. " + justification(sample, t)
+        ),
+        new_x="LMARGIN",
+        new_y="NEXT",
+    )
+    return bytes(doc.output())
+
+
+def justification(sample: Mapping[str, Any], t: Mapping[str, str]) -> str:
+    """The sentence that says why the sample's size is enough (shared by HTML and PDF)."""
+    j = sample.get("justification")
+    if not j:
+        return ""
+    detect = j["chance_to_detect_damaged_share"]
+    return t["justification_text"].format(
+        drawn=j["drawn"],
+        population=j["population"],
+        pct=round(100 * j["share_checked"], 1),
+        p5=detect.get("5%"),
+        p10=detect.get("10%"),
+        ub=round(100 * j["upper_bound_95"], 1),
+    )
+
+
+def _when(result: Mapping[str, Any]) -> dt.datetime:
+    try:
+        when = dt.datetime.fromisoformat(str(result.get("snapshot")))
+    except ValueError:
+        when = dt.datetime(2000, 1, 1)
+    return when if when.tzinfo else when.replace(tzinfo=dt.UTC)
+
+
+def _pairs(doc: FPDF, pairs: Sequence[tuple[str, Any]]) -> None:
+    for label, value in pairs:
+        doc.set_font("Helvetica", "B", 9)
+        doc.cell(55, 5, latin1(label))
+        doc.set_font("Courier" if len(str(value)) == 64 else "Helvetica", size=8 if len(str(value)) == 64 else 9)
+        doc.cell(0, 5, latin1(value), new_x="LMARGIN", new_y="NEXT")
+
+
+def _table(doc: FPDF, header: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    doc.set_font("Helvetica", size=8)
+    with doc.table(text_align="RIGHT", first_row_as_headings=True, line_height=5) as table:
+        for row in [header, *rows]:
+            cells = table.row()
+            for value in row:
+                cells.cell(latin1(value))
+    doc.ln(3)
+
+
+def _bars(
+    doc: FPDF,
+    title: str,
+    groups: Mapping[str, Sequence[float]],
+    colours: Sequence[tuple[int, int, int]],
+    legend: Sequence[str] = (),
+) -> None:
+    """Horizontal bars drawn with rectangles: one line per key, one bar per series."""
+    top = max([max(v, default=0) for v in groups.values()] + [1])
+    line = 4.0 * len(colours) + 1.5
+    if doc.will_page_break(10 + line * min(len(groups), 8)):
+        doc.add_page()
+    doc.set_font("Helvetica", "B", 11)
+    doc.cell(0, 7, latin1(title), new_x="LMARGIN", new_y="NEXT")
+    doc.set_font("Helvetica", size=8)
+    if legend:
+        y = doc.get_y()
+        for j, name in enumerate(legend):
+            doc.set_fill_color(*colours[j % len(colours)])
+            doc.rect(doc.l_margin + 47 + 40 * j, y + 0.8, 3, 3, style="F")
+            doc.set_xy(doc.l_margin + 51 + 40 * j, y)
+            doc.cell(35, 4, latin1(name))
+        doc.set_y(y + 6)
+    for key, values in groups.items():
+        if doc.will_page_break(line + 2):  # break before a row, never inside it
+            doc.add_page()
+        y = doc.get_y()
+        doc.set_xy(doc.l_margin, y)
+        doc.cell(45, 4, latin1(key))
+        for j, value in enumerate(values):
+            doc.set_fill_color(*colours[j % len(colours)])
+            width = 100 * value / top
+            if width > 0:
+                doc.rect(doc.l_margin + 47, y + 4 * j + 0.5, width, 3.2, style="F")
+            doc.set_xy(doc.l_margin + 49 + width, y + 4 * j)
+            doc.cell(20, 4, f"{value:g}")
+        doc.set_y(y + line)
+    doc.ln(3)

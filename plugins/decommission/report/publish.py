@@ -1,0 +1,112 @@
+"""Publish a run's reconciliation: the report and its annexes written, their hashes in the ledger.
+
+A FAIL verdict fails the task, after the report is written, so the grid shows red and the report says why.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from decommission.errors import DecommissionError
+from decommission.plan.run import Run
+from decommission.privacy import keyed_hash
+from decommission.reconcile.checks import FAIL
+from decommission.report.writer import write_report
+
+
+class VerdictFail(DecommissionError):
+    """The reconciliation found unexplained differences."""
+
+
+def report_stage(run: Run, result: dict[str, Any]) -> dict[str, Any]:
+    """Write the report, record its hashes; a FAIL verdict fails the task after the report is written."""
+    out = write_report(
+        result,
+        run.out("reconciliation") / run.milestone.value,
+        language=run.system.report_language,
+        annexes=exception_lists(run, result),
+    )
+    run.record(
+        "reconciliation",
+        {
+            "milestone": run.milestone.value,
+            "verdict": result["verdict"],
+            "reasons": len(result["reasons"]),
+            "waived": result.get("waived", []),
+            "files": {k.removesuffix("_sha256"): v for k, v in out.items() if k.endswith("_sha256")},
+            "totals": result["totals"],
+        },
+    )
+    run.record(
+        "quarantine_decisions",
+        {
+            "milestone": run.milestone.value,
+            "rows": {t: row["quarantined"] for t, row in result["tables"].items() if row["quarantined"]},
+            "decided_by": "mapping specification "
+            + hashlib.sha256(run.plan.mapping_path(run.system).read_bytes()).hexdigest(),
+        },
+    )
+    summary = {
+        "verdict": result["verdict"],
+        "totals": result["totals"],
+        "quarantine_by_reason": result["quarantine_by_reason"],
+        "waived": len(result.get("waived", [])),
+        "sample": {"checked": result["sample"]["checked"], "mismatches": len(result["sample"]["mismatches"])},
+        **out,
+    }
+    if result["verdict"] == FAIL:
+        raise VerdictFail(f"reconciliation of {run.system.id} is FAIL: " + "; ".join(result["reasons"]))
+    return summary
+
+
+def exception_lists(run: Run, result: Mapping[str, Any]) -> dict[str, Any]:
+    """The report's annexes: quarantined rows, sample differences, rejections, failing checks (keyed hashes only)."""
+    from decommission.source import staging
+
+    def quarantine() -> Iterator[list[Any]]:
+        for pid in result.get("partitions", []):
+            path = staging.stage_dir(run.system.id, run.milestone.value, "mapped", pid) / "quarantine.parquet"
+            if not path.exists():
+                continue
+            for row in staging.read_frame(path).itertuples(index=False):
+                yield [
+                    pid,
+                    row.source_table,
+                    row.rule,
+                    row.column,
+                    row.detail,
+                    keyed_hash(row.source_key),
+                    keyed_hash(row.patient_key),
+                    row.value_digest,
+                ]
+
+    differences = [
+        [m["package_id"], m["patient"], d["entity"], d["record"], d["field"], d["kind"]]
+        for m in result["sample"]["mismatches"]
+        for d in m.get("differences", [])
+    ]
+    return {
+        "quarantine": (
+            ["partition", "table", "reason", "column", "detail", "row_hash", "patient_hash", "value_digest"],
+            quarantine(),
+        ),
+        "sample": (["package_id", "patient_hash", "entity", "record_hash", "field", "kind"], differences),
+        "rejections": (
+            ["package_id", "requirement", "path", "message"],
+            [[r["package_id"], r["requirement"], r["path"], r["message"]] for r in result.get("rejections", [])],
+        ),
+        "checks": (
+            ["check", "scope", "left", "right", "ok"],
+            [[c["name"], c["scope"], c["left"], c["right"], c["ok"]] for c in result["checks"]],
+        ),
+        "years": (
+            ["table", "year", "source", "extracted"],
+            [[y["table"], y["year"], y["source"], y["extracted"]] for y in result["breakdown"]["by_table_year"]],
+        ),
+        "patients": (
+            ["patient_hash", "source", "extracted"],
+            [[p["patient"], p["source"], p["extracted"]] for p in result["breakdown"]["patients"]["differing"]],
+        ),
+    }

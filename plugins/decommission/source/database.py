@@ -1,0 +1,294 @@
+"""Reading the legacy database: the only module that talks to a source system.
+
+Extraction streams each table of one patient-key range into Parquet, inside one
+read-only transaction, so the tables of a partition are one consistent snapshot. The
+delivery agreement's cut-off bounds every query; reconciliation re-counts with the
+same bound (:func:`count_rows`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import logging
+import sqlite3
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+
+from decommission.errors import SourceError
+from decommission.plan.mapping_spec import MappingSpec, TableSpec
+from decommission.source import pg_fast, staged_table
+
+if TYPE_CHECKING:
+    from decommission.plan.programme import System
+
+log = logging.getLogger(__name__)
+
+BATCH_ROWS = 10_000
+#: far-future sentinels (9999-12-31) are kept past the cut-off bound, so the rules see them
+FAR_FUTURE = "9999-01-01"
+
+
+@dataclass(frozen=True)
+class Partition:
+    """A half-open patient-key range; ``None`` means unbounded, so no row falls outside all ranges."""
+
+    id: str
+    lo: int | None
+    hi: int | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "lo": self.lo, "hi": self.hi}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Partition:
+        return cls(d["id"], d["lo"], d["hi"])
+
+
+class Source:
+    """A legacy database reached through an Airflow connection (any DB-API hook)."""
+
+    def __init__(self, conn_id: str, *, schema: str | None = None, fast: bool = True) -> None:
+        """:param fast: read PostgreSQL through the Arrow-native path when it can (False: DB-API cursor)."""
+        self.conn_id = conn_id
+        self.schema = schema
+        self.fast = fast
+        self._hook: Any = None
+
+    @classmethod
+    def for_system(cls, system: System) -> Source:
+        """The source database of a plan entry."""
+        return cls(system.source.conn_id, schema=system.source.schema_name)
+
+    @property
+    def hook(self) -> Any:
+        if self._hook is None:
+            from airflow.sdk import BaseHook
+
+            try:
+                self._hook = BaseHook.get_connection(self.conn_id).get_hook()
+            except Exception as exc:
+                raise SourceError(f"source connection '{self.conn_id}': {exc}") from exc
+        return self._hook
+
+    @property
+    def dialect(self) -> str:
+        return "postgres" if "postgres" in type(self.hook).__name__.lower() else "generic"
+
+    @property
+    def placeholder(self) -> str:
+        return "%s" if self.dialect == "postgres" else "?"
+
+    def qualified(self, table: str) -> str:
+        # a schema only exists on server databases; an embedded SQLite file has none
+        if self.schema and self.dialect == "postgres":
+            return f'"{self.schema}"."{table}"'
+        return f'"{table}"'
+
+    @contextlib.contextmanager
+    def snapshot(self) -> Iterator[Any]:
+        """One connection in one read-only transaction: every read inside sees the same data."""
+        try:
+            conn = self.hook.get_conn()
+        except Exception as exc:
+            raise SourceError(f"source connection '{self.conn_id}' is not reachable: {exc}") from exc
+        if isinstance(conn, sqlite3.Connection):  # SQLite keeps any bytes in TEXT: stage them, not crash
+            conn.text_factory = text_or_bytes
+        try:
+            _begin_read_only(conn)
+            yield conn
+        finally:
+            with contextlib.suppress(Exception):
+                conn.rollback()
+            conn.close()
+
+    def live_schema(self, tables: list[str]) -> dict[str, list[str]]:
+        """Columns of each table that exists, for checking a mapping spec before a run."""
+        out: dict[str, list[str]] = {}
+        with self.snapshot() as conn:
+            for table in tables:
+                cur = conn.cursor()
+                try:
+                    cur.execute(f"SELECT * FROM {self.qualified(table)} WHERE 1 = 0")
+                    out[table] = [d[0] for d in cur.description]
+                except Exception:  # noqa: BLE001 - a missing table is reported by the caller
+                    conn.rollback()
+                finally:
+                    cur.close()
+        return out
+
+    def patient_keys(self, spec: MappingSpec) -> list[int]:
+        t = spec.tables[spec.patient_table]
+        with self.snapshot() as conn:
+            cur = conn.cursor()
+            cur.execute(
+                f'SELECT "{t.patient_key}" FROM {self.qualified(spec.source_table(spec.patient_table))} '
+                f'ORDER BY "{t.patient_key}"'
+            )
+            return [int(r[0]) for r in cur.fetchall()]
+
+    def _where(self, table: TableSpec, part: Partition | None, cut_off: dt.date) -> tuple[str, list[Any]]:
+        clauses, params = [], []
+        p = self.placeholder
+        if part is not None and part.lo is not None:
+            clauses.append(f'"{table.patient_key}" >= {p}')
+            params.append(part.lo)
+        if part is not None and part.hi is not None:
+            clauses.append(f'"{table.patient_key}" < {p}')
+            params.append(part.hi)
+        if table.cutoff_column:
+            c = f'"{table.cutoff_column}"'
+            bound = (cut_off + dt.timedelta(days=1)).isoformat()
+            clauses.append(f"({c} IS NULL OR {c} < {p} OR {c} >= {p})")
+            params += [bound, FAR_FUTURE]
+        return (" WHERE " + " AND ".join(clauses) if clauses else ""), params
+
+    def count_rows(self, spec: MappingSpec, cut_off: dt.date) -> dict[str, int]:
+        """Rows per source table within the cut-off bound (the reconciliation's source side)."""
+        out = {}
+        with self.snapshot() as conn:
+            for name, table in spec.tables.items():
+                where, params = self._where(table, None, cut_off)
+                cur = conn.cursor()
+                cur.execute(f"SELECT COUNT(*) FROM {self.qualified(spec.source_table(name))}{where}", params)
+                out[name] = int(cur.fetchone()[0])
+                cur.close()
+        return out
+
+    def extract_partition(
+        self, spec: MappingSpec, part: Partition, cut_off: dt.date, sink: Any
+    ) -> dict[str, dict[str, Any]]:
+        """Write every table of the partition to ``sink(table) -> writable file``, from one snapshot.
+
+        PostgreSQL is read through its Arrow-native fast path when the driver is installed
+        and the connection allows it; every other database through its DB-API cursor.
+        Both give the same files and totals (see :mod:`decommission.source.staged_table`).
+
+        :returns: control totals per table: rows, distinct keys, SHA-256 of keys and rows.
+        """
+        info = self._fast_conninfo()
+        if info is not None:
+            return self._extract_fast(info, spec, part, cut_off, sink)
+        totals: dict[str, dict[str, Any]] = {}
+        with self.snapshot() as conn:
+            for name, table in spec.tables.items():
+                where, params = self._where(table, part, cut_off)
+                cur = self._stream_cursor(conn, name)
+                try:
+                    cur.execute(self._select(spec, name, where), params)
+                    parts, coerced = [], set()
+                    while batch := cur.fetchmany(BATCH_ROWS):
+                        frame, mixed = staged_table.from_rows(batch, table.columns())
+                        parts.append(frame)
+                        coerced.update(mixed)
+                except SourceError:
+                    raise
+                except Exception as exc:
+                    raise SourceError(
+                        f"source '{self.conn_id}', table '{name}': query failed: {_failure(exc)}"
+                    ) from exc
+                finally:
+                    cur.close()
+                frame, mixed = staged_table.concat(parts, table.columns())
+                with sink(name) as fh:
+                    totals[name] = staged_table.write(frame, table.key, fh, sorted(coerced | set(mixed)))
+        return totals
+
+    def _fast_conninfo(self) -> str | None:
+        if not self.fast or self.dialect != "postgres" or not pg_fast.available():
+            return None
+        return pg_fast.conninfo(self.hook)
+
+    def _extract_fast(
+        self, info: str, spec: MappingSpec, part: Partition, cut_off: dt.date, sink: Any
+    ) -> dict[str, dict[str, Any]]:
+        try:
+            return self._extract_snapshot(info, spec, part, cut_off, sink, pg_fast.BUILTIN)
+        except pg_fast.UnknownTypes as exc:  # an enum or other own type: the server's catalogue names it
+            log.info("source '%s': %s has a type outside the driver's catalogue; reading again", self.conn_id, exc)
+            return self._extract_snapshot(info, spec, part, cut_off, sink, pg_fast.SERVER)
+
+    def _extract_snapshot(
+        self, info: str, spec: MappingSpec, part: Partition, cut_off: dt.date, sink: Any, types: str
+    ) -> dict[str, dict[str, Any]]:
+        totals: dict[str, dict[str, Any]] = {}
+        with pg_fast.snapshot(info, self.conn_id, types) as conn:
+            for name, table in spec.tables.items():
+                where = self._where_literal(table, part, cut_off)
+                try:
+                    batches = list(pg_fast.read_batches(conn, self._select(spec, name, where)))
+                except pg_fast.UnknownTypes:
+                    raise
+                except Exception as exc:
+                    raise SourceError(
+                        f"source '{self.conn_id}', table '{name}': query failed: {_failure(exc)}"
+                    ) from exc
+                parts = [pa.Table.from_batches([b]) for b in batches]
+                frame, coerced = staged_table.concat(parts, table.columns())
+                del batches, parts
+                with sink(name) as fh:
+                    totals[name] = staged_table.write(frame, table.key, fh, coerced)
+        return totals
+
+    def _select(self, spec: MappingSpec, name: str, where: str) -> str:
+        cols = ", ".join(f'"{c}"' for c in spec.tables[name].columns())
+        return f"SELECT {cols} FROM {self.qualified(spec.source_table(name))}{where}"
+
+    def _where_literal(self, table: TableSpec, part: Partition | None, cut_off: dt.date) -> str:
+        """The same bound as :meth:`_where`, with literals: a binary COPY takes no parameters.
+
+        Only integers and ISO dates we made ourselves are inlined, never a value from a user.
+        """
+        where, params = self._where(table, part, cut_off)
+        for value in params:
+            literal = str(int(value)) if isinstance(value, int) else f"'{dt.date.fromisoformat(value).isoformat()}'"
+            where = where.replace(self.placeholder, literal, 1)
+        return where
+
+    def _stream_cursor(self, conn: Any, name: str) -> Any:
+        if self.dialect == "postgres":
+            # a named (server-side) cursor keeps memory flat whatever the table size
+            return conn.cursor(name=f"extract_{name}")
+        return conn.cursor()
+
+
+def text_or_bytes(raw: bytes) -> str | bytes:
+    """A TEXT value as text, or its bytes when they are not UTF-8 (the mapping quarantines those)."""
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return raw
+
+
+def _failure(exc: Exception) -> str:
+    """What a driver error was, without its message: drivers quote the values they choked on."""
+    code = getattr(exc, "sqlstate", None) or getattr(exc, "sqlite_errorname", None)
+    return f"{type(exc).__name__}{f' ({code})' if code else ''}"
+
+
+def _begin_read_only(conn: Any) -> None:
+    """Start a repeatable-read, read-only transaction on whichever driver the hook gave us."""
+    if hasattr(conn, "set_session"):  # psycopg2
+        conn.set_session(isolation_level="REPEATABLE READ", readonly=True)
+    elif hasattr(conn, "read_only"):  # psycopg 3: settings apply to the next implicit BEGIN
+        import psycopg
+
+        conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
+        conn.read_only = True
+    else:  # sqlite3 and other DB-API drivers: an explicit transaction
+        cur = conn.cursor()
+        cur.execute("BEGIN")
+        cur.close()
+
+
+def make_partitions(keys: list[int], per_partition: int) -> list[Partition]:
+    """Split sorted patient keys into ranges of ``per_partition`` patients, open at both ends."""
+    if not keys:
+        return [Partition("p0001", None, None)]
+    bounds = [keys[i] for i in range(per_partition, len(keys), per_partition)]
+    los: list[int | None] = [None, *bounds]
+    his: list[int | None] = [*bounds, None]
+    return [Partition(f"p{i + 1:04d}", lo, hi) for i, (lo, hi) in enumerate(zip(los, his, strict=True))]
