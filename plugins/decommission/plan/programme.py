@@ -52,6 +52,21 @@ class SignOff(_Model):
     information_owner: Respondent
     archivist: Respondent
 
+    @model_validator(mode="after")
+    def _two_people(self) -> SignOff:
+        # the two sign-offs are a four-eyes check: one person in both roles would approve their own approval
+        if same_person(self.information_owner.id, self.archivist.id):
+            raise ValueError(
+                f"the information owner and the archivist are the same user '{self.archivist.id}'; "
+                "two different people must sign off"
+            )
+        return self
+
+
+def same_person(user_a: str, user_b: str) -> bool:
+    """Whether two Airflow user names name one person (compared without case and surrounding blanks)."""
+    return user_a.strip().casefold() == user_b.strip().casefold()
+
 
 class Contract(_Model):
     id: str = Field(min_length=1)

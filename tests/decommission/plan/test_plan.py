@@ -100,3 +100,15 @@ class TestEvidenceSettings:
         plan = load_plan(_write(tmp_path, raw))
         assert "vas" not in [s.id for s in plan.systems]
         assert any(message in str(p) for p in plan.problems), [str(p) for p in plan.problems]
+
+
+class TestSignoffRespondents:
+    @pytest.mark.parametrize("archivist", ["verksamhetschef", " Verksamhetschef"], ids=["same", "same-but-case"])
+    def test_one_person_in_both_roles_is_a_plan_problem(self, tmp_path, raw, archivist):
+        raw["systems"][1]["signoff"]["archivist"] = {"id": archivist, "name": "Karin again"}
+        plan = load_plan(_write(tmp_path, raw))
+        assert [s.id for s in plan.systems] == ["vas", "anestesi"]  # no DAG for lab, the others still run
+        (problem,) = plan.problems
+        assert problem.system == "lab" and problem.field == "signoff"
+        assert f"the information owner and the archivist are the same user '{archivist}'" in str(problem)
+        assert "system 'lab': signoff:" in str(problem)
