@@ -135,28 +135,24 @@ def build_system_dag(plan: Plan, system: System) -> DAG:
         def is_final_delivery(**context: Any) -> bool:
             return stage("is_final", context)
 
-        def approvals(owner_answer: dict, archivist_answer: dict) -> list[dict[str, Any]]:
-            return [{"role": "information_owner", **owner_answer}, {"role": "archivist", **archivist_answer}]
+        # both read their evidence from the ledger and the files it vouches for, never from XCom
+        @task
+        def evidence_pack(**context: Any) -> dict:
+            return stage("build_evidence_pack", context)
 
         @task
-        def evidence_pack(report: dict[str, Any], owner_answer: dict, archivist_answer: dict, **context: Any) -> dict:
-            return stage("build_evidence_pack", context, report, approvals(owner_answer, archivist_answer))
-
-        @task
-        def contract_exit(
-            report: dict[str, Any], pack: dict[str, Any], owner_answer: dict, archivist_answer: dict, **context: Any
-        ) -> dict:
-            return stage("contract_exit", context, report, pack, approvals(owner_answer, archivist_answer))
+        def contract_exit(**context: Any) -> dict:
+            return stage("contract_exit", context)
 
         def signoff(task_id: str, role: str, who: Any) -> SignoffOperator:
-            from decommission.evidence.signoff import signoff_body
+            from decommission.evidence.signoff import signoff_intro
 
             return SignoffOperator(
                 task_id=task_id,
                 system_id=system.id,
                 role=role,
                 subject=f"Sign-off as {role.replace('_', ' ')}: decommissioning of {system.name}",
-                body=signoff_body(system),
+                body=signoff_intro(system),  # the verified verdict and hashes are added when asking
                 assigned_users=[{"id": who.id, "name": who.id}],
                 ignore_downstream_trigger_rules=True,  # a rejection stops the evidence pack and the contract exit
                 execution_timeout=None,
@@ -183,8 +179,10 @@ def build_system_dag(plan: Plan, system: System) -> DAG:
         owner = signoff("signoff_information_owner", "information_owner", system.signoff.information_owner)
         archivist = signoff("signoff_archivist", "archivist", system.signoff.archivist)
         reported >> is_final_delivery() >> owner >> archivist
-        pack = evidence_pack(reported, owner.output, archivist.output)
-        contract_exit(reported, pack, owner.output, archivist.output)
+        pack = evidence_pack()
+        exit_record = contract_exit()
+        [reported, archivist] >> pack
+        [reported, archivist, pack] >> exit_record
     return dag
 
 

@@ -1,8 +1,15 @@
-"""The contract-exit record for procurement (JSON and PDF), written once both respondents approved.
+"""The contract-exit record for procurement (JSON and PDF), built only from evidence the ledger vouches for.
 
-The dates follow from the plan: notice may be given from the sign-off date; the contract ends
-``notice_months`` later, but never before the contract's earliest end; access to the legacy
-system ends with the contract (or at the plan's ``contract_end`` milestone, if later).
+Nothing comes from XCom: the verdict from ``result.json`` whose SHA-256 the ledger recorded, the
+approvals from the ledger's sign-off entries of this run (both roles, by their assigned and
+different users, of that very result), the evidence pack from its ledger entry and its file.
+
+The dates follow from the approval and the contract: notice may be given from the day of the
+later approval; the contract ends ``notice_months`` later, but never before the contract's
+earliest end; an end after the plan's ``contract_end`` milestone is shown as a deviation. Access
+to the legacy system ends with the contract (or at the milestone, if later).
+
+A record is never overwritten: see :mod:`decommission.evidence.records` for versions and withdrawal.
 """
 
 from __future__ import annotations
@@ -15,98 +22,130 @@ from typing import TYPE_CHECKING, Any
 
 from dateutil.relativedelta import relativedelta
 
-from decommission.errors import DecommissionError
-from decommission.evidence.signoff import may_be_signed, responder_id
+from decommission.evidence.records import EXIT_KIND, exit_records, next_version, record_name
+from decommission.evidence.verified import (
+    RESULT_FILE,
+    EvidenceError,
+    VerifiedResult,
+    approval_date,
+    check_file,
+    may_be_signed,
+    run_entries,
+    verified_approvals,
+    verified_result,
+)
 from decommission.files import write_atomic
 from decommission.plan.programme import Contract
 
 if TYPE_CHECKING:
     from decommission.plan.run import Run
 
-ROLES = ("information_owner", "archivist")
 
-
-def exit_dates(contract: Contract, signed: dt.date, contract_end_milestone: dt.date) -> dict[str, str]:
-    """Earliest notice date, the end date it gives, and when access to the legacy system ends."""
-    end = max(contract.earliest_end, signed + relativedelta(months=contract.notice_months))
-    return {
-        "earliest_notice_date": signed.isoformat(),
-        "contract_end_date": end.isoformat(),
-        "notice_deadline_for_end": (end - relativedelta(months=contract.notice_months)).isoformat(),
-        "legacy_access_ends": max(contract_end_milestone, end).isoformat(),
-    }
-
-
-def check_approvals(run: Run, approvals: list[Mapping[str, Any]]) -> list[dict[str, str]]:
-    """Both roles approved, each by its assigned respondent; else no contract exit."""
-    assigned = {
-        "information_owner": run.system.signoff.information_owner.id,
-        "archivist": run.system.signoff.archivist.id,
-    }
-    out = []
-    for a in approvals:
-        entry = {
-            "role": a["role"],
-            "by": responder_id(a["responded_by_user"]),
-            "at": str(a["responded_at"]),
-            "decision": a["chosen_options"][0],
+def exit_dates(contract: Contract, approved: dt.date, contract_end_milestone: dt.date) -> dict[str, Any]:
+    """Earliest notice date, the end it gives, the notice deadline for that end, access end, and any deviation."""
+    months = relativedelta(months=contract.notice_months)
+    end = max(contract.earliest_end, approved + months)
+    deviation = None
+    if end > contract_end_milestone:
+        deviation = {
+            "field": "contract_end_date",
+            "planned": contract_end_milestone.isoformat(),
+            "actual": end.isoformat(),
+            "days_after_plan": (end - contract_end_milestone).days,
+            "reason": f"approved {approved.isoformat()}, {contract.notice_months} months' notice from then",
         }
-        if entry["decision"] != "Approve" or entry["by"] != assigned[entry["role"]]:
-            raise DecommissionError(
-                f"system {run.system.id}: the {entry['role']} sign-off is '{entry['decision']}' by '{entry['by']}', "
-                f"not an approval by the assigned '{assigned[entry['role']]}'; no contract exit"
-            )
-        out.append(entry)
-    if sorted(a["role"] for a in out) != sorted(ROLES):
-        raise DecommissionError(f"system {run.system.id}: the contract exit needs approvals of both {ROLES}")
-    return out
+    return {
+        "earliest_notice_date": approved.isoformat(),
+        "contract_end_date": end.isoformat(),
+        # never before the approval: month arithmetic at a month's end does not always go back and forth
+        "notice_deadline_for_end": max(approved, end - months).isoformat(),
+        "legacy_access_ends": max(contract_end_milestone, end).isoformat(),
+        "planned_contract_end": contract_end_milestone.isoformat(),
+        "deviation": deviation,
+    }
 
 
-def contract_exit(
-    run: Run, report: Mapping[str, Any], pack: Mapping[str, Any], approvals: list[Mapping[str, Any]]
-) -> dict[str, Any]:
-    """Write ``evidence/contract-exit.{json,pdf}``, record them and mark the system decommissioned."""
-    problem = may_be_signed(report)
+def verified_pack(run: Run, verified: VerifiedResult) -> dict[str, Any]:
+    """The run's evidence pack as the ledger recorded it, built on the verified result, unchanged on disk."""
+    entries = run_entries(run.system.id, run.run_id, "evidence_pack")
+    if not entries:
+        raise EvidenceError(f"system {run.system.id}: the ledger holds no evidence pack of run {run.run_id}")
+    p = entries[-1].payload
+    if p.get("result_sha256") != verified.sha256:
+        raise EvidenceError(
+            f"system {run.system.id}: evidence pack {p.get('file')} was built on {RESULT_FILE} with SHA-256 "
+            f"{p.get('result_sha256')}, not on the verified {verified.sha256}"
+        )
+    path = run.out("evidence") / str(p["file"])
+    check_file(path, str(p["sha256"]), f"the evidence pack of run {run.run_id}")
+    return {"file": path.name, "sha256": p["sha256"], "size": p["size"]}
+
+
+def contract_exit(run: Run) -> dict[str, Any]:
+    """Write the next version of ``evidence/contract-exit*.{json,pdf}``, record it, mark the system decommissioned."""
+    system = run.system
+    verified = verified_result(system.id, run.run_id, run.milestone.value)
+    problem = may_be_signed(verified.result)
     if problem:
-        raise DecommissionError(f"system {run.system.id}: no contract exit: {problem}")
-    checked = check_approvals(run, approvals)
-    contract = run.system.contract
-    signed = run.logical_date.date()
+        raise EvidenceError(f"system {system.id}: no contract exit: {problem} ({RESULT_FILE})")
+    approvals = verified_approvals(system, verified)
+    pack = verified_pack(run, verified)
+    approved = approval_date(approvals)
+    contract = system.contract
+    folder = run.out("evidence")
+    previous = exit_records(system.id)
+    version = next_version(previous, folder)
+    json_path, pdf_path = folder / record_name(version, "json"), folder / record_name(version, "pdf")
+    for path in (json_path, pdf_path):
+        if path.exists():  # next_version skips every name on disk; this guards the rule, not a case
+            raise EvidenceError(f"{path}: a contract-exit record is never overwritten")
     record = {
-        "system": {"id": run.system.id, "name": run.system.name},
-        "supplier": run.system.supplier,
+        "system": {"id": system.id, "name": system.name},
+        "version": version,
+        "supersedes": previous[-1].reference() if previous else None,
+        "supplier": system.supplier,
         "contract": contract.model_dump(mode="json"),
         "notice_months": contract.notice_months,
-        "signed_off": signed.isoformat(),
-        **exit_dates(contract, signed, run.system.milestones.contract_end),
+        "approved_on": approved.isoformat(),
+        **exit_dates(contract, approved, system.milestones.contract_end),
         "annual_cost_ending_sek": contract.annual_cost_sek,
         "reconciliation": {
-            "verdict": report["verdict"],
-            "result_sha256": report["result_sha256"],
-            "report_pdf_sha256": report.get("pdf_sha256"),
-            "report": report.get("html"),
+            "run_id": run.run_id,
+            "verdict": verified.verdict,
+            "result_sha256": verified.sha256,
+            "report_pdf_sha256": verified.pdf_sha256,
+            "report": str(verified.folder / "report.html"),
         },
-        "evidence_pack": {"file": pack["path"].rsplit("/", 1)[-1], "sha256": pack["sha256"], "size": pack["size"]},
-        "approvals": checked,
+        "evidence_pack": pack,
+        "approvals": [{k: a[k] for k in ("role", "by", "at", "decision", "ledger_entry")} for a in approvals],
         "status": "decommissioned",
     }
-    folder = run.out("evidence")
     data = json.dumps(record, indent=2, ensure_ascii=False).encode()
     pdf = render_exit_pdf(record)
-    write_atomic(folder / "contract-exit.pdf", pdf)
-    path = write_atomic(folder / "contract-exit.json", data)
+    write_atomic(pdf_path, pdf)
+    write_atomic(json_path, data)
     digest = hashlib.sha256(data).hexdigest()
     run.record(
-        "contract_exit",
+        EXIT_KIND,
         {
+            "version": version,
+            "file": json_path.name,
             "sha256": digest,
+            "pdf_file": pdf_path.name,
             "pdf_sha256": hashlib.sha256(pdf).hexdigest(),
             "evidence_pack_sha256": pack["sha256"],
+            "result_sha256": verified.sha256,
             "end": record["contract_end_date"],
+            "supersedes": record["supersedes"],
         },
     )
     run.record("system_status", {"status": "decommissioned", "contract": contract.id})
-    return {"path": str(path), "sha256": digest, "contract_end_date": record["contract_end_date"]}
+    return {
+        "path": str(json_path),
+        "sha256": digest,
+        "version": version,
+        "contract_end_date": record["contract_end_date"],
+    }
 
 
 def render_exit_pdf(record: Mapping[str, Any]) -> bytes:
@@ -116,19 +155,32 @@ def render_exit_pdf(record: Mapping[str, Any]) -> bytes:
     from decommission.report.pdf import latin1
 
     doc = FPDF(format="A4")
-    doc.set_creation_date(dt.datetime.fromisoformat(record["signed_off"]).replace(tzinfo=dt.UTC))
+    doc.set_creation_date(dt.datetime.fromisoformat(record["approved_on"]).replace(tzinfo=dt.UTC))
     doc.set_title(latin1(f"Avtalsavslut / contract exit: {record['system']['name']}"))
     doc.add_page()
     doc.set_font("Helvetica", "B", 15)
     doc.multi_cell(0, 8, latin1(f"Avtalsavslut - contract exit: {record['system']['name']}"))
     doc.ln(3)
+    superseded = record.get("supersedes")
+    deviation = record.get("deviation")
     rows = [
         ("System", record["system"]["id"]),
+        ("Version", str(record["version"])),
+        (
+            "Ersätter / supersedes",
+            f"{superseded['file']} (SHA-256 {superseded['sha256'][:16]}...)" if superseded else "-",
+        ),
         ("Leverantör / supplier", record["supplier"]),
         ("Avtal / contract", record["contract"]["id"]),
         ("Uppsägningstid / notice", f"{record['notice_months']} mån / months"),
+        ("Godkänt / approved on", record["approved_on"]),
         ("Tidigaste uppsägning / earliest notice", record["earliest_notice_date"]),
         ("Avtalet upphör / contract ends", record["contract_end_date"]),
+        ("Planerat avtalsslut / planned end", record["planned_contract_end"]),
+        (
+            "Avvikelse / deviation",
+            f"{deviation['days_after_plan']} dagar / days after the plan ({deviation['reason']})" if deviation else "-",
+        ),
         ("Åtkomst till systemet upphör / access ends", record["legacy_access_ends"]),
         (
             "Årlig kostnad som upphör / yearly cost ending",
@@ -144,5 +196,5 @@ def render_exit_pdf(record: Mapping[str, Any]) -> bytes:
         doc.set_font("Helvetica", "B", 9)
         doc.cell(80, 6, latin1(label))
         doc.set_font("Courier" if len(str(value)) == 64 else "Helvetica", size=7 if len(str(value)) == 64 else 9)
-        doc.cell(0, 6, latin1(value), new_x="LMARGIN", new_y="NEXT")
+        doc.multi_cell(0, 6, latin1(value), new_x="LMARGIN", new_y="NEXT")
     return bytes(doc.output())

@@ -3,9 +3,11 @@
 It holds what an archivist, an auditor or procurement asks for before a contract ends: the
 reconciliation report (JSON, HTML, PDF, annexes), every receipt the archive gave, our
 validation report of every package, the package manifest (id, SHA-256, size), the quarantine
-decisions with who decided them, the sign-off answers, the legacy access-log disposition,
-and the system's ledger entries. Every member has a fixed time, owner and mode, and members
-are sorted, so the same evidence gives the same bytes.
+decisions with who decided them, the sign-off answers (from the ledger), the legacy access-log
+disposition, and the system's ledger entries. The report files and the approvals are taken
+only as the ledger vouches for them (:mod:`decommission.evidence.verified`), never from XCom.
+Every member has a fixed time, owner and mode, and members are sorted, so the same evidence
+gives the same bytes.
 """
 
 from __future__ import annotations
@@ -21,6 +23,14 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from decommission.evidence.verified import (
+    RESULT_FILE,
+    EvidenceError,
+    VerifiedResult,
+    may_be_signed,
+    verified_approvals,
+    verified_result,
+)
 from decommission.ledger import canonical
 
 if TYPE_CHECKING:
@@ -29,24 +39,27 @@ if TYPE_CHECKING:
 MANIFEST = "manifest.json"
 
 
-def build_evidence_pack(run: Run, report: Mapping[str, Any], approvals: list[Mapping[str, Any]]) -> dict[str, Any]:
-    """Write ``evidence/evidence-<system>-<milestone>.tar`` (+ ``.sha256``); record it in the ledger."""
+def build_evidence_pack(run: Run) -> dict[str, Any]:
+    """Write ``evidence/evidence-<system>-<milestone>.tar`` (+ ``.sha256``); record it in the ledger.
+
+    Built from verified evidence only: the report files the ledger recorded (each checked), and
+    both approvals from the ledger's sign-off entries. Nothing is taken from XCom.
+    """
     from decommission.ledger import programme_ledger as ledger
 
-    result_dir = run.out("reconciliation") / run.milestone.value
-    result = json.loads((result_dir / "result.json").read_text(encoding="utf-8"))
-    members: dict[str, bytes] = {}
-    for path in sorted(result_dir.iterdir()):
-        if path.is_file() and not path.name.startswith("."):
-            members[f"report/{path.name}"] = path.read_bytes()
+    verified = verified_result(run.system.id, run.run_id, run.milestone.value)
+    problem = may_be_signed(verified.result)
+    if problem:
+        raise EvidenceError(f"system {run.system.id}: no evidence pack: {problem} ({RESULT_FILE})")
+    approvals = verified_approvals(run.system, verified)
+    result = verified.result
+    members: dict[str, bytes] = {f"report/{name}": data for name, data in report_files(verified).items()}
     for part in ("receipts", "validation"):
         for path in sorted(run.out(part).glob("*.json")):
             members[f"{part}/{path.name}"] = path.read_bytes()
     members["packages.json"] = _json(result.get("package_manifest", []))
     members["quarantine-decisions.json"] = _json(quarantine_decisions(run, result))
-    members["approvals.json"] = _json(
-        [{k: str(v) if k == "responded_at" else v for k, v in a.items()} for a in approvals]
-    )
+    members["approvals.json"] = _json(approvals)
     members["access-log.json"] = _json(access_log_disposition(run, result))
     entries = ledger().entries(system_id=run.system.id)
     members["ledger.json"] = _json(
@@ -57,8 +70,8 @@ def build_evidence_pack(run: Run, report: Mapping[str, Any], approvals: list[Map
             "system": run.system.id,
             "run_id": run.run_id,
             "milestone": run.milestone.value,
-            "verdict": result["verdict"],
-            "result_sha256": report.get("result_sha256"),
+            "verdict": verified.verdict,
+            "result_sha256": verified.sha256,
             "files": [
                 {"path": name, "size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
                 for name, data in sorted(members.items())
@@ -69,8 +82,47 @@ def build_evidence_pack(run: Run, report: Mapping[str, Any], approvals: list[Map
     mtime = int(run.package_created.timestamp())
     digest, size = write_tar(target, f"evidence-{run.system.id}", members.items(), mtime)
     (target.parent / f"{target.name}.sha256").write_text(f"{digest}  {target.name}\n", encoding="utf-8")
-    run.record("evidence_pack", {"file": target.name, "sha256": digest, "size": size, "members": len(members)})
+    run.record(
+        "evidence_pack",
+        {
+            "file": target.name,
+            "sha256": digest,
+            "size": size,
+            "members": len(members),
+            "result_sha256": verified.sha256,
+        },
+    )
     return {"path": str(target), "sha256": digest, "size": size}
+
+
+def report_files(verified: VerifiedResult) -> dict[str, bytes]:
+    """Every file of the report folder, each with a SHA-256 the ledger recorded for this report.
+
+    A file whose hash the ledger does not hold (changed, or left from another report) is an
+    error, and so is a recorded file that is not there.
+    """
+    recorded = verified.files
+    found: set[str] = set()
+    out: dict[str, bytes] = {}
+    for path in sorted(verified.folder.iterdir()):
+        if not path.is_file() or path.name.startswith("."):
+            continue
+        data = verified.data if path.name == RESULT_FILE else path.read_bytes()
+        digest = hashlib.sha256(data).hexdigest()
+        keys = {key for key, sha in recorded.items() if sha == digest}
+        if not keys:
+            raise EvidenceError(
+                f"{path}: SHA-256 {digest} is not one the ledger recorded for the report of run {verified.run_id}"
+            )
+        found |= keys
+        out[path.name] = data
+    missing = sorted(set(recorded) - found)
+    if missing:
+        raise EvidenceError(
+            f"{verified.folder}: the report file '{missing[0]}' the ledger recorded (SHA-256 "
+            f"{recorded[missing[0]]}) for run {verified.run_id} is missing or changed"
+        )
+    return out
 
 
 def write_tar(target: Path, root: str, members: Iterable[tuple[str, bytes]], mtime: int) -> tuple[str, int]:

@@ -62,7 +62,7 @@ class TestSignoffGuard:
 
 
 class TestExitDates:
-    def test_notice_from_signoff_never_before_the_earliest_end(self):
+    def test_notice_from_the_approval_never_before_the_earliest_end(self):
         contract = Contract(id="c", annual_cost_sek=1, notice_months=12, earliest_end=dt.date(2026, 6, 30))
         dates = exit_dates(contract, dt.date(2025, 9, 1), dt.date(2026, 6, 30))
         assert dates == {
@@ -70,9 +70,18 @@ class TestExitDates:
             "contract_end_date": "2026-09-01",
             "notice_deadline_for_end": "2025-09-01",
             "legacy_access_ends": "2026-09-01",
+            "planned_contract_end": "2026-06-30",
+            "deviation": {
+                "field": "contract_end_date",
+                "planned": "2026-06-30",
+                "actual": "2026-09-01",
+                "days_after_plan": 63,
+                "reason": "approved 2025-09-01, 12 months' notice from then",
+            },
         }
         late = exit_dates(contract.model_copy(update={"notice_months": 3}), dt.date(2025, 9, 1), dt.date(2026, 6, 30))
         assert late["contract_end_date"] == "2026-06-30" and late["notice_deadline_for_end"] == "2026-03-30"
+        assert late["deviation"] is None
 
 
 class TestEvidenceTar:
