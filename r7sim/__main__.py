@@ -45,6 +45,21 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         default=True,
         help="approve a TEST delivery once all its packages are accepted (default: yes)",
     )
+    damage = parser.add_argument_group("an archive that damages or misreports (see r7sim/misbehave.py)")
+    for flag, what in (
+        ("--store-empty", "store these packages as empty files after ingest (receipts report it honestly)"),
+        ("--store-flip-record", "change one byte of a record.xml of these stored packages after ingest"),
+        ("--store-flip-mets", "change one byte of the root METS.xml of these stored packages after ingest"),
+        ("--receipt-other-sha256", "state another SHA-256 in these packages' ingest receipts"),
+        ("--hide-holdings", "leave these packages out of their delivery's holdings"),
+    ):
+        damage.add_argument(flag, action="extend", nargs="+", default=[], metavar="PACKAGE_ID", help=what)
+    damage.add_argument(
+        "--approval",
+        choices=["false", "other_delivery", "partial"],
+        default="",
+        help="answer a TEST delivery's approval untruly: approved false, for another delivery, or partial",
+    )
     parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     return parser.parse_args(argv)
 
@@ -63,6 +78,12 @@ def main(argv: Sequence[str] | None = None) -> None:
         drop_upload_once=frozenset(args.drop_upload_once),
         seed=args.seed,
         auto_approve_test=args.auto_approve_test,
+        store_empty=frozenset(args.store_empty),
+        store_flip_record=frozenset(args.store_flip_record),
+        store_flip_mets=frozenset(args.store_flip_mets),
+        receipt_other_sha256=frozenset(args.receipt_other_sha256),
+        hide_holdings=frozenset(args.hide_holdings),
+        approval=args.approval,
     )
     log.warning("%s, listening on http://%s:%d", BANNER, args.host, args.port)
     app = create_app(args.data_dir, settings)

@@ -8,6 +8,7 @@ background (:mod:`r7sim.ingest`) and faults are injected in front of the API (:m
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import re
 from collections import defaultdict
@@ -26,6 +27,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from r7sim.faults import Faults
 from r7sim.ingest import Ingestor, ingest_package, record_from_tar, validator_missing
+from r7sim.misbehave import delivery_answer, receipt_answer
 from r7sim.page import BANNER, index_html
 from r7sim.settings import Settings
 from r7sim.store import ARCHIVE_NAME, RECORD_STATUSES, Store, StoreError, canonical_json, check_id
@@ -132,7 +134,7 @@ def create_app(data_dir: Path, settings: Settings | None = None) -> FastAPI:
 
     @app.get("/api/v1/deliveries/{delivery_id}")
     async def get_delivery(delivery_id: str) -> dict[str, Any]:
-        return store.delivery(delivery_id)
+        return delivery_answer(store.delivery(delivery_id), settings)
 
     @app.post("/api/v1/deliveries/{delivery_id}/approval")
     async def approve(delivery_id: str, body: ApprovalRequest) -> dict[str, Any]:
@@ -181,7 +183,10 @@ def create_app(data_dir: Path, settings: Settings | None = None) -> FastAPI:
 
     @app.get("/api/v1/packages/{package_id}/receipt")
     async def ingest_receipt(package_id: str) -> Response:
-        return _json_text(store.ingest_receipt(package_id), 200)
+        receipt = store.ingest_receipt(package_id)
+        if settings.receipt_other_sha256:
+            receipt = canonical_json(receipt_answer(json.loads(receipt), settings))
+        return _json_text(receipt, 200)
 
     @app.get("/api/v1/packages/{package_id}")
     async def read_package(package_id: str) -> FileResponse:

@@ -54,12 +54,7 @@ class DropFolder:
         for path in _visible(self.inbox, "*.tar"):
             touched |= self._receive(path)
         for package_id in self.store.pending_packages():
-            receipt = ingest_held(
-                self.store,
-                package_id,
-                forced_reject=package_id in self.settings.reject,
-                auto_approve_test=self.settings.auto_approve_test,
-            )
+            receipt = ingest_held(self.store, package_id, settings=self.settings)
             if receipt is not None:
                 self._publish_delivery(receipt["delivery_id"])  # first: whoever sees the receipt sees it
                 self._publish(f"{package_id}.ingest.json", self.store.ingest_receipt(package_id))

@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from r7sim.misbehave import damage_stored
 from r7sim.settings import Settings
 from r7sim.store import ARCHIVE_NAME, Store, now_iso
 
@@ -103,30 +104,29 @@ class Ingestor:
                 log.exception("ingest of %s failed inside r7sim", package_id)
 
     def _ingest(self, package_id: str) -> None:
-        ingest_held(
-            self.store,
-            package_id,
-            forced_reject=package_id in self.settings.reject,
-            auto_approve_test=self.settings.auto_approve_test,
-        )
+        ingest_held(self.store, package_id, settings=self.settings)
 
 
-def ingest_held(store: Store, package_id: str, *, forced_reject: bool, auto_approve_test: bool) -> dict | None:
+def ingest_held(store: Store, package_id: str, *, settings: Settings) -> dict | None:
     """Ingest a held package that is still pending and store its final receipt.
 
-    :param forced_reject: reject it whatever the validator says (setting ``reject``)
-    :param auto_approve_test: approve its TEST delivery once every package in it is accepted
+    ``settings.reject`` rejects a package whatever the validator says; ``auto_approve_test``
+    approves its TEST delivery once every package in it is accepted; the damage settings of
+    :mod:`r7sim.misbehave` change the stored bytes after ingest.
+
     :returns: the ingest receipt, or None when the package is not held or not pending
     """
     row = store.package(package_id)
     if row is None or row["status"] != "pending":
         return None
-    status, reasons, counts = ingest_package(store.package_path(package_id), forced_reject=forced_reject)
+    path = store.package_path(package_id)
+    status, reasons, counts = ingest_package(path, forced_reject=package_id in settings.reject)
+    stored_sha256 = damage_stored(path, package_id, settings) or row["sha256"]
     receipt = {
         "receipt_type": "ingest",
         "package_id": package_id,
         "delivery_id": row["delivery_id"],
-        "sha256": row["sha256"],
+        "sha256": stored_sha256,
         "status": status,
         "reasons": reasons,
         "archive_id": _archive_id(package_id, row["sha256"]) if status == "accepted" else None,
@@ -134,7 +134,9 @@ def ingest_held(store: Store, package_id: str, *, forced_reject: bool, auto_appr
         "ingested_at": now_iso(),
         "archive": ARCHIVE_NAME,
     }
-    approval = store.finish_ingest(package_id, receipt, auto_approve_test=auto_approve_test)
+    if stored_sha256 != row["sha256"]:
+        store.restate_holding(package_id, stored_sha256, path.stat().st_size)
+    approval = store.finish_ingest(package_id, receipt, auto_approve_test=settings.auto_approve_test)
     log.info("package %s %s (%d reasons)", package_id, status, len(reasons))
     if approval:
         log.info("TEST delivery %s approved automatically: %s", row["delivery_id"], approval)

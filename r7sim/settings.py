@@ -4,6 +4,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+#: the settings that hold package ids
+SETS = (
+    "reject",
+    "drop_upload_once",
+    "store_empty",
+    "store_flip_record",
+    "store_flip_mets",
+    "receipt_other_sha256",
+    "hide_holdings",
+)
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -20,6 +31,8 @@ class Settings:
         through a chunk that is not the first (the first, when the package is one chunk)
     :param seed: seed of the fault draws, so a run can be repeated
     :param auto_approve_test: approve a TEST delivery once all its packages are accepted
+    :param store_empty, store_flip_record, store_flip_mets, receipt_other_sha256, hide_holdings, approval:
+        an archive that damages what it stores or answers untruly (see :mod:`r7sim.misbehave`)
     """
 
     error_rate: float = 0.0
@@ -31,6 +44,12 @@ class Settings:
     drop_upload_once: frozenset[str] = field(default_factory=frozenset)
     seed: int = 0
     auto_approve_test: bool = True
+    store_empty: frozenset[str] = field(default_factory=frozenset)
+    store_flip_record: frozenset[str] = field(default_factory=frozenset)
+    store_flip_mets: frozenset[str] = field(default_factory=frozenset)
+    receipt_other_sha256: frozenset[str] = field(default_factory=frozenset)
+    hide_holdings: frozenset[str] = field(default_factory=frozenset)
+    approval: str = ""
 
     def __post_init__(self) -> None:
         for name in ("error_rate", "stall_rate"):
@@ -39,5 +58,7 @@ class Settings:
         for name in ("latency", "ingest_delay", "stall_seconds"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must not be negative, got {getattr(self, name)}")
-        object.__setattr__(self, "reject", frozenset(self.reject))
-        object.__setattr__(self, "drop_upload_once", frozenset(self.drop_upload_once))
+        if self.approval not in ("", "false", "other_delivery", "partial"):
+            raise ValueError(f"approval must be one of false, other_delivery, partial; got {self.approval!r}")
+        for name in SETS:
+            object.__setattr__(self, name, frozenset(getattr(self, name)))

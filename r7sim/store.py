@@ -227,6 +227,7 @@ class Store:
                     f"({current['status_counts']})",
                 )
             approval = {
+                "delivery_id": delivery_id,
                 "approved": True,
                 "approved_by": approved_by,
                 "comment": comment,
@@ -305,6 +306,13 @@ class Store:
                 409,
                 "package_conflict",
                 f"package {package_id} is already held in another delivery ({existing['delivery_id']})",
+            )
+
+    def restate_holding(self, package_id: str, sha256: str, size: int) -> None:
+        """Hold a package under the hash and size of what is stored now (r7sim's damage faults)."""
+        with self._lock:
+            self._db.execute(
+                "UPDATE packages SET sha256 = ?, size = ? WHERE package_id = ?", (sha256, size, package_id)
             )
 
     def pending_packages(self) -> list[str]:

@@ -32,11 +32,19 @@ def make_run(run_id: str = "manual__submit-test") -> object:
     )
 
 
+def built_package(run: object, package_id: str, container: str | Path, sha256: str, counts: dict | None = None) -> dict:
+    """Record a package built outside the package stage in the run's ledger, as that stage does; its task data."""
+    size = Path(container).stat().st_size
+    run.record("package", {"package_id": package_id, "sha256": sha256, "size": size, "counts": counts or {}})
+    return {"package_id": package_id, "container": str(container), "sha256": sha256}
+
+
 def main(argv: list[str]) -> None:
     from decommission.stages import submit
 
     package_id, container, sha256 = argv
-    result = submit(make_run(), {"package_id": package_id, "container": container, "sha256": sha256})
+    run = make_run()
+    result = submit(run, built_package(run, package_id, container, sha256))
     print("SUBMITTED " + json.dumps(result, sort_keys=True), flush=True)
 
 

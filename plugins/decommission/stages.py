@@ -13,11 +13,12 @@ import os
 from pathlib import Path
 from typing import Any
 
-from decommission.deliver.receipts import keep_ingest_receipts, keep_receipt, read_receipts
+from decommission.deliver.approval import test_approval_problem
+from decommission.deliver.receipts import keep_ingest_receipts, keep_receipt, read_receipts, sent_packages
 from decommission.deliver.transport import archive_transport
 from decommission.errors import ArchiveError, ArchiveRefusal, MappingError, PackageError
 from decommission.files import write_atomic
-from decommission.ledger import canonical
+from decommission.ledger import canonical, programme_ledger
 from decommission.mapping.transform import map_partition
 from decommission.plan.mapping_spec import check_against_source
 from decommission.plan.run import Run, is_final, resolve_milestone
@@ -199,6 +200,11 @@ def _write_documentation(run: Run) -> tuple[Path, ...]:
 
 def submit(run: Run, package: dict[str, Any], *, override: str | None = None) -> dict[str, Any]:
     """Deliver one package; a production delivery waits for the archive's approval of the test delivery."""
+    recorded = sent_packages(run).get(package["package_id"])
+    if recorded is None or recorded["sha256"] != package["sha256"]:
+        raise PackageError(
+            f"package {package['package_id']}: the task data (XCom) names a package this run's ledger does not record"
+        )
     hook = archive_transport()
     if run.record_status != "TEST":
         _require_test_approval(run, hook, override)
@@ -210,18 +216,29 @@ def submit(run: Run, package: dict[str, Any], *, override: str | None = None) ->
 
 def _require_test_approval(run: Run, hook: Any, override: str | None) -> None:
     test_delivery = f"{run.system.agreement.id}-TEST"
+    sent = {
+        e.payload["package_id"]
+        for e in programme_ledger().entries(system_id=run.system.id, kind="transport_receipt")
+        if e.payload.get("delivery_id") == test_delivery
+    }
     try:
-        approval = hook.delivery(test_delivery).get("approval")
-    except ArchiveError:
-        approval = None
-    if approval:
+        problem = test_approval_problem(hook.delivery(test_delivery), test_delivery, sent)
+    except ArchiveError as exc:
+        if exc.retryable:
+            # unreachable is not "not approved": the task retries, the operator is not told to override
+            raise ArchiveError(f"the archive did not answer for test delivery {test_delivery}: {exc}") from exc
+        problem = str(exc)
+    except (KeyError, TypeError, AttributeError) as exc:
+        problem = f"the archive answered with a malformed delivery document ({type(exc).__name__})"
+    if problem is None:
+        run.record("test_approval", {"delivery": test_delivery, "packages": sorted(sent)})
         return
     if override:
-        run.record("test_approval_override", {"delivery": test_delivery, "override": override})
-        log.warning("Test delivery %s not approved; going on under the recorded override", test_delivery)
+        run.record("test_approval_override", {"delivery": test_delivery, "problem": problem, "override": override})
+        log.warning("Test delivery %s not approved (%s); going on under the recorded override", test_delivery, problem)
         return
     raise ArchiveRefusal(
-        f"the archive has not approved test delivery {test_delivery}; production delivery waits "
+        f"test delivery {test_delivery} is not approved: {problem}; production delivery waits "
         '(or trigger with conf {"override_test_approval": "<name>: <reason>"})'
     )
 

@@ -28,7 +28,7 @@ from decommission.deliver.triggers import wait_for_receipts
 from decommission.errors import ArchiveRefusal
 from decommission.ledger import Ledger
 from tests.r7sim_server import R7SimServer
-from tests.submit_task import REPO, make_run
+from tests.submit_task import REPO, built_package, make_run
 
 DELIVERY = "LO-2025-VAS-01-TEST"  # the demo plan's vas agreement, test delivery
 
@@ -43,8 +43,8 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path / "out"
 
 
-def package(result) -> dict:
-    return {"package_id": result.package_id, "container": str(result.container), "sha256": result.sha256}
+def package(run, result) -> dict:
+    return built_package(run, result.package_id, result.container, result.sha256, result.counts)
 
 
 def held(hook: ArchiveHook, delivery_id: str = DELIVERY) -> list[tuple[str, str]]:
@@ -63,7 +63,7 @@ def serve(server: R7SimServer, monkeypatch: pytest.MonkeyPatch, **uri: float) ->
 
 def test_clean_delivery_accepted_and_every_receipt_kept(validator, r7sim, home, built):
     run = make_run()
-    submitted = [stages.submit(run, package(r)) for r in built]
+    submitted = [stages.submit(run, package(run, r)) for r in built]
     receipts = wait_for_receipts(archive_transport(), [r.package_id for r in built], timeout_s=30, poll_s=0.1)
 
     assert stages.keep_ingest_receipts(run, receipts) == {"accepted": len(built)}
@@ -173,7 +173,7 @@ def test_rejected_package_fails_with_the_archives_reason_and_keeps_the_receipt(r
     result = built[0]
     serve(r7sim_factory.start("--reject", result.package_id), monkeypatch)
     run = make_run()
-    stages.submit(run, package(result))
+    stages.submit(run, package(run, result))
     receipts = wait_for_receipts(archive_transport(), [result.package_id], timeout_s=30, poll_s=0.1)
 
     with pytest.raises(ArchiveRefusal, match=rf"rejected 1 package\(s\): {result.package_id}: R7SIM-REJECT") as caught:
@@ -191,8 +191,8 @@ def test_rejected_package_fails_with_the_archives_reason_and_keeps_the_receipt(r
 
 def test_unchanged_resubmission_is_a_noop_and_a_changed_package_is_refused(r7sim, home, built, tmp_path):
     run = make_run()
-    first = stages.submit(run, package(built[0]))
-    again = stages.submit(run, package(built[0]))
+    first = stages.submit(run, package(run, built[0]))
+    again = stages.submit(run, package(run, built[0]))
     assert (first["duplicate"], again["duplicate"]) == (False, True)
     assert first["receipt_sha256"] != again["receipt_sha256"]  # the kept copy says duplicate: true
     log = r7sim.log_text()
@@ -202,7 +202,7 @@ def test_unchanged_resubmission_is_a_noop_and_a_changed_package_is_refused(r7sim
     changed.write_bytes(built[0].container.read_bytes() + b"\0" * 512)
     sha = hashlib.sha256(changed.read_bytes()).hexdigest()
     with pytest.raises(ArchiveRefusal, match="already exists in the archive with a different checksum"):
-        stages.submit(run, {"package_id": built[0].package_id, "container": str(changed), "sha256": sha})
+        stages.submit(run, built_package(run, built[0].package_id, changed, sha))
     assert held(archive_transport()) == [(built[0].package_id, built[0].sha256)]
 
 

@@ -42,9 +42,16 @@ def sum_counts(items: Iterable[Mapping[str, int]]) -> dict[str, int]:
 
 
 def draw_sample(patients: list[tuple[str, str]], size: int, seed: int) -> list[tuple[str, str]]:
-    """Draw ``size`` (package_id, patient_key) pairs with a recorded seed; same seed, same sample."""
+    """Draw ``size`` (package_id, patient_key) pairs, at least one from every package; same seed, same sample."""
     ordered = sorted(patients)
-    return random.Random(seed).sample(ordered, min(size, len(ordered)))
+    rng = random.Random(seed)
+    by_package: dict[str, list[tuple[str, str]]] = {}
+    for pair in ordered:
+        by_package.setdefault(pair[0], []).append(pair)
+    first = [rng.choice(members) for _, members in sorted(by_package.items())]
+    chosen = set(first)
+    rest = [pair for pair in ordered if pair not in chosen]
+    return sorted(first + rng.sample(rest, max(0, min(size - len(first), len(rest)))))
 
 
 def sample_justification(size: int, population: int) -> dict[str, Any]:

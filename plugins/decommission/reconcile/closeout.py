@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
+import secrets
 from collections.abc import Mapping
+from pathlib import Path
+from tempfile import TemporaryDirectory
 from typing import Any
 
 from decommission import __version__
-from decommission.deliver.receipts import read_receipts
+from decommission.deliver.receipts import from_ledger, read_receipts, sent_packages
 from decommission.deliver.transport import archive_transport
 from decommission.plan.programme import Milestone
 from decommission.plan.run import Run
 from decommission.reconcile.checks import FAIL, draw_sample, reconcile, sample_justification
+from decommission.reconcile.fixity import audit_archive
 from decommission.reconcile.readback import check_sample
 from decommission.source.database import Source
 
@@ -28,22 +33,33 @@ def reconcile_stage(
     partitions whose tasks failed have no entry here and show as differences.
     """
     spec = run.spec
-    mapped = [m for m in mapped if m]
-    packages = [p for p in packages if p]
+    mapped_x = [m for m in mapped if m]
+    packages_x = [p for p in packages if p]
+    # the ledger, not XCom, says what each stage produced; XCom that differs is itself a reason
+    mapped = [{**m, "partition": {"id": pid}} for pid, m in sorted(from_ledger(run, "mapping", "partition").items())]
+    sent = sent_packages(run)
+    packages = [{"package_id": pid, **p} for pid, p in sorted(sent.items())]
+    trust_reasons = _xcom_reasons(mapped_x, packages_x, mapped, sent)
     cut_off = run.system.agreement.cut_off
     source = Source.for_system(run.system).count_rows(spec, cut_off)
-    receipts = read_receipts(run, [p["package_id"] for p in packages])
-    seed = int(run.logical_date.strftime("%Y%m%d"))
+    receipts = read_receipts(run, list(sent))
+    trust_reasons += _receipt_file_reasons(run, receipts)
+    transport = archive_transport()
+    with TemporaryDirectory(dir=run.out("reconciliation")) as scratch:
+        fixity = audit_archive(transport, run.delivery_id, sent, receipts, Path(scratch))
+    # drawn now, after the archive's receipts exist, so no one could know the sample in advance
+    seed = secrets.randbits(63)
+    run.record("sample_seed", {"milestone": run.milestone.value, "seed": seed})
     accepted = [p for p in packages if receipts.get(p["package_id"], {}).get("status") == "accepted"]
     population = _patients(run, accepted)
-    drawn = draw_sample(population, run.system.sample_patients, seed)
-    hook = archive_transport() if drawn else None
+    size = max(run.system.sample_patients, len(accepted))
+    drawn = draw_sample(population, size, seed)
     sample = check_sample(
         source=Source.for_system(run.system),
         spec=spec,
         cut_off=cut_off,
         drawn=drawn,
-        read_record=lambda pid, key: hook.read_record(pid, key),
+        read_record=transport.read_record,
     )
     result = reconcile(
         table_entity={t: spec.tables[t].entity for t in spec.tables},
@@ -54,10 +70,12 @@ def reconcile_stage(
         sample=sample,
         waivers=[w.model_dump(mode="json") for w in run.system.waivers],
     )
+    result["reasons"] += trust_reasons + fixity["reasons"]
+    result["fixity"] = fixity
     result["sample"] |= {
         "seed": seed,
         "size_in_plan": run.system.sample_patients,
-        "justification": sample_justification(run.system.sample_patients, len(population)),
+        "justification": sample_justification(len(drawn), len(population)),
         "patients": [{k: v for k, v in s.items() if k != "differences"} for s in sample],
     }
     result["breakdown"] = breakdown(run, mapped, [p["package_id"] for p in packages])
@@ -85,6 +103,38 @@ def reconcile_stage(
         {"milestone": run.milestone.value, "verdict": result["verdict"], "waived": len(result["waived"])},
     )
     return result
+
+
+def _xcom_reasons(
+    mapped_x: list[Mapping[str, Any]],
+    packages_x: list[Mapping[str, Any]],
+    mapped: list[Mapping[str, Any]],
+    sent: Mapping[str, Mapping[str, Any]],
+) -> list[str]:
+    """Task data (XCom) that disagrees with the ledger: someone or something changed it; FAIL."""
+    reasons = []
+    by_partition = {m["partition"]["id"]: m for m in mapped}
+    for m in mapped_x:
+        pid = (m.get("partition") or {}).get("id")
+        ours = by_partition.get(pid)
+        if ours is None or any(m.get(k) != ours.get(k) for k in ("extracted", "mapped", "quarantined")):
+            reasons.append(f"the task data (XCom) of mapped partition {pid} differs from the ledger's record")
+    for p in packages_x:
+        ours = sent.get(p.get("package_id"))
+        if ours is None or any(p.get(k) != ours.get(k) for k in ("sha256", "size", "counts")):
+            reasons.append(f"the task data (XCom) of package {p.get('package_id')} differs from the ledger's record")
+    return reasons
+
+
+def _receipt_file_reasons(run: Run, receipts: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """Kept receipt files whose bytes are not the ones the ledger recorded (edited after they were kept)."""
+    recorded = from_ledger(run, "ingest_receipt", "package_id")
+    reasons = []
+    for pid in sorted(receipts):
+        data = (run.out("receipts") / f"{pid}.ingest.json").read_bytes()
+        if pid not in recorded or hashlib.sha256(data).hexdigest() != recorded[pid]["sha256"]:
+            reasons.append(f"the kept ingest receipt of package {pid} is not the one the ledger recorded")
+    return reasons
 
 
 def _patients(run: Run, packages: list[Mapping[str, Any]]) -> list[tuple[str, str]]:

@@ -19,6 +19,7 @@ from typing import Any
 import pyarrow.parquet as pq
 from lxml import etree
 
+from decommission.errors import ArchiveError
 from decommission.mapping.transform import map_partition
 from decommission.model import ENTITIES
 from decommission.package.records import ELEMENTS, NS, camel, format_value
@@ -153,13 +154,30 @@ def check_sample(
     """Compare each drawn (package_id, patient_key) with the archive; ``read_record(pid, key) -> bytes``."""
     checked = []
     for package_id, patient in drawn:
-        archived = read_record(package_id, patient)
-        differences = compare(expected_records(source, spec, cut_off, patient), parse_record(archived))
+        try:
+            archived = read_record(package_id, patient)
+            parsed = parse_record(archived)
+        except (ArchiveError, etree.XMLSyntaxError, ValueError) as exc:
+            # an unreadable record is a difference the report shows, not a crash of the reconciliation
+            what = str(exc) if isinstance(exc, ArchiveError) else f"not a readable record ({type(exc).__name__})"
+            checked.append(
+                {
+                    "package_id": package_id,
+                    "patient": keyed_hash(patient),
+                    "records": 0,
+                    "archived_sha256": None,
+                    "match": False,
+                    "differences": [{"entity": "record", "record": "", "field": "", "kind": "unreadable"}],
+                    "error": what,
+                }
+            )
+            continue
+        differences = compare(expected_records(source, spec, cut_off, patient), parsed)
         checked.append(
             {
                 "package_id": package_id,
                 "patient": keyed_hash(patient),
-                "records": sum(len(v) for v in parse_record(archived).values()),
+                "records": sum(len(v) for v in parsed.values()),
                 "archived_sha256": hashlib.sha256(archived).hexdigest(),
                 "match": not differences,
                 "differences": differences,
