@@ -22,6 +22,7 @@ from decommission.ledger import canonical, programme_ledger
 from decommission.mapping.transform import map_partition
 from decommission.plan.mapping_spec import check_against_source
 from decommission.plan.run import Run, is_final, resolve_milestone
+from decommission.reconcile.coverage import coverage_of
 from decommission.source import staging
 from decommission.source.database import Partition, Source, make_partitions
 
@@ -60,7 +61,25 @@ def preflight(run: Run) -> dict[str, Any]:
     problems = check_against_source(spec, live)
     if problems:
         raise MappingError("; ".join(problems))
-    return {"milestone": run.milestone.value, "record_status": run.record_status, "tables": len(spec.tables)}
+    source = Source.for_system(run.system)
+    coverage = coverage_of(run.system, spec, source, source.count_rows(spec, run.system.agreement.cut_off))
+    for finding in coverage["findings"]:
+        # names of tables and columns only; the final delivery's reconciliation makes these FAIL reasons
+        log.warning("coverage: %s", finding)
+    run.record(
+        "coverage",
+        {
+            "milestone": run.milestone.value,
+            **{k: coverage[k] for k in ("columns_by_class", "tables_by_class", "rows", "coverage", "findings")},
+        },
+    )
+    return {
+        "milestone": run.milestone.value,
+        "record_status": run.record_status,
+        "tables": len(spec.tables),
+        "coverage": coverage["coverage"],
+        "coverage_findings": len(coverage["findings"]),
+    }
 
 
 def plan_partitions(run: Run) -> list[dict[str, Any]]:

@@ -7,6 +7,7 @@ import json
 import os
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from decommission.errors import MappingError
@@ -183,3 +184,39 @@ def test_a_column_of_the_sources_own_type_is_read_as_text(vas_pg, tmp_path, monk
     finally:
         with psycopg.connect(dsn, autocommit=True) as db:
             db.execute(f'DROP SCHEMA IF EXISTS "{copy}" CASCADE')
+
+
+def test_catalogue_lists_every_table_column_key_and_row_count(source, vas_pg):
+    from decommission.source.catalogue import read_catalogue
+
+    dsn, schema, _ = vas_pg
+    catalogue = read_catalogue(source)
+    with psycopg.connect(dsn) as db:
+        tables = {r[0] for r in db.execute("SELECT tablename FROM pg_tables WHERE schemaname = %s", (schema,))}
+        notes = db.execute(f'SELECT COUNT(*) FROM "{schema}".journalanteckning').fetchone()[0]
+        columns = [
+            r[0]
+            for r in db.execute(
+                "SELECT column_name FROM information_schema.columns WHERE table_schema = %s AND table_name = %s"
+                " ORDER BY ordinal_position",
+                (schema, "journalanteckning"),
+            )
+        ]
+    assert set(catalogue) == tables
+    note = catalogue["journalanteckning"]
+    assert [c.name for c in note.columns] == columns and note.rows == notes
+    assert note.primary_key == ("ant_id",)
+
+
+def test_a_schema_name_with_a_quote_stays_a_name(vas_pg, monkeypatch):
+    """A name from configuration is quoted as an identifier: an embedded quote cannot end it (no SQL through it)."""
+    from decommission.embedded import source_connection
+    from decommission.source.catalogue import read_catalogue
+
+    dsn, schema, _ = vas_pg
+    monkeypatch.setenv("AIRFLOW_CONN_LEGACY_EVIL", source_connection(dsn, schema))
+    evil = Source("legacy_evil", schema=f'{schema}"; DROP TABLE "{schema}".patient; --')
+    assert read_catalogue(evil) == {}  # no such schema: nothing listed, nothing run
+    assert evil.live_schema(["patient"]) == {}  # preflight then names the table as missing
+    with psycopg.connect(dsn) as db:
+        assert db.execute(f'SELECT COUNT(*) FROM "{schema}".patient').fetchone()[0] > 0

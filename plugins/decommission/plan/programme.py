@@ -101,6 +101,17 @@ class Waiver(_Model):
     reference: str = Field(default="", description="decision or case number")
 
 
+class Exclusion(_Model):
+    """A table, or one column of it, left out of the archive by a recorded decision (gallringsbeslut)."""
+
+    table: str = Field(min_length=1, description="source table")
+    column: str | None = Field(default=None, description="one column; none: the whole table")
+    decision: str = Field(min_length=1, description="what was decided and why")
+    reference: str = Field(default="", description="the decision's number; a final delivery needs one")
+    decided_by: str = Field(min_length=1, description="who decided (name and role)")
+    date: dt.date
+
+
 class AccessLog(_Model):
     """What happens to the legacy system's access logs (public documents a patient may request)."""
 
@@ -149,6 +160,8 @@ class System(_Model):
     description: str = ""
     #: differences the information owner and archivist accepted in advance (see reconcile.apply_waivers)
     waivers: tuple[Waiver, ...] = ()
+    #: source tables and columns kept out of the archive by a recorded decision (see reconcile.coverage)
+    exclusions: tuple[Exclusion, ...] = ()
     report_language: Literal["sv", "en"] = "sv"
     access_log: AccessLog = AccessLog()
 

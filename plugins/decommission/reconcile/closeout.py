@@ -17,6 +17,7 @@ from decommission.deliver.transport import archive_transport
 from decommission.plan.programme import Milestone
 from decommission.plan.run import Run
 from decommission.reconcile.checks import FAIL, draw_sample, reconcile, sample_justification
+from decommission.reconcile.coverage import coverage_of
 from decommission.reconcile.fixity import audit_archive
 from decommission.reconcile.readback import check_sample
 from decommission.source.database import Source
@@ -72,6 +73,12 @@ def reconcile_stage(
     )
     result["reasons"] += trust_reasons + fixity["reasons"]
     result["fixity"] = fixity
+    coverage = coverage_of(run.system, spec, Source.for_system(run.system), source)
+    result["coverage"] = coverage
+    # only the final delivery ends a contract: before it, what the archive would miss is a warning
+    if run.milestone is Milestone.FINAL_DELIVERY:
+        result["reasons"] += coverage["findings"]
+    result["warnings"] = [] if run.milestone is Milestone.FINAL_DELIVERY else list(coverage["findings"])
     result["sample"] |= {
         "seed": seed,
         "size_in_plan": run.system.sample_patients,

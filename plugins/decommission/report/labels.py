@@ -67,6 +67,21 @@ LABELS = {
         "PASS_WITH_WAIVER": "GODKÄND MED UNDANTAG",
         "FAIL": "UNDERKÄND",
         "hash": "Resultatets SHA-256",
+        "coverage": "Täckning av källdatabasen",
+        "coverage_text": "{covered} av {columns} kolumner ({pct} %) är arkiverade eller undantagna genom beslut.",
+        "column": "Kolumn",
+        "class": "Klass",
+        "by": "Genom",
+        "rows_after_cutoff": "Rader efter brytdatum",
+        "class_mapped": "mappad",
+        "class_used": "nyckel/regel",
+        "class_excluded": "undantagen genom beslut",
+        "class_unclassified": "OKLASSAD",
+        "warnings": "Varningar (blir skäl till UNDERKÄND vid slutleveransen)",
+        "fixity": "Arkivets innehav kontrollerat mot det som skickades",
+        "fixity_text": "{audited} av {sent} paket lästa tillbaka i sin helhet och kontrollerade mot sin SHA-256.",
+        "sent_sha256": "Skickad SHA-256",
+        "read_sha256": "Återläst SHA-256",
     },
     "en": {
         "title": "Reconciliation report",
@@ -132,6 +147,21 @@ LABELS = {
         "PASS_WITH_WAIVER": "PASS WITH WAIVER",
         "FAIL": "FAIL",
         "hash": "SHA-256 of the result",
+        "coverage": "Coverage of the source database",
+        "coverage_text": "{covered} of {columns} columns ({pct} %) are archived or excluded by a decision.",
+        "column": "Column",
+        "class": "Class",
+        "by": "By",
+        "rows_after_cutoff": "Rows after the cut-off",
+        "class_mapped": "mapped",
+        "class_used": "key/rule",
+        "class_excluded": "excluded by decision",
+        "class_unclassified": "UNCLASSIFIED",
+        "warnings": "Warnings (FAIL reasons at the final delivery)",
+        "fixity": "The archive's holdings checked against what was sent",
+        "fixity_text": "{audited} of {sent} packages read back whole and checked against their SHA-256.",
+        "sent_sha256": "SHA-256 sent",
+        "read_sha256": "SHA-256 read back",
     },
 }
 
@@ -139,3 +169,15 @@ LABELS = {
 def year_label(year: str, labels: dict[str, str]) -> str:
     """A breakdown year as a reader sees it: rows without a clinical date are named, not shown as '-'."""
     return labels["no_year"] if year == "-" else year
+
+
+def number(value: float, language: str) -> str:
+    """A count as its readers write it: ``12 345`` in Swedish (no-break space), ``12,345`` in English."""
+    text = f"{value:,}"
+    return text.replace(",", "\u00a0") if language == "sv" else text
+
+
+def percent(share: float, language: str, digits: int = 1) -> str:
+    """A share (0-1) as a percentage: ``90,5`` in Swedish, ``90.5`` in English."""
+    text = f"{share * 100:.{digits}f}"
+    return text.replace(".", ",") if language == "sv" else text

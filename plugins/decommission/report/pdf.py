@@ -13,7 +13,7 @@ from typing import Any
 
 from fpdf import FPDF
 
-from decommission.report.labels import year_label
+from decommission.report.labels import LABELS, number, percent, year_label
 
 _REPLACE = {"–": "-", "—": "-", "✓": "OK", "✗": "X", "→": "->", "≥": ">=", "≤": "<=", "’": "'", "“": '"', "”": '"'}
 _BLUE, _GREEN, _RED = (59, 110, 165), (46, 133, 64), (163, 21, 21)
@@ -81,6 +81,9 @@ def render_pdf(result: Mapping[str, Any], t: Mapping[str, str], digest: str, *, 
             new_x="LMARGIN",
             new_y="NEXT",
         )
+    for warning in result.get("warnings", []):
+        doc.multi_cell(0, 5, latin1(f"{t['warnings']}: {warning}"), new_x="LMARGIN", new_y="NEXT")
+    _coverage_and_fixity(doc, result, t)
     doc.ln(2)
     _table(
         doc,
@@ -121,6 +124,25 @@ def render_pdf(result: Mapping[str, Any], t: Mapping[str, str], digest: str, *, 
         new_y="NEXT",
     )
     return bytes(doc.output())
+
+
+def _coverage_and_fixity(doc: FPDF, result: Mapping[str, Any], t: Mapping[str, str]) -> None:
+    """What the signers must see: how much of the source the archive covers, and that it holds what was sent."""
+    language = "sv" if t is LABELS["sv"] else "en"
+    coverage = result.get("coverage")
+    if coverage:
+        columns = sum(coverage["columns_by_class"].values())
+        covered = columns - coverage["columns_by_class"]["unclassified"]
+        text = t["coverage_text"].format(
+            covered=number(covered, language),
+            columns=number(columns, language),
+            pct=percent(coverage["coverage"], language),
+        )
+        doc.multi_cell(0, 5, latin1(f"{t['coverage']}: {text}"), new_x="LMARGIN", new_y="NEXT")
+    fixity = result.get("fixity")
+    if fixity:
+        text = t["fixity_text"].format(audited=fixity["audited_whole"], sent=fixity["holdings"]["sent"])
+        doc.multi_cell(0, 5, latin1(f"{t['fixity']}: {text}"), new_x="LMARGIN", new_y="NEXT")
 
 
 def justification(sample: Mapping[str, Any], t: Mapping[str, str]) -> str:

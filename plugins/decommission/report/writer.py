@@ -17,7 +17,7 @@ from markupsafe import Markup
 from decommission.files import write_atomic
 from decommission.ledger import canonical
 from decommission.report.charts import grouped_bars, horizontal_bars
-from decommission.report.labels import LABELS, year_label
+from decommission.report.labels import LABELS, number, percent, year_label
 from decommission.settings import REPO
 
 TEMPLATES = REPO / "include" / "templates"
@@ -58,6 +58,8 @@ def write_report(
         charts=charts,
         justification=justification(result.get("sample", {}), t),
         annexes=sorted(p.name for k, p in files.items() if k != "result"),
+        num=lambda v: number(v, language),
+        pct=lambda v: percent(v, language),
     )
     files["html"] = write_atomic(out_dir / "report.html", html.encode())
     files["pdf"] = write_atomic(out_dir / "report.pdf", render_pdf(result, t, digest))

@@ -85,8 +85,8 @@ class Source:
     def qualified(self, table: str) -> str:
         # a schema only exists on server databases; an embedded SQLite file has none
         if self.schema and self.dialect == "postgres":
-            return f'"{self.schema}"."{table}"'
-        return f'"{table}"'
+            return f"{quote(self.schema)}.{quote(table)}"
+        return quote(table)
 
     @contextlib.contextmanager
     def snapshot(self) -> Iterator[Any]:
@@ -253,6 +253,11 @@ class Source:
             # a named (server-side) cursor keeps memory flat whatever the table size
             return conn.cursor(name=f"extract_{name}")
         return conn.cursor()
+
+
+def quote(name: str) -> str:
+    """An SQL identifier in double quotes, an embedded quote doubled: a name from configuration stays a name."""
+    return '"' + name.replace('"', '""') + '"'
 
 
 def text_or_bytes(raw: bytes) -> str | bytes:

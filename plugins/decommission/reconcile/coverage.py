@@ -1,0 +1,136 @@
+"""Is every table and column of the legacy database in the archive, or left out by a recorded decision?
+
+The coverage inventory classifies every column of the live catalogue: *mapped* (it feeds a field
+of the record model), *used* (a key, rule or cut-off column the mapping reads without keeping it
+as a field), *excluded* (a plan exclusion with its decision) or *unclassified*. At the final
+delivery an unclassified table or column, an exclusion without a decision reference, or a table
+whose every row lies outside the cut-off is a FAIL reason naming ``schema.table[.column]``; at the
+test and production deliveries the same findings are warnings.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from decommission.plan.mapping_spec import MappingSpec
+from decommission.plan.programme import Exclusion, System
+from decommission.source.catalogue import Table, read_catalogue
+from decommission.source.database import Source
+
+CLASSES = ("mapped", "used", "excluded", "unclassified")
+
+
+def classify(
+    catalogue: Mapping[str, Table],
+    spec: MappingSpec,
+    exclusions: Iterable[Exclusion],
+    in_scope: Mapping[str, int],
+    cut_off: dt.date,
+    schema: str,
+) -> dict[str, Any]:
+    """Classify every table and column; return the inventory, per-class totals and the findings.
+
+    :param in_scope: rows per source table inside the cut-off bound (as the reconciliation counts them)
+    :param schema: the schema name used in the findings (``schema.table.column``)
+    """
+    fields: dict[str, dict[str, list[str]]] = {}
+    used: dict[str, set[str]] = {}
+    for name, table in spec.tables.items():
+        source = spec.source_table(name).lower()
+        for target, f in table.fields.items():
+            if f.column:
+                fields.setdefault(source, {}).setdefault(f.column.lower(), []).append(f"{table.entity}.{target}")
+        used.setdefault(source, set()).update(c.lower() for c in table.columns())
+    excluded: dict[tuple[str, str | None], Exclusion] = {
+        (e.table.lower(), e.column.lower() if e.column else None): e for e in exclusions
+    }
+    findings: list[str] = []
+    tables = []
+    for name, t in sorted(catalogue.items()):
+        key = name.lower()
+        whole = excluded.get((key, None))
+        columns = []
+        for c in t.columns:
+            col = c.name.lower()
+            decision = excluded.get((key, col)) or whole
+            if key in fields and col in fields[key]:
+                cls, by = "mapped", ", ".join(fields[key][col])
+            elif decision is not None:
+                cls, by = "excluded", decision.reference or decision.decision
+            elif col in used.get(key, ()):
+                cls, by = "used", "key, rule or cut-off column"
+            else:
+                cls, by = "unclassified", ""
+                if whole is None and key in used:
+                    findings.append(f"column {schema}.{name}.{c.name} is in no mapping and no exclusion")
+            columns.append({"name": c.name, "type": c.type, "class": cls, "by": by})
+        if key not in used and whole is None:
+            findings.append(f"table {schema}.{name} ({t.rows} rows) is in no mapping and no exclusion")
+            table_class = "unclassified"
+        else:
+            table_class = "excluded" if whole is not None and key not in used else "mapped"
+        rows_in = in_scope.get(name, in_scope.get(key, t.rows)) if key in used else 0
+        if key in used and t.rows and not rows_in:
+            findings.append(
+                f"table {schema}.{name} has {t.rows} rows in the source but none on or before the cut-off {cut_off}"
+            )
+        tables.append(
+            {
+                "table": name,
+                "class": table_class,
+                "rows": t.rows,
+                "rows_in_cutoff": rows_in,
+                "rows_after_cutoff": max(0, t.rows - rows_in) if key in used else 0,
+                "primary_key": list(t.primary_key),
+                "foreign_keys": list(t.foreign_keys),
+                "columns": columns,
+            }
+        )
+    for (table, column), e in sorted(excluded.items(), key=lambda kv: (kv[0][0], kv[0][1] or "")):
+        if not e.reference:
+            findings.append(
+                f"the exclusion of {schema}.{table}{'.' + column if column else ''} has no decision reference"
+            )
+        known = table in {n.lower() for n in catalogue}
+        if not known:
+            findings.append(f"the exclusion names {schema}.{table}, which the source does not have")
+    totals = {cls: sum(1 for t in tables for c in t["columns"] if c["class"] == cls) for cls in CLASSES}
+    columns_all = sum(totals.values())
+    covered = columns_all - totals["unclassified"]
+    return {
+        "schema": schema,
+        "tables": tables,
+        "columns_by_class": totals,
+        "tables_by_class": {
+            cls: sum(1 for t in tables if t["class"] == cls) for cls in ("mapped", "excluded", "unclassified")
+        },
+        "rows": {
+            "source": sum(t["rows"] for t in tables),
+            "in_cutoff": sum(t["rows_in_cutoff"] for t in tables),
+            "after_cutoff": sum(t["rows_after_cutoff"] for t in tables),
+            "excluded": sum(t["rows"] for t in tables if t["class"] == "excluded"),
+        },
+        "coverage": round(covered / columns_all, 4) if columns_all else 1.0,
+        "findings": findings,
+    }
+
+
+def coverage_of(system: System, spec: MappingSpec, source: Source, in_scope: Mapping[str, int]) -> dict[str, Any]:
+    """Read the source's live catalogue and classify it for this plan entry.
+
+    :param in_scope: rows inside the cut-off per mapping table (``Source.count_rows``)
+    """
+    by_source: dict[str, int] = {}
+    for name, rows in in_scope.items():
+        source_table = spec.source_table(name)
+        by_source[source_table] = by_source.get(source_table, 0) + rows
+    return classify(
+        read_catalogue(source),
+        spec,
+        system.exclusions,
+        by_source,
+        system.agreement.cut_off,
+        system.source.schema_name or system.id,
+    )

@@ -1,0 +1,116 @@
+"""The coverage inventory: every table and column of the source classified, findings named schema.table.column."""
+
+from __future__ import annotations
+
+import datetime as dt
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from decommission.plan.mapping_spec import MappingSpec
+from decommission.plan.programme import Exclusion
+from decommission.reconcile.coverage import classify
+from decommission.source.catalogue import Column, Table, read_catalogue
+from decommission.source.database import Source
+
+CUT_OFF = dt.date(2024, 9, 30)
+
+SPEC = MappingSpec.model_validate(
+    {
+        "system": "demo",
+        "patient_table": "patient",
+        "tables": {
+            "patient": {
+                "entity": "patient",
+                "key": "id",
+                "patient_key": "id",
+                "fields": {"patient_key": {"column": "id"}, "personal_id": {"column": "pnr"}},
+            },
+            "note": {
+                "entity": "document",
+                "key": "nid",
+                "patient_key": "pid",
+                "cutoff_column": "written",
+                "fields": {
+                    "document_id": {"column": "nid"},
+                    "patient_key": {"column": "pid"},
+                    "text": {"column": "txt"},
+                },
+                "rules": [{"rule": "soft_deleted", "column": "deleted"}],
+            },
+        },
+    }
+)
+
+
+def table(name: str, *columns: str, rows: int = 5) -> Table:
+    return Table(name, tuple(Column(c, "text") for c in columns), rows)
+
+
+def exclusion(table: str, column: str | None = None, reference: str = "RN 2025/1") -> Exclusion:
+    return Exclusion(table=table, column=column, decision="not kept", reference=reference, decided_by="A", date=CUT_OFF)
+
+
+CATALOGUE = {
+    "patient": table("patient", "id", "pnr"),
+    "note": table("note", "nid", "pid", "written", "txt", "deleted", "extra"),
+    "codes": table("codes", "code", "label", rows=3),
+}
+
+
+class TestClassify:
+    def test_every_column_gets_a_class(self) -> None:
+        cov = classify(CATALOGUE, SPEC, [exclusion("codes")], {"patient": 5, "note": 5}, CUT_OFF, "s")
+        classes = {(t["table"], c["name"]): c["class"] for t in cov["tables"] for c in t["columns"]}
+        assert classes[("note", "txt")] == "mapped"
+        assert classes[("note", "deleted")] == classes[("note", "written")] == "used"
+        assert classes[("note", "extra")] == "unclassified"
+        assert classes[("codes", "label")] == "excluded"
+        assert cov["findings"] == ["column s.note.extra is in no mapping and no exclusion"]
+        assert cov["columns_by_class"] == {"mapped": 5, "used": 2, "excluded": 2, "unclassified": 1}
+        assert cov["coverage"] == 0.9
+
+    def test_a_table_in_no_mapping_is_named(self) -> None:
+        cov = classify(CATALOGUE, SPEC, [exclusion("note", "extra")], {"patient": 5, "note": 5}, CUT_OFF, "s")
+        assert cov["findings"] == ["table s.codes (3 rows) is in no mapping and no exclusion"]
+        assert cov["tables_by_class"] == {"mapped": 2, "excluded": 0, "unclassified": 1}
+
+    def test_an_exclusion_needs_its_decision_reference(self) -> None:
+        found = classify(
+            CATALOGUE, SPEC, [exclusion("codes", reference=""), exclusion("note", "extra")], {"note": 5}, CUT_OFF, "s"
+        )["findings"]
+        assert found == ["the exclusion of s.codes has no decision reference"]
+
+    def test_a_table_the_cut_off_empties_is_named_with_the_cut_off(self) -> None:
+        cov = classify(
+            CATALOGUE, SPEC, [exclusion("codes"), exclusion("note", "extra")], {"patient": 5, "note": 0}, CUT_OFF, "s"
+        )
+        assert cov["findings"] == ["table s.note has 5 rows in the source but none on or before the cut-off 2024-09-30"]
+        note = next(t for t in cov["tables"] if t["table"] == "note")
+        assert (note["rows_in_cutoff"], note["rows_after_cutoff"]) == (0, 5)
+
+    def test_an_exclusion_of_a_table_the_source_lacks_is_named(self) -> None:
+        exclusions = [exclusion("codes"), exclusion("note", "extra"), exclusion("gone")]
+        found = classify(CATALOGUE, SPEC, exclusions, {"patient": 5, "note": 5}, CUT_OFF, "s")["findings"]
+        assert found == ["the exclusion names s.gone, which the source does not have"]
+
+
+class TestReadCatalogue:
+    def test_sqlite_tables_columns_keys_and_rows(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        from decommission.embedded import source_connection
+
+        path = tmp_path / "src.sqlite"
+        with sqlite3.connect(path) as db:
+            db.execute("CREATE TABLE patient (id INTEGER PRIMARY KEY, pnr TEXT)")
+            db.execute("CREATE TABLE note (nid INTEGER PRIMARY KEY, pid INTEGER REFERENCES patient(id), txt TEXT)")
+            db.executemany("INSERT INTO patient VALUES (?, ?)", [(1, "a"), (2, "b")])
+            db.execute("INSERT INTO note VALUES (1, 1, 'x')")
+        monkeypatch.setenv("AIRFLOW_CONN_CAT_TEST", source_connection(str(path), None))
+        catalogue = read_catalogue(Source("cat_test"))
+        assert sorted(catalogue) == ["note", "patient"]
+        note = catalogue["note"]
+        assert [c.name for c in note.columns] == ["nid", "pid", "txt"] and note.rows == 1
+        assert note.primary_key == ("nid",)
+        assert note.foreign_keys == ({"columns": ["pid"], "table": "patient", "references": ["id"]},)
+        assert catalogue["patient"].rows == 2
