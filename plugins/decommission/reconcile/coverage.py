@@ -60,7 +60,7 @@ def classify(
             elif decision is not None:
                 cls, by = "excluded", decision.reference or decision.decision
             elif col in used.get(key, ()):
-                cls, by = "used", "key, rule or cut-off column"
+                cls, by = "used", ""
             else:
                 cls, by = "unclassified", ""
                 if whole is None and key in used:
