@@ -6,6 +6,7 @@ The reconciliation figures must equal, exactly, the dirt the generator injected.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import os
 import sqlite3
@@ -13,6 +14,7 @@ import tarfile
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -140,12 +142,15 @@ def test_vas_from_test_delivery_to_contract_exit(demo_system):
     assert result["sample"]["checked"] == 10 and result["sample"]["mismatches"] == []
 
     record = json.loads((out / "evidence" / "contract-exit.json").read_text(encoding="utf-8"))
-    assert record["status"] == "decommissioned"
+    assert record["status"] == "decommissioned" and record["version"] == 1 and record["supersedes"] is None
     assert [(a["role"], a["by"]) for a in record["approvals"]] == [
         ("information_owner", "verksamhetschef"),
         ("archivist", "regionarkivarie"),
     ]
-    assert record["contract_end_date"] == "2026-09-01"  # signed 2025-09-01 + 12 months' notice
+    result_sha = hashlib.sha256((out / "reconciliation" / "final_delivery" / "result.json").read_bytes()).hexdigest()
+    assert record["reconciliation"]["result_sha256"] == result_sha and record["reconciliation"]["verdict"] == "PASS"
+    _check_dates_follow_the_approval(record, Ledger.sqlite(out.parent.parent / "ledger.sqlite"))
+    _check_signers_were_shown_the_verified_result(final.run_id, result_sha)
     # no identifier in clear in anything written for people or machines outside the package
     with sqlite3.connect(out.parent.parent / "vas.sqlite") as db:
         ids = [r[0] for r in db.execute("SELECT personnr FROM patient")]
@@ -164,13 +169,53 @@ def test_vas_from_test_delivery_to_contract_exit(demo_system):
     kinds = [e.kind for e in entries]
     assert kinds[-2:] == ["contract_exit", "system_status"] and entries[-1].payload["status"] == "decommissioned"
     assert "reconciliation" in kinds and "ingest_receipt" in kinds and "evidence_pack" in kinds
-    answers = [(e.payload["role"], e.payload["by"], e.payload["decision"]) for e in entries if e.kind == "signoff"]
-    assert answers == [("information_owner", "verksamhetschef", "Approve"), ("archivist", "regionarkivarie", "Approve")]
+    answers = [
+        (e.payload["role"], e.payload["by"], e.payload["decision"], e.payload["result_sha256"])
+        for e in entries
+        if e.kind == "signoff"
+    ]
+    assert answers == [
+        ("information_owner", "verksamhetschef", "Approve", result_sha),
+        ("archivist", "regionarkivarie", "Approve", result_sha),
+    ]
 
     _check_evidence_pack(out, record)
     _check_documents_render_without_identifiers(out, ids)
     _check_ledger_verify_command(out.parent.parent / "ledger.sqlite", tmp=out.parent.parent)
     _check_breakdown(result, dirt)
+
+
+def _check_dates_follow_the_approval(record: dict, ledger: Any) -> None:
+    """Notice from the later approval (the answers' time, from the ledger), not from the milestone."""
+    from dateutil.relativedelta import relativedelta
+
+    answered = [dt.datetime.fromisoformat(e.payload["at"]) for e in ledger.entries(system_id="vas", kind="signoff")]
+    approved = max(answered).astimezone(dt.UTC).date()
+    end = max(dt.date(2026, 6, 30), approved + relativedelta(months=12))  # the plan: earliest end, 12 months
+    assert record["approved_on"] == record["earliest_notice_date"] == approved.isoformat()
+    assert record["contract_end_date"] == end.isoformat() and record["planned_contract_end"] == "2026-06-30"
+    if end > dt.date(2026, 6, 30):
+        assert record["deviation"]["actual"] == end.isoformat() and record["deviation"]["planned"] == "2026-06-30"
+    else:
+        assert record["deviation"] is None
+
+
+def _check_signers_were_shown_the_verified_result(run_id: str, result_sha: str) -> None:
+    """Both sign-off requests (Airflow's own HITL records) show the verdict and hash of result.json."""
+    from airflow.models.hitl import HITLDetail
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        bodies = dict(
+            session.query(TaskInstance.task_id, HITLDetail.body)
+            .join(HITLDetail, HITLDetail.ti_id == TaskInstance.id)
+            .filter(TaskInstance.run_id == run_id, TaskInstance.dag_id == "decommission_vas")
+            .all()
+        )
+    assert sorted(bodies) == ["signoff_archivist", "signoff_information_owner"]
+    for task_id, body in bodies.items():
+        assert "Verdict: **PASS**" in body and f"`{result_sha}`" in body, task_id
 
 
 def _check_breakdown(result: dict, dirt: dict) -> None:
@@ -353,3 +398,69 @@ def test_rejected_signoff_leaves_no_contract_exit(demo_system_small):
     assert kinds[-1] == "contract_exit_stopped" and entries[-1].payload["by"] == "regionarkivarie"
     rejected = [e.payload for e in entries if e.kind == "signoff" and e.payload["decision"] == "Reject"]
     assert rejected and rejected[0]["role"] == "archivist" and rejected[0]["result_sha256"]
+
+
+class Forger(threading.Thread):
+    """A user who may edit DAG runs but is no respondent: posts answer XComs and marks the sign-offs success."""
+
+    def __init__(self) -> None:
+        super().__init__(daemon=True)
+        self.statuses: list[tuple[str, str, int]] = []
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        from airflow.api_fastapi.app import create_app
+        from fastapi.testclient import TestClient
+
+        from demo.signoff import token, waiting
+
+        client = TestClient(create_app(apps="core"))
+        headers = {"Authorization": f"Bearer {token(client, 'operator', 'user')}"}
+        done: set[tuple[str, str]] = set()
+        while not self.stop.is_set():
+            for dag_id, run_id, task_id in waiting():
+                if (run_id, task_id) in done:
+                    continue
+                ti = f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}"
+                who = "verksamhetschef" if task_id == "signoff_information_owner" else "regionarkivarie"
+                forged = {
+                    "chosen_options": ["Approve"],
+                    "params_input": {},
+                    "responded_at": "2025-09-01T12:00:00+00:00",
+                    "responded_by_user": {"id": who, "name": who},
+                }
+                xcom = {"key": "return_value", "value": forged}
+                posted = client.post(f"{ti}/xcomEntries", json=xcom, headers=headers)
+                self.statuses.append(("xcom", task_id, posted.status_code))
+                marked = client.patch(ti, json={"new_state": "success"}, headers=headers)
+                self.statuses.append(("success", task_id, marked.status_code))
+                done.add((run_id, task_id))
+            time.sleep(0.3)
+
+
+def test_forged_answers_and_sign_offs_marked_success_give_no_contract_exit(demo_system_small):
+    """Issue 16's forgery: answer XComs posted and both sign-off tasks marked success, no HITL answer."""
+    from decommission.ledger import Ledger
+
+    dag, _dirt, out = demo_system_small
+    forger = Forger()
+    forger.start()
+    try:
+        run = dag.test(
+            logical_date=dt.datetime(2025, 9, 1, tzinfo=dt.UTC),
+            run_conf={"milestone": "final_delivery", "override_test_approval": "test: no test delivery in this test"},
+        )
+    finally:
+        forger.stop.set()
+    # the forgery itself went through: the operator may post XComs and set task states
+    for task_id in ("signoff_information_owner", "signoff_archivist"):
+        assert ("xcom", task_id, 201) in forger.statuses, forger.statuses
+        assert ("success", task_id, 200) in forger.statuses, forger.statuses
+    states = {ti.task_id: str(ti.state) for ti in run.get_task_instances()}
+    assert states["signoff_information_owner"] == "success" and states["signoff_archivist"] == "success"
+    assert states["evidence_pack"] == "failed" and states["contract_exit"] == "upstream_failed"
+    assert str(run.state) == "failed"
+    assert not list((out / "evidence").glob("contract-exit*"))
+    kinds = [e.kind for e in Ledger.sqlite(out.parent.parent / "ledger.sqlite").entries(system_id="vas")]
+    assert "signoff" not in kinds and "contract_exit" not in kinds and "system_status" not in kinds
+    assert kinds.count("signoff_requested") == 2  # both were asked (the verified PASS), neither answered
