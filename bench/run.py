@@ -17,6 +17,7 @@ import argparse
 import datetime as dt
 import json
 import os
+import secrets
 import shutil
 import sys
 import tempfile
@@ -130,6 +131,7 @@ def pipeline_env(url: str, work: Path, plan: Path) -> dict[str, str]:
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{work / 'airflow' / 'airflow.db'}",
         "DECOMMISSION_HOME": str(work / "home"),
         "DECOMMISSION_PLAN": str(plan),
+        "DECOMMISSION_HASH_KEY": secrets.token_hex(32),  # a real (throwaway) key, as production has
         "PYTHONPATH": os.pathsep.join([str(PLUGINS), str(REPO), os.environ.get("PYTHONPATH", "")]),
     }
     (work / "airflow").mkdir(parents=True, exist_ok=True)

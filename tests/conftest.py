@@ -17,6 +17,7 @@ os.environ.setdefault("AIRFLOW__CORE__PLUGINS_FOLDER", str(REPO / "plugins"))
 os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
 os.environ.setdefault("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", f"sqlite:///{_AIRFLOW_HOME / 'airflow.db'}")
 os.environ.setdefault("DECOMMISSION_HOME", str(_AIRFLOW_HOME / "out"))
+os.environ.setdefault("DECOMMISSION_ALLOW_DEMO_KEY", "1")  # the tests' hashes use the public demo key
 # the demo's users (the plan's respondents, an operator who is none of them, an admin)
 _PASSWORDS = _AIRFLOW_HOME / "passwords.json"
 _PASSWORDS.write_text('{"admin": "admin", "verksamhetschef": "user", "regionarkivarie": "user", "operator": "user"}')

@@ -14,6 +14,25 @@ from decommission.settings import REPO
 
 #: demo users: the plan's respondents, an operator who is not a respondent, and an admin
 USERS = {"admin": "admin", "verksamhetschef": "user", "regionarkivarie": "user", "operator": "user"}
+#: r7sim's demo submitter account (r7sim/auth.py DEMO_SUBMITTER; a test keeps the two the same)
+DEMO_ARCHIVE_LOGIN = ("submitter", "r7sim-submitter-demo")
+
+
+def demo_archive_connection(port: int) -> str:
+    """Connection JSON for the demo's r7sim on 127.0.0.1: its demo submitter, over plain http, said so."""
+    login, password = DEMO_ARCHIVE_LOGIN
+    return json.dumps(
+        {
+            "conn_type": "http",
+            "host": "127.0.0.1",
+            "port": port,
+            "schema": "http",
+            "login": login,
+            "password": password,
+            # a local stand-in without TLS: the client refuses credentials over http without this
+            "extra": {"timeout": 30, "allow_insecure_http": True},
+        }
+    )
 
 
 def source_connection(target: str, schema: str | None) -> str:
@@ -35,10 +54,13 @@ def source_connection(target: str, schema: str | None) -> str:
     return json.dumps({"conn_type": "sqlite", "host": str(Path(target).resolve())})
 
 
-def configure(*, home: Path, airflow_home: Path, sources: dict[str, str], archive_port: int) -> dict[str, str]:
+def configure(
+    *, home: Path, airflow_home: Path, sources: dict[str, str], archive_port: int, archive_conn: str | None = None
+) -> dict[str, str]:
     """Set (and return) the environment for an embedded run; call before importing Airflow.
 
     :param sources: system id -> SQLite path or postgresql:// URL of its demo database
+    :param archive_conn: the archive connection's JSON; r7sim's demo account on ``archive_port`` if not given
     """
     home.mkdir(parents=True, exist_ok=True)
     airflow_home.mkdir(parents=True, exist_ok=True)
@@ -56,11 +78,11 @@ def configure(*, home: Path, airflow_home: Path, sources: dict[str, str], archiv
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{airflow_home / 'airflow.db'}",
         "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(airflow_home / "logs"),
         "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "5",
-        "AIRFLOW_CONN_R7_ARCHIVE": json.dumps(
-            {"conn_type": "http", "host": "127.0.0.1", "port": archive_port, "schema": "http", "extra": {"timeout": 30}}
-        ),
+        "AIRFLOW_CONN_R7_ARCHIVE": archive_conn or demo_archive_connection(archive_port),
         "AIRFLOW_CONN_PROGRAMME_LEDGER": json.dumps({"conn_type": "sqlite", "host": str(home / "ledger.sqlite")}),
         "DECOMMISSION_HOME": str(home),
+        # the demo runs on the public demo hash key, and every report it writes says so
+        "DECOMMISSION_ALLOW_DEMO_KEY": "1",
         "PYTHONPATH": os.pathsep.join([str(REPO / "plugins"), str(REPO), os.environ.get("PYTHONPATH", "")]),
     }
     for system_id, target in sources.items():

@@ -22,6 +22,7 @@ from decommission.ledger import canonical, programme_ledger
 from decommission.mapping.transform import map_partition
 from decommission.plan.mapping_spec import check_against_source
 from decommission.plan.run import Run, is_final, resolve_milestone
+from decommission.privacy import current_key
 from decommission.reconcile.coverage import coverage_of
 from decommission.source import staging
 from decommission.source.database import Partition, Source, make_partitions
@@ -55,7 +56,10 @@ log = logging.getLogger(__name__)
 
 
 def preflight(run: Run) -> dict[str, Any]:
-    """Check the mapping against the live source schema before anything is read."""
+    """Check the hash key, then the mapping against the live source schema, before anything is read."""
+    key = current_key()  # no secret key, no delivery: keyed hashes would not protect identifiers
+    if key.demo:
+        log.warning("keyed hashes use the public demo key (DECOMMISSION_ALLOW_DEMO_KEY=1): for demos and tests only")
     spec = run.spec
     live = Source.for_system(run.system).live_schema([spec.source_table(t) for t in spec.tables])
     problems = check_against_source(spec, live)

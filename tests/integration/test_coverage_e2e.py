@@ -55,4 +55,5 @@ def test_final_delivery_fails_naming_unclassified_column_and_emptied_table(tmp_p
     assert (labsvar["rows"], labsvar["rows_in_cutoff"], labsvar["rows_after_cutoff"]) == (lab_rows, 0, lab_rows)
     html = (out / "reconciliation" / "final_delivery" / "report.html").read_text(encoding="utf-8")
     assert "Täckning av källdatabasen" in html and "OKLASSAD" in html
+    assert result["hash_key"]["demo"] and "DEMONSTRATIONSNYCKEL" in html
     assert not (out / "evidence" / "contract-exit.json").exists()

@@ -16,6 +16,7 @@ from decommission.deliver.receipts import from_ledger, read_receipts, sent_packa
 from decommission.deliver.transport import archive_transport
 from decommission.plan.programme import Milestone
 from decommission.plan.run import Run
+from decommission.privacy import current_key
 from decommission.reconcile.checks import FAIL, draw_sample, reconcile, sample_justification
 from decommission.reconcile.coverage import coverage_of
 from decommission.reconcile.fixity import audit_archive
@@ -98,6 +99,7 @@ def reconcile_stage(
         "agreement_id": run.system.agreement.id,
         "snapshot": run.logical_date.isoformat(),
         "software_version": __version__,
+        "hash_key": current_key().describe(),
         "partitions": sorted(m["partition"]["id"] for m in mapped),
         "package_manifest": [
             {"package_id": p["package_id"], "sha256": p["sha256"], "size": p["size"]}

@@ -61,6 +61,7 @@ def render_pdf(result: Mapping[str, Any], t: Mapping[str, str], digest: str, *, 
             (t["snapshot"], result.get("snapshot", "")),
             (t["version"], result["software_version"]),
             (t["report_hash"], digest),
+            *_key_line(result, t),
         ],
     )
     verdict = result["verdict"]
@@ -124,6 +125,13 @@ def render_pdf(result: Mapping[str, Any], t: Mapping[str, str], digest: str, *, 
         new_y="NEXT",
     )
     return bytes(doc.output())
+
+
+def _key_line(result: Mapping[str, Any], t: Mapping[str, str]) -> list[tuple[str, Any]]:
+    key = result.get("hash_key")
+    if not key:
+        return []
+    return [(t["hash_key"], f"{key['id']} {t['demo_key'] if key['demo'] else ''}".strip())]
 
 
 def _coverage_and_fixity(doc: FPDF, result: Mapping[str, Any], t: Mapping[str, str]) -> None:
