@@ -16,16 +16,19 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urljoin
 
 import httpx
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
+from decommission.deliver.answers import field, json_object
 from decommission.deliver.archive import (
     API,
     base_url_from_connection,
     headers_from_connection,
     timeout_from_connection,
 )
+from decommission.deliver.archive_connection import check_credentials_transport, origin, retry_after_seconds
 from decommission.errors import ArchiveError
 
 if TYPE_CHECKING:
@@ -75,8 +78,11 @@ class IngestReceiptTrigger(BaseTrigger):
 
     Fires one event: ``{"status": "done", "receipts": {package_id: receipt}}``,
     ``{"status": "timeout", "pending": [package_id, ...], "receipts": {...final ones...}}``, or
-    ``{"status": "error", "message": ...}``. Unanswered polls (timeouts, connection errors, 5xx)
-    are tried again at the next interval; any other failure ends the wait with an error.
+    ``{"status": "error", "message": ...}``. Unanswered polls (connection errors, 5xx, 429, and
+    answers not complete within the connection's ``timeout``, wall clock) are tried again at the
+    next interval, or later when ``Retry-After`` asks; any other failure ends the wait with an
+    error: a 4xx, a redirect (never followed), or an answer that is not a receipt ("the archive
+    answered GET ... for package ... with ...").
 
     :param package_ids: the packages whose receipts to wait for
     :param conn_id: the archive's HTTP connection
@@ -86,6 +92,7 @@ class IngestReceiptTrigger(BaseTrigger):
 
     def __init__(self, package_ids: list[str], conn_id: str, poll_interval: float, timeout_at: str) -> None:
         super().__init__()
+        self._asked_wait = 0.0
         if not package_ids or not all(isinstance(p, str) and p for p in package_ids):
             raise ValueError(f"package_ids must be a non-empty list of package ids, got {package_ids!r}")
         if poll_interval <= 0:
@@ -123,6 +130,7 @@ class IngestReceiptTrigger(BaseTrigger):
         receipts: dict[str, dict] = {}
         limit = asyncio.Semaphore(_CONCURRENT_POLLS)
         while True:
+            self._asked_wait = 0.0  # the longest Retry-After of this round
             # a fresh connection each round: a broken one must not end the wait
             async with self._reader(conn) as read:
 
@@ -132,7 +140,13 @@ class IngestReceiptTrigger(BaseTrigger):
                     if receipt is not None and receipt["status"] in FINAL_STATUSES:
                         receipts[package_id] = receipt
 
-                await asyncio.gather(*(poll(p) for p in self.package_ids if p not in receipts))
+                # a round ends by the deadline (plus one poll's limit): many slow polls must not add up past it
+                remaining = (deadline - datetime.now(UTC)).total_seconds()
+                try:
+                    async with asyncio.timeout(max(remaining, 0.0) + timeout_from_connection(conn)):
+                        await asyncio.gather(*(poll(p) for p in self.package_ids if p not in receipts))
+                except TimeoutError:
+                    self.log.warning("a round of polls outlasted the wait's deadline; counting the rest as pending")
             pending = [p for p in self.package_ids if p not in receipts]
             if not pending:
                 return {"status": "done", "receipts": {p: receipts[p] for p in self.package_ids}}
@@ -141,7 +155,7 @@ class IngestReceiptTrigger(BaseTrigger):
                 self.log.warning("%d of %d ingest receipts still pending", len(pending), len(self.package_ids))
                 return {"status": "timeout", "pending": pending, "receipts": receipts}
             self.log.info("%d of %d ingest receipts pending", len(pending), len(self.package_ids))
-            await asyncio.sleep(min(self.poll_interval, remaining))
+            await asyncio.sleep(min(max(self.poll_interval, self._asked_wait), remaining))
 
     def _reader(self, conn: Any) -> Any:
         """Return an async context giving ``read(package_id) -> receipt | None`` for the connection's transport."""
@@ -151,14 +165,17 @@ class IngestReceiptTrigger(BaseTrigger):
 
     @contextlib.asynccontextmanager
     async def _http_reader(self, conn: Any) -> AsyncIterator[Callable[[str], Awaitable[dict | None]]]:
+        check_credentials_transport(conn)
         auth = httpx.BasicAuth(conn.login, conn.password or "") if conn.login else None
+        limit = timeout_from_connection(conn)
         async with httpx.AsyncClient(
             base_url=base_url_from_connection(conn),
-            timeout=timeout_from_connection(conn),
+            timeout=limit,
             headers={"Accept": "application/json", **headers_from_connection(conn)},
             auth=auth,
+            follow_redirects=False,  # a redirect could hand the credentials to another origin
         ) as client:
-            yield lambda package_id: self._poll(client, package_id)
+            yield lambda package_id: self._poll(client, package_id, limit)
 
     @contextlib.asynccontextmanager
     async def _sftp_reader(self, conn: Any) -> AsyncIterator[Callable[[str], Awaitable[dict | None]]]:
@@ -202,25 +219,52 @@ class IngestReceiptTrigger(BaseTrigger):
             except (OSError, asyncssh.Error) as exc:
                 self.log.warning("drop folder: the connection broke (%s); polling again", exc)
 
-    async def _poll(self, client: httpx.AsyncClient, package_id: str) -> dict | None:
-        """Return the package's receipt, or None when the archive did not answer this time."""
+    async def _poll(self, client: httpx.AsyncClient, package_id: str, limit: float) -> dict | None:
+        """Return the package's receipt, or None when the archive did not answer (in time) this time.
+
+        :param limit: seconds the whole exchange may take, wall clock: httpx's timeout bounds each
+            read, so an answer dripped a byte at a time would outlast it
+        """
+        endpoint = f"{API}/packages/{package_id}/receipt"
+        where, subject = f"GET {endpoint}", f"package {package_id}"
         try:
-            response = await client.get(f"{API}/packages/{package_id}/receipt")
+            async with asyncio.timeout(limit):
+                response = await client.get(endpoint)
+        except TimeoutError:
+            self.log.warning("%s for %s: not finished within %g s (wall clock); polling again", where, subject, limit)
+            return None
         except httpx.TransportError as exc:
             self.log.warning("ingest receipt of %s: no answer (%s); polling again", package_id, exc)
             return None
-        if response.status_code >= 500:
-            self.log.warning("ingest receipt of %s: HTTP %d; polling again", package_id, response.status_code)
+        if response.status_code >= 500 or response.status_code == 429:
+            asked = retry_after_seconds(response.headers.get("Retry-After"))
+            self._asked_wait = max(self._asked_wait, asked or 0.0)
+            self.log.warning(
+                "ingest receipt of %s: HTTP %d%s; polling again",
+                package_id,
+                response.status_code,
+                f" (Retry-After {asked:g} s)" if asked is not None else "",
+            )
             return None
+        if response.is_redirect:
+            target = urljoin(str(response.url), response.headers.get("Location", ""))
+            raise ArchiveError(
+                f"{where} for {subject}: the archive redirected it (HTTP {response.status_code}) to "
+                f"{origin(target)}; redirects are not followed, so no credentials went there"
+            )
         if response.status_code != 200:
             try:
-                message = response.json().get("message", "")
+                error = response.json()
+                message = str(error.get("message", "")) if isinstance(error, dict) else ""
             except ValueError:
                 message = response.reason_phrase
             raise ArchiveError(
                 f"ingest receipt of package {package_id}: HTTP {response.status_code}: {message}".rstrip(": ")
             )
-        return _check_receipt(package_id, response.json())
+        receipt = json_object(response.content, response.headers.get("Content-Type", ""), where, subject)
+        for name in ("receipt_type", "package_id", "status"):
+            field(receipt, name, str, where, subject)
+        return _check_receipt(package_id, receipt)
 
 
 def wait_for_receipts(
