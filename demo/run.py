@@ -102,7 +102,13 @@ def main(argv: list[str] | None = None) -> int:
     archive.data_dir.mkdir(parents=True, exist_ok=True)
     print("Building the legacy systems…")
     sources, dirt = build_sources(out, args)
-    embedded.configure(home=out, airflow_home=out / "airflow", sources=sources, archive_port=archive.port)
+    embedded.configure(
+        home=out,
+        airflow_home=out / "airflow",
+        sources=sources,
+        archive_port=archive.port,
+        archive_conn=archive.connection_uri(timeout=30),
+    )
 
     from airflow.dag_processing.dagbag import DagBag
     from airflow.models.pool import Pool
@@ -121,6 +127,10 @@ def main(argv: list[str] | None = None) -> int:
 
     archive.start()
     print(f"r7sim (stand-in for R7 e-Arkiv, not R7) listening on {archive.url}")
+    print(
+        f"  the archive connection logs in as r7sim's demo submitter ({archive.accounts['submitter'][0]}) over "
+        "plain http: its extra allow_insecure_http says so; a real archive takes https"
+    )
     responder = SignoffResponder(plan)
     responder.start()
     states = {}

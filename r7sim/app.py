@@ -25,6 +25,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from r7sim.auth import Accounts, Auth
 from r7sim.faults import Faults
 from r7sim.ingest import Ingestor, ingest_package, record_from_tar, validator_missing
 from r7sim.misbehave import delivery_answer, receipt_answer
@@ -66,13 +67,15 @@ class UploadRequest(BaseModel):
     size: int = Field(ge=0)
 
 
-def create_app(data_dir: Path, settings: Settings | None = None) -> FastAPI:
+def create_app(data_dir: Path, settings: Settings | None = None, accounts: Accounts | None = None) -> FastAPI:
     """Build the r7sim app over the holdings in ``data_dir``.
 
     :param data_dir: where the index, package files and unfinished uploads live; survives restarts
     :param settings: behaviour and faults; defaults to a well-behaved archive
+    :param accounts: the submitter's and the archivist's credentials; defaults to the demo's
     """
     settings = settings or Settings()
+    accounts = accounts or Accounts.demo()
     store = Store(Path(data_dir))
     uploads = Uploads(store)
     ingestor = Ingestor(store, settings)
@@ -83,6 +86,7 @@ def create_app(data_dir: Path, settings: Settings | None = None) -> FastAPI:
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         log.warning("%s. Nothing sent here reaches R7 e-Arkiv.", BANNER)
         log.info("r7sim data directory %s; settings %s", store.data_dir, settings)
+        log.info("accounts: submitter %s, archivist %s", accounts.submitter.login, accounts.archivist.login)
         if validator_missing():
             log.warning("decommission.validate.validator is not importable: every package will be rejected")
         ingestor.start()
@@ -96,7 +100,9 @@ def create_app(data_dir: Path, settings: Settings | None = None) -> FastAPI:
     app = FastAPI(title="r7sim", summary=BANNER, version="1", lifespan=lifespan)
     app.state.store = store
     app.state.settings = settings
+    # the last added runs first: stand-in header, then authentication, then faults, then the routes
     app.add_middleware(Faults, settings=settings, store=store, uploads=uploads)
+    app.add_middleware(Auth, accounts=accounts)
     app.add_middleware(_StandInHeader)
 
     @app.exception_handler(StoreError)

@@ -25,6 +25,8 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
+from r7sim.auth import DEMO_ARCHIVIST, DEMO_SUBMITTER
+
 REPO_DIR = Path(__file__).resolve().parent.parent
 STARTUP_TIMEOUT_S = 20.0
 STOP_TIMEOUT_S = 5.0
@@ -38,19 +40,31 @@ def free_port() -> int:
 
 
 class R7SimServer:
-    """One r7sim process; ``restart()`` keeps its port and data dir.
+    """One r7sim process; ``restart()`` keeps its port, data dir and accounts.
 
     :param data_dir: the holdings (kept across restarts)
     :param log_path: where the process's output goes
     :param args: extra command-line arguments (fault settings)
     :param port: port to listen on; a free one if not given
+    :param submitter: the submitter's (login, password); the demo's when not given
+    :param archivist: the archivist's (login, password); the demo's when not given
     """
 
-    def __init__(self, data_dir: Path, log_path: Path, args: Sequence[str] = (), port: int | None = None) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        log_path: Path,
+        args: Sequence[str] = (),
+        port: int | None = None,
+        *,
+        submitter: tuple[str, str] = DEMO_SUBMITTER,
+        archivist: tuple[str, str] = DEMO_ARCHIVIST,
+    ) -> None:
         self.data_dir = data_dir
         self.log_path = log_path
         self.args = list(args)
         self.port = port or free_port()
+        self.accounts = {"submitter": submitter, "archivist": archivist}
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -58,17 +72,38 @@ class R7SimServer:
         """The base URL, e.g. ``http://127.0.0.1:41234``."""
         return f"http://127.0.0.1:{self.port}"
 
-    def connection_uri(self, timeout: float = 10.0, chunk_size: int | None = None) -> str:
-        """Return the value for ``AIRFLOW_CONN_R7_ARCHIVE`` (Airflow 3's JSON form).
+    def connection_uri(
+        self,
+        timeout: float = 10.0,
+        chunk_size: int | None = None,
+        *,
+        role: str = "submitter",
+        password: str | None = None,
+    ) -> str:
+        """Return the value for ``AIRFLOW_CONN_R7_ARCHIVE`` (Airflow 3's JSON form), with that role's credential.
 
-        :param timeout: seconds each request may take
+        r7sim listens on plain http on 127.0.0.1, so the connection sets ``allow_insecure_http``:
+        the client refuses to send credentials over http otherwise.
+
+        :param timeout: seconds each request may take (wall clock)
         :param chunk_size: bytes per upload request (the client's default when not given)
+        :param role: ``submitter`` (deliveries, uploads, reads) or ``archivist`` (approvals)
+        :param password: another password than the role's (to test a wrong one)
         """
-        extra: dict[str, float | int] = {"timeout": timeout}
+        login, right = self.accounts[role]
+        extra: dict[str, float | int | bool] = {"timeout": timeout, "allow_insecure_http": True}
         if chunk_size is not None:
             extra["chunk_size"] = chunk_size
         return json.dumps(
-            {"conn_type": "http", "host": "127.0.0.1", "port": self.port, "schema": "http", "extra": extra}
+            {
+                "conn_type": "http",
+                "host": "127.0.0.1",
+                "port": self.port,
+                "schema": "http",
+                "login": login,
+                "password": right if password is None else password,
+                "extra": extra,
+            }
         )
 
     def start(self, args: Sequence[str] | None = None) -> R7SimServer:
@@ -78,7 +113,13 @@ class R7SimServer:
         if args is not None:
             self.args = list(args)
         command = [sys.executable, "-m", "r7sim", "--data-dir", str(self.data_dir), "--port", str(self.port)]
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_DIR), os.environ.get("PYTHONPATH")]))}
+        env = {
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_DIR), os.environ.get("PYTHONPATH")])),
+            # the accounts go by environment, not argv: other users' ps would show them
+            "R7SIM_SUBMITTER": ":".join(self.accounts["submitter"]),
+            "R7SIM_ARCHIVIST": ":".join(self.accounts["archivist"]),
+        }
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
                 [*command, *self.args],
@@ -147,11 +188,14 @@ class R7SimFactory:
         self.base_dir.mkdir(parents=True, exist_ok=True)
         self.servers: list[R7SimServer] = []
 
-    def start(self, *args: str) -> R7SimServer:
-        """Start a server with these command-line arguments (e.g. ``"--error-rate", "0.5"``)."""
+    def start(self, *args: str, **accounts: tuple[str, str]) -> R7SimServer:
+        """Start a server with these command-line arguments (e.g. ``"--error-rate", "0.5"``).
+
+        :param accounts: ``submitter=(login, password)`` and/or ``archivist=...``; the demo's otherwise
+        """
         n = len(self.servers)
         data_dir = self.base_dir / f"r7sim-{n}"
-        server = R7SimServer(data_dir, self.base_dir / f"r7sim-{n}.log", args)
+        server = R7SimServer(data_dir, self.base_dir / f"r7sim-{n}.log", args, **accounts)
         self.servers.append(server)
         return server.start()
 

@@ -38,8 +38,16 @@ def shared(shared_server: R7SimServer, monkeypatch: pytest.MonkeyPatch) -> R7Sim
 
 
 def use(server: R7SimServer, monkeypatch: pytest.MonkeyPatch) -> R7SimServer:
+    """Point ``r7_archive`` (the submitter) and ``r7_archivist`` (the archivist) at the server."""
     monkeypatch.setenv("AIRFLOW_CONN_R7_ARCHIVE", server.connection_uri())
+    monkeypatch.setenv("AIRFLOW_CONN_R7_ARCHIVIST", server.connection_uri(role="archivist"))
     return server
+
+
+@pytest.fixture
+def archivist() -> ArchiveHook:
+    """The archivist's client (connection ``r7_archivist``, set by :func:`use`): it may approve."""
+    return ArchiveHook("r7_archivist", retry_args=NO_WAIT)
 
 
 def packages(tmp_path: Path, *ids: str, filler: int = 0) -> dict[str, tuple[Path, str]]:
@@ -55,7 +63,7 @@ def held(hook: ArchiveHook, delivery_id: str) -> dict[str, str]:
 
 
 class TestDelivery:
-    def test_fake_packages_get_final_rejected_receipts(self, shared, hook, tmp_path):
+    def test_fake_packages_get_final_rejected_receipts(self, shared, hook, archivist, tmp_path):
         hook.open_delivery("d-test", "LA-2025-01", "VAS", "TEST")
         pkgs = packages(tmp_path, "fake-1", "fake-2")
         for package_id, (path, sha) in pkgs.items():
@@ -76,7 +84,7 @@ class TestDelivery:
         assert delivery["state"] == "rejected"
         assert delivery["approval"] is None
         with pytest.raises(ArchiveResponseError, match="cannot be approved") as caught:
-            hook.approve_delivery("d-test", "archivist", "looks fine")
+            archivist.approve_delivery("d-test", "archivist", "looks fine")
         assert caught.value.status_code == 409
 
     def test_open_delivery_is_idempotent_and_refuses_changes(self, shared, hook):
@@ -257,13 +265,15 @@ class TestRealPackages:
         assert delivery["approval"]["automatic"] is True
         assert delivery["approval"]["packages"] == [r.package_id for r in built]
 
-    def test_manual_approval_when_auto_approval_is_off(self, validator, r7sim_factory, monkeypatch, hook, built):
+    def test_manual_approval_when_auto_approval_is_off(
+        self, validator, r7sim_factory, monkeypatch, hook, archivist, built
+    ):
         use(r7sim_factory.start("--no-auto-approve-test"), monkeypatch)
         deliver(hook, "d-manual", built[0])
         assert hook.delivery("d-manual")["approval"] is None
 
-        approved = hook.approve_delivery("d-manual", "Regionarkivet", "test delivery meets the agreement")
-        again = hook.approve_delivery("d-manual", "someone else", "again")
+        approved = archivist.approve_delivery("d-manual", "Regionarkivet", "test delivery meets the agreement")
+        again = archivist.approve_delivery("d-manual", "someone else", "again")
 
         assert approved["approval"]["approved_by"] == "Regionarkivet"
         assert approved["approval"]["automatic"] is False

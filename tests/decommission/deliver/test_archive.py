@@ -199,13 +199,15 @@ class TestRequests:
         assert receipt["size"] == path.stat().st_size > 48 << 20
         assert peak < 8 << 20, f"peak Python memory {peak} bytes: the upload was read into memory"
 
-    def test_approval_is_refused_for_a_non_test_or_empty_delivery(self, hook):
+    def test_approval_is_refused_for_a_non_test_or_empty_delivery(self, hook, server, monkeypatch):
+        monkeypatch.setenv("AIRFLOW_CONN_R7_ARCHIVIST", server.connection_uri(role="archivist"))
+        archivist = ArchiveHook("r7_archivist", retry_args=NO_WAIT)
         hook.open_delivery("d-new", "LA-1", "VAS", "NEW")
         with pytest.raises(ArchiveResponseError, match="only TEST deliveries are approved"):
-            hook.approve_delivery("d-new", "archivist", "ok")
+            archivist.approve_delivery("d-new", "archivist", "ok")
         hook.open_delivery("d-empty", "LA-1", "VAS", "TEST")
         with pytest.raises(ArchiveResponseError, match="cannot be approved in state open"):
-            hook.approve_delivery("d-empty", "archivist", "ok")
+            archivist.approve_delivery("d-empty", "archivist", "ok")
         assert hook.delivery("d-empty")["approval"] is None
 
 
