@@ -17,11 +17,11 @@ from decommission import settings
 from decommission.deliver.operators import AwaitIngestOperator, failing_fast
 from decommission.evidence.signoff import SignoffOperator
 from decommission.plan.alerts import check_programme
-from decommission.plan.programme import Plan, System, load_plan
+from decommission.plan.programme import Plan, System, load_plan_or_problem
 from decommission.plan.timetable import MilestoneTimetable
 
 log = logging.getLogger(__name__)
-PLAN = load_plan(settings.plan_path())
+PLAN = load_plan_or_problem(settings.plan_path())  # a broken plan still builds the watchdog
 for _problem in PLAN.problems:
     log.error("plan problem, no DAG built for it: %s", _problem)
 

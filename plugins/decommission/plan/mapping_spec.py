@@ -8,14 +8,18 @@ live source schema and names the spec line of every missing table or column.
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from decommission.errors import MappingError
 from decommission.model import ENTITIES
+from decommission.plan.yamlfile import YamlFileError, read_yaml
+
+MAX_SPEC_BYTES = 1 << 20
 
 Transform = Literal[
     "str",  # text as is (integers become their decimal string)
@@ -115,6 +119,24 @@ class MappingSpec(_Model):
     id_reference_date: str = "2025-01-01"
     path: Path | None = Field(default=None, exclude=True)
 
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"'{value}' is not a known time zone (e.g. Europe/Stockholm)") from None
+        return value
+
+    @field_validator("id_reference_date")
+    @classmethod
+    def _iso_date(cls, value: str) -> str:
+        try:
+            dt.date.fromisoformat(value)
+        except ValueError:
+            raise ValueError(f"'{value}' is not a date (YYYY-MM-DD)") from None
+        return value
+
     @model_validator(mode="after")
     def _patient_table_known(self) -> MappingSpec:
         if self.patient_table not in self.tables:
@@ -131,12 +153,11 @@ def load_spec(path: str | Path) -> MappingSpec:
     """Load and validate a mapping spec; :class:`MappingError` names the file and field."""
     path = Path(path)
     try:
-        # libyaml's loader when present: every extract and map task loads the spec (pure Python: ~70 ms)
-        raw = yaml.load(path.read_text(encoding="utf-8"), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+        raw = read_yaml(path, max_bytes=MAX_SPEC_BYTES, what="mapping spec")
     except FileNotFoundError as exc:
         raise MappingError(f"{path}: mapping file not found") from exc
-    except yaml.YAMLError as exc:
-        raise MappingError(f"{path}: not valid YAML: {exc}") from exc
+    except YamlFileError as exc:
+        raise MappingError(str(exc)) from exc
     try:
         spec = MappingSpec.model_validate(raw)
     except ValidationError as exc:

@@ -8,17 +8,22 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections import Counter
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from decommission.errors import PlanError
+from decommission.plan.yamlfile import YamlFileError, read_yaml
 
-SYSTEM_ID = re.compile(r"^[a-z][a-z0-9_]{1,30}$")
+SYSTEM_ID = re.compile(r"[a-z][a-z0-9_]{1,30}")  # matched whole (fullmatch): no trailing newline
+MAX_PLAN_BYTES = 1 << 20
+MAPPINGS_DIR = "mappings"
+#: the watchdog's start when the plan itself is unusable
+WATCHDOG_START = dt.date(2024, 1, 1)
 
 
 class Milestone(StrEnum):
@@ -168,7 +173,7 @@ class System(_Model):
     @field_validator("id")
     @classmethod
     def _id_shape(cls, value: str) -> str:
-        if not SYSTEM_ID.match(value):
+        if not SYSTEM_ID.fullmatch(value):
             raise ValueError(f"'{value}' must be lower case letters, digits and _ (2-31 chars)")
         return value
 
@@ -252,13 +257,11 @@ def load_plan(path: str | Path, *, check_mappings: bool = True) -> Plan:
     path = Path(path)
     file = str(path)
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = read_yaml(path, max_bytes=MAX_PLAN_BYTES, what="plan")
     except FileNotFoundError as exc:
         raise PlanError(f"{file}: plan file not found") from exc
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise PlanError(f"{file}:{where} not valid YAML: {getattr(exc, 'problem', exc)}") from exc
+    except YamlFileError as exc:
+        raise PlanError(str(exc)) from exc
     if not isinstance(raw, dict):
         raise PlanError(f"{file}: the plan must be a mapping with 'region', 'programme' and 'systems'")
     region = _top(Region, raw, "region", file)
@@ -269,16 +272,19 @@ def load_plan(path: str | Path, *, check_mappings: bool = True) -> Plan:
 
     systems: list[System] = []
     problems: list[PlanProblem] = []
-    seen: set[str] = set()
+    # an id twice is an impostor or a copy: neither entry is built, so no one inherits the other's contract
+    ids = Counter(_label(e, i) for i, e in enumerate(entries))
     for index, entry in enumerate(entries):
         label = _label(entry, index)
+        if ids[label] > 1:
+            problems.append(
+                PlanProblem(file, label, "id", f"the system id appears {ids[label]} times; no entry with it is built")
+            )
+            continue
         try:
             system = System.model_validate(entry)
         except ValidationError as exc:
             problems += _problems_from(exc, file, label)
-            continue
-        if system.id in seen:
-            problems.append(PlanProblem(file, label, "id", "duplicate system id"))
             continue
         if system.milestones.test_delivery < start:
             problems.append(
@@ -290,7 +296,6 @@ def load_plan(path: str | Path, *, check_mappings: bool = True) -> Plan:
             if problem:
                 problems.append(problem)
                 continue
-        seen.add(system.id)
         systems.append(system)
     return Plan(path, region, start, tuple(systems), tuple(problems))
 
@@ -317,11 +322,29 @@ def _label(entry: Any, index: int) -> str:
 def _check_mapping(plan_path: Path, system: System) -> PlanProblem | None:
     from decommission.plan.mapping_spec import load_spec  # the spec module imports nothing of ours back
 
+    folder = (plan_path.parent / MAPPINGS_DIR).resolve()
+    target = (plan_path.parent / system.mapping).resolve()
+    if not target.is_relative_to(folder):
+        # the spec is copied into every package: it must be one of the region's own mapping files
+        return PlanProblem(str(plan_path), system.id, "mapping", f"must name a file under {folder}")
     try:
-        load_spec((plan_path.parent / system.mapping).resolve())
+        load_spec(target)
     except Exception as exc:  # noqa: BLE001 - every fault becomes a plan problem
         return PlanProblem(str(plan_path), system.id, "mapping", str(exc))
     return None
+
+
+def load_plan_or_problem(path: str | Path) -> Plan:
+    """The plan, or, when nothing of it is usable, an empty plan whose one problem says why.
+
+    The DAG file uses this: a broken file must still build the watchdog, which names the problem.
+    """
+    try:
+        return load_plan(path)
+    except PlanError as exc:
+        region = Region.model_construct(name="?", id="?", archive="?", submitter="?", owner="decommission")
+        problem = PlanProblem(str(path), "(plan)", "(file)", str(exc))
+        return Plan(Path(path), region, WATCHDOG_START, (), (problem,))
 
 
 def pools(plan: Plan) -> dict[str, dict[str, Any]]:
