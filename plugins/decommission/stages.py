@@ -66,6 +66,7 @@ def preflight(run: Run) -> dict[str, Any]:
     if problems:
         raise MappingError("; ".join(problems))
     source = Source.for_system(run.system)
+    _refuse_personal_patient_key(spec, source.patient_keys(spec))
     coverage = coverage_of(run.system, spec, source, source.count_rows(spec, run.system.agreement.cut_off))
     for finding in coverage["findings"]:
         # names of tables and columns only; the final delivery's reconciliation makes these FAIL reasons
@@ -84,6 +85,26 @@ def preflight(run: Run) -> dict[str, Any]:
         "coverage": coverage["coverage"],
         "coverage_findings": len(coverage["findings"]),
     }
+
+
+def _refuse_personal_patient_key(spec: Any, keys: list[int]) -> None:
+    """Partition bounds travel in XCom, the ledger and task logs: they must be internal keys, never identities."""
+    import pandas as pd
+
+    from decommission.mapping.identity import IdType, classify
+
+    if not keys:
+        return
+    sample = pd.Series([str(k) for k in keys[:: max(1, len(keys) // 1000)]])
+    kinds = classify(sample)["id_type"]
+    personal = kinds.isin([IdType.PERSONNUMMER.value, IdType.SAMORDNINGSNUMMER.value]).sum()
+    if personal * 2 >= len(sample):
+        table = spec.tables[spec.patient_table]
+        raise MappingError(
+            f"tables.{spec.patient_table}: patient_key column '{table.patient_key}' holds personal identity numbers "
+            f"({personal} of {len(sample)} keys sampled); map the table's internal row key as patient_key and the "
+            "identity number as the personal_id field"
+        )
 
 
 def plan_partitions(run: Run) -> list[dict[str, Any]]:
