@@ -97,6 +97,14 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         metavar="PACKAGE_ID",
         help="answer these packages' chunks 200 without keeping them (the offset never moves)",
     )
+    protocol.add_argument(
+        "--false-offset-once",
+        action="extend",
+        nargs="+",
+        default=[],
+        metavar="PACKAGE_ID",
+        help="keep a chunk of these packages but answer that every byte arrived (once per data dir)",
+    )
     operations = ", ".join(OPERATIONS)
     protocol.add_argument(
         "--drip",
@@ -159,6 +167,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             hide_holdings=frozenset(args.hide_holdings),
             approval=args.approval,
             no_progress=frozenset(args.no_progress),
+            false_offset_once=frozenset(args.false_offset_once),
             drip=frozenset(args.drip),
             drip_seconds=args.drip_seconds,
             redirect=frozenset(args.redirect),

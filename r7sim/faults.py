@@ -7,6 +7,7 @@ from the seed, so a run with the same requests repeats. The faults:
 - latency, stalls (held, then handled), random 500s, a connection dropped mid-upload;
 - ``busy``: the first N requests answered 429 or 503 with ``Retry-After``;
 - ``no_progress``: a package's chunks answered 200 without being kept (the offset never moves);
+- ``false_offset_once``: a package's first chunk kept but answered "all bytes received";
 - ``redirect``: an operation answered 302 to another origin instead of being handled;
 - ``drip``: an operation's answer sent one byte at a time;
 - ``malformed``: an operation handled, then its 2xx answer broken: an HTML error page, the JSON
@@ -106,6 +107,8 @@ class Faults:
         operation = operation_of(scope["method"], scope["path"])
         if operation == "chunk" and await self._no_progress(scope, receive, send):
             return
+        if operation == "chunk" and self._false_offset_now(scope):
+            send = _rewriting(send, _claim_complete)
         if operation in self.settings.redirect:
             await self._redirect(scope, receive, send, where)
             return
@@ -147,6 +150,16 @@ class Faults:
         log.info("no_progress: answered a chunk of %s with 200, offset still %d", package_id, document["offset"])
         response = JSONResponse(document, headers={"Upload-Offset": str(document["offset"])})
         await response(scope, receive, send)
+        return True
+
+    def _false_offset_now(self, scope: Scope) -> bool:
+        """Whether this chunk's answer is to claim every byte arrived (once per package and data dir)."""
+        package_id = _CHUNK_PATCH.match(scope["path"]).group(1)  # type: ignore[union-attr]
+        if package_id not in self.settings.false_offset_once:
+            return False
+        if not self.store.fire_once("false_offset_once", package_id):
+            return False
+        log.info("false_offset_once: answering a chunk of %s with offset = its size", package_id)
         return True
 
     async def _redirect(self, scope: Scope, receive: Receive, send: Send, where: str) -> None:
@@ -282,6 +295,15 @@ def _no_offset(status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> 
     changed = json.dumps(document).encode()
     kept = [(k, v) for k, v in headers if k.lower() != b"upload-offset"]
     return status, _set_length(kept, changed), changed
+
+
+def _claim_complete(status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> tuple[int, list, bytes]:
+    """An upload document whose ``offset`` is the package's size: "every byte arrived" (untrue)."""
+    document = json.loads(body)
+    document["offset"] = document["size"]
+    changed = json.dumps(document).encode()
+    kept = [(k, v) for k, v in headers if k.lower() != b"upload-offset"]
+    return status, _set_length([*kept, (b"upload-offset", str(document["size"]).encode())], changed), changed
 
 
 _REWRITES: dict[str, _Rewrite] = {"html": _html_page, "cut_json": _cut_json, "no_offset": _no_offset}

@@ -14,6 +14,7 @@ SETS = (
     "receipt_other_sha256",
     "hide_holdings",
     "no_progress",
+    "false_offset_once",
     "drip",
     "redirect",
     "malformed",
@@ -55,6 +56,8 @@ class Settings:
     :param store_empty, store_flip_record, store_flip_mets, receipt_other_sha256, hide_holdings, approval:
         an archive that damages what it stores or answers untruly (see :mod:`r7sim.misbehave`)
     :param no_progress: package ids whose chunks are answered 200 without being kept (the offset never moves)
+    :param false_offset_once: package ids whose first chunk is kept but answered with the package's size as
+        ``offset`` ("all bytes received"), once per data dir: completing then finds bytes missing
     :param drip: operations (:data:`OPERATIONS`) whose answers are sent one byte every ``drip_seconds``
     :param drip_seconds: the pause between two dripped bytes
     :param redirect: operations answered ``302`` to ``redirect_to`` (another origin) instead of being handled
@@ -82,6 +85,7 @@ class Settings:
     hide_holdings: frozenset[str] = field(default_factory=frozenset)
     approval: str = ""
     no_progress: frozenset[str] = field(default_factory=frozenset)
+    false_offset_once: frozenset[str] = field(default_factory=frozenset)
     drip: frozenset[str] = field(default_factory=frozenset)
     drip_seconds: float = 0.05
     redirect: frozenset[str] = field(default_factory=frozenset)

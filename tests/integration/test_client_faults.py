@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import socket
 import threading
 import time
@@ -118,6 +119,22 @@ class TestNoProgress:
             submit(hook, tmp_path, "pkg-np", filler=20_000)
         assert time.monotonic() - started < 5
         assert server.log_text().count("no_progress: answered a chunk of pkg-np") == 3  # not 9 083
+
+
+class TestFalseOffset:
+    def test_a_false_all_bytes_received_resumes_from_what_the_archive_holds(self, r7sim_factory, monkeypatch, tmp_path):
+        server = use(r7sim_factory.start("--false-offset-once", "pkg-fo"), monkeypatch, timeout=2, chunk_size=4096)
+        path, sha = fake(tmp_path, "pkg-fo", filler=20_000)
+        hook = ArchiveHook(retry_args=NO_WAIT)
+        hook.open_delivery(DELIVERY, "LA-1", "VAS", "TEST")
+
+        receipt = hook.submit_package("pkg-fo", path, sha, DELIVERY)
+
+        assert (receipt["sha256"], receipt["size"], receipt["duplicate"]) == (sha, path.stat().st_size, False)
+        log = server.log_text()
+        assert "false_offset_once: answering a chunk of pkg-fo" in log
+        starts = [int(m) for m in re.findall(r"upload of pkg-fo: bytes (\d+)\.\.\d+ committed", log)]
+        assert starts == list(range(0, path.stat().st_size, 4096))  # went on from 4096, nothing sent twice
 
 
 class TestDrip:
