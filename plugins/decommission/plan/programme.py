@@ -130,6 +130,15 @@ class AccessLog(_Model):
         return self
 
 
+class Reopening(_Model):
+    """A decommissioned system opened again for deliveries, by a recorded decision."""
+
+    reason: str = Field(min_length=1)
+    decided_by: str = Field(min_length=1, description="who decided (name and role)")
+    date: dt.date
+    reference: str = Field(default="", description="the decision's number")
+
+
 class Milestones(_Model):
     test_delivery: dt.date
     production_delivery: dt.date
@@ -169,6 +178,8 @@ class System(_Model):
     exclusions: tuple[Exclusion, ...] = ()
     report_language: Literal["sv", "en"] = "sv"
     access_log: AccessLog = AccessLog()
+    #: a decommissioned system refuses new delivery runs unless the plan reopens it (plan/run.py)
+    reopened: Reopening | None = None
 
     @field_validator("id")
     @classmethod
@@ -207,6 +218,40 @@ class Region(_Model):
     owner: str = Field(default="decommission", description="Airflow owner of every DAG")
 
 
+class Economics(_Model):
+    """The programme's own costs in SEK per calendar year (the decision paper's table); see plan/economics.py.
+
+    A recurring cost (the archive's fee, the region's own IT) goes on after its last listed
+    year at that year's amount: the archive is kept for ever, only the table stops.
+    """
+
+    archive_fee_sek: dict[int, int] = Field(min_length=1, description="the archive's yearly management fee")
+    startup_sek: dict[int, int] = Field(default_factory=dict, description="one-off start-up contribution")
+    own_it_sek: dict[int, int] = Field(default_factory=dict, description="the region's own IT/MT operations")
+    horizon: int | None = Field(default=None, description="last year calculated; default: the last year listed")
+
+    @model_validator(mode="after")
+    def _sane(self) -> Economics:
+        for name in ("archive_fee_sek", "startup_sek", "own_it_sek"):
+            for year, amount in getattr(self, name).items():
+                if not 2000 <= year <= 2100:
+                    raise ValueError(f"{name}: year {year} is not between 2000 and 2100")
+                if amount < 0:
+                    raise ValueError(f"{name}: {year}: a cost is never negative (got {amount})")
+        if self.horizon is not None and self.horizon < self.first_year:
+            raise ValueError(f"horizon {self.horizon} is before the first year listed ({self.first_year})")
+        return self
+
+    @property
+    def first_year(self) -> int:
+        return min(y for m in (self.archive_fee_sek, self.startup_sek, self.own_it_sek) for y in m)
+
+    @property
+    def last_year(self) -> int:
+        listed = max(y for m in (self.archive_fee_sek, self.startup_sek, self.own_it_sek) for y in m)
+        return self.horizon if self.horizon is not None else listed
+
+
 @dataclass(frozen=True)
 class PlanProblem:
     """One fault in the plan: where it is and what is wrong."""
@@ -227,6 +272,8 @@ class Plan:
     programme_start: dt.date
     systems: tuple[System, ...]
     problems: tuple[PlanProblem, ...]
+    #: the optional ``economics`` section; None when the plan has none (or a broken one: a problem says so)
+    economics: Economics | None = None
 
     def system(self, system_id: str) -> System:
         for s in self.systems:
@@ -297,7 +344,19 @@ def load_plan(path: str | Path, *, check_mappings: bool = True) -> Plan:
                 problems.append(problem)
                 continue
         systems.append(system)
-    return Plan(path, region, start, tuple(systems), tuple(problems))
+    economics = _economics(raw.get("economics"), file, problems)
+    return Plan(path, region, start, tuple(systems), tuple(problems), economics)
+
+
+def _economics(raw: Any, file: str, problems: list[PlanProblem]) -> Economics | None:
+    """The optional economics section; a broken one is a plan problem, never a reason to stop deliveries."""
+    if raw is None:
+        return None
+    try:
+        return Economics.model_validate(raw)
+    except ValidationError as exc:
+        problems += _problems_from(exc, file, "(economics)")
+        return None
 
 
 class _Start(_Model):
