@@ -40,8 +40,7 @@ def _stage(plan: Plan, system: System, context: dict[str, Any], name: str, *args
 
     with failing_fast():
         dag_run = context["dag_run"]
-        milestone = stages.resolve_milestone(system, context.get("logical_date"), dag_run.conf)
-        run = stages.Run(plan, system, milestone, dag_run.run_id, context["logical_date"])
+        run = stages.start_run(plan, system, dag_run.run_id, context.get("logical_date"), dag_run.conf)
         return getattr(stages, name)(run, *args, **kwargs)
 
 

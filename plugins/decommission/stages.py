@@ -6,10 +6,12 @@ carry), never patient data, and records its evidence in the ledger.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 import logging
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +23,7 @@ from decommission.files import write_atomic
 from decommission.ledger import canonical, programme_ledger
 from decommission.mapping.transform import map_partition
 from decommission.plan.mapping_spec import check_against_source
+from decommission.plan.programme import Plan, System
 from decommission.plan.run import Run, is_final, resolve_milestone
 from decommission.privacy import current_key
 from decommission.reconcile.coverage import coverage_of
@@ -37,6 +40,7 @@ _LATER = {
 
 __all__ = [
     "Run",
+    "start_run",
     "extract",
     "is_final",
     "keep_ingest_receipts",
@@ -53,6 +57,23 @@ __all__ = [
 
 
 log = logging.getLogger(__name__)
+
+
+#: new files and folders: owner and group only (packages, staging and evidence hold patient data)
+PRIVATE_UMASK = 0o007
+
+
+def start_run(
+    plan: Plan, system: System, run_id: str, logical_date: dt.datetime | None, conf: Mapping[str, Any] | None
+) -> Run:
+    """The run a task acts for; from here on the task's process writes nothing others may read."""
+    os.umask(PRIVATE_UMASK)
+    milestone = resolve_milestone(system, logical_date, conf)
+    if logical_date is None:
+        raise MappingError(
+            f"run {run_id} of system '{system.id}' has no logical date; trigger it with one (the snapshot's date)"
+        )
+    return Run(plan, system, milestone, run_id, logical_date)
 
 
 def preflight(run: Run) -> dict[str, Any]:

@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from decommission.errors import PackageError
+from decommission.files import exclusive
 from decommission.model import ENTITIES
 from decommission.package.container import HashingWriter
 from decommission.package.context import RECORD_STATUSES, PackageContext, check_context
@@ -120,46 +121,49 @@ def build_package(
     pkg_id = package_id(context.system_id, context.agreement_id, partition_id, context.record_status)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    tmp, tmp_tar, old = out_dir / f".{pkg_id}.tmp", out_dir / f".{pkg_id}.tar.tmp", out_dir / f".{pkg_id}.old"
-    scratch = out_dir / f".{pkg_id}.scratch"
-    final, final_tar = out_dir / pkg_id, out_dir / f"{pkg_id}.tar"
-    for stale in (tmp, old, scratch):
-        shutil.rmtree(stale, ignore_errors=True)
-    tmp_tar.unlink(missing_ok=True)
-    package = None
-    try:
-        tmp.mkdir()
-        reader = PartitionReader(mapped, scratch)
-        if len(reader) > context.max_patients:
-            raise PackageError(
-                f"the partition holds {len(reader)} patients, more than a package may hold ({context.max_patients})"
-            )
-        package = Package(tmp, tmp_tar, pkg_id, context, directory)
-        counts = dict.fromkeys(ENTITIES, 0)
-        with _cyclic_gc_paused():
-            for chunk in reader.chunks():
-                package.write_chunk(chunk)
-                for name, table in chunk.tables.items():
-                    counts[name] += table.num_rows
-            counts["patient"] = len(reader)
-            tar = package.finish(pkg_id)
-        shutil.rmtree(scratch, ignore_errors=True)
-        if final.exists():
-            final.rename(old)
-        if directory:
-            tmp.rename(final)
-        os.replace(tmp_tar, final_tar)
-    except BaseException:
-        if package is not None:
-            package.out.abort()
-        shutil.rmtree(tmp, ignore_errors=True)
-        shutil.rmtree(scratch, ignore_errors=True)
+    # one build of a package at a time (a retry beside a zombie attempt): the fixed temporary names
+    # below are then this build's own, and the second build rebuilds the same bytes
+    with exclusive(out_dir / pkg_id):
+        tmp, tmp_tar, old = out_dir / f".{pkg_id}.tmp", out_dir / f".{pkg_id}.tar.tmp", out_dir / f".{pkg_id}.old"
+        scratch = out_dir / f".{pkg_id}.scratch"
+        final, final_tar = out_dir / pkg_id, out_dir / f"{pkg_id}.tar"
+        for stale in (tmp, old, scratch):
+            shutil.rmtree(stale, ignore_errors=True)
         tmp_tar.unlink(missing_ok=True)
-        if old.exists() and not final.exists():
-            old.rename(final)
-        raise
-    shutil.rmtree(old, ignore_errors=True)
-    shutil.rmtree(tmp, ignore_errors=True)
+        package = None
+        try:
+            tmp.mkdir()
+            reader = PartitionReader(mapped, scratch)
+            if len(reader) > context.max_patients:
+                raise PackageError(
+                    f"the partition holds {len(reader)} patients, more than a package may hold ({context.max_patients})"
+                )
+            package = Package(tmp, tmp_tar, pkg_id, context, directory)
+            counts = dict.fromkeys(ENTITIES, 0)
+            with _cyclic_gc_paused():
+                for chunk in reader.chunks():
+                    package.write_chunk(chunk)
+                    for name, table in chunk.tables.items():
+                        counts[name] += table.num_rows
+                counts["patient"] = len(reader)
+                tar = package.finish(pkg_id)
+            shutil.rmtree(scratch, ignore_errors=True)
+            if final.exists():
+                final.rename(old)
+            if directory:
+                tmp.rename(final)
+            os.replace(tmp_tar, final_tar)
+        except BaseException:
+            if package is not None:
+                package.out.abort()
+            shutil.rmtree(tmp, ignore_errors=True)
+            shutil.rmtree(scratch, ignore_errors=True)
+            tmp_tar.unlink(missing_ok=True)
+            if old.exists() and not final.exists():
+                old.rename(final)
+            raise
+        shutil.rmtree(old, ignore_errors=True)
+        shutil.rmtree(tmp, ignore_errors=True)
     return PackageResult(
         pkg_id, final if directory else None, final_tar, tar.sha256, tar.size, package.files, counts, counts["patient"]
     )

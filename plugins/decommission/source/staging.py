@@ -20,6 +20,7 @@ import pyarrow.parquet as pq
 from airflow.sdk import ObjectStoragePath
 
 from decommission import settings
+from decommission.files import exclusive
 
 
 def stage_dir(system_id: str, milestone: str, stage: str, partition_id: str) -> ObjectStoragePath:
@@ -35,21 +36,26 @@ def replacing(final: ObjectStoragePath) -> Iterator[ObjectStoragePath]:
     never has two stagings. A reader sees the old complete folder or the new one.
     """
     final.parent.mkdir(parents=True, exist_ok=True)
-    _remove_leftovers(final)
-    tmp = final.parent / f".{final.name}.{uuid.uuid4().hex[:8]}.tmp"
-    tmp.mkdir(parents=True, exist_ok=True)
-    try:
-        yield tmp
-    except BaseException:
-        tmp.rmdir(recursive=True)
-        raise
-    if final.exists():
-        old = final.parent / f".{final.name}.{uuid.uuid4().hex[:8]}.old"
-        final.rename(old)
-        tmp.rename(final)
-        old.rmdir(recursive=True)
-    else:
-        tmp.rename(final)
+    local = _local_path(final)
+    # on local disk one attempt at a time (others wait): removing leftovers cannot hit a live attempt
+    # (object storage has no such lock; there Airflow runs one attempt of a task instance at a time)
+    guard = exclusive(Path(local)) if local is not None else contextlib.nullcontext()
+    with guard:
+        _remove_leftovers(final)
+        tmp = final.parent / f".{final.name}.{uuid.uuid4().hex[:8]}.tmp"
+        tmp.mkdir(parents=True, exist_ok=True)
+        try:
+            yield tmp
+        except BaseException:
+            tmp.rmdir(recursive=True)
+            raise
+        if final.exists():
+            old = final.parent / f".{final.name}.{uuid.uuid4().hex[:8]}.old"
+            final.rename(old)
+            tmp.rename(final)
+            old.rmdir(recursive=True)
+        else:
+            tmp.rename(final)
 
 
 def _remove_leftovers(final: ObjectStoragePath) -> None:
