@@ -106,6 +106,13 @@ class Waiver(_Model):
     reference: str = Field(default="", description="decision or case number")
 
 
+class SampleGoal(_Model):
+    """What the read-back sample must be able to catch: damage in ``share`` of the patients, with ``confidence``."""
+
+    share: float = Field(gt=0, lt=1, description="the damaged share of patients to catch, e.g. 0.01")
+    confidence: float = Field(gt=0, lt=1, description="the chance to catch it, e.g. 0.95")
+
+
 class Exclusion(_Model):
     """A table, or one column of it, left out of the archive by a recorded decision (gallringsbeslut)."""
 
@@ -170,6 +177,8 @@ class System(_Model):
     signoff: SignOff
     partition_patients: int = Field(default=100, ge=1, le=100_000)
     sample_patients: int = Field(default=10, ge=0)
+    #: the read-back sample grows to meet this goal (at least sample_patients, one per package)
+    sample_goal: SampleGoal | None = None
     late_after_hours: int = Field(default=24, ge=1)
     description: str = ""
     #: differences the information owner and archivist accepted in advance (see reconcile.apply_waivers)

@@ -54,6 +54,28 @@ def draw_sample(patients: list[tuple[str, str]], size: int, seed: int) -> list[t
     return sorted(first + rng.sample(rest, max(0, min(size - len(first), len(rest)))))
 
 
+def detection_chance(n: int, population: int, share: float) -> float:
+    """The chance that ``n`` patients drawn without replacement include one of ``share`` damaged ones."""
+    if not population or n <= 0:
+        return 0.0
+    damaged = max(1, math.ceil(share * population))
+    if n > population - damaged:
+        return 1.0
+    return 1 - math.comb(population - damaged, n) / math.comb(population, n)
+
+
+def sample_size_for(population: int, share: float, confidence: float) -> int:
+    """The smallest sample that catches damage in ``share`` of ``population`` with ``confidence`` (bisection)."""
+    lo, hi = 0, population
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if detection_chance(mid, population, share) >= confidence:
+            hi = mid
+        else:
+            lo = mid + 1
+    return lo
+
+
 def sample_justification(size: int, population: int) -> dict[str, Any]:
     """Why ``size`` patients of ``population`` is enough: the chance the sample catches a damaged share.
 

@@ -17,7 +17,14 @@ from decommission.deliver.transport import archive_transport
 from decommission.plan.programme import Milestone
 from decommission.plan.run import Run
 from decommission.privacy import current_key
-from decommission.reconcile.checks import FAIL, draw_sample, reconcile, sample_justification
+from decommission.reconcile.checks import (
+    FAIL,
+    detection_chance,
+    draw_sample,
+    reconcile,
+    sample_justification,
+    sample_size_for,
+)
 from decommission.reconcile.coverage import coverage_of
 from decommission.reconcile.fixity import audit_archive
 from decommission.reconcile.readback import check_sample
@@ -54,7 +61,12 @@ def reconcile_stage(
     run.record("sample_seed", {"milestone": run.milestone.value, "seed": seed})
     accepted = [p for p in packages if receipts.get(p["package_id"], {}).get("status") == "accepted"]
     population = _patients(run, accepted)
-    size = max(run.system.sample_patients, len(accepted))
+    goal = run.system.sample_goal
+    size = max(
+        run.system.sample_patients,
+        len(accepted),  # at least one patient of every package
+        sample_size_for(len(population), goal.share, goal.confidence) if goal else 0,
+    )
     drawn = draw_sample(population, size, seed)
     sample = check_sample(
         source=Source.for_system(run.system),
@@ -84,6 +96,13 @@ def reconcile_stage(
         "seed": seed,
         "size_in_plan": run.system.sample_patients,
         "justification": sample_justification(len(drawn), len(population)),
+        "goal": None
+        if goal is None
+        else {
+            "share": goal.share,
+            "confidence": goal.confidence,
+            "achieved": round(detection_chance(len(drawn), len(population), goal.share), 4),
+        },
         "patients": [{k: v for k, v in s.items() if k != "differences"} for s in sample],
     }
     result["breakdown"] = breakdown(run, mapped, [p["package_id"] for p in packages])

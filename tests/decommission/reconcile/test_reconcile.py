@@ -72,3 +72,25 @@ class TestReconcile:
         assert draw_sample(population, 5, 42) == draw_sample(list(reversed(population)), 5, 42)
         assert draw_sample(population, 5, 42) != draw_sample(population, 5, 43)
         assert len(draw_sample(population[:3], 5, 1)) == 3
+
+
+class TestSampleGoal:
+    def test_the_size_meets_the_goal_and_no_smaller_does(self) -> None:
+        from decommission.reconcile.checks import detection_chance, sample_size_for
+
+        for population in (20, 300, 6000):
+            n = sample_size_for(population, 0.01, 0.95)
+            assert detection_chance(n, population, 0.01) >= 0.95 > detection_chance(n - 1, population, 0.01)
+
+    def test_damage_in_one_percent_of_6000_patients_needs_about_300(self) -> None:
+        from decommission.reconcile.checks import sample_size_for
+
+        assert 280 <= sample_size_for(6000, 0.01, 0.95) <= 300
+
+    def test_one_patient_per_package_at_least(self) -> None:
+        from decommission.reconcile.checks import draw_sample
+
+        patients = [(f"pkg-{p}", f"{k:04d}") for p in range(5) for k in range(50)]
+        drawn = draw_sample(patients, 2, seed=7)
+        assert {p for p, _ in drawn} == {f"pkg-{p}" for p in range(5)}
+        assert draw_sample(patients, 2, seed=7) == drawn
