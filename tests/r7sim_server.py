@@ -1,4 +1,9 @@
-"""Test helpers around r7sim: the process helpers (re-exported) and a fake package writer."""
+"""Test helpers around r7sim: the process helpers (re-exported) and a fake package writer.
+
+Every r7sim asks for credentials: ``server.connection_uri()`` is the submitter's connection and
+``server.connection_uri(role="archivist")`` the archivist's (both with ``allow_insecure_http``),
+so every test that talks to r7sim goes through the client's authentication.
+"""
 
 from __future__ import annotations
 
