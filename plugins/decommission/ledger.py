@@ -33,6 +33,18 @@ _DDL = """CREATE TABLE IF NOT EXISTS ledger_entry (
     entry_hash TEXT NOT NULL
 )"""
 
+#: on PostgreSQL the database itself refuses to change or remove an entry, whoever asks (owner included)
+_PG_APPEND_ONLY = """
+CREATE OR REPLACE FUNCTION ledger_entry_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION 'the ledger is append-only: % of ledger_entry refused', TG_OP;
+END $$;
+CREATE TRIGGER ledger_entry_no_change BEFORE UPDATE OR DELETE ON ledger_entry
+    FOR EACH ROW EXECUTE FUNCTION ledger_entry_append_only();
+CREATE TRIGGER ledger_entry_no_truncate BEFORE TRUNCATE ON ledger_entry
+    FOR EACH STATEMENT EXECUTE FUNCTION ledger_entry_append_only();
+"""
+
 
 @dataclass(frozen=True)
 class Entry:
@@ -66,7 +78,13 @@ class Ledger:
         self.dialect = dialect
         self._ph = "%s" if dialect == "postgres" else "?"
         with self._tx() as cur:
-            cur.execute(_DDL)
+            if dialect == "postgres":
+                cur.execute("SELECT to_regclass('ledger_entry')")
+                if cur.fetchone()[0] is None:  # created once, with its guards, in one transaction
+                    cur.execute(_DDL)
+                    cur.execute(_PG_APPEND_ONLY)
+            else:
+                cur.execute(_DDL)
 
     @classmethod
     def sqlite(cls, path: str | Path) -> Ledger:

@@ -77,7 +77,17 @@ class TestLedger:
         ledger.append(system_id="lab", run_id="r", kind="k", payload={"a": 1})
         ledger.append(system_id="lab", run_id="r", kind="k", payload={"a": 2})
         assert ledger.verify() is None
+        for change in (
+            "UPDATE ledger_entry SET kind = 'x' WHERE seq = 2",
+            "DELETE FROM ledger_entry",
+            "TRUNCATE ledger_entry",
+        ):
+            with pytest.raises(psycopg.errors.RaiseException, match="the ledger is append-only"), connect() as db:
+                db.execute(change)
+        assert len(ledger.entries()) == 2
+        # only by switching the database's guard off (a superuser's act) can an entry change: verify names it
         with connect() as db:
+            db.execute("ALTER TABLE ledger_entry DISABLE TRIGGER USER")
             db.execute("UPDATE ledger_entry SET kind = 'x' WHERE seq = 2")
         assert ledger.verify().seq == 2
         with psycopg.connect(pg_dsn, autocommit=True) as db:
