@@ -30,3 +30,11 @@ def system_dir(system_id: str, part: str) -> Path:
 
 ARCHIVE_CONN_ID = os.environ.get("DECOMMISSION_ARCHIVE_CONN", "r7_archive")
 LEDGER_CONN_ID = os.environ.get("DECOMMISSION_LEDGER_CONN", "programme_ledger")
+
+#: where the api-server mounts the programme overview (decommission/ui); reports are linked through it
+UI_PREFIX = "/decommission"
+
+
+def report_url(system_id: str, milestone: str, name: str = "report.pdf") -> str:
+    """The report file's address in the Airflow UI (served by the overview, verified against the ledger)."""
+    return f"{UI_PREFIX}/systems/{system_id}/{milestone}/{name}"
