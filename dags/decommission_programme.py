@@ -1,8 +1,8 @@
 """
 # Decommissioning programme
 
-One DAG per legacy system in `include/programme.yaml`, plus a daily watchdog. This file
-only wires tasks; what each task does lives in `plugins/decommission/`.
+One DAG per legacy system in `include/programme.yaml`, plus a daily watchdog and the monthly
+board report. This file only wires tasks; what each task does lives in `plugins/decommission/`.
 """
 
 from __future__ import annotations
@@ -11,13 +11,14 @@ import datetime as dt
 import logging
 from typing import Any
 
-from airflow.sdk import DAG, AsyncCallback, DeadlineAlert, DeadlineReference, task
+from airflow.sdk import DAG, AsyncCallback, DeadlineAlert, DeadlineReference, Param, get_parsing_context, task
 
 from decommission import settings
 from decommission.deliver.operators import AwaitIngestOperator, failing_fast
+from decommission.evidence.records import decommissioned_on_disk
 from decommission.evidence.signoff import SignoffOperator
 from decommission.plan.alerts import check_programme
-from decommission.plan.programme import Plan, System, load_plan_or_problem
+from decommission.plan.programme import Milestone, Plan, System, load_plan_or_problem
 from decommission.plan.timetable import MilestoneTimetable
 
 log = logging.getLogger(__name__)
@@ -44,10 +45,48 @@ def _stage(plan: Plan, system: System, context: dict[str, Any], name: str, *args
         return getattr(stages, name)(run, *args, **kwargs)
 
 
+#: the Trigger form's milestone choice, in the words operators use
+MILESTONE_CHOICE = {
+    "test_delivery": "Testleverans (test_delivery)",
+    "production_delivery": "Produktionsleverans (production_delivery)",
+    "final_delivery": "Slutleverans (final_delivery)",
+}
+
+
+def _milestone_param(system: System) -> Param:
+    """The milestone a manual run acts for: a required choice (a schedule needs a default; the first is harmless)."""
+    return Param(
+        Milestone.TEST_DELIVERY.value,
+        type="string",
+        enum=list(MILESTONE_CHOICE),
+        values_display=MILESTONE_CHOICE,
+        title="Milstolpe",
+        description=f"Vilken milstolpe körningen gäller för {system.name}. Schemalagda körningar går på planens datum.",
+    )
+
+
+def _status_doc(system: System) -> str:
+    """What the evidence folder says now: a decommissioned system says so (files only, no database at parse)."""
+    record = decommissioned_on_disk(system.id)
+    if record is None:
+        return ""
+    if system.reopened is not None:
+        return (
+            f"**Reopened** by {system.reopened.decided_by} on {system.reopened.date} ({system.reopened.reason}); "
+            f"it was decommissioned, contract end {record.get('contract_end_date')}.\n\n"
+        )
+    return (
+        f"**Decommissioned (avvecklad)**: contract-exit record of {record.get('approved_on')}, contract ends "
+        f"{record.get('contract_end_date')}. New delivery runs are refused unless the plan reopens the system "
+        "(`reopened:` in its plan entry).\n\n"
+    )
+
+
 def _doc(system: System) -> str:
     stones = "\n".join(f"| {m.value} | {d} |" for m, d in system.milestones.items())
     return f"""# Decommission {system.name}
 
+{_status_doc(system)}
 Supplier **{system.supplier}**, contract {system.contract.id} ({system.contract.annual_cost_sek:,} SEK a year,
 {system.contract.notice_months} months' notice). Delivery agreement {system.agreement.id} to
 {system.agreement.archive}, cut-off {system.agreement.cut_off}.
@@ -56,7 +95,8 @@ Supplier **{system.supplier}**, contract {system.contract.id} ({system.contract.
 |---|---|
 {stones}
 
-Each delivery milestone extracts, maps, packages (E-ARK SIP, eHealth1), delivers, waits for
+A manual run acts for the milestone chosen in the Trigger form (or `{{"milestone": ...}}` in its
+conf) and is named after it. Each delivery milestone extracts, maps, packages (E-ARK SIP, eHealth1), delivers, waits for
 the archive's receipts, reconciles and reports. The test delivery sends TEST packages; the
 final delivery ends in sign-off by {system.signoff.information_owner.name} and
 {system.signoff.archivist.name} (only of a PASS), then the evidence pack and the
@@ -69,6 +109,8 @@ def build_system_dag(plan: Plan, system: System) -> DAG:
     timetable = MilestoneTimetable({m.value: d.isoformat() for m, d in system.milestones.items() if m.runs_dag})
     with DAG(
         dag_id=f"decommission_{system.id}",
+        dag_display_name=system.name,
+        params={"milestone": _milestone_param(system)},
         schedule=timetable,
         start_date=dt.datetime.combine(plan.programme_start, dt.time(), tzinfo=dt.UTC),
         catchup=True,  # a milestone missed while the scheduler was down still runs
@@ -144,15 +186,15 @@ def build_system_dag(plan: Plan, system: System) -> DAG:
             return stage("contract_exit", context)
 
         def signoff(task_id: str, role: str, who: Any) -> SignoffOperator:
-            from decommission.evidence.signoff import signoff_intro
+            from decommission.evidence.signoff import signoff_intro, signoff_subject
 
             return SignoffOperator(
                 task_id=task_id,
                 system_id=system.id,
                 role=role,
-                subject=f"Sign-off as {role.replace('_', ' ')}: decommissioning of {system.name}",
+                subject=signoff_subject(system, role),
                 body=signoff_intro(system),  # the verified verdict and hashes are added when asking
-                assigned_users=[{"id": who.id, "name": who.id}],
+                assigned_users=[{"id": who.id, "name": who.name}],  # matched on the id; the UI shows the name
                 ignore_downstream_trigger_rules=True,  # a rejection stops the evidence pack and the contract exit
                 execution_timeout=None,
             )
@@ -194,7 +236,9 @@ def build_watchdog(plan: Plan) -> DAG:
         default_args={"owner": plan.region.owner, "retries": 0},
         tags=["decommission", "watchdog"],
         doc_md="# Watchdog\n\nEvery day: lists plan problems and milestones whose date has passed "
-        "without a successful run of the system's DAG. Fails (red in the grid) when it finds any.",
+        "without a successful run of the system's DAG, and fails (red in the grid) when it finds any. "
+        "It also alerts on notice deadlines within 90 days and on final deliveries whose notice period "
+        "would end a contract after the plan's contract end.",
     ) as dag:
 
         @task
@@ -205,12 +249,46 @@ def build_watchdog(plan: Plan) -> DAG:
             def successful(dag_id: str, at: dt.datetime) -> int:
                 return ti.get_dr_count(dag_id=dag_id, logical_dates=[at], states=["success"])
 
-            return check_programme(plan, today, successful)
+            from decommission.plan.run import decommissioned_ids
+
+            return check_programme(plan, today, successful, decommissioned=decommissioned_ids())
 
         check_milestones()
     return dag
 
 
+def build_board_report(plan: Plan) -> DAG:
+    with DAG(
+        dag_id="decommission_board_report",
+        dag_display_name="Lägesrapport till styrelsen",
+        schedule="0 6 1 * *",  # the first of every month, before the management group meets
+        start_date=dt.datetime.combine(plan.programme_start, dt.time(), tzinfo=dt.UTC),
+        catchup=False,
+        default_args={"owner": plan.region.owner, "retries": 1, "retry_delay": dt.timedelta(minutes=5)},
+        tags=["decommission", "board"],
+        doc_md="# Lägesrapport\n\nEvery month: *Lägesrapport – avveckling av äldre vårdinformationssystem* "
+        "(PDF and HTML) from the plan, the ledger and the verified reports: timeline, status, economics, risks "
+        "and decisions needed. Written to `<home>/programme/board/` and recorded in the ledger with its SHA-256; "
+        "the programme overview links the latest.",
+    ) as dag:
+
+        @task
+        def board_report(**context: Any) -> dict[str, Any]:
+            from decommission import stages
+
+            with failing_fast():
+                return stages.board_report(plan, context["data_interval_end"].date(), context["dag_run"].run_id)
+
+        board_report()
+    return dag
+
+
+# A task's process builds only its own DAG: the other systems' DAGs cost it time and nothing else.
+_ONLY = get_parsing_context().dag_id
 for _system in PLAN.systems:
-    globals()[f"decommission_{_system.id}"] = build_system_dag(PLAN, _system)
-decommission_watchdog = build_watchdog(PLAN)
+    if _ONLY is None or _ONLY == f"decommission_{_system.id}":
+        globals()[f"decommission_{_system.id}"] = build_system_dag(PLAN, _system)
+if _ONLY in (None, "decommission_watchdog"):
+    decommission_watchdog = build_watchdog(PLAN)
+if PLAN.systems and _ONLY in (None, "decommission_board_report"):  # a plan with no system has nothing to report
+    decommission_board_report = build_board_report(PLAN)

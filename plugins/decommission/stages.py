@@ -24,7 +24,7 @@ from decommission.ledger import canonical, programme_ledger
 from decommission.mapping.transform import map_partition
 from decommission.plan.mapping_spec import check_against_source
 from decommission.plan.programme import Plan, System
-from decommission.plan.run import Run, is_final, resolve_milestone
+from decommission.plan.run import Run, is_final, refuse_if_decommissioned, resolve_milestone, run_date
 from decommission.privacy import current_key
 from decommission.reconcile.coverage import coverage_of
 from decommission.source import staging
@@ -69,15 +69,19 @@ def start_run(
     """The run a task acts for; from here on the task's process writes nothing others may read."""
     os.umask(PRIVATE_UMASK)
     milestone = resolve_milestone(system, logical_date, conf)
-    if logical_date is None:
-        raise MappingError(
-            f"run {run_id} of system '{system.id}' has no logical date; trigger it with one (the snapshot's date)"
-        )
-    return Run(plan, system, milestone, run_id, logical_date)
+    return Run(plan, system, milestone, run_id, run_date(system, milestone, logical_date))
+
+
+def board_report(plan: Plan, today: dt.date, run_id: str) -> dict[str, Any]:
+    """The monthly board report (overview/board.py): HTML and PDF written, both hashes in the ledger."""
+    from decommission.overview.board import write_board_report
+
+    return write_board_report(plan, today, run_id=run_id)
 
 
 def preflight(run: Run) -> dict[str, Any]:
     """Check the hash key, then the mapping against the live source schema, before anything is read."""
+    refuse_if_decommissioned(run)  # a decommissioned system takes no delivery unless the plan reopens it
     key = current_key()  # no secret key, no delivery: keyed hashes would not protect identifiers
     if key.demo:
         log.warning("keyed hashes use the public demo key (DECOMMISSION_ALLOW_DEMO_KEY=1): for demos and tests only")

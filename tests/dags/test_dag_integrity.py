@@ -24,14 +24,17 @@ def test_one_dag_per_valid_system_plus_the_watchdog(dagbag):
     from decommission.plan.programme import load_plan
 
     plan = load_plan(REPO / "include" / "programme.yaml")
-    assert set(dagbag.dags) == {f"decommission_{s.id}" for s in plan.systems} | {"decommission_watchdog"}
+    assert set(dagbag.dags) == {f"decommission_{s.id}" for s in plan.systems} | {
+        "decommission_watchdog",
+        "decommission_board_report",
+    }
 
 
 def _dag_ids():
     from decommission.plan.programme import load_plan
 
     plan = load_plan(REPO / "include" / "programme.yaml")
-    return [f"decommission_{s.id}" for s in plan.systems] + ["decommission_watchdog"]
+    return [f"decommission_{s.id}" for s in plan.systems] + ["decommission_watchdog", "decommission_board_report"]
 
 
 @pytest.mark.parametrize("dag_id", _dag_ids())
@@ -42,7 +45,9 @@ def test_policy(dagbag, dag_id):
     assert dag.doc_md, f"{dag_id}: give it doc_md"
 
 
-@pytest.mark.parametrize("dag_id", [d for d in _dag_ids() if d != "decommission_watchdog"])
+@pytest.mark.parametrize(
+    "dag_id", [d for d in _dag_ids() if d not in ("decommission_watchdog", "decommission_board_report")]
+)
 def test_system_dag_shape(dagbag, dag_id):
     from decommission.plan.timetable import MilestoneTimetable
 
@@ -101,4 +106,22 @@ def test_broken_plan_builds_only_valid_dags(tmp_path, monkeypatch):
     monkeypatch.setenv("DECOMMISSION_PLAN", str(tmp_path / "programme.yaml"))
     bag = DagBag(dag_folder=str(REPO / "dags"))
     assert bag.import_errors == {}
-    assert set(bag.dags) == {"decommission_lab", "decommission_anestesi", "decommission_watchdog"}
+    assert set(bag.dags) == {
+        "decommission_lab",
+        "decommission_anestesi",
+        "decommission_watchdog",
+        "decommission_board_report",
+    }
+
+
+@pytest.mark.parametrize("dag_id", _dag_ids()[:-2])
+def test_operators_see_the_systems_name_and_choose_the_milestone(dagbag, dag_id):
+    from decommission.plan.programme import load_plan
+
+    system = load_plan(REPO / "include" / "programme.yaml").system(dag_id.removeprefix("decommission_"))
+    dag = dagbag.dags[dag_id]
+    assert dag.dag_display_name == system.name, f"{dag_id}: show the system's name"
+    param = dag.params.get_param("milestone")
+    assert param.schema["enum"] == ["test_delivery", "production_delivery", "final_delivery"]
+    assert param.schema["values_display"]["final_delivery"] == "Slutleverans (final_delivery)"
+    assert param.value in param.schema["enum"], f"{dag_id}: a schedule needs a default within the choice"

@@ -215,7 +215,9 @@ def _check_signers_were_shown_the_verified_result(run_id: str, result_sha: str) 
         )
     assert sorted(bodies) == ["signoff_archivist", "signoff_information_owner"]
     for task_id, body in bodies.items():
-        assert "Verdict: **PASS**" in body and f"`{result_sha}`" in body, task_id
+        assert "Utlåtande: **Godkänd**" in body and f"`{result_sha}`" in body, task_id
+    # the archivist sees the information owner's answer
+    assert "Informationsägaren Karin Lindström (verksamhetschef) godkände" in bodies["signoff_archivist"]
 
 
 def _check_breakdown(result: dict, dirt: dict) -> None:

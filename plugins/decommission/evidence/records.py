@@ -112,3 +112,28 @@ def withdraw_latest(system_id: str, run_id: str, *, role: str, by: str, at: str)
         system_id=system_id, run_id=run_id, kind="system_status", payload={"status": "contract exit withdrawn"}
     )
     return latest
+
+
+def decommissioned_on_disk(system_id: str) -> dict[str, Any] | None:
+    """The latest contract-exit record in the system's evidence folder, unless withdrawn (files only).
+
+    For the DAG's documentation, built where no database may be asked (the DAG file's parse); the
+    ledger, not this, decides whether a delivery run is refused (plan/run.py).
+    """
+    folder = settings.home() / system_id / "evidence"
+    try:
+        names = [p.name for p in folder.iterdir()]
+    except OSError:
+        return None
+    records = sorted(
+        ((int(m.group(1) or 1), name) for name in names if name.endswith(".json") and (m := _NAME.match(name))),
+    )
+    if not records:
+        return None
+    latest = records[-1][1]
+    if withdrawal_name(latest) in names:
+        return None
+    try:
+        return json.loads((folder / latest).read_bytes())
+    except (OSError, ValueError):
+        return None

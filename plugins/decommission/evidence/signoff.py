@@ -11,6 +11,7 @@ shown. A rejection skips everything after it and withdraws an earlier contract-e
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -31,7 +32,7 @@ from decommission.evidence.verified import (
 if TYPE_CHECKING:
     from decommission.plan.programme import System
 
-__all__ = ["SignoffOperator", "SignoffRefused", "may_be_signed", "responder_id", "signoff_intro"]
+__all__ = ["SignoffOperator", "SignoffRefused", "may_be_signed", "responder_id", "signoff_intro", "signoff_subject"]
 
 REQUESTED_KIND = "signoff_requested"
 
@@ -88,7 +89,25 @@ class SignoffOperator(ApprovalOperator):
                 "reconciliation_entry": verified.entry_hash,
             },
         )
-        return f"{self.body or ''}\n\n{verified_figures(verified)}\n\n{CLOSING}"
+        return self._body(run_id, verified)
+
+    def _body(self, run_id: str, verified: VerifiedResult) -> str:
+        """The request: what is signed, the verified figures, what approving leads to, the owner's answer."""
+        from decommission import settings
+        from decommission.plan.programme import load_plan
+
+        try:
+            system = load_plan(settings.plan_path(), check_mappings=False).system(self.system_id)
+        except DecommissionError:
+            system = None  # the request still shows the verified figures
+        language = system.report_language if system else "sv"
+        parts = [self.body or "", verified_figures(verified, language)]
+        if system is not None:
+            parts.append(consequence(system, dt.datetime.now(dt.UTC).date()))
+            if self.role == "archivist":
+                parts.append(owners_answer(system, run_id, language))
+        parts.append(CLOSING[language])
+        return "\n\n".join(p for p in parts if p)
 
     def execute_complete(self, context: Any, event: dict[str, Any]) -> Any:
         # record first: on a rejection the parent skips what follows by raising (Airflow 3's skip())
@@ -127,35 +146,140 @@ class SignoffOperator(ApprovalOperator):
             withdraw_latest(self.system_id, run_id, role=self.role, by=payload["by"], at=payload["at"])
 
 
-CLOSING = (
-    "Approving confirms the archive holds the system's records as reported, so the "
-    "supplier contract may be ended. A FAIL verdict is never put to sign-off."
-)
+CLOSING = {
+    "sv": (
+        "Ett underkänt utlåtande läggs aldrig fram för signering. Avvisar du stoppas bevispaketet och "
+        "avtalsavslutet, och ett tidigare avtalsavslut återkallas."
+    ),
+    "en": (
+        "A FAIL verdict is never put to sign-off. Rejecting stops the evidence pack and the contract exit, "
+        "and withdraws an earlier contract-exit record."
+    ),
+}
+ROLE_NAMES = {
+    "sv": {"information_owner": "informationsägare", "archivist": "arkivarie"},
+    "en": {"information_owner": "information owner", "archivist": "archivist"},
+}
+VERDICT_WORDS = {
+    "sv": {"PASS": "Godkänd", "PASS_WITH_WAIVER": "Godkänd med undantag", "FAIL": "Underkänd"},
+    "en": {"PASS": "Pass", "PASS_WITH_WAIVER": "Pass with waiver", "FAIL": "Fail"},
+}
+
+
+def _sv(value: int) -> str:
+    return f"{value:,}".replace(",", "\u00a0")
+
+
+def _num(value: Any, language: str) -> str:
+    if not isinstance(value, int):
+        return str(value)
+    return _sv(value) if language == "sv" else f"{value:,}"
+
+
+def signoff_subject(system: System, role: str) -> str:
+    """The request's title as the respondent sees it in Required Actions."""
+    language = system.report_language
+    if language == "en":
+        return f"Sign-off as {ROLE_NAMES['en'][role]}: decommissioning of {system.name}"
+    return f"Signering som {ROLE_NAMES['sv'][role]}: avveckling av {system.name}"
 
 
 def signoff_intro(system: System) -> str:
-    """The fixed start of the request (Markdown); the verified figures follow it."""
+    """The fixed start of the request (Markdown): what is signed off and under which agreement."""
+    c, a = system.contract, system.agreement
+    if system.report_language == "en":
+        log = "archived" if system.access_log.disposition == "archived" else "deleted by decision"
+        return (
+            f"## Decommissioning of {system.name}\n\n"
+            f"Supplier **{system.supplier}**, contract {c.id}: {c.annual_cost_sek:,} SEK a year, "
+            f"{c.notice_months} months' notice, no earlier end than {c.earliest_end}.  \n"
+            f"Delivery agreement {a.id} to the archive's {a.archive}, cut-off {a.cut_off}. "
+            f"Access log: {log} ({system.access_log.reference or '-'})."
+        )
+    archive = "mellanarkiv" if a.archive == "mellanarkiv" else "slutarkiv"
+    log = "arkiveras" if system.access_log.disposition == "archived" else "gallras enligt beslut"
     return (
-        f"## Sign-off: {system.name}\n\n"
-        f"Supplier **{system.supplier}**, contract {system.contract.id} "
-        f"({system.contract.annual_cost_sek:,} SEK a year)."
+        f"## Avveckling av {system.name}\n\n"
+        f"Leverantör **{system.supplier}**, avtal {c.id}: {_sv(c.annual_cost_sek)} kr per år, "
+        f"{c.notice_months} månaders uppsägningstid, upphör tidigast {c.earliest_end}.  \n"
+        f"Leveransöverenskommelse {a.id} till arkivets {archive}, brytdatum {a.cut_off}. "
+        f"Åtkomstloggen {log} ({system.access_log.reference or '–'})."
     )
 
 
-def verified_figures(verified: VerifiedResult) -> str:
+def consequence(system: System, today: dt.date) -> str:
+    """What approving leads to, if the other respondent approves today too (Markdown)."""
+    from decommission.plan.deadlines import end_if_signed_on
+
+    end = end_if_signed_on(system, today)
+    planned = system.milestones.contract_end
+    access = max(end, planned)
+    c = system.contract
+    if system.report_language == "en":
+        late = f" (planned {planned}: {(end - planned).days} days later)" if end > planned else f" (planned {planned})"
+        return (
+            f"**If you approve** (and the other respondent does too): notice can be given from {today}; "
+            f"the contract then ends {end} at the earliest{late}; access to the legacy system ends {access}; "
+            f"the yearly cost of {c.annual_cost_sek:,} SEK ends with the contract."
+        )
+    late = f" (planerat {planned}: {(end - planned).days} dagar senare)" if end > planned else f" (planerat {planned})"
+    return (
+        f"**Om du godkänner** (och den andra signeraren också gör det): uppsägning kan ske från {today}; "
+        f"avtalet upphör då tidigast {end}{late}; åtkomsten till det gamla systemet upphör {access}; "
+        f"årskostnaden {_sv(c.annual_cost_sek)} kr upphör med avtalet."
+    )
+
+
+def verified_figures(verified: VerifiedResult, language: str = "sv") -> str:
     """The verdict, figures and hashes of ``result.json`` as verified against the ledger (Markdown)."""
+    from decommission.settings import report_url
+
     r = verified.result
     totals, sample = r.get("totals", {}), r.get("sample", {})
     waived = len(r.get("waived") or [])
+    verdict = VERDICT_WORDS[language].get(verified.verdict, verified.verdict)
+    pdf = report_url(verified.system_id, verified.milestone, PDF_FILE)
+    html = report_url(verified.system_id, verified.milestone, "report.html")
+    source, quarantined = totals.get("source"), totals.get("quarantined")
+    share = ""
+    if isinstance(source, int) and isinstance(quarantined, int) and source:
+        pct = f"{100 * quarantined / source:.1f}"
+        share = f" ({pct.replace('.', ',')}\u00a0%)" if language == "sv" else f" ({pct}%)"
+    n = len(sample.get("mismatches") or [])
+    if language == "en":
+        return (
+            f"Verdict: **{verdict}**" + (f" ({waived} difference(s) accepted by waiver)" if waived else "") + "  \n"
+            f"Rows in the source: {_num(source, language)}; archived: {_num(totals.get('archived'), language)}; "
+            f"quarantined: {_num(quarantined, language)}{share}.  \n"
+            f"Read-back sample: {_num(sample.get('checked'), language)} patients, {n} with differences.  \n"
+            f"Report: [reconciliation report (PDF)]({pdf}) · [HTML]({html})  \n"
+            f"SHA-256 of {RESULT_FILE} (as recorded in the ledger): `{verified.sha256}`  \n"
+            f"SHA-256 of the PDF: `{verified.pdf_sha256}`"
+        )
     return (
-        f"Verdict: **{verified.verdict}**"
-        + (f" ({waived} difference(s) accepted by waiver)" if waived else "")
-        + "  \n"
-        f"Rows in the source: {totals.get('source')}; archived: {totals.get('archived')}; "
-        f"quarantined: {totals.get('quarantined')}.  \n"
-        f"Read-back sample: {sample.get('checked')} patients, "
-        f"{len(sample.get('mismatches') or [])} with differences.  \n"
-        f"Report: `{verified.folder / PDF_FILE}`  \n"
-        f"SHA-256 of the report ({RESULT_FILE}, as recorded in the ledger): `{verified.sha256}`  \n"
-        f"SHA-256 of the PDF: `{verified.pdf_sha256}`"
+        f"Utlåtande: **{verdict}**" + (f" ({waived} avvikelse(r) godtagna genom undantag)" if waived else "") + "  \n"
+        f"Rader i källan: {_num(source, language)}; arkiverade: {_num(totals.get('archived'), language)}; "
+        f"i karantän: {_num(quarantined, language)}{share}.  \n"
+        f"Stickprov: {_num(sample.get('checked'), language)} patienter kontrollerade, {n} med avvikelser.  \n"
+        f"Rapport: [avstämningsrapporten (PDF)]({pdf}) · [HTML]({html})  \n"
+        f"SHA-256 för {RESULT_FILE} (enligt liggaren): `{verified.sha256}`  \n"
+        f"SHA-256 för PDF:en: `{verified.pdf_sha256}`"
     )
+
+
+def owners_answer(system: System, run_id: str, language: str) -> str:
+    """For the archivist: the information owner's answer on this run, from the ledger."""
+    answers = [
+        e.payload for e in run_entries(system.id, run_id, "signoff") if e.payload.get("role") == "information_owner"
+    ]
+    if not answers:
+        return ""
+    p = answers[-1]
+    owner = system.signoff.information_owner
+    who = owner.name if p.get("by") == owner.id else str(p.get("by"))
+    when = str(p.get("at", ""))[:16]
+    if language == "en":
+        decision = "approved" if p.get("decision") == ApprovalOperator.APPROVE else "rejected"
+        return f"The information owner {who} {decision} on {when} (UTC)."
+    decision = "godkände" if p.get("decision") == ApprovalOperator.APPROVE else "avvisade"
+    return f"Informationsägaren {who} {decision} {when} (UTC)."

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -52,21 +52,76 @@ class Run:
 
 
 def resolve_milestone(system: System, logical_date: dt.datetime | None, conf: Mapping[str, Any] | None) -> Milestone:
-    """The milestone a run acts for: ``conf["milestone"]`` if given, else the plan date it runs on."""
+    """The milestone a run acts for: ``conf["milestone"]`` if given (the Trigger form always gives it),
+    else the milestone whose plan date the run is on (scheduled runs)."""
+    allowed = " | ".join(f'"{m.value}"' for m in Milestone if m.runs_dag)
     wanted = (conf or {}).get("milestone")
     if wanted:
         try:
-            return Milestone(wanted)
-        except ValueError as exc:
-            allowed = ", ".join(m.value for m in Milestone if m.runs_dag)
-            raise MappingError(f"run conf milestone '{wanted}' is not one of: {allowed}") from exc
+            milestone = Milestone(wanted)
+        except ValueError:
+            milestone = None
+        if milestone is None or not milestone.runs_dag:
+            raise MappingError(
+                f"decommission_{system.id}: the run's conf names the milestone {wanted!r}, which is none of {allowed}"
+            )
+        return milestone
     found = system.milestone_on(logical_date.date()) if logical_date else None
     if found is None or not found.runs_dag:
+        when = (
+            f"its logical date {logical_date.date()} is no milestone date of the plan"
+            if logical_date
+            else ("it has no logical date")
+        )
         raise MappingError(
-            f"system '{system.id}': no delivery milestone on {logical_date and logical_date.date()}; "
-            'trigger with conf {"milestone": "test_delivery" | "production_delivery" | "final_delivery"}'
+            f"decommission_{system.id}: the run acts for no milestone, as its conf names none and {when}; "
+            f'choose the milestone in the Trigger form or trigger with conf {{"milestone": {allowed}}}'
         )
     return found
+
+
+def run_date(system: System, milestone: Milestone, logical_date: dt.datetime | None) -> dt.datetime:
+    """The run's date: its logical date, or, for a run triggered without one, its milestone's plan date.
+
+    A REST trigger may leave the logical date out; the run then reports the snapshot of the
+    milestone it acts for, as the scheduled run of that milestone would.
+    """
+    if logical_date is not None:
+        return logical_date
+    return dt.datetime.combine(getattr(system.milestones, milestone.value), dt.time(), tzinfo=dt.UTC)
+
+
+def decommissioned_problem(system: System, statuses: Sequence[str]) -> str | None:
+    """Why a new delivery run of the system is refused: the ledger's latest status says it is decommissioned.
+
+    :param statuses: the system's ``system_status`` entries' statuses, oldest first
+    """
+    if not statuses or statuses[-1] != "decommissioned" or system.reopened is not None:
+        return None
+    return (
+        f"decommission_{system.id}: {system.name} is decommissioned (contract-exit record in the ledger); "
+        "new delivery runs are refused unless the plan reopens it (systems[].reopened: reason, decided_by, date)"
+    )
+
+
+def decommissioned_ids() -> set[str]:
+    """The systems whose latest ``system_status`` in the ledger is 'decommissioned'."""
+    latest: dict[str, str] = {}
+    for entry in programme_ledger().entries(kind="system_status"):
+        latest[entry.system_id] = str(entry.payload.get("status"))
+    return {system_id for system_id, status in latest.items() if status == "decommissioned"}
+
+
+def refuse_if_decommissioned(run: Run) -> None:
+    """Refuse a delivery run of a decommissioned system; record a reopening the plan decided."""
+    entries = programme_ledger().entries(system_id=run.system.id, kind="system_status")
+    statuses = [str(e.payload.get("status")) for e in entries]
+    problem = decommissioned_problem(run.system, statuses)
+    if problem:
+        raise MappingError(problem)
+    reopened = run.system.reopened
+    if reopened is not None and statuses and statuses[-1] == "decommissioned":
+        run.record("system_status", {"status": "reopened", **reopened.model_dump(mode="json")})
 
 
 def is_final(run: Run) -> bool:

@@ -1,12 +1,14 @@
 """A timetable that runs a DAG on a legacy system's milestone dates.
 
-Runs are named after the milestone (``milestone__production_delivery__2025-06-02``) and,
+Runs are named after the milestone they act for (``milestone__production_delivery__2025-06-02``;
+a manual run ``manual__milestone__<name>__<trigger time>``) and,
 with ``catchup=True``, a milestone missed while the scheduler was down still runs.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import inspect
 from typing import Any
 
 import pendulum
@@ -51,18 +53,20 @@ class MilestoneTimetable(Timetable):
         return None
 
     def infer_manual_data_interval(self, *, run_after: pendulum.DateTime) -> DataInterval:
-        """A manual run acts for the latest milestone reached (the first one before any)."""
-        reached = [at for _, at in self._dates if at <= run_after]
-        return DataInterval.exact(reached[-1] if reached else self._dates[0][1])
+        """A manual run's interval is its logical date itself: never moved to a milestone it may not act for."""
+        return DataInterval.exact(run_after)
 
     def generate_run_id(
         self, *, run_type: Any, run_after: pendulum.DateTime, data_interval: DataInterval | None, **extra: Any
     ) -> str:
         at = data_interval.start if data_interval else run_after
-        name = self.milestone_at(at) or "unplanned"
         kind = getattr(run_type, "value", str(run_type))
         if kind == "scheduled":
-            return f"{RUN_PREFIX}__{name}__{at.date().isoformat()}"
+            return f"{RUN_PREFIX}__{self.milestone_at(at) or 'unplanned'}__{at.date().isoformat()}"
+        # a manual run acts for the milestone its conf names (plan/run.py resolve_milestone), else its date's
+        wanted = requested_milestone()
+        name = wanted if wanted in self.milestones else (self.milestone_at(at) if data_interval else None)
+        name = name or "unplanned"
         # a milestone may be run by hand many times: the trigger time keeps the ids unique
         return f"{kind}__{RUN_PREFIX}__{name}__{run_after.isoformat()}"
 
@@ -72,6 +76,33 @@ class MilestoneTimetable(Timetable):
     @classmethod
     def deserialize(cls, data: dict[str, Any]) -> MilestoneTimetable:
         return cls(data["milestones"])
+
+
+def requested_milestone(depth: int = 6) -> str | None:
+    """The milestone named by the conf of the trigger that is creating a run, read from the caller's frames.
+
+    Airflow 3.3 hands ``generate_run_id`` neither the run's conf nor its params, yet the REST API
+    (``TriggerDAGRunPostBody.validate_context``, whose ``self.conf`` is the request's conf; the UI's
+    Trigger form posts there) and ``trigger_dag()`` (a local ``conf``) hold it one or two frames up.
+    Without it a run triggered for the production delivery on a later date would be named after
+    whatever milestone its date falls on. Only a plain dict counts (never Airflow's config object,
+    also called ``conf``); nothing found gives None and the caller names the run by its date.
+    """
+    frame = inspect.currentframe()
+    try:
+        for _ in range(depth):
+            frame = frame.f_back if frame is not None else None
+            if frame is None:
+                return None
+            local = frame.f_locals
+            conf = local.get("conf")
+            if not isinstance(conf, dict):
+                conf = getattr(local.get("self"), "conf", None)
+            if isinstance(conf, dict) and isinstance(conf.get("milestone"), str):
+                return conf["milestone"]
+        return None
+    finally:
+        del frame
 
 
 def _at(day: str) -> pendulum.DateTime:

@@ -202,7 +202,10 @@ class TestSignoffOperator:
         assert "body" not in op.template_fields  # nothing templated from XCom can reach the signers
         op.execute(_context(run.run_id))
         (body,) = bodies
-        assert body.startswith("## Sign-off: VAS") and "Verdict: **PASS**" in body
+        assert "Utlåtande: **Godkänd**" in body
+        # the report through the overview app, never a path on the server; what approving leads to
+        assert "(/decommission/systems/vas/final_delivery/report.pdf)" in body and str(home) not in body
+        assert "**Om du godkänner**" in body and "årskostnaden 4\u00a0200\u00a0000 kr upphör" in body
         assert f"`{summary['result_sha256']}`" in body and f"`{summary['pdf_sha256']}`" in body
         (asked,) = [e for e in _ledger(home).entries(system_id="vas") if e.kind == "signoff_requested"]
         assert asked.payload["result_sha256"] == summary["result_sha256"] and asked.payload["verdict"] == "PASS"

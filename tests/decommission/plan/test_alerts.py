@@ -49,8 +49,41 @@ def test_watchdog_fails_and_alerts_on_a_missed_milestone(tmp_path, monkeypatch):
 
     monkeypatch.setenv("DECOMMISSION_HOME", str(tmp_path))
     plan = load_plan(REPO / "include" / "programme.yaml")
-    assert check_programme(plan, dt.date(2025, 3, 1), lambda dag_id, at: 0) == {"overdue": 0, "problems": 0}
+    # the demo plan's contracts all end later than planned: alerted, not a failure
+    assert check_programme(plan, dt.date(2025, 3, 1), lambda dag_id, at: 0) == {
+        "overdue": 0,
+        "problems": 0,
+        "contract_risks": 3,
+    }
     with pytest.raises(DecommissionError, match="1 milestone\\(s\\) passed without a successful run"):
         check_programme(plan, dt.date(2025, 3, 4), lambda dag_id, at: 0)
-    (alert,) = [json.loads(line) for line in (tmp_path / "alerts.jsonl").read_text().splitlines()]
-    assert alert["kind"] == "milestone_missed" and alert["system"] == "vas"
+    alerts = [json.loads(line) for line in (tmp_path / "alerts.jsonl").read_text().splitlines()]
+    (alert,) = [a for a in alerts if a["kind"] == "milestone_missed"]
+    assert alert["system"] == "vas"
+
+
+def test_contract_risks_near_notice_deadline_and_pushed_end():
+    from decommission.plan.alerts import find_contract_risks
+
+    plan = load_plan(REPO / "include" / "programme.yaml")
+    # lab: contract end 2026-03-31, 6 months' notice: the last day to give notice is 2025-09-30
+    found = find_contract_risks(plan, dt.date(2025, 8, 1))
+    near = [r for r in found if r["kind"] == "notice_deadline_near"]
+    assert {r["system"]: r["days_left"] for r in near} == {"lab": 60}  # anestesi: 2025-10-31, 91 days
+    pushed = {r["system"]: r for r in found if r["kind"] == "contract_end_pushed"}
+    # vas: final delivery 2025-09-01 + 12 months' notice ends 2026-09-01, after the planned 2026-06-30
+    assert pushed["vas"]["earliest_end"] == "2026-09-01" and pushed["vas"]["days_after_plan"] == 63
+    assert find_contract_risks(plan, dt.date(2025, 8, 1), decommissioned={"vas", "lab", "anestesi"}) == []
+
+
+def test_watchdog_writes_contract_risks_to_alerts(tmp_path, monkeypatch):
+    from decommission.plan.alerts import check_programme
+
+    monkeypatch.setenv("DECOMMISSION_HOME", str(tmp_path))
+    plan = load_plan(REPO / "include" / "programme.yaml")
+    check_programme(plan, dt.date(2025, 2, 1), lambda dag_id, at: 0, decommissioned={"anestesi"})
+    alerts = [json.loads(line) for line in (tmp_path / "alerts.jsonl").read_text().splitlines()]
+    assert {(a["kind"], a["system"]) for a in alerts} == {
+        ("contract_end_pushed", "vas"),
+        ("contract_end_pushed", "lab"),
+    }

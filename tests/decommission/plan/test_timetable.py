@@ -58,9 +58,29 @@ class TestMilestoneTimetable:
         )
         assert run_id == "milestone__production_delivery__2025-06-02"
 
-    def test_manual_run_acts_for_the_latest_milestone_reached(self, timetable):
-        assert timetable.infer_manual_data_interval(run_after=utc(2025, 7, 1)).start == utc(2025, 6, 2)
-        assert timetable.infer_manual_data_interval(run_after=utc(2024, 7, 1)).start == utc(2025, 3, 3)
+    def test_manual_run_keeps_its_own_date(self, timetable):
+        # never moved to a milestone the run may not act for (plan/run.py resolves the milestone)
+        assert timetable.infer_manual_data_interval(run_after=utc(2025, 7, 1)).start == utc(2025, 7, 1)
+
+    def test_manual_run_is_named_after_the_milestone_its_conf_names(self, timetable):
+
+        def trigger(conf):  # as the REST API holds it while the run id is made
+            return timetable.generate_run_id(
+                run_type=DagRunType.MANUAL,
+                run_after=utc(2026, 12, 3),
+                data_interval=DataInterval.exact(utc(2025, 9, 1)),
+            )
+
+        assert trigger({"milestone": "production_delivery"}).startswith("manual__milestone__production_delivery__")
+        assert trigger({}).startswith("manual__milestone__final_delivery__")  # the date's milestone
+        assert trigger({"milestone": "nonsense"}).startswith("manual__milestone__final_delivery__")
+
+    def test_manual_run_off_the_plan_is_unplanned(self, timetable):
+
+        run_id = timetable.generate_run_id(
+            run_type=DagRunType.MANUAL, run_after=utc(2026, 12, 3), data_interval=DataInterval.exact(utc(2026, 12, 3))
+        )
+        assert run_id.startswith("manual__milestone__unplanned__")
 
     def test_serialize_round_trip(self, timetable):
         again = MilestoneTimetable.deserialize(timetable.serialize())
