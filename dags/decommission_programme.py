@@ -22,7 +22,12 @@ from decommission.plan.programme import Milestone, Plan, System, load_plan_or_pr
 from decommission.plan.timetable import MilestoneTimetable
 
 log = logging.getLogger(__name__)
-PLAN = load_plan_or_problem(settings.plan_path())  # a broken plan still builds the watchdog
+# A task's process parses this file to build its own DAG only (get_parsing_context); the DAG processor,
+# which decides which DAGs exist, has checked every mapping, so the task's parse skips those checks.
+_ONLY = get_parsing_context().dag_id
+PLAN = load_plan_or_problem(
+    settings.plan_path(), check_mappings=_ONLY is None
+)  # a broken plan still builds the watchdog
 for _problem in PLAN.problems:
     log.error("plan problem, no DAG built for it: %s", _problem)
 
@@ -284,7 +289,6 @@ def build_board_report(plan: Plan) -> DAG:
 
 
 # A task's process builds only its own DAG: the other systems' DAGs cost it time and nothing else.
-_ONLY = get_parsing_context().dag_id
 for _system in PLAN.systems:
     if _ONLY is None or _ONLY == f"decommission_{_system.id}":
         globals()[f"decommission_{_system.id}"] = build_system_dag(PLAN, _system)

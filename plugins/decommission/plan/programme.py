@@ -402,13 +402,13 @@ def _check_mapping(plan_path: Path, system: System) -> PlanProblem | None:
     return None
 
 
-def load_plan_or_problem(path: str | Path) -> Plan:
+def load_plan_or_problem(path: str | Path, *, check_mappings: bool = True) -> Plan:
     """The plan, or, when nothing of it is usable, an empty plan whose one problem says why.
 
     The DAG file uses this: a broken file must still build the watchdog, which names the problem.
     """
     try:
-        return load_plan(path)
+        return load_plan(path, check_mappings=check_mappings)
     except PlanError as exc:
         region = Region.model_construct(name="?", id="?", archive="?", submitter="?", owner="decommission")
         problem = PlanProblem(str(path), "(plan)", "(file)", str(exc))
