@@ -67,6 +67,16 @@ class UploadRequest(BaseModel):
     size: int = Field(ge=0)
 
 
+class AnchorRequest(BaseModel):
+    """Body of ``POST /api/v1/anchors``: the head of the programme's ledger for one system."""
+
+    model_config = ConfigDict(extra="forbid")
+    system_id: str
+    seq: int = Field(ge=1)
+    entry_hash: str = Field(pattern=r"^[0-9a-f]{64}$")
+    note: str = Field(default="", max_length=200)
+
+
 def create_app(data_dir: Path, settings: Settings | None = None, accounts: Accounts | None = None) -> FastAPI:
     """Build the r7sim app over the holdings in ``data_dir``.
 
@@ -145,6 +155,16 @@ def create_app(data_dir: Path, settings: Settings | None = None, accounts: Accou
     @app.post("/api/v1/deliveries/{delivery_id}/approval")
     async def approve(delivery_id: str, body: ApprovalRequest) -> dict[str, Any]:
         return store.approve(delivery_id, body.approved_by, body.comment, automatic=False)
+
+    @app.post("/api/v1/anchors")
+    async def add_anchor(body: AnchorRequest) -> JSONResponse:
+        check_id(body.system_id, "system_id")
+        anchor, created = store.add_anchor(body.system_id, body.seq, body.entry_hash, body.note)
+        return JSONResponse(anchor, status_code=201 if created else 200)
+
+    @app.get("/api/v1/anchors")
+    async def list_anchors(system_id: str | None = None) -> dict[str, Any]:
+        return {"anchors": store.anchors(system_id), "archive": ARCHIVE_NAME}
 
     @app.put("/api/v1/packages/{package_id}/upload")
     async def open_upload(package_id: str, body: UploadRequest) -> JSONResponse:

@@ -53,6 +53,8 @@ class DropFolder:
             touched |= self._open_delivery(path)
         for path in _visible(self.inbox, "*.tar"):
             touched |= self._receive(path)
+        for path in _visible(self.inbox, "*.anchor.json"):
+            self._anchor(path)
         for package_id in self.store.pending_packages():
             receipt = ingest_held(self.store, package_id, settings=self.settings)
             if receipt is not None:
@@ -82,6 +84,17 @@ class DropFolder:
         self._publish_delivery(delivery_id)
         path.unlink()
         return set()
+
+    def _anchor(self, path: Path) -> None:
+        request = json.loads(path.read_text(encoding="utf-8"))
+        try:
+            self.store.add_anchor(
+                str(request["system_id"]), int(request["seq"]), str(request["entry_hash"]), str(request.get("note", ""))
+            )
+        except (StoreError, KeyError, ValueError) as exc:
+            log.warning("anchor %s refused: %s", path.name, exc)
+        path.unlink()
+        self._publish("anchors.json", canonical_json({"anchors": self.store.anchors()}))
 
     def _receive(self, tar_path: Path) -> set[str]:
         package_id = tar_path.name.removesuffix(".tar")

@@ -49,6 +49,15 @@ CREATE TABLE IF NOT EXISTS packages (
     status            TEXT NOT NULL,
     ingest_receipt    TEXT
 );
+CREATE TABLE IF NOT EXISTS anchors (
+    seq         INTEGER PRIMARY KEY AUTOINCREMENT,
+    system_id   TEXT NOT NULL,
+    ledger_seq  INTEGER NOT NULL,
+    entry_hash  TEXT NOT NULL,
+    note        TEXT NOT NULL,
+    received_at TEXT NOT NULL,
+    UNIQUE (system_id, ledger_seq)
+);
 CREATE TABLE IF NOT EXISTS faults_fired (
     kind       TEXT NOT NULL,
     package_id TEXT NOT NULL,
@@ -355,6 +364,54 @@ class Store:
         if row["ingest_receipt"]:
             return row["ingest_receipt"]
         return canonical_json(pending_receipt(row))
+
+    # ledger anchors ---------------------------------------------------------------------------
+
+    def add_anchor(self, system_id: str, ledger_seq: int, entry_hash: str, note: str) -> tuple[dict[str, Any], bool]:
+        """Keep a ledger head as sent; the same head again is a no-op, another hash at a held position a 409.
+
+        :returns: the anchor and whether it is new
+        """
+        with self._lock:
+            row = self._db.execute(
+                "SELECT * FROM anchors WHERE system_id = ? AND ledger_seq = ?", (system_id, ledger_seq)
+            ).fetchone()
+            if row is not None:
+                if row["entry_hash"] != entry_hash:
+                    raise StoreError(
+                        409,
+                        "anchor_conflict",
+                        f"ledger entry {ledger_seq} of system {system_id} is anchored with another hash",
+                    )
+                return self._anchor(row), False
+            self._db.execute(
+                "INSERT INTO anchors (system_id, ledger_seq, entry_hash, note, received_at) VALUES (?, ?, ?, ?, ?)",
+                (system_id, ledger_seq, entry_hash, note, now_iso()),
+            )
+            row = self._db.execute(
+                "SELECT * FROM anchors WHERE system_id = ? AND ledger_seq = ?", (system_id, ledger_seq)
+            ).fetchone()
+            return self._anchor(row), True
+
+    def anchors(self, system_id: str | None = None) -> list[dict[str, Any]]:
+        """Every anchor (of one system), in the order received."""
+        sql, params = "SELECT * FROM anchors", ()
+        if system_id is not None:
+            sql, params = sql + " WHERE system_id = ?", (system_id,)
+        with self._lock:
+            rows = self._db.execute(sql + " ORDER BY seq", params).fetchall()
+        return [self._anchor(r) for r in rows]
+
+    @staticmethod
+    def _anchor(row: sqlite3.Row) -> dict[str, Any]:
+        return {
+            "system_id": row["system_id"],
+            "seq": row["ledger_seq"],
+            "entry_hash": row["entry_hash"],
+            "note": row["note"],
+            "received_at": row["received_at"],
+            "archive": ARCHIVE_NAME,
+        }
 
     # faults -----------------------------------------------------------------------------------
 

@@ -53,12 +53,18 @@ def _pools(args: argparse.Namespace) -> int:
 
 
 def add_ledger(subparsers: argparse._SubParsersAction) -> None:
-    """``ledger verify [--conn-id ID | --sqlite PATH]``: exit 1 and name the first changed entry."""
+    """``ledger verify [--conn-id ID | --sqlite PATH] [--against-archive]``: exit 1 and name the first bad entry."""
     parser = subparsers.add_parser("ledger", help="check the evidence ledger's hash chain")
     parser.add_argument("action", choices=["verify"])
     where = parser.add_mutually_exclusive_group()
     where.add_argument("--conn-id", help="Airflow connection of the programme database (default: programme_ledger)")
     where.add_argument("--sqlite", type=Path, help="a ledger in a SQLite file")
+    parser.add_argument(
+        "--against-archive",
+        action="store_true",
+        help="also check the chain against every ledger anchor the archive holds (cut, forged or rewritten chains)",
+    )
+    parser.add_argument("--archive-conn-id", help="Airflow connection of the archive (default: r7_archive)")
     parser.set_defaults(handler=_ledger)
 
 
@@ -68,11 +74,25 @@ def _ledger(args: argparse.Namespace) -> int:
 
     ledger = Ledger.sqlite(args.sqlite) if args.sqlite else Ledger.from_conn_id(args.conn_id or LEDGER_CONN_ID)
     broken = ledger.verify()
-    if broken is None:
-        print(f"ledger intact: {len(ledger.entries())} entries")
+    if broken is not None:
+        print(f"ledger entry {broken.seq} ({broken.kind}, system {broken.system_id}, run {broken.run_id}) was changed")
+        return 1
+    entries = ledger.entries()
+    if not args.against_archive:
+        print(f"ledger intact: {len(entries)} entries")
         return 0
-    print(f"ledger entry {broken.seq} ({broken.kind}, system {broken.system_id}, run {broken.run_id}) was changed")
-    return 1
+    from decommission.deliver.transport import transport_for
+    from decommission.evidence.anchors import check_against_anchors
+    from decommission.settings import ARCHIVE_CONN_ID
+
+    anchors = transport_for(args.archive_conn_id or ARCHIVE_CONN_ID).anchors()
+    problems = check_against_anchors(entries, anchors)
+    for problem in problems:
+        print(problem)
+    if problems:
+        return 1
+    print(f"ledger intact: {len(entries)} entries, matching all {len(anchors)} anchors the archive holds")
+    return 0
 
 
 COMMANDS = (add_validate, add_pools, add_ledger)

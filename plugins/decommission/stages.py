@@ -19,6 +19,7 @@ from decommission.deliver.approval import test_approval_problem
 from decommission.deliver.receipts import keep_ingest_receipts, keep_receipt, read_receipts, sent_packages
 from decommission.deliver.transport import archive_transport
 from decommission.errors import ArchiveError, ArchiveRefusal, MappingError, PackageError
+from decommission.evidence.anchors import anchor_head
 from decommission.files import write_atomic
 from decommission.ledger import canonical, programme_ledger
 from decommission.mapping.transform import map_partition
@@ -277,6 +278,8 @@ def submit(run: Run, package: dict[str, Any], *, override: str | None = None) ->
     hook = archive_transport()
     if run.record_status != "TEST":
         _require_test_approval(run, hook, override)
+    # the ledger's head goes to the archive with every delivery: a chain cut short later is caught
+    anchor_head(hook, programme_ledger(), run.system.id, f"delivery {run.delivery_id}")
     hook.open_delivery(run.delivery_id, run.system.agreement.id, run.system.id, run.record_status)
     receipt = hook.submit_package(package["package_id"], Path(package["container"]), package["sha256"], run.delivery_id)
     digest = keep_receipt(run, package["package_id"], "transport", receipt)

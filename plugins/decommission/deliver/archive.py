@@ -21,7 +21,7 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
-from urllib.parse import urljoin
+from urllib.parse import quote, urljoin
 
 import requests
 import tenacity
@@ -198,6 +198,41 @@ class ArchiveHook(HttpHook):
             return document
 
         return self._call(what, attempt)
+
+    # ledger anchors ---------------------------------------------------------------------------
+
+    def anchor(self, system_id: str, seq: int, entry_hash: str, note: str = "") -> dict:
+        """Hand the archive the ledger's head (``docs/archive-protocol.md`` 5); return its anchor, checked.
+
+        :raises ArchiveRefusal: the archive holds another hash at that position (409 ``anchor_conflict``)
+        """
+        endpoint = f"{API}/anchors"
+        where, subject = f"POST {endpoint}", f"the ledger anchor of system {system_id}"
+        body = {"system_id": system_id, "seq": seq, "entry_hash": entry_hash, "note": note}
+
+        def attempt() -> dict:
+            _response, anchor = self._json_answer("POST", endpoint, ok=(200, 201), subject=subject, json=body)
+            for name, expected in (("system_id", system_id), ("seq", seq), ("entry_hash", entry_hash)):
+                if anchor.get(name) != expected:
+                    raise malformed(where, subject, f"an anchor whose {name} is not the one sent")
+            return anchor
+
+        return self._call(f"anchor the ledger of {system_id} at entry {seq}", attempt)
+
+    def anchors(self, system_id: str | None = None) -> list[dict]:
+        """Every ledger anchor the archive holds (of one system), in the order received."""
+        endpoint = f"{API}/anchors" + (f"?system_id={quote(system_id, safe='')}" if system_id else "")
+        where, subject = f"GET {endpoint}", "the ledger anchors"
+
+        def attempt() -> list[dict]:
+            _response, answer = self._json_answer("GET", endpoint, ok=(200,), subject=subject)
+            anchors = field(answer, "anchors", list, where, subject)
+            for a in anchors:
+                if not (isinstance(a, dict) and isinstance(a.get("seq"), int) and isinstance(a.get("entry_hash"), str)):
+                    raise malformed(where, subject, "an anchor without an integer seq and an entry_hash text")
+            return anchors
+
+        return self._call("read the ledger anchors", attempt)
 
     # packages ---------------------------------------------------------------------------------
 

@@ -185,6 +185,37 @@ class SftpDropFolder:
         )
         return self._wait_for(f"open delivery {delivery_id}", answered)
 
+    def anchor(self, system_id: str, seq: int, entry_hash: str, note: str = "") -> dict:
+        """Drop the ledger's head as ``<system>-<seq>.anchor.json``; return it once the outbox lists it."""
+        body = {"system_id": system_id, "seq": seq, "entry_hash": entry_hash, "note": note}
+
+        def listed() -> dict | None:
+            for held in self.anchors(system_id):
+                if held.get("seq") == seq:
+                    if held.get("entry_hash") != entry_hash:
+                        raise ArchiveResponseError(
+                            f"ledger entry {seq} of system {system_id} is anchored with another hash",
+                            status_code=409,
+                            code="anchor_conflict",
+                        )
+                    return held
+            return None
+
+        held = listed()
+        if held is not None:
+            return held
+        self._call(
+            f"anchor the ledger of {system_id}",
+            lambda: self._write_json(body, "inbox", f"{system_id}-{seq}.anchor.json"),
+        )
+        return self._wait_for(f"anchor the ledger of {system_id} at entry {seq}", listed)
+
+    def anchors(self, system_id: str | None = None) -> list[dict]:
+        """Every ledger anchor the archive lists in ``outbox/anchors.json`` (of one system)."""
+        listing = self._call("read the ledger anchors", lambda: self._read_json("outbox", "anchors.json")) or {}
+        held = listing.get("anchors", [])
+        return [a for a in held if system_id is None or a.get("system_id") == system_id]
+
     def delivery(self, delivery_id: str) -> dict:
         """Return the archive's delivery document from the outbox."""
         document = self._call(

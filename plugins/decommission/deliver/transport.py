@@ -59,6 +59,14 @@ class ArchiveTransport(Protocol):
         """Return one patient's ``record.xml`` from a held package (the read-back sample)."""
         ...
 
+    def anchor(self, system_id: str, seq: int, entry_hash: str, note: str = "") -> dict:
+        """Hand the archive the ledger's head; the archive keeps it and never lets it be replaced."""
+        ...
+
+    def anchors(self, system_id: str | None = None) -> list[dict]:
+        """Every ledger anchor the archive holds (of one system)."""
+        ...
+
     def test_connection(self) -> tuple[bool, str]:
         """Check that the archive answers."""
         ...

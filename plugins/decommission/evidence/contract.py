@@ -22,6 +22,8 @@ from typing import TYPE_CHECKING, Any
 
 from dateutil.relativedelta import relativedelta
 
+from decommission.deliver.transport import archive_transport
+from decommission.evidence.anchors import anchor_head
 from decommission.evidence.records import EXIT_KIND, exit_records, next_version, record_name
 from decommission.evidence.verified import (
     RESULT_FILE,
@@ -35,6 +37,7 @@ from decommission.evidence.verified import (
     verified_result,
 )
 from decommission.files import write_atomic
+from decommission.ledger import programme_ledger
 from decommission.plan.programme import Contract
 
 if TYPE_CHECKING:
@@ -140,7 +143,10 @@ def contract_exit(run: Run) -> dict[str, Any]:
         },
     )
     run.record("system_status", {"status": "decommissioned", "contract": contract.id})
+    # the exit and the sign-offs before it are the chain's tail: anchored, their deletion is caught
+    anchor = anchor_head(archive_transport(), programme_ledger(), run.system.id, f"contract exit {digest}")
     return {
+        "anchored_seq": anchor["seq"] if anchor else None,
         "path": str(json_path),
         "sha256": digest,
         "version": version,
