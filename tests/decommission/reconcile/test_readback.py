@@ -7,6 +7,7 @@ import tarfile
 
 import pytest
 
+from decommission.errors import ArchiveError
 from decommission.model import ENTITIES
 from decommission.package import sip
 from decommission.reconcile.readback import _render, compare, parse_record
@@ -70,3 +71,32 @@ class TestCompare:
         aid = next(iter(archived["attachment"]))
         archived["attachment"][aid]["sha256"] = "0" * 64
         assert [(d["entity"], d["field"]) for d in compare(_expected(rows), archived)] == [("attachment", "sha256")]
+
+
+class TestUnreadableRecord:
+    """A record the archive cannot return, or returns cut short, is a difference in the report, not a crash."""
+
+    @pytest.mark.parametrize(
+        ("answer", "says"),
+        [
+            (ArchiveError("read record of package p: the archive could not be reached"), "could not be reached"),
+            (b"<record xmlns='urn:x'><patient key='1'><familyName>Ande", "not a readable record (XMLSyntaxError)"),
+        ],
+        ids=["archive-error", "truncated-xml"],
+    )
+    def test_unreadable_record_is_a_mismatch(self, answer, says) -> None:
+        import datetime as dt
+
+        from decommission.reconcile.readback import check_sample
+
+        def read_record(package_id: str, patient: str) -> bytes:
+            if isinstance(answer, Exception):
+                raise answer
+            return answer
+
+        (checked,) = check_sample(
+            source=None, spec=None, cut_off=dt.date(2024, 9, 30), drawn=[("p", "4711")], read_record=read_record
+        )
+        assert checked["match"] is False and says in checked["error"]
+        assert checked["differences"] == [{"entity": "record", "record": "", "field": "", "kind": "unreadable"}]
+        assert "4711" not in str(checked)
