@@ -7,7 +7,7 @@ PATIENTS ?= 300
 PG ?=
 ROWS ?= 2000000
 
-.PHONY: demo test lint lock install compose-check clean bench bench-package eark-venv
+.PHONY: demo ui test lint lock install compose-check clean bench bench-package eark-venv
 
 $(VENV)/.installed: requirements.lock
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -28,6 +28,10 @@ eark-venv: $(EARK_VENV)/.installed
 
 demo: install
 	$(PY) -m demo.run --patients $(PATIENTS) $(if $(PG),--postgres $(PG))
+
+# The Airflow UI on the last demo's home (the programme overview under Programöversikt); Ctrl-C stops it.
+ui: install
+	$(PY) -m demo.ui
 
 bench: install
 	$(PY) -m bench.run --rows $(ROWS)

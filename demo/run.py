@@ -10,12 +10,14 @@ assigned respondents. Ends with a summary table per system.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import json
 import shutil
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -145,7 +147,8 @@ def main(argv: list[str] | None = None) -> int:
                     continue
                 print(f"  {system.id}: {milestone.value} ({day})")
                 at = dt.datetime.combine(day, dt.time(), tzinfo=dt.UTC)
-                dag_run = dag.test(logical_date=at, run_conf={"milestone": milestone.value})
+                with named_after(milestone.value):
+                    dag_run = dag.test(logical_date=at, run_conf={"milestone": milestone.value})
                 states[(system.id, milestone.value)] = str(dag_run.state)
                 if str(dag_run.state) != "success":
                     print(f"    run {dag_run.run_id} ended {dag_run.state}: see {out / 'airflow' / 'logs'}")
@@ -154,8 +157,31 @@ def main(argv: list[str] | None = None) -> int:
         responder.stop.set()
         archive.stop()
     print_summary(out, plan, dirt)
+    from decommission import stages
+    from demo.ui import how_to_open
+
+    board = stages.board_report(plan, dt.datetime.now(dt.UTC).date(), "demo__board_report")
+    print(f"\nBoard report (Lägesrapport): {board['pdf']} (+ .html), SHA-256 {board['pdf_sha256']} in the ledger")
+    print(how_to_open(8080))
     print(f"\nDemo finished in {time.monotonic() - started:.0f} s.")
     return 0
+
+
+@contextlib.contextmanager
+def named_after(milestone: str) -> Iterator[None]:
+    """Name a ``dag.test()`` run after its milestone, as the timetable names scheduled and triggered runs.
+
+    Airflow 3.3's ``dag.test()`` names every run ``manual__<time>`` without asking the timetable.
+    """
+    from unittest import mock
+
+    from airflow.models.dagrun import DagRun
+
+    def generate_run_id(*, run_type: Any, logical_date: Any = None, run_after: dt.datetime) -> str:
+        return f"{getattr(run_type, 'value', run_type)}__milestone__{milestone}__{run_after.isoformat()}"
+
+    with mock.patch.object(DagRun, "generate_run_id", staticmethod(generate_run_id)):
+        yield
 
 
 def print_summary(out: Path, plan: Any, dirt: dict[str, dict]) -> None:
