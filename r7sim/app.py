@@ -8,9 +8,12 @@ background (:mod:`r7sim.ingest`) and faults are injected in front of the API (:m
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import logging
+import os
 import re
+import tempfile
 from collections import defaultdict
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -165,6 +168,29 @@ def create_app(data_dir: Path, settings: Settings | None = None, accounts: Accou
     @app.get("/api/v1/anchors")
     async def list_anchors(system_id: str | None = None) -> dict[str, Any]:
         return {"anchors": store.anchors(system_id), "archive": ARCHIVE_NAME}
+
+    @app.put("/api/v1/evidence/{system_id}/{name}")
+    async def add_evidence(system_id: str, name: str, request: Request) -> JSONResponse:
+        check_id(system_id, "system_id")
+        check_id(name, "name")
+        declared = request.headers.get("X-Content-SHA256", "").lower()
+        digest, size = hashlib.sha256(), 0
+        fd, staged_name = tempfile.mkstemp(dir=store.incoming_dir, suffix=".part")
+        staged = Path(staged_name)
+        with os.fdopen(fd, "wb") as out:
+            async for chunk in request.stream():
+                digest.update(chunk)
+                size += len(chunk)
+                out.write(chunk)
+        if digest.hexdigest() != declared:
+            staged.unlink(missing_ok=True)
+            raise StoreError(422, "sha256_mismatch", f"evidence {name} does not hash to the declared SHA-256")
+        receipt, created = store.add_evidence(system_id, name, staged, declared, size)
+        return JSONResponse(receipt, status_code=201 if created else 200)
+
+    @app.get("/api/v1/evidence/{system_id}")
+    async def list_evidence(system_id: str) -> dict[str, Any]:
+        return {"evidence": store.evidence(system_id), "archive": ARCHIVE_NAME}
 
     @app.put("/api/v1/packages/{package_id}/upload")
     async def open_upload(package_id: str, body: UploadRequest) -> JSONResponse:

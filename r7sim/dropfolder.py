@@ -55,6 +55,8 @@ class DropFolder:
             touched |= self._receive(path)
         for path in _visible(self.inbox, "*.anchor.json"):
             self._anchor(path)
+        for path in _visible(self.inbox, "*.evidence"):
+            self._evidence(path)
         for package_id in self.store.pending_packages():
             receipt = ingest_held(self.store, package_id, settings=self.settings)
             if receipt is not None:
@@ -95,6 +97,24 @@ class DropFolder:
             log.warning("anchor %s refused: %s", path.name, exc)
         path.unlink()
         self._publish("anchors.json", canonical_json({"anchors": self.store.anchors()}))
+
+    def _evidence(self, path: Path) -> None:
+        manifest_path = path.with_name(path.name + ".json")
+        if not manifest_path.exists():
+            return  # the manifest comes last; without it the drop is not complete
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+        system_id, _, name = path.name.removesuffix(".evidence").partition("--")
+        with path.open("rb") as f:
+            digest = hashlib.file_digest(f, "sha256").hexdigest()
+        size = path.stat().st_size
+        if digest != manifest.get("sha256"):
+            log.warning("evidence %s does not hash to its declared SHA-256; not kept", path.name)
+            path.unlink()
+            manifest_path.unlink()
+            return
+        receipt, _ = self.store.add_evidence(system_id, name, path, digest, size)
+        manifest_path.unlink()
+        self._publish(f"{system_id}--{name}.evidence.json", canonical_json(receipt))
 
     def _receive(self, tar_path: Path) -> set[str]:
         package_id = tar_path.name.removesuffix(".tar")

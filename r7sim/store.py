@@ -58,6 +58,14 @@ CREATE TABLE IF NOT EXISTS anchors (
     received_at TEXT NOT NULL,
     UNIQUE (system_id, ledger_seq)
 );
+CREATE TABLE IF NOT EXISTS evidence (
+    system_id   TEXT NOT NULL,
+    name        TEXT NOT NULL,
+    sha256      TEXT NOT NULL,
+    size        INTEGER NOT NULL,
+    received_at TEXT NOT NULL,
+    PRIMARY KEY (system_id, name)
+);
 CREATE TABLE IF NOT EXISTS faults_fired (
     kind       TEXT NOT NULL,
     package_id TEXT NOT NULL,
@@ -409,6 +417,50 @@ class Store:
             "seq": row["ledger_seq"],
             "entry_hash": row["entry_hash"],
             "note": row["note"],
+            "received_at": row["received_at"],
+            "archive": ARCHIVE_NAME,
+        }
+
+    # evidence packs ---------------------------------------------------------------------------
+
+    def add_evidence(self, system_id: str, name: str, staged: Path, sha256: str, size: int) -> tuple[dict, bool]:
+        """Keep an evidence pack that arrived whole in ``staged``; the same bytes again are a no-op, others a 409."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT * FROM evidence WHERE system_id = ? AND name = ?", (system_id, name)
+            ).fetchone()
+            if row is not None:
+                staged.unlink(missing_ok=True)
+                if row["sha256"] != sha256:
+                    raise StoreError(
+                        409, "evidence_conflict", f"evidence {name} of {system_id} is held with another hash"
+                    )
+                return self._evidence(row), False
+            target = self.data_dir / "evidence" / system_id / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            staged.replace(target)
+            self._db.execute(
+                "INSERT INTO evidence (system_id, name, sha256, size, received_at) VALUES (?, ?, ?, ?, ?)",
+                (system_id, name, sha256, size, now_iso()),
+            )
+            row = self._db.execute(
+                "SELECT * FROM evidence WHERE system_id = ? AND name = ?", (system_id, name)
+            ).fetchone()
+            return self._evidence(row), True
+
+    def evidence(self, system_id: str) -> list[dict[str, Any]]:
+        with self._lock:
+            rows = self._db.execute("SELECT * FROM evidence WHERE system_id = ? ORDER BY received_at", (system_id,))
+            return [self._evidence(r) for r in rows.fetchall()]
+
+    @staticmethod
+    def _evidence(row: sqlite3.Row) -> dict[str, Any]:
+        return {
+            "receipt_type": "evidence",
+            "system_id": row["system_id"],
+            "name": row["name"],
+            "sha256": row["sha256"],
+            "size": row["size"],
             "received_at": row["received_at"],
             "archive": ARCHIVE_NAME,
         }

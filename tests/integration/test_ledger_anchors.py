@@ -84,3 +84,22 @@ class TestAnchoredLedger:
     def test_the_archive_never_lets_an_anchor_be_replaced(self, anchored) -> None:
         with pytest.raises(ArchiveError, match="anchored with another hash"):
             archive_transport().anchor("vas", 6, "0" * 64, "a rewrite")
+
+
+class TestEvidenceInTheArchive:
+    def test_the_pack_is_kept_once_and_never_replaced(self, r7sim, tmp_path: Path) -> None:
+        import hashlib
+
+        pack = tmp_path / "evidence-vas-final_delivery.tar"
+        pack.write_bytes(b"evidence " * 1000)
+        digest = hashlib.sha256(pack.read_bytes()).hexdigest()
+        transport = archive_transport()
+        receipt = transport.submit_evidence("vas", pack, digest)
+        assert (receipt["sha256"], receipt["size"], receipt["name"]) == (digest, 9000, pack.name)
+        assert transport.submit_evidence("vas", pack, digest) == receipt  # again: the same receipt
+        held = r7sim.data_dir / "evidence" / "vas" / pack.name
+        assert hashlib.sha256(held.read_bytes()).hexdigest() == digest
+        pack.write_bytes(b"rewritten evidence")
+        with pytest.raises(ArchiveError, match="held with another hash"):
+            transport.submit_evidence("vas", pack, hashlib.sha256(pack.read_bytes()).hexdigest())
+        assert hashlib.sha256(held.read_bytes()).hexdigest() == digest

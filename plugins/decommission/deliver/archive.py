@@ -234,6 +234,42 @@ class ArchiveHook(HttpHook):
 
         return self._call("read the ledger anchors", attempt)
 
+    def submit_evidence(self, system_id: str, path: Path, sha256: str) -> dict:
+        """Hand the archive an evidence pack (protocol 3.6), streamed; return its receipt, checked against ours.
+
+        :raises ArchiveRefusal: the archive holds another pack under that name (409 ``evidence_conflict``)
+        """
+        size = path.stat().st_size
+        endpoint = f"{API}/evidence/{system_id}/{path.name}"
+        where, subject = f"PUT {endpoint}", f"the evidence pack {path.name}"
+
+        def attempt() -> dict:
+            with FileSlice(path, 0, size) as body:
+                _response, receipt = self._json_answer(
+                    "PUT",
+                    endpoint,
+                    ok=(200, 201),
+                    subject=subject,
+                    data=body,
+                    headers={
+                        "Content-Type": "application/x-tar",
+                        "Content-Length": str(size),
+                        "X-Content-SHA256": sha256,
+                    },
+                    body_bytes=size,
+                )
+            for name, expected in (
+                ("receipt_type", "evidence"),
+                ("name", path.name),
+                ("sha256", sha256),
+                ("size", size),
+            ):
+                if receipt.get(name) != expected:
+                    raise malformed(where, subject, f"a receipt whose {name} is not the one sent")
+            return receipt
+
+        return self._call(f"hand the archive the evidence pack {path.name}", attempt)
+
     # packages ---------------------------------------------------------------------------------
 
     def submit_package(self, package_id: str, container: Path, sha256: str, delivery_id: str) -> dict:

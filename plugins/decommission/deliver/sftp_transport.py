@@ -216,6 +216,33 @@ class SftpDropFolder:
         held = listing.get("anchors", [])
         return [a for a in held if system_id is None or a.get("system_id") == system_id]
 
+    def submit_evidence(self, system_id: str, path: Path, sha256: str) -> dict:
+        """Drop an evidence pack as ``<system>--<name>`` with its manifest; return the receipt from the outbox."""
+        size = path.stat().st_size
+        drop = f"{system_id}--{path.name}"
+
+        def answered() -> dict | None:
+            receipt = self._read_json("outbox", f"{drop}.evidence.json")
+            if receipt is not None and (receipt.get("sha256"), receipt.get("size")) != (sha256, size):
+                raise ArchiveResponseError(
+                    f"the archive's receipt of the evidence pack {path.name} does not confirm its SHA-256 and size",
+                    status_code=409,
+                    code="evidence_conflict",
+                )
+            return receipt
+
+        if answered() is None:
+            self._call(f"drop the evidence pack {path.name}", lambda: self._drop_evidence(drop, path, sha256, size))
+        return self._wait_for(f"hand the archive the evidence pack {path.name}", answered)
+
+    def _drop_evidence(self, drop: str, path: Path, sha256: str, size: int) -> None:
+        sftp = self.hook.get_conn()
+        final = self._path("inbox", f"{drop}.evidence")
+        part = self._path("inbox", f".{drop}.part")
+        sftp.put(str(path), part)
+        sftp.posix_rename(part, final)
+        self._write_json({"sha256": sha256, "size": size}, "inbox", f"{drop}.evidence.json")
+
     def delivery(self, delivery_id: str) -> dict:
         """Return the archive's delivery document from the outbox."""
         document = self._call(

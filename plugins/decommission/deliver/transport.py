@@ -67,6 +67,10 @@ class ArchiveTransport(Protocol):
         """Every ledger anchor the archive holds (of one system)."""
         ...
 
+    def submit_evidence(self, system_id: str, path: Path, sha256: str) -> dict:
+        """Hand the archive an evidence pack; return its receipt, checked against what was sent."""
+        ...
+
     def test_connection(self) -> tuple[bool, str]:
         """Check that the archive answers."""
         ...

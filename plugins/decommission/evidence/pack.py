@@ -23,6 +23,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from decommission.deliver.transport import archive_transport
 from decommission.evidence.verified import (
     RESULT_FILE,
     EvidenceError,
@@ -91,6 +92,12 @@ def build_evidence_pack(run: Run) -> dict[str, Any]:
             "members": len(members),
             "result_sha256": verified.sha256,
         },
+    )
+    # the pack itself goes to the archive, out of reach of anyone who can edit this folder or the ledger
+    receipt = archive_transport().submit_evidence(run.system.id, target, digest)
+    run.record(
+        "evidence_submitted",
+        {"file": target.name, "sha256": digest, "size": size, "received_at": receipt.get("received_at")},
     )
     return {"path": str(target), "sha256": digest, "size": size}
 

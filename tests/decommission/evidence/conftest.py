@@ -1,4 +1,4 @@
-"""The evidence unit tests run without an archive: the contract exit's anchor goes to a stand-in that keeps it."""
+"""The evidence unit tests run without an archive: anchors and the evidence pack go to a stand-in that keeps them."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ class KeptAnchors:
 
     def __init__(self) -> None:
         self.held: list[dict[str, Any]] = []
+        self.evidence: list[dict[str, Any]] = []
 
     def anchor(self, system_id: str, seq: int, entry_hash: str, note: str = "") -> dict[str, Any]:
         anchor = {"system_id": system_id, "seq": seq, "entry_hash": entry_hash, "note": note}
@@ -21,9 +22,15 @@ class KeptAnchors:
     def anchors(self, system_id: str | None = None) -> list[dict[str, Any]]:
         return [a for a in self.held if system_id in (None, a["system_id"])]
 
+    def submit_evidence(self, system_id: str, path: Any, sha256: str) -> dict[str, Any]:
+        receipt = {"receipt_type": "evidence", "system_id": system_id, "name": path.name, "sha256": sha256}
+        self.evidence.append(receipt)
+        return receipt
+
 
 @pytest.fixture(autouse=True)
 def kept_anchors(monkeypatch: pytest.MonkeyPatch) -> KeptAnchors:
     kept = KeptAnchors()
     monkeypatch.setattr("decommission.evidence.contract.archive_transport", lambda: kept)
+    monkeypatch.setattr("decommission.evidence.pack.archive_transport", lambda: kept)
     return kept
