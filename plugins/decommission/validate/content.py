@@ -1,7 +1,8 @@
 """The content checks of the validator: PREMIS fixity, the patient manifest and every record file.
 
-PREMIS is stream-parsed and schema-validated while parsed; each record file is read whole,
-parsed and then validated against the record schema, one at a time.
+PREMIS and the manifest are stream-parsed and schema-validated while parsed; each record file
+is parsed and validated against the record schema, one at a time (read whole when small,
+stream-parsed when large: see :mod:`~decommission.validate.xmlsafe`).
 """
 
 from __future__ import annotations
@@ -12,57 +13,68 @@ import unicodedata
 from lxml import etree
 
 from decommission.package import premis, records
-from decommission.validate.package_source import Checker, free, stream_parse
+from decommission.validate import xmlsafe
+from decommission.validate.package_source import Checker
+
+#: the children of a PREMIS document: the events of a valid one come at least this often
+_PREMIS_UNITS = [f"{{{premis.PREMIS_NS}}}{name}" for name in ("object", "event", "agent", "rights")]
+_OBJECT = f"{{{premis.PREMIS_NS}}}object"
 
 
 def check_premis(v: Checker, rel: str) -> None:
-    """PREMIS schema (while stream-parsing) and every file object's size and SHA-256 against the bytes."""
-    if rel not in v.src.files:
+    """PREMIS schema (while stream-parsing) and every file object's size and SHA-256 against the bytes.
+
+    A file whose size differs from its object's is not hashed (the size is the finding).
+    """
+    if rel not in v.src.files or not v.xml_size_ok(rel):
         return
-    tag = f"{{{premis.PREMIS_NS}}}object"
     try:
         with v.src.open(rel) as stream:
-            events = stream_parse(stream, v.premis_schema, events=("end",), tag=tag)
-            for _event, element in events:
-                for path, size, digests in premis.file_objects(element):
-                    path = unicodedata.normalize("NFC", path)
-                    if v.need(path in v.src.files, "PREMIS", path, f"described in {rel} but absent"):
-                        v.src.files.mark(path, "described")
-                        actual_size, sha = v.digest(path)
-                        v.need(size == str(actual_size), "PREMIS", path, f"size differs from {rel}")
-                        v.need((premis.DIGEST_ALGORITHM, sha) in digests, "PREMIS", path, f"SHA-256 differs from {rel}")
-                free(element)
-    except etree.XMLSyntaxError as exc:
-        v.syntax_error(rel, exc, private=False)
+            for _event, element in v.events(stream, v.premis_schema, events=("end",), tag=_PREMIS_UNITS):
+                if element.tag == _OBJECT:
+                    _check_object(v, rel, element)
+                xmlsafe.free(element)
+    except (etree.LxmlError, xmlsafe.Refused) as exc:
+        v.xml_error(rel, exc, private=False)
         return
     for path in v.src.files.unmarked("described"):
         if _DATA.match(path):
             v.add("PREMIS", path, f"data file has no object in {rel}")
 
 
+def _check_object(v: Checker, rel: str, element: etree._Element) -> None:
+    for path, size, digests in premis.file_objects(element):
+        path = unicodedata.normalize("NFC", path)
+        if not v.need(path in v.src.files, "PREMIS", path, f"described in {rel} but absent"):
+            continue
+        v.src.files.mark(path, "described")
+        if v.need(size == str(v.src.files[path].size), "PREMIS", path, f"size differs from {rel}"):
+            _size, sha = v.digest(path)
+            v.need((premis.DIGEST_ALGORITHM, sha) in digests, "PREMIS", path, f"SHA-256 differs from {rel}")
+
+
 _DATA = re.compile(r"representations/[^/]+/data/")
 _RECORD = re.compile(r"representations/[^/]+/data/[^/]+/record\.xml$")
+_PATIENT = f"{{{records.NS}}}patient"
 
 
 def check_records(v: Checker, manifests: list[str]) -> None:
     """The patient manifest and every record file against record.xsd (errors without values)."""
-    tag = f"{{{records.NS}}}patient"
     for rel in manifests:  # stream-parsed: the manifest has an entry per patient
-        if rel not in v.src.files:
+        if rel not in v.src.files or not v.xml_size_ok(rel):
             continue
         try:
             with v.src.open(rel) as stream:
-                events = stream_parse(stream, v.record_schema, events=("end",), tag=tag)
-                for _event, patient in events:
+                for _event, patient in v.events(stream, v.record_schema, events=("end",), tag=_PATIENT):
                     target = unicodedata.normalize("NFC", patient.get("record") or "")
                     if v.need(target in v.src.files, "MANIFEST", rel, f"line {patient.sourceline}: record file absent"):
                         v.src.files.mark(target, "listed")
-                    free(patient)
-        except etree.XMLSyntaxError as exc:
-            v.syntax_error(rel, exc, private=True)
+                    xmlsafe.free(patient)
+        except (etree.LxmlError, xmlsafe.Refused) as exc:
+            v.xml_error(rel, exc, private=True)
     for rel in v.src.files:
         if not _RECORD.match(rel):
             continue
-        v.parse(rel, v.record_schema, private=True)  # one read and a tree, then the schema
+        v.parse(rel, v.record_schema, private=True)
         listed = not manifests or v.src.files.marked(rel, "listed")
         v.need(listed, "MANIFEST", rel, "record file not in the patient manifest")

@@ -20,6 +20,9 @@ if TYPE_CHECKING:
 CACHE_KIB = 8 * 1024
 #: files a package may have before the validator keeps its file table on disk
 MEMORY_FILES = 20_000
+#: METS ids and references held in memory before the file table goes to disk (a METS document
+#: may have any number of them, whatever the number of files)
+MEMORY_IDS = 200_000
 _PAGE = 2_000
 #: the marks a file can get: named by a METS document, described by PREMIS, listed in the manifest
 MARKS = ("referenced", "described", "listed")
@@ -143,11 +146,17 @@ class FileTable:
         self._db.executemany("INSERT OR IGNORE INTO ids VALUES (?)", ids)
         self._db.executemany("INSERT OR IGNORE INTO refs VALUES (?, ?, ?)", refs)
 
-    def dangling(self) -> list[tuple[str, str, int]]:
-        """(ref, attribute, line) of each reference that names no id, in the order first seen."""
-        return self._db.execute(
-            "SELECT ref, attribute, line FROM refs WHERE ref NOT IN (SELECT id FROM ids) ORDER BY rowid"
-        ).fetchall()
+    def has_id(self, ident: str) -> bool:
+        """Whether the current METS document has this id."""
+        return self._db.execute("SELECT 1 FROM ids WHERE id = ?", (ident,)).fetchone() is not None
+
+    def dangling(self) -> Iterator[tuple[str, str, int]]:
+        """(ref, attribute, line) of each reference that names no id, in the order first seen (a row at a time)."""
+        return iter(
+            self._db.execute(
+                "SELECT ref, attribute, line FROM refs WHERE ref NOT IN (SELECT id FROM ids) ORDER BY rowid"
+            )
+        )
 
 
 class MemoryFileTable:
@@ -226,8 +235,15 @@ class MemoryFileTable:
         for ref, attribute, line in refs:
             self._refs.setdefault(ref, (attribute, line))
 
-    def dangling(self) -> list[tuple[str, str, int]]:
-        return [(r, a, n) for r, (a, n) in self._refs.items() if r not in self._ids]
+    def ids_held(self) -> int:
+        """Ids and references held in memory (the caller spills past a bound)."""
+        return len(self._ids) + len(self._refs)
+
+    def has_id(self, ident: str) -> bool:
+        return ident in self._ids
+
+    def dangling(self) -> Iterator[tuple[str, str, int]]:
+        return ((r, a, n) for r, (a, n) in self._refs.items() if r not in self._ids)
 
 
 def _column(mark: str) -> int:

@@ -1,28 +1,42 @@
 """Our package validator: schemas, the key CSIP/SIP/eHealth1 requirements, fixity, layout.
 
-``validate_package`` takes a package directory or its ``.tar`` (read in place, not unpacked)
-and checks what the E-ARK reference validator does not: the root and representation METS
-against METS 1.12 with every schema resolved locally, PREMIS against PREMIS 3, record files
-and the patient manifest against ``record.xsd``, SIZE and SHA-256 of every file against
-METS and PREMIS, missing files and files no METS references. Problems carry the requirement
-id (``CSIP..``, ``SIP..``, ``EHR..``; our own checks: ``LAYOUT``, ``XML``, ``XSD``, ``FIXITY``,
-``MISSING-FILE``, ``EXTRA-FILE``, ``PREMIS``, ``MANIFEST``, ``IDREF``) and never a record's content.
-Large METS and PREMIS files are stream-parsed; each file is read once.
+``validate_package`` takes a package directory, its ``.tar`` or a ``.zip`` (read in place, not
+unpacked) and checks what the E-ARK reference validator does not: the root and representation
+METS against METS 1.12 with every schema resolved locally, PREMIS against PREMIS 3, record
+files and the patient manifest against ``record.xsd``, SIZE and SHA-256 of every file against
+METS and PREMIS, missing files and files no METS references (files under ``schemas/`` need no
+reference: CSIP does not ask for one). Problems carry the requirement id (``CSIP..``,
+``SIP..``, ``EHR..``; our own checks: ``LAYOUT``, ``XML``, ``XSD``, ``FIXITY``,
+``MISSING-FILE``, ``EXTRA-FILE``, ``PREMIS``, ``MANIFEST``, ``IDREF``, ``LIMIT``,
+``INTERNAL``) and never a record's content.
+
+It fails closed: whatever the bytes (a truncated or hostile tar, a DTD, an entity, a file of
+many GiB), the answer is a report, invalid with the reason, in bounded time and memory
+(:mod:`~decommission.validate.limits`, :mod:`~decommission.validate.xmlsafe`); an exception
+the checks did not foresee is a finding too (``INTERNAL``), never a pass.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import posixpath
-import tarfile
+import re
+import traceback
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from decommission.validate.content import check_premis, check_records
-from decommission.validate.mets_rules import check_metadata, check_mets, check_representation_mets, check_struct_map
-from decommission.validate.package_source import Checker, PackageSource, Problem
+from decommission.validate.limits import Budget, Limits, Stop
+from decommission.validate.mets_rules import check_mets
+from decommission.validate.package_source import Checker, Findings, PackageSource, Problem
 
-__all__ = ["Problem", "ValidationReport", "validate_package"]
+__all__ = ["Limits", "Problem", "ValidationReport", "validate_package"]
+
+log = logging.getLogger(__name__)
+
+#: CSIP's schema folders, of the package and of each representation: their files need no METS reference
+_SCHEMAS = re.compile(r"(?:representations/[^/]+/)?schemas/")
 
 
 @dataclass
@@ -47,31 +61,54 @@ class ValidationReport:
         return json.dumps(self.to_dict(), ensure_ascii=False, indent=2)
 
 
-def validate_package(path: Path) -> ValidationReport:
-    """Validate a package directory or ``.tar``; nothing is fetched over the network.
+def validate_package(path: Path, limits: Limits | None = None) -> ValidationReport:
+    """Validate a package directory, ``.tar`` or ``.zip``; nothing is fetched over the network.
 
-    :param path: the package's root folder (named after its OBJID) or its tar
+    :param path: the package's root folder (named after its OBJID), its tar or its zip
+    :param limits: sizes and time budget (:meth:`Limits.from_env` when not given)
     :returns: the report; ``ok`` is False when any problem was found
     """
     path = Path(path)
-    problems: list[Problem] = []
-    if not (path.is_dir() or (path.is_file() and tarfile.is_tarfile(path))):
-        return ValidationReport(path.name, False, [Problem("LAYOUT", path.name, "neither a folder nor a tar")])
-    source = PackageSource(path, problems)
+    limits = limits or Limits.from_env()
+    budget = Budget(limits.seconds)
+    findings = Findings(limits.max_findings)
+    package = path.name
+    source: PackageSource | None = None
     try:
-        v = Checker(source, problems)
-        doc, listed = check_mets(v, "METS.xml", source.name)
-        package = (doc.get("OBJID") if doc is not None else None) or source.name or path.name
-        if doc is not None:
-            metadata = check_metadata(v, doc, "METS.xml")
-            for rep in sorted(listed | set(check_struct_map(v, doc, "METS.xml", root=True))):
-                check_representation_mets(v, rep, posixpath.basename(posixpath.dirname(rep)))
-            for premis_path in metadata.get("PREMIS", []):
-                check_premis(v, premis_path)
-            v.need(metadata.get("PREMIS"), "PREMIS", "METS.xml", "no digiprovMD references a PREMIS file")
-            check_records(v, metadata.get("PatientManifest", []))
-            for rel in source.files.unmarked("referenced"):
-                v.add("EXTRA-FILE", rel, "no METS document references this file")
+        source = PackageSource(path, findings, limits, budget)
+        package = source.name or path.name
+        package = _check(Checker(source, findings, limits, budget)) or package
+    except Stop as stop:
+        findings.limit += 1  # the reason validation stopped is always reported
+        findings.append(Problem(stop.requirement, stop.path or path.name, stop.message))
+    except Exception as exc:  # fail closed: a fault of ours on strange input is not a pass
+        where = traceback.extract_tb(exc.__traceback__)[-1]
+        at = f"{posixpath.basename(where.filename)}:{where.lineno}"
+        # the type and place only: an exception's text may quote the package's content
+        log.error("validation of %s stopped by %s at %s", path.name, type(exc).__name__, at)
+        findings.limit += 1
+        findings.append(
+            Problem("INTERNAL", path.name, f"validation stopped by an unexpected {type(exc).__name__} at {at}")
+        )
     finally:
-        source.close()
+        if source is not None:
+            source.close()
+    problems = findings.result()
     return ValidationReport(package, not problems, problems)
+
+
+def _check(v: Checker) -> str | None:
+    """Every check in turn; returns the package's OBJID when the root METS could be read."""
+    root = check_mets(v, "METS.xml", v.src.name, root=True)
+    if root is None:
+        return None
+    for rep in sorted(root.representations):
+        check_mets(v, rep, posixpath.basename(posixpath.dirname(rep)), root=False)
+    for premis_path in root.metadata.get("PREMIS", []):
+        check_premis(v, premis_path)
+    v.need(root.metadata.get("PREMIS"), "PREMIS", "METS.xml", "no digiprovMD references a PREMIS file")
+    check_records(v, root.metadata.get("PatientManifest", []))
+    for rel in v.src.files.unmarked("referenced"):
+        if not _SCHEMAS.match(rel):
+            v.add("EXTRA-FILE", rel, "no METS document references this file")
+    return root.objid

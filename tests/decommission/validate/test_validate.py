@@ -155,7 +155,7 @@ CORRUPTIONS = [
     ),
     pytest.param(
         drop_element("//mets:fileGrp[@USE='Schemas']"),
-        [("CSIP113", "METS.xml"), ("IDREF", "METS.xml"), ("EXTRA-FILE", "schemas/mets.xsd")],
+        [("CSIP113", "METS.xml"), ("IDREF", "METS.xml")],
         id="no-schemas-group",
     ),
     pytest.param(rep_mets_changed, [("FIXITY", REP_METS)], id="rep-mets-checksum"),

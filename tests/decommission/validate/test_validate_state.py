@@ -32,7 +32,8 @@ def _answers(table):
         "entry": table["a/ä.txt"],
         "marked": [table.marked("METS.xml", "described"), table.marked("METS.xml", "listed")],
         "digest": [table.digest("b/record.xml"), table.digest("a/z.txt")],
-        "dangling": table.dangling(),
+        "dangling": list(table.dangling()),
+        "ids": [table.has_id("grp-1"), table.has_id("grp-0")],
     }
 
 
