@@ -16,8 +16,8 @@ from decommission.package import premis, records
 from decommission.validate import xmlsafe
 from decommission.validate.package_source import Checker
 
-#: the children of a PREMIS document: the events of a valid one come at least this often
-_PREMIS_UNITS = [f"{{{premis.PREMIS_NS}}}{name}" for name in ("object", "event", "agent", "rights")]
+#: the document element and its children in PREMIS: the events of a valid document come at least this often
+_PREMIS_UNITS = [f"{{{premis.PREMIS_NS}}}{name}" for name in ("premis", "object", "event", "agent", "rights")]
 _OBJECT = f"{{{premis.PREMIS_NS}}}object"
 
 
@@ -56,6 +56,8 @@ def _check_object(v: Checker, rel: str, element: etree._Element) -> None:
 _DATA = re.compile(r"representations/[^/]+/data/")
 _RECORD = re.compile(r"representations/[^/]+/data/[^/]+/record\.xml$")
 _PATIENT = f"{{{records.NS}}}patient"
+#: the manifest's document element and its entries
+_MANIFEST_UNITS = [f"{{{records.NS}}}patientManifest", _PATIENT]
 
 
 def check_records(v: Checker, manifests: list[str]) -> None:
@@ -65,7 +67,9 @@ def check_records(v: Checker, manifests: list[str]) -> None:
             continue
         try:
             with v.src.open(rel) as stream:
-                for _event, patient in v.events(stream, v.record_schema, events=("end",), tag=_PATIENT):
+                for _event, patient in v.events(stream, v.record_schema, events=("end",), tag=_MANIFEST_UNITS):
+                    if patient.tag != _PATIENT:
+                        continue
                     target = unicodedata.normalize("NFC", patient.get("record") or "")
                     if v.need(target in v.src.files, "MANIFEST", rel, f"line {patient.sourceline}: record file absent"):
                         v.src.files.mark(target, "listed")

@@ -352,7 +352,9 @@ class Checker:
         libxml2's own messages may quote names and values; for ``private`` files (and for
         well-formedness errors of any file) only the line and the error's type are given.
         """
-        if isinstance(exc, xmlsafe.Refused):
+        if isinstance(exc, xmlsafe.Incomplete):
+            self.add("XML", rel, str(exc))
+        elif isinstance(exc, xmlsafe.Refused):
             self.add("XML", rel, f"refused: {exc}")
         elif not isinstance(exc, etree.XMLSyntaxError):
             self.add("XML", rel, f"could not be parsed ({type(exc).__name__})")

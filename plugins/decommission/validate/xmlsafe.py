@@ -36,6 +36,10 @@ class Refused(Exception):  # noqa: N818 (a verdict on the document)
     """The document is not parsed further: a DOCTYPE, or a construct beyond the bounds."""
 
 
+class Incomplete(Refused):
+    """The parser stopped before the end of the document (see :func:`iterparse`)."""
+
+
 def parser() -> etree.XMLParser:
     """A parser for whole documents (one per validation run: lxml parsers are not shared between threads)."""
     return etree.XMLParser(no_network=True, resolve_entities=False, load_dtd=False, huge_tree=False)
@@ -83,23 +87,30 @@ def iterparse(
 ) -> Iterator[tuple[str, etree._Element]]:
     """``iterparse`` with ``schema`` validated as it reads; raises :class:`Refused` as set out above.
 
+    With a schema and ``resolve_entities=False``, lxml (6.1) ends the iteration silently at a
+    well-formedness error, a truncated document included, instead of raising: so the last
+    event must be the end of the document element, or the document is :class:`Incomplete`.
+
     :param check: called before each read (the validator's time budget)
-    :param options: ``events`` and ``tag`` of ``etree.iterparse``; with ``tag``, name elements
-        frequent enough that no :data:`WINDOW` of a valid document goes by without one
+    :param options: ``events`` (with ``"end"``) and ``tag`` of ``etree.iterparse``; with ``tag``,
+        name the document element and elements frequent enough that no :data:`WINDOW` of a
+        valid document goes by without one
     """
     guard = _Guard(stream, check)
     events = etree.iterparse(
         guard, schema=schema, no_network=True, resolve_entities=False, load_dtd=False, huge_tree=False, **options
     )
-    first = True
+    last: tuple[str, etree._Element] | None = None
     for item in events:
         guard.unproductive = 0
-        if first:
-            first = False
+        if last is None:
             refuse_doctype(item[1].getroottree())
+        last = item
         yield item
-    if first and events.root is not None:
+    if last is None and events.root is not None:
         refuse_doctype(events.root.getroottree())
+    if last is None or last[0] != "end" or last[1].getparent() is not None:
+        raise Incomplete("not well-formed XML: the parser stopped before the end of the document")
 
 
 def free(element: etree._Element) -> None:

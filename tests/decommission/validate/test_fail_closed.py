@@ -243,6 +243,17 @@ class TestXml:
         assert ("XML", rel) in findings(report), report.to_text()
         assert "entity text" not in report.to_text()
 
+    @pytest.mark.parametrize("rel", ["METS.xml", REP_METS, PREMIS, MANIFEST, RECORD])
+    @pytest.mark.parametrize("keep", [0.3, 0.95], ids=["cut-early", "cut-late"])
+    def test_a_truncated_document_is_not_well_formed(self, folder, rel, keep, monkeypatch):
+        # lxml's iterparse with a schema ends silently at a truncated document: it must not pass
+        monkeypatch.setattr(xmlsafe, "WHOLE", 0)  # record files streamed too
+        data = (folder / rel).read_bytes()
+        (folder / rel).write_bytes(data[: int(len(data) * keep)])
+        report = validate_within(folder)
+        # the schema may object first (to the element cut in two): either way a finding on the file
+        assert {("XML", rel), ("XSD", rel)} & findings(report), report.to_text()
+
     def test_an_undefined_entity_is_not_well_formed(self, folder):
         text = (folder / "METS.xml").read_text(encoding="utf-8")
         (folder / "METS.xml").write_text(text.replace("<mets:name>", "<mets:name>&undefined;", 1), encoding="utf-8")
