@@ -235,6 +235,7 @@ def build_system_dag(plan: Plan, system: System) -> DAG:
 def build_watchdog(plan: Plan) -> DAG:
     with DAG(
         dag_id="decommission_watchdog",
+        dag_display_name="Bevakning av milstolpar och avtal",
         schedule="@daily",
         start_date=dt.datetime.combine(plan.programme_start, dt.time(), tzinfo=dt.UTC),
         catchup=False,

@@ -50,6 +50,7 @@ def api_server(tmp_path_factory) -> Iterator[tuple[str, Path]]:
     processes = AirflowProcesses(Path(sys.executable).parent / "airflow", env, base / "logs")
     try:
         processes.run("db-migrate", "db", "migrate", timeout=300)
+        processes.run("reserialize", "dags", "reserialize", timeout=300)  # the DAGs, for the Trigger form
         processes.start("api-server", "api-server", "--port", str(port))
         url = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 240
@@ -69,19 +70,28 @@ def api_server(tmp_path_factory) -> Iterator[tuple[str, Path]]:
 
 
 @pytest.fixture(scope="module")
-def page(api_server):
+def browser(api_server):
+    """Open a tab logged in as a demo user: ``browser("operator")``."""
     from playwright.sync_api import sync_playwright
 
     url, _home = api_server
-    token = httpx.post(f"{url}/auth/token", json={"username": "verksamhetschef", "password": "user"}).json()
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
-        context = browser.new_context(viewport={"width": 1600, "height": 1100}, locale="sv-SE")
-        # the UI's own session: the cookie its login sets, which the overview's routes accept as Airflow's login
-        context.add_cookies([{"name": "_token", "value": token["access_token"], "url": url}])
-        tab = context.new_page()
+        chromium = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
+
+        def tab(user: str, password: str = "user"):
+            token = httpx.post(f"{url}/auth/token", json={"username": user, "password": password}).json()
+            context = chromium.new_context(viewport={"width": 1600, "height": 1100}, locale="sv-SE")
+            # the UI's own session: the cookie its login sets, which the overview's routes accept as Airflow's login
+            context.add_cookies([{"name": "_token", "value": token["access_token"], "url": url}])
+            return context.new_page()
+
         yield tab
-        browser.close()
+        chromium.close()
+
+
+@pytest.fixture(scope="module")
+def page(browser):
+    return browser("verksamhetschef")
 
 
 def test_overview_shows_every_system_with_the_ledgers_figures(api_server, page):
@@ -134,3 +144,33 @@ def test_the_overview_inside_the_airflow_ui(api_server, page):
 def test_without_login_there_is_nothing_to_see(api_server):
     url, _home = api_server
     assert httpx.get(f"{url}/decommission/").status_code == 401
+
+
+def test_the_trigger_form_offers_the_milestone_and_names_the_run(api_server, browser):
+    url, _home = api_server
+    tab = browser("operator")
+    tab.goto(f"{url}/dags/decommission_vas")
+    tab.get_by_text("VAS – Vårdadministrativt system").first.wait_for(timeout=60_000)
+    tab.get_by_role("button", name="Trigger").first.click()
+    dialog = tab.locator('[role="dialog"][data-state="open"]')
+    choice = dialog.get_by_text("Testleverans (test_delivery)")  # the milestone field, its default shown
+    choice.wait_for(timeout=30_000)
+    assert "Milstolpe" in dialog.inner_text()
+    box = dialog.get_by_role("combobox").first  # the select's own input, as a keyboard user reaches it
+    box.focus()
+    box.press("ArrowDown")
+    tab.get_by_role("option", name="Produktionsleverans (production_delivery)").click()
+    dialog.get_by_text("Produktionsleverans (production_delivery)", exact=True).wait_for()
+    tab.screenshot(path=str(SHOTS / "trigger-form.png"))
+    dialog.get_by_role("button", name="Trigger", exact=True).click()
+    admin = httpx.post(f"{url}/auth/token", json={"username": "admin", "password": "admin"}).json()["access_token"]
+    runs: list = []
+    deadline = time.monotonic() + 60
+    while not runs and time.monotonic() < deadline:
+        time.sleep(1)
+        runs = httpx.get(
+            f"{url}/api/v2/dags/decommission_vas/dagRuns", headers={"Authorization": f"Bearer {admin}"}
+        ).json()["dag_runs"]
+    (run,) = runs
+    assert run["conf"]["milestone"] == "production_delivery"
+    assert run["dag_run_id"].startswith("manual__milestone__production_delivery__")
