@@ -45,12 +45,12 @@ def gantt(systems: Sequence[SystemState], today: dt.date, language: str = "sv") 
     def x(d: dt.date) -> float:
         return LABEL_W + PLOT_W * (d - first).days / total
 
-    height = 40 + ROW_H * len(systems) + 30
+    height = 40 + ROW_H * len(systems) + 46
     parts = [_head(LABEL_W + PLOT_W + 20, height, "timeline")]
     for year in range(first.year, last.year + 1):
         for quarter in range(4):
             at = x(dt.date(year, 1 + 3 * quarter, 1))
-            parts.append(f'<line x1="{at:.1f}" y1="28" x2="{at:.1f}" y2="{height - 30}" stroke="{LIGHT}"/>')
+            parts.append(f'<line x1="{at:.1f}" y1="28" x2="{at:.1f}" y2="{height - 46}" stroke="{LIGHT}"/>')
         mid = x(dt.date(year, 7, 1))
         parts.append(f'<text x="{mid:.1f}" y="20" text-anchor="middle" font-size="12">{year}</text>')
     for i, s in enumerate(systems):
@@ -80,9 +80,9 @@ def gantt(systems: Sequence[SystemState], today: dt.date, language: str = "sv") 
             )
     now = x(today)
     parts.append(
-        f'<line x1="{now:.1f}" y1="26" x2="{now:.1f}" y2="{height - 30}" stroke="{RED}" stroke-dasharray="4,3"/>'
+        f'<line x1="{now:.1f}" y1="26" x2="{now:.1f}" y2="{height - 46}" stroke="{RED}" stroke-dasharray="4,3"/>'
     )
-    parts.append(_legend(height - 12, language))
+    parts.append(_legend(height - 26, language))
     parts.append("</svg>")
     return Markup("".join(parts))  # noqa: S704 - numbers and escaped names only
 
@@ -155,11 +155,13 @@ def _legend(y: float, language: str) -> str:
         parts.append(f'<text x="{x + 16}" y="{y}" font-size="11">{escape(name)}</text>')
         x += 130
     extra = (
-        "ofylld = planerat, fylld = utfall, streck = avtalsslut"
+        "ofylld = planerat, fylld = utfall; blått streck = planerat avtalsslut, grönt = avtalet upphör, "
+        "rött = prognos efter planen; röd streckad linje = i dag"
         if language == "sv"
-        else "hollow = planned, filled = actual, line = contract end"
+        else "hollow = planned, filled = actual; blue line = planned contract end, green = contract ends, "
+        "red = forecast after the plan; dashed red line = today"
     )
-    parts.append(f'<text x="{x}" y="{y}" font-size="11" fill="{GREY}">{escape(extra)}</text>')
+    parts.append(f'<text x="4" y="{y + 18}" font-size="11" fill="{GREY}">{escape(extra)}</text>')
     return "".join(parts)
 
 
