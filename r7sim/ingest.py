@@ -3,11 +3,20 @@
 One background thread ingests packages ``ingest_delay`` seconds after they arrive; packages a
 stopped server left pending are ingested at the next start. The project's own validator
 (``decommission.validate.validator``) decides; r7sim never accepts what it did not validate.
+
+One bad package cannot hold up the others: each is validated in a worker thread with the
+validator's own time budget, ``R7SIM_INGEST_SECONDS`` (600 by default); a worker that has not
+answered :data:`GRACE_SECONDS` after that is given up and the package rejected with a reason.
+A package whose ingest was cut short :data:`MAX_ATTEMPTS` times (r7sim stopped or crashed
+while validating it, counted in ``<package>.ingest-attempts`` beside its tar) is rejected at
+the next start instead of being tried for ever.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import os
 import queue
 import re
 import tarfile
@@ -30,6 +39,15 @@ RECORD_MEMBER = re.compile(r"^(?:\./)?(?:[^/]+/)?representations/rep1/data/([^/]
 _CHUNK = 1 << 20
 _MAX_REASONS = 1000
 _ARCHIVE_ID_NAMESPACE = uuid.UUID("6f1d9c1e-0d7e-4b8e-9a51-7a1c2b3d4e5f")
+#: seconds r7sim waits for a worker beyond the validator's budget before it gives the package up
+GRACE_SECONDS = 10.0
+#: ingests of one package cut short by a stop or crash of r7sim before it is rejected
+MAX_ATTEMPTS = 2
+
+
+def ingest_seconds() -> float:
+    """The time one package's validation may take: ``R7SIM_INGEST_SECONDS``, 600 by default."""
+    return float(os.environ.get("R7SIM_INGEST_SECONDS", "600"))
 
 
 def record_members(tar: tarfile.TarFile) -> Iterator[tuple[str, tarfile.TarInfo]]:
@@ -120,7 +138,8 @@ def ingest_held(store: Store, package_id: str, *, settings: Settings) -> dict | 
     if row is None or row["status"] != "pending":
         return None
     path = store.package_path(package_id)
-    status, reasons, counts = ingest_package(path, forced_reject=package_id in settings.reject)
+    attempts = path.with_name(f"{package_id}.ingest-attempts")
+    status, reasons, counts = _ingest_bounded(path, attempts, forced_reject=package_id in settings.reject)
     stored_sha256 = damage_stored(path, package_id, settings) or row["sha256"]
     receipt = {
         "receipt_type": "ingest",
@@ -137,10 +156,38 @@ def ingest_held(store: Store, package_id: str, *, settings: Settings) -> dict | 
     if stored_sha256 != row["sha256"]:
         store.restate_holding(package_id, stored_sha256, path.stat().st_size)
     approval = store.finish_ingest(package_id, receipt, auto_approve_test=settings.auto_approve_test)
+    attempts.unlink(missing_ok=True)
     log.info("package %s %s (%d reasons)", package_id, status, len(reasons))
     if approval:
         log.info("TEST delivery %s approved automatically: %s", row["delivery_id"], approval)
     return receipt
+
+
+def _ingest_bounded(path: Path, attempts: Path, *, forced_reject: bool) -> tuple[str, list[dict[str, str]], dict]:
+    """:func:`ingest_package` in a worker thread, given up past its time; a package that keeps
+    interrupting r7sim is rejected (``attempts`` counts the ingests begun and not finished)."""
+    try:
+        begun = int(attempts.read_text(encoding="ascii"))
+    except (OSError, ValueError):
+        begun = 0
+    if begun >= MAX_ATTEMPTS:
+        why = f"its ingest was cut short {begun} times (r7sim stopped or crashed while validating it)"
+        return "rejected", [_reason("R7SIM-INGEST", "", why)], {}
+    attempts.write_text(str(begun + 1), encoding="ascii")
+    seconds = ingest_seconds()
+    outcome: list[tuple[str, list[dict[str, str]], dict]] = []
+    worker = threading.Thread(
+        target=lambda: outcome.append(ingest_package(path, forced_reject=forced_reject, seconds=seconds)),
+        name=f"r7sim-validate-{path.stem}",
+        daemon=True,  # a worker that never returns must not keep r7sim from stopping
+    )
+    worker.start()
+    worker.join(seconds + GRACE_SECONDS)
+    if outcome:
+        return outcome[0]
+    log.error("validation of %s did not finish within %g s: rejected", path.name, seconds)
+    why = f"validation did not finish within {seconds:g} s" if worker.is_alive() else "validation crashed"
+    return "rejected", [_reason("R7SIM-INGEST", "", why)], {}
 
 
 def _archive_id(package_id: str, sha256: str) -> str:
@@ -149,11 +196,14 @@ def _archive_id(package_id: str, sha256: str) -> str:
     return f"r7sim:{uuid.uuid5(_ARCHIVE_ID_NAMESPACE, name)}"
 
 
-def ingest_package(tar_path: Path, *, forced_reject: bool = False) -> tuple[str, list[dict[str, str]], dict]:
+def ingest_package(
+    tar_path: Path, *, forced_reject: bool = False, seconds: float | None = None
+) -> tuple[str, list[dict[str, str]], dict]:
     """Validate a package and count its records, as the archive's ingest does.
 
     :param tar_path: the package's tar file
     :param forced_reject: reject whatever the validator says (setting ``reject``)
+    :param seconds: the validator's time budget (its own default when not given)
     :returns: status ("accepted" or "rejected"), reasons, and entity counts (accepted only)
     """
     reasons: list[dict[str, str]] = []
@@ -162,9 +212,10 @@ def ingest_package(tar_path: Path, *, forced_reject: bool = False) -> tuple[str,
             _reason("R7SIM-REJECT", "", "rejected by the r7sim setting 'reject' (a simulated archive rejection)")
         )
     try:
-        from decommission.validate.validator import validate_package
+        from decommission.validate.validator import Limits, validate_package
 
-        report = validate_package(tar_path)
+        limits = Limits.from_env()
+        report = validate_package(tar_path, limits if seconds is None else dataclasses.replace(limits, seconds=seconds))
     except Exception as exc:  # the archive reports its failure instead of crashing
         log.exception("validation of %s raised", tar_path.name)
         reasons.append(_reason("R7SIM-INGEST", "", f"the package could not be validated: {_describe(exc)}"))

@@ -51,9 +51,10 @@ def _sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _file(ident: str, href: str, data: bytes, mimetype: str) -> str:
+def _file(ident: str, href: str, data: bytes, mimetype: str, size: int | None = None) -> str:
     return (
-        f'<mets:file ID="{ident}" MIMETYPE="{mimetype}" SIZE="{len(data)}" CREATED="{CREATED}" '
+        f'<mets:file ID="{ident}" MIMETYPE="{mimetype}" SIZE="{len(data) if size is None else size}" '
+        f'CREATED="{CREATED}" '
         f'CHECKSUM="{_sha(data)}" CHECKSUMTYPE="SHA-256">'
         f'<mets:FLocat LOCTYPE="URL" xlink:type="simple" xlink:href="{href}"/></mets:file>'
     )
@@ -117,8 +118,12 @@ def _representation_mets() -> bytes:
     ).encode()
 
 
-def _root_mets(files: dict[str, bytes]) -> bytes:
+def _root_mets(files: dict[str, bytes], declared: dict[str, int]) -> bytes:
     documentation = _file("ID-doc-1", "documentation/about.txt", files["documentation/about.txt"], "text/plain")
+    documentation += "".join(
+        _file(f"ID-doc-{n}", path, b"", "application/octet-stream", size)
+        for n, (path, size) in enumerate(declared.items(), 2)
+    )
     schemas = "".join(
         _file(f"ID-schema-{n}", f"schemas/{name}", files[f"schemas/{name}"], "text/xml")
         for n, name in enumerate(SCHEMAS, 1)
@@ -157,9 +162,15 @@ def _root_mets(files: dict[str, bytes]) -> bytes:
     ).encode()
 
 
-def write_folder(base: Path) -> Path:
-    """Write the package folder under ``base`` and return it."""
+def write_folder(base: Path, declared: dict[str, int] | None = None) -> Path:
+    """Write the package folder under ``base`` and return it.
+
+    :param declared: documentation files the root METS lists with that SIZE but whose bytes the
+        caller supplies in a container (written empty here): a file too large to write
+    """
+    declared = declared or {}
     files: dict[str, bytes] = {path: text.encode() for path, text in DATA.items()}
+    files.update(dict.fromkeys(declared, b""))
     files["documentation/about.txt"] = b"A hand-made E-ARK SIP for interoperability tests.\n"
     for name in SCHEMAS:
         files[f"schemas/{name}"] = (mets.SCHEMA_DIR / name).read_bytes()
@@ -167,7 +178,7 @@ def write_folder(base: Path) -> Path:
     files["metadata/descriptive/patients.xml"] = _manifest()
     files["metadata/preservation/premis.xml"] = _premis()
     files["representations/rep1/METS.xml"] = _representation_mets()
-    files["METS.xml"] = _root_mets(files)
+    files["METS.xml"] = _root_mets(files, declared)
     root = base / OBJID
     shutil.rmtree(root, ignore_errors=True)
     for rel, data in files.items():
