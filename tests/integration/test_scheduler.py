@@ -175,6 +175,33 @@ class Stack:
         return "\n".join(lines)
 
 
+def _signoff_form_in_the_browser(base_url: str, run_id: str, task_id: str, user: str) -> dict | None:
+    """Open the task's Required Actions page in headless Chromium as ``user``; its text and links (None: no browser)."""
+    chromium = shutil.which("chromium")
+    if chromium is None:
+        return None
+    from playwright.sync_api import sync_playwright
+
+    from demo.signoff import token
+
+    with httpx.Client(base_url=base_url, timeout=30) as client:
+        session = token(client, user, PASSWORD)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, headless=True, args=["--no-sandbox"])
+        context = browser.new_context(viewport={"width": 1400, "height": 1100})
+        context.add_cookies([{"name": "_token", "value": session, "url": base_url}])
+        page = context.new_page()
+        page.goto(f"{base_url}/dags/{DAG_ID}/runs/{run_id}/tasks/{task_id}/required_actions")
+        page.get_by_text("Utlåtande").first.wait_for(timeout=60_000)
+        shots = REPO / "out" / "screenshots"
+        shots.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(shots / f"signoff-form-{task_id}.png"), full_page=True)
+        text = page.locator("body").inner_text()
+        links = [a.get_attribute("href") or "" for a in page.locator("a").all()]
+        browser.close()
+    return {"text": text, "links": links}
+
+
 def _task_log_tails(airflow_home: Path, run_id: str, task_id: str, lines: int = 30) -> list[str]:
     folder = airflow_home / "logs" / f"dag_id={DAG_ID}" / f"run_id={run_id}" / f"task_id={task_id}"
     out = []
@@ -339,6 +366,11 @@ def test_scheduler_runs_every_milestone_and_signoff_over_rest(stack: Stack) -> N
         assert response.status_code == 409, f"a second answer: {response.status_code} {response.text}"
 
         stack.wait_awaiting_input(FINAL_RUN, "signoff_archivist")
+        form = _signoff_form_in_the_browser(str(stack.api.base_url), FINAL_RUN, "signoff_archivist", "regionarkivarie")
+        if form is not None:  # what the archivist reads in Required Actions, in Swedish
+            for words in ("Signering som arkivarie", "Utlåtande", "Om du godkänner", "Informationsägaren"):
+                assert words in form["text"], f"the sign-off form lacks {words!r}:\n{form['text']}"
+            assert f"/decommission/systems/{SYSTEM}/final_delivery/report.pdf" in form["links"], form["links"]
         response = answer(
             stack.api,
             dag_id=DAG_ID,
