@@ -163,8 +163,18 @@ class PackageSource:
 
     def _zip_members(self, path: Path) -> Iterator[tarindex.Member]:
         try:
+            directory = _zip_directory_bytes(path)
+            if directory > MAX_ZIP_DIRECTORY:
+                raise Stop(
+                    "LIMIT",
+                    path.name,
+                    f"the zip's central directory has {directory} bytes, more than the {MAX_ZIP_DIRECTORY} "
+                    "read (about 130 000 files): deliver a package this large as a tar",
+                )
             self._zip = zipfile.ZipFile(path)  # noqa: SIM115 (closed in close())
             infos = self._zip.infolist()
+        except Stop:
+            raise
         except Exception as exc:  # zipfile raises many kinds on a damaged central directory
             raise Stop("LAYOUT", path.name, f"not a readable zip ({type(exc).__name__})") from None
         for info in infos:
@@ -263,6 +273,18 @@ class PackageSource:
             os.close(self._fd)
             self._fd = None
         self.files.close()
+
+
+#: the largest zip central directory read: zipfile holds it, and an object of about 600 bytes
+#: per entry, in memory (a tar's headers are read as a stream instead)
+MAX_ZIP_DIRECTORY = 16 << 20
+
+
+def _zip_directory_bytes(path: Path) -> int:
+    """The size of a zip's central directory as its end record states it (what zipfile reads whole)."""
+    with path.open("rb") as stream:
+        end = zipfile._EndRecData(stream)  # noqa: SLF001 (the very record zipfile reads next)
+    return int(end[zipfile._ECD_SIZE]) if end else 0  # noqa: SLF001
 
 
 def _open_regular(location: str, rel: str) -> IO[bytes]:

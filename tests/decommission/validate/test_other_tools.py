@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from lxml import etree
 
+from decommission.validate import package_source
 from decommission.validate.limits import Limits
 from tests.decommission.validate import handmade
 from tests.decommission.validate.test_eark_validator import EARK_PYTHON, _tolerated, run_eark
@@ -151,3 +152,13 @@ def _header_of(data: bytearray, signature: bytes, name: bytes) -> int:
             return at
         at = data.find(signature, at + 4)
     raise AssertionError(f"no {signature!r} header for {name!r}")
+
+
+class TestZipDirectory:
+    def test_a_zip_directory_over_the_bound_is_refused_unread(self, folder, tmp_path, monkeypatch):
+        # zipfile holds the whole central directory and an object per entry: a tar is streamed instead
+        monkeypatch.setattr(package_source, "MAX_ZIP_DIRECTORY", 1_000)
+        packed = handmade.write_zip(folder, tmp_path / "many.zip")
+        requirement, path, message = only_problem(validate_within(packed))
+        assert (requirement, path) == ("LIMIT", "many.zip")
+        assert message.endswith("more than the 1000 read (about 130 000 files): deliver a package this large as a tar")
