@@ -283,7 +283,9 @@ def build_board_report(plan: Plan) -> DAG:
             from decommission import stages
 
             with failing_fast():
-                return stages.board_report(plan, context["data_interval_end"].date(), context["dag_run"].run_id)
+                # a run triggered without a logical date has no interval: it reports as of its trigger
+                when = context.get("data_interval_end") or context["dag_run"].run_after
+                return stages.board_report(plan, when.date(), context["dag_run"].run_id)
 
         board_report()
     return dag
