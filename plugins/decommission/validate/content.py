@@ -45,10 +45,13 @@ def check_premis(v: Checker, rel: str) -> None:
 def _check_object(v: Checker, rel: str, element: etree._Element) -> None:
     for path, size, digests in premis.file_objects(element):
         path = unicodedata.normalize("NFC", path)
-        if not v.need(path in v.src.files, "PREMIS", path, f"described in {rel} but absent"):
+        try:
+            actual = v.src.files[path].size
+        except KeyError:
+            v.add("PREMIS", path, f"described in {rel} but absent")
             continue
         v.src.files.mark(path, "described")
-        if v.need(size == str(v.src.files[path].size), "PREMIS", path, f"size differs from {rel}"):
+        if v.need(size == str(actual), "PREMIS", path, f"size differs from {rel}"):
             _size, sha = v.digest(path)
             v.need((premis.DIGEST_ALGORITHM, sha) in digests, "PREMIS", path, f"SHA-256 differs from {rel}")
 

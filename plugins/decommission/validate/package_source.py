@@ -433,12 +433,14 @@ class Checker:
         """
         if rel is None:
             return
-        if not self.need(rel in self.src.files, "MISSING-FILE", rel, f"referenced from {where} but absent"):
+        try:
+            size = self.src.files[rel].size
+        except KeyError:
+            self.add("MISSING-FILE", rel, f"referenced from {where} but absent")
             return
         self.src.files.mark(rel, "referenced")
         declared = element.get("SIZE")
-        if declared is not None and declared != str(self.src.files[rel].size):
-            size = self.src.files[rel].size
+        if declared is not None and declared != str(size):
             self.add("FIXITY", rel, f"size {size} differs from SIZE {declared} in {where} (so not hashed)")
             return
         _size, sha = self.digest(rel)
@@ -457,8 +459,3 @@ class Checker:
             else:
                 name = attribute.rsplit("}", 1)[-1]
                 self.need(value, requirement, where, f"line {element.sourceline}: {name} is missing")
-
-
-def free(element: etree._Element) -> None:
-    """Drop an element's content and the siblings before it (see :func:`xmlsafe.free`)."""
-    xmlsafe.free(element)

@@ -79,7 +79,7 @@ def validate_package(path: Path, limits: Limits | None = None) -> ValidationRepo
         package = source.name or path.name
         package = _check(Checker(source, findings, limits, budget)) or package
     except Stop as stop:
-        findings.limit += 1  # the reason validation stopped is always reported
+        findings.limit += 1  # the reason validation stopped is reported even when the findings are capped
         findings.append(Problem(stop.requirement, stop.path or path.name, stop.message))
     except Exception as exc:  # fail closed: a fault of ours on strange input is not a pass
         where = traceback.extract_tb(exc.__traceback__)[-1]
