@@ -218,7 +218,7 @@ class TestValidatePackage:
         report = validate_package(target)
         assert "LAYOUT" in {p.requirement for p in report.problems}
 
-    @pytest.mark.parametrize("fmt", [tarfile.USTAR_FORMAT, tarfile.GNU_FORMAT], ids=["fast-index", "tarfile"])
+    @pytest.mark.parametrize("fmt", [tarfile.USTAR_FORMAT, tarfile.GNU_FORMAT], ids=["ustar", "gnu-long-name"])
     def test_undecodable_member_name_is_an_extra_file(self, built, tmp_path, fmt):
         # a name that is not UTF-8 (read back as surrogate escapes) is reported, not a crash
         target = tmp_path / f"{built.package_id}.tar"
@@ -226,7 +226,7 @@ class TestValidatePackage:
         with tarfile.open(target, "a", format=fmt, encoding="utf-8", errors="surrogateescape") as tar:
             info = tarfile.TarInfo(f"{built.package_id}/documentation/bad-\udcff.txt")
             info.size = 1
-            if fmt == tarfile.GNU_FORMAT:  # a GNU long name the fast index gives up on
+            if fmt == tarfile.GNU_FORMAT:  # a GNU long-name record (read by the index too)
                 info.name = f"{built.package_id}/documentation/{'x' * 120}-\udcff.txt"
             tar.addfile(info, io.BytesIO(b"x"))
         report = validate_package(target)
