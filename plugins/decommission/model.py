@@ -7,9 +7,30 @@ columns, in this order. ``patient_key`` is the source system's internal patient 
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
-import pyarrow as pa
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+#: Arrow types by name: the model is declared without pyarrow, so the DAG file's parse (which
+#: checks every mapping against these names) does not import it; schemas are built when first used
+_ARROW_TYPES = {
+    "string": lambda pa: "string",
+    "large_binary": lambda pa: "large_binary",
+    "date32": lambda pa: "date32",
+    "bool": lambda pa: "bool",
+    "timestamp": lambda pa: pa.timestamp("us", tz="UTC"),
+}
+
+
+def arrow_schema(fields: Sequence[tuple[str, str]]) -> pa.Schema:
+    """The Arrow schema of (column, type name) pairs."""
+    import pyarrow as pa
+
+    return pa.schema([(name, _ARROW_TYPES[kind](pa)) for name, kind in fields])
 
 
 @dataclass(frozen=True)
@@ -18,12 +39,22 @@ class Entity:
 
     name: str
     key: str
-    schema: pa.Schema
+    #: (column, Arrow type name) in file order
+    fields: tuple[tuple[str, str], ...]
     #: the column whose year the reconciliation groups by (None: not dated)
     date_field: str | None = None
 
+    @property
+    def field_names(self) -> tuple[str, ...]:
+        return tuple(name for name, _ in self.fields)
 
-_ts = pa.timestamp("us", tz="UTC")
+    @functools.cached_property
+    def schema(self) -> pa.Schema:
+        """The Arrow schema (built on first use; a frozen dataclass's cached_property writes its own __dict__)."""
+        return arrow_schema(self.fields)
+
+
+_ts = "timestamp"
 
 ENTITIES: dict[str, Entity] = {
     e.name: e
@@ -31,124 +62,108 @@ ENTITIES: dict[str, Entity] = {
         Entity(
             "patient",
             "patient_key",
-            pa.schema(
-                [
-                    ("patient_key", pa.string()),
-                    ("personal_id", pa.string()),  # 12 digits (or a reservnummer as written)
-                    ("id_type", pa.string()),  # identity.IdType value
-                    ("given_name", pa.string()),
-                    ("family_name", pa.string()),
-                    ("sex", pa.string()),
-                    ("birth_date", pa.date32()),
-                    ("protected_identity", pa.bool_()),
-                    ("blocked", pa.bool_()),
-                    ("confidential", pa.bool_()),
-                ]
+            (
+                ("patient_key", "string"),
+                ("personal_id", "string"),  # 12 digits (or a reservnummer as written)
+                ("id_type", "string"),  # identity.IdType value
+                ("given_name", "string"),
+                ("family_name", "string"),
+                ("sex", "string"),
+                ("birth_date", "date32"),
+                ("protected_identity", "bool"),
+                ("blocked", "bool"),
+                ("confidential", "bool"),
             ),
         ),
         Entity(
             "case",
             "case_id",
-            pa.schema(
-                [
-                    ("case_id", pa.string()),
-                    ("patient_key", pa.string()),
-                    ("care_unit", pa.string()),
-                    ("case_type", pa.string()),
-                    ("start_time", _ts),
-                    ("end_time", _ts),
-                ]
+            (
+                ("case_id", "string"),
+                ("patient_key", "string"),
+                ("care_unit", "string"),
+                ("case_type", "string"),
+                ("start_time", _ts),
+                ("end_time", _ts),
             ),
             "start_time",
         ),
         Entity(
             "document",
             "document_id",
-            pa.schema(
-                [
-                    ("document_id", pa.string()),
-                    ("patient_key", pa.string()),
-                    ("case_id", pa.string()),
-                    ("care_unit", pa.string()),
-                    ("time", _ts),
-                    ("title", pa.string()),
-                    ("text", pa.string()),
-                    ("author", pa.string()),
-                ]
+            (
+                ("document_id", "string"),
+                ("patient_key", "string"),
+                ("case_id", "string"),
+                ("care_unit", "string"),
+                ("time", _ts),
+                ("title", "string"),
+                ("text", "string"),
+                ("author", "string"),
             ),
             "time",
         ),
         Entity(
             "diagnosis",
             "diagnosis_id",
-            pa.schema(
-                [
-                    ("diagnosis_id", pa.string()),
-                    ("patient_key", pa.string()),
-                    ("case_id", pa.string()),
-                    ("code", pa.string()),  # ICD-10-SE
-                    ("time", _ts),
-                ]
+            (
+                ("diagnosis_id", "string"),
+                ("patient_key", "string"),
+                ("case_id", "string"),
+                ("code", "string"),  # ICD-10-SE
+                ("time", _ts),
             ),
             "time",
         ),
         Entity(
             "medication",
             "medication_id",
-            pa.schema(
-                [
-                    ("medication_id", pa.string()),
-                    ("patient_key", pa.string()),
-                    ("atc", pa.string()),
-                    ("product", pa.string()),
-                    ("dose", pa.string()),
-                    ("time", _ts),
-                ]
+            (
+                ("medication_id", "string"),
+                ("patient_key", "string"),
+                ("atc", "string"),
+                ("product", "string"),
+                ("dose", "string"),
+                ("time", _ts),
             ),
             "time",
         ),
         Entity(
             "lab_result",
             "result_id",
-            pa.schema(
-                [
-                    ("result_id", pa.string()),
-                    ("patient_key", pa.string()),
-                    ("case_id", pa.string()),
-                    ("code", pa.string()),  # NPU
-                    ("analysis", pa.string()),
-                    ("value", pa.string()),
-                    ("unit", pa.string()),
-                    ("time", _ts),
-                ]
+            (
+                ("result_id", "string"),
+                ("patient_key", "string"),
+                ("case_id", "string"),
+                ("code", "string"),  # NPU
+                ("analysis", "string"),
+                ("value", "string"),
+                ("unit", "string"),
+                ("time", _ts),
             ),
             "time",
         ),
         Entity(
             "attachment",
             "attachment_id",
-            pa.schema(
-                [
-                    ("attachment_id", pa.string()),
-                    ("patient_key", pa.string()),
-                    ("document_id", pa.string()),
-                    ("filename", pa.string()),
-                    ("mimetype", pa.string()),
-                    ("content", pa.large_binary()),
-                ]
+            (
+                ("attachment_id", "string"),
+                ("patient_key", "string"),
+                ("document_id", "string"),
+                ("filename", "string"),
+                ("mimetype", "string"),
+                ("content", "large_binary"),
             ),
         ),
         Entity(
             "access_log",
             "log_id",
-            pa.schema(
-                [
-                    ("log_id", pa.string()),
-                    ("patient_key", pa.string()),
-                    ("user", pa.string()),
-                    ("event", pa.string()),
-                    ("time", _ts),
-                ]
+            (
+                ("log_id", "string"),
+                ("patient_key", "string"),
+                ("user", "string"),
+                ("event", "string"),
+                ("time", _ts),
             ),
             "time",
         ),
@@ -158,18 +173,25 @@ ENTITIES: dict[str, Entity] = {
 #: Columns of a quarantine file (one per partition). ``source_key`` is the row's own
 #: key in the source table (not a patient identifier); ``value_digest`` is a keyed
 #: hash of the offending raw value; ``detail`` never holds patient data.
-QUARANTINE_SCHEMA = pa.schema(
-    [
-        ("source_table", pa.string()),
-        ("entity", pa.string()),
-        ("source_key", pa.string()),
-        ("patient_key", pa.string()),
-        ("rule", pa.string()),
-        ("column", pa.string()),
-        ("detail", pa.string()),
-        ("value_digest", pa.string()),
-    ]
+QUARANTINE_FIELDS = (
+    ("source_table", "string"),
+    ("entity", "string"),
+    ("source_key", "string"),
+    ("patient_key", "string"),
+    ("rule", "string"),
+    ("column", "string"),
+    ("detail", "string"),
+    ("value_digest", "string"),
 )
+
+
+def __getattr__(name: str) -> Any:
+    """``QUARANTINE_SCHEMA``, the Arrow schema of a quarantine file, built (and pyarrow imported) when first used."""
+    if name == "QUARANTINE_SCHEMA":
+        schema = arrow_schema(QUARANTINE_FIELDS)
+        globals()[name] = schema
+        return schema
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class Reason:
