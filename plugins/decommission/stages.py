@@ -82,7 +82,6 @@ def board_report(plan: Plan, today: dt.date, run_id: str) -> dict[str, Any]:
 
 def preflight(run: Run) -> dict[str, Any]:
     """Check the hash key, then the mapping against the live source schema, before anything is read."""
-    refuse_if_decommissioned(run)  # a decommissioned system takes no delivery unless the plan reopens it
     key = current_key()  # no secret key, no delivery: keyed hashes would not protect identifiers
     if key.demo:
         log.warning("keyed hashes use the public demo key (DECOMMISSION_ALLOW_DEMO_KEY=1): for demos and tests only")
@@ -91,6 +90,7 @@ def preflight(run: Run) -> dict[str, Any]:
     problems = check_against_source(spec, live)
     if problems:
         raise MappingError("; ".join(problems))
+    refuse_if_decommissioned(run)  # a decommissioned system takes no delivery unless the plan reopens it
     source = Source.for_system(run.system)
     _refuse_personal_patient_key(spec, source.patient_keys(spec))
     coverage = coverage_of(run.system, spec, source, source.count_rows(spec, run.system.agreement.cut_off))
