@@ -43,7 +43,10 @@ RUNS = {
     "final_delivery": "milestone__final_delivery__2025-12-01",
 }
 FINAL_RUN = RUNS["final_delivery"]
-BUDGET_S = float(os.environ.get("DECOMMISSION_SCHEDULER_TEST_BUDGET_S", "420"))  # ~3.5 min needed on 2 cores
+# a bound against a hung stack, not a speed test (make bench measures speed): every run now also reads
+# the source's catalogue and the archive's holdings, downloads each package whole and anchors the ledger,
+# and a shared 2-core machine may be busy with more than this test
+BUDGET_S = float(os.environ.get("DECOMMISSION_SCHEDULER_TEST_BUDGET_S", "900"))
 ADMIN = ("admin", "admin")
 PASSWORD = "user"  # every non-admin demo user's password (decommission.embedded.USERS)
 
