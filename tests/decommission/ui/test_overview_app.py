@@ -135,3 +135,22 @@ class TestReportFiles:
         ]
         served = api.get("/decommission/systems/vas/final_delivery/report.pdf", headers=_login(api)).content
         assert hashlib.sha256(served).hexdigest() == recorded[-1]
+
+
+class TestBoardReport:
+    def test_the_latest_board_report_is_linked_and_served(self, api, home):
+        import datetime as dt
+
+        from decommission.ledger import Ledger
+        from decommission.overview.board import write_board_report
+        from decommission.plan.programme import load_plan
+        from tests.decommission.overview.programme_fixture import PLAN
+
+        out = write_board_report(
+            load_plan(PLAN), dt.date(2025, 9, 15), run_id="r1", ledger=Ledger.sqlite(home / "ledger.sqlite")
+        )
+        page = api.get("/decommission/", headers=_login(api)).text
+        assert 'href="board/lagesrapport-2025-09.pdf"' in page and "Senaste lägesrapport (2025-09)" in page
+        response = api.get("/decommission/board/lagesrapport-2025-09.pdf", headers=_login(api))
+        assert response.status_code == 200 and hashlib.sha256(response.content).hexdigest() == out["pdf_sha256"]
+        assert api.get("/decommission/board/nosuch.pdf", headers=_login(api)).status_code == 404
