@@ -45,14 +45,38 @@ def read_yaml(path: Path, *, max_bytes: int, what: str) -> Any:
     except UnicodeDecodeError as exc:
         raise YamlFileError(f"{path}: the {what} is not UTF-8 text (byte {exc.start})") from exc
     try:
-        for event in yaml.parse(text, Loader=_LOADER):
-            if isinstance(event, yaml.AliasEvent):
-                mark = event.start_mark
+        loader = _LOADER(text)
+        try:
+            # composed once: an alias is a node met twice (shared, never expanded), found before anything is built
+            node = loader.get_single_node()
+            if _repeated_node(node) is not None:
+                # only on this error path: the events say which alias and on which line
+                alias = next(e for e in yaml.parse(text, Loader=_LOADER) if isinstance(e, yaml.AliasEvent))
                 raise YamlFileError(
-                    f"{path}: line {mark.line + 1}: YAML aliases (*{event.anchor}) are not allowed in the {what}"
+                    f"{path}: line {alias.start_mark.line + 1}: YAML aliases (*{alias.anchor}) are not allowed "
+                    f"in the {what}"
                 )
-        return yaml.load(text, Loader=_LOADER)  # noqa: S506 - a safe loader
+            return None if node is None else loader.construct_document(node)
+        finally:
+            loader.dispose()
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}, column {mark.column + 1}:" if mark else ""
         raise YamlFileError(f"{path}:{where} not valid YAML: {getattr(exc, 'problem', None) or exc}") from exc
+
+
+def _repeated_node(root: yaml.Node | None) -> yaml.Node | None:
+    """The first node reached twice in the composed tree (what an alias makes), or None."""
+    seen: set[int] = set()
+    stack = [root] if root is not None else []
+    while stack:
+        node = stack.pop()
+        if id(node) in seen:
+            return node
+        seen.add(id(node))
+        if isinstance(node, yaml.SequenceNode):
+            stack.extend(reversed(node.value))
+        elif isinstance(node, yaml.MappingNode):
+            for key, value in reversed(node.value):
+                stack.extend((value, key))
+    return None
