@@ -46,13 +46,13 @@ def _check_object(v: Checker, rel: str, element: etree._Element) -> None:
     for path, size, digests in premis.file_objects(element):
         path = unicodedata.normalize("NFC", path)
         try:
-            actual = v.src.files[path].size
+            entry = v.src.files[path]
         except KeyError:
             v.add("PREMIS", path, f"described in {rel} but absent")
             continue
         v.src.files.mark(path, "described")
-        if v.need(size == str(actual), "PREMIS", path, f"size differs from {rel}"):
-            _size, sha = v.digest(path)
+        if v.need(size == str(entry.size), "PREMIS", path, f"size differs from {rel}"):
+            _size, sha = v.digest(path, entry)
             v.need((premis.DIGEST_ALGORITHM, sha) in digests, "PREMIS", path, f"SHA-256 differs from {rel}")
 
 

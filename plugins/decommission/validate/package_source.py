@@ -27,7 +27,7 @@ from lxml import etree
 from decommission.package import mets, premis, records
 from decommission.validate import tarindex, xmlsafe
 from decommission.validate.limits import Budget, Limits, Stop
-from decommission.validate.state import MEMORY_FILES, MEMORY_IDS, FileTable, MemoryFileTable
+from decommission.validate.state import MEMORY_FILES, MEMORY_IDS, Entry, FileTable, MemoryFileTable
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator
@@ -234,11 +234,11 @@ class PackageSource:
             raw = _open_regular(entry.location, rel)
         return io.BufferedReader(_Reader(raw, rel), 1 << 16)
 
-    def sha256(self, rel: str) -> tuple[int, str]:
+    def sha256(self, rel: str, entry: Entry | None = None) -> tuple[int, str]:
         """Size and SHA-256 of a file's bytes, read a chunk at a time (from a tar with ``pread`` alone)."""
         sha, size = hashlib.sha256(), 0
         if self._fd is not None:
-            entry = self.files[rel]
+            entry = entry or self.files[rel]
             while size < entry.size:
                 self.budget.check()
                 chunk = os.pread(self._fd, min(_CHUNK, entry.size - size), entry.offset + size)
@@ -257,10 +257,10 @@ class PackageSource:
                 size += len(chunk)
         return size, sha.hexdigest()
 
-    def read(self, rel: str) -> bytes:
-        """A whole (small) file: one ``pread`` from the tar."""
+    def read(self, rel: str, entry: Entry | None = None) -> bytes:
+        """A whole (small) file: one ``pread`` from the tar (``entry``: its row, when already looked up)."""
         if self._fd is not None:
-            entry = self.files[rel]
+            entry = entry or self.files[rel]
             return os.pread(self._fd, entry.size, entry.offset)
         with self.open(rel) as stream:
             return stream.read()
@@ -343,11 +343,11 @@ class Checker:
         return bool(ok)
 
     # ------------------------------------------------------------------ files and XML
-    def digest(self, rel: str) -> tuple[int, str]:
+    def digest(self, rel: str, entry: Entry | None = None) -> tuple[int, str]:
         """Size and SHA-256 of a file's bytes, read once (later calls get the recorded digest)."""
         known = self.src.files.digest(rel)
         if known is None:
-            known = self.src.sha256(rel)
+            known = self.src.sha256(rel, entry)
             self.src.files.set_digest(rel, *known)
         return known
 
@@ -390,9 +390,9 @@ class Checker:
         else:
             self.add("XSD", rel, f"line {exc.lineno}: {exc.msg}")
 
-    def xml_size_ok(self, rel: str) -> bool:
+    def xml_size_ok(self, rel: str, size: int | None = None) -> bool:
         """False (and a finding) for an XML document over ``limits.max_xml_bytes``: it is not parsed."""
-        size = self.src.files[rel].size
+        size = self.src.files[rel].size if size is None else size
         return self.need(
             size <= self.limits.max_xml_bytes,
             "LIMIT",
@@ -410,12 +410,16 @@ class Checker:
         Files up to ``xmlsafe.WHOLE`` are read whole and parsed as a tree (fast for many small
         record files); larger ones are parsed as read, each element freed once parsed.
         """
-        if rel not in self.src.files or not self.xml_size_ok(rel):
+        try:
+            entry = self.src.files[rel]  # one look-up: a package may have 100 000 record files
+        except KeyError:
+            return
+        if not self.xml_size_ok(rel, entry.size):
             return
         self.budget.check()
         try:
-            if self.src.files[rel].size <= xmlsafe.WHOLE:
-                tree = xmlsafe.parse_whole(self.src.read(rel), self._parser)
+            if entry.size <= xmlsafe.WHOLE:
+                tree = xmlsafe.parse_whole(self.src.read(rel, entry), self._parser)
                 if not schema.validate(tree):
                     self.schema_errors(rel, schema.error_log, private)
                 return
@@ -434,16 +438,16 @@ class Checker:
         if rel is None:
             return
         try:
-            size = self.src.files[rel].size
+            entry = self.src.files[rel]
         except KeyError:
             self.add("MISSING-FILE", rel, f"referenced from {where} but absent")
             return
         self.src.files.mark(rel, "referenced")
         declared = element.get("SIZE")
-        if declared is not None and declared != str(size):
-            self.add("FIXITY", rel, f"size {size} differs from SIZE {declared} in {where} (so not hashed)")
+        if declared is not None and declared != str(entry.size):
+            self.add("FIXITY", rel, f"size {entry.size} differs from SIZE {declared} in {where} (so not hashed)")
             return
-        _size, sha = self.digest(rel)
+        _size, sha = self.digest(rel, entry)
         if element.get("CHECKSUMTYPE") not in (None, mets.CHECKSUM_TYPE):
             self.add("FIXITY", rel, f"CHECKSUMTYPE in {where} is not SHA-256, the only one checked")
         elif element.get("CHECKSUM") is not None and element.get("CHECKSUM", "").lower() != sha:
