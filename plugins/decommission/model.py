@@ -2,7 +2,8 @@
 
 Mapped staging files (one Parquet file per entity and partition) carry exactly these
 columns, in this order. ``patient_key`` is the source system's internal patient key
-(never the personnummer); it names the patient's folder in a package.
+(never the personnummer); it names the patient's folder in a package. ``quality`` is the
+record's quality flags (:data:`QUALITY`): JSON, null when the mapping found nothing.
 """
 
 from __future__ import annotations
@@ -55,6 +56,10 @@ class Entity:
 
 
 _ts = "timestamp"
+#: the last column of every entity: the record's quality flags as canonical JSON (null: none), see
+#: :mod:`decommission.mapping.flags`; the packager writes them as ``<quality>`` in the record file
+QUALITY = "quality"
+_quality = (QUALITY, "string")
 
 ENTITIES: dict[str, Entity] = {
     e.name: e
@@ -73,6 +78,7 @@ ENTITIES: dict[str, Entity] = {
                 ("protected_identity", "bool"),
                 ("blocked", "bool"),
                 ("confidential", "bool"),
+                _quality,
             ),
         ),
         Entity(
@@ -85,6 +91,7 @@ ENTITIES: dict[str, Entity] = {
                 ("case_type", "string"),
                 ("start_time", _ts),
                 ("end_time", _ts),
+                _quality,
             ),
             "start_time",
         ),
@@ -100,6 +107,7 @@ ENTITIES: dict[str, Entity] = {
                 ("title", "string"),
                 ("text", "string"),
                 ("author", "string"),
+                _quality,
             ),
             "time",
         ),
@@ -112,6 +120,7 @@ ENTITIES: dict[str, Entity] = {
                 ("case_id", "string"),
                 ("code", "string"),  # ICD-10-SE
                 ("time", _ts),
+                _quality,
             ),
             "time",
         ),
@@ -125,6 +134,7 @@ ENTITIES: dict[str, Entity] = {
                 ("product", "string"),
                 ("dose", "string"),
                 ("time", _ts),
+                _quality,
             ),
             "time",
         ),
@@ -140,6 +150,7 @@ ENTITIES: dict[str, Entity] = {
                 ("value", "string"),
                 ("unit", "string"),
                 ("time", _ts),
+                _quality,
             ),
             "time",
         ),
@@ -153,6 +164,7 @@ ENTITIES: dict[str, Entity] = {
                 ("filename", "string"),
                 ("mimetype", "string"),
                 ("content", "large_binary"),
+                _quality,
             ),
         ),
         Entity(
@@ -164,42 +176,51 @@ ENTITIES: dict[str, Entity] = {
                 ("user", "string"),
                 ("event", "string"),
                 ("time", _ts),
+                _quality,
             ),
             "time",
         ),
     )
 }
 
-#: Columns of a quarantine file (one per partition). ``source_key`` is the row's own
-#: key in the source table (not a patient identifier); ``value_digest`` is a keyed
-#: hash of the offending raw value; ``detail`` never holds patient data.
-QUARANTINE_FIELDS = (
+#: Columns of a findings file (one per partition): one row per source row the mapping found
+#: something on, or corrected, whatever became of it. ``source_key`` is the row's own key in the
+#: source table (not a patient identifier); ``reason`` is the row's first reason in
+#: :attr:`Reason.ORDER` (``reasons`` all of them, space-separated); ``disposition`` what became of the
+#: row (:class:`Disposition`) and ``decision`` the reference of the decision that covers it;
+#: ``value_digest`` is a keyed hash of the offending raw value; ``detail`` never holds patient data.
+FINDINGS_FIELDS = (
     ("source_table", "string"),
     ("entity", "string"),
     ("source_key", "string"),
     ("patient_key", "string"),
-    ("rule", "string"),
+    ("reason", "string"),
+    ("reasons", "string"),
     ("column", "string"),
     ("detail", "string"),
     ("value_digest", "string"),
+    ("disposition", "string"),
+    ("decision", "string"),
 )
+FINDINGS_FILE = "findings.parquet"
 
 
 def __getattr__(name: str) -> Any:
-    """``QUARANTINE_SCHEMA``, the Arrow schema of a quarantine file, built (and pyarrow imported) when first used."""
-    if name == "QUARANTINE_SCHEMA":
-        schema = arrow_schema(QUARANTINE_FIELDS)
+    """``FINDINGS_SCHEMA``, the Arrow schema of a findings file, built (and pyarrow imported) when first used."""
+    if name == "FINDINGS_SCHEMA":
+        schema = arrow_schema(FINDINGS_FIELDS)
         globals()[name] = schema
         return schema
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class Reason:
-    """Quarantine reason codes. A row gets exactly one: the first that applies, in this order."""
+    """Finding codes. A row counts under one, the first that applies in this order; its flags list all."""
 
     SOFT_DELETED = "SOFT_DELETED"
     ORPHAN = "ORPHAN"
-    PATIENT_QUARANTINED = "PATIENT_QUARANTINED"
+    #: the row's patient is disposed of by a decision: the row goes with it, under that decision
+    PATIENT_DISPOSED = "PATIENT_DISPOSED"
     ID_INVALID_FORMAT = "ID_INVALID_FORMAT"
     ID_INVALID_CHECKSUM = "ID_INVALID_CHECKSUM"
     ID_INVALID_DATE = "ID_INVALID_DATE"
@@ -212,7 +233,7 @@ class Reason:
     ORDER = (
         SOFT_DELETED,
         ORPHAN,
-        PATIENT_QUARANTINED,
+        PATIENT_DISPOSED,
         ID_INVALID_FORMAT,
         ID_INVALID_CHECKSUM,
         ID_INVALID_DATE,
@@ -222,3 +243,19 @@ class Reason:
         EMPTY_ATTACHMENT,
         CODE_INVALID,
     )
+
+
+class Disposition:
+    """What becomes of a row with a finding; declared per table and reason in the mapping spec.
+
+    ``keep_flagged`` (the default): archived as it is, the finding flagged in the record.
+    ``correct``: archived with the value of the spec's correction list, the original kept in the flag.
+    ``dispose``: left out of the archive, only under a recorded decision (its reference).
+    """
+
+    KEEP_FLAGGED = "keep_flagged"
+    CORRECT = "correct"
+    DISPOSE = "dispose"
+    ALL = (KEEP_FLAGGED, CORRECT, DISPOSE)
+    #: the result's name of each class of rows: archived flagged, archived corrected, disposed
+    CLASS = {KEEP_FLAGGED: "flagged", CORRECT: "corrected", DISPOSE: "disposed"}

@@ -23,6 +23,7 @@ from decommission.evidence.anchors import anchor_head
 from decommission.files import write_atomic
 from decommission.ledger import canonical, programme_ledger
 from decommission.mapping.transform import map_partition
+from decommission.model import FINDINGS_FILE
 from decommission.plan.mapping_spec import check_against_source
 from decommission.plan.programme import Plan, System
 from decommission.plan.run import Run, is_final, refuse_if_decommissioned, resolve_milestone, run_date
@@ -160,7 +161,8 @@ def map_stage(run: Run, extracted: dict[str, Any]) -> dict[str, Any]:
             spec, lambda t: staging.read_row_groups(source_dir / f"{t}.parquet"), tmp, staging.open_output
         )
     counts = result.to_dict()
-    run.record("mapping", {"partition": part.id, **counts})
+    # the corrections applied (rows as keyed hashes, who decided): the ledger is where a correction is recorded
+    run.record("mapping", {"partition": part.id, **counts, "corrections": result.corrections})
     return {"partition": part.to_dict(), "uri": str(final), **counts}
 
 
@@ -171,7 +173,7 @@ def package_stage(run: Run, mapped: dict[str, Any]) -> dict[str, Any]:
     part = Partition.from_dict(mapped["partition"])
     mapped_dir = staging.stage_dir(run.system.id, run.milestone.value, "mapped", part.id)
     with staging.local_dir(mapped_dir) as local:
-        files = {p.stem: p for p in local.glob("*.parquet") if p.stem != "quarantine"}
+        files = {p.stem: p for p in local.glob("*.parquet") if p.name != FINDINGS_FILE}
         result = sip.build_package(
             mapped=files,
             context=_package_context(run),

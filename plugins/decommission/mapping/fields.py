@@ -49,7 +49,11 @@ def transform(
         case "personal_id" | "id_type":
             ids = ids if ids is not None else classify(col, reference_date)
             column = ids["normalised" if f.transform == "personal_id" else "id_type"]
-            return pa.array(column.to_numpy(dtype=object), pa.string(), from_pandas=True), 0
+            values = pa.array(column.to_numpy(dtype=object), pa.string(), from_pandas=True)
+            if f.transform == "personal_id" and values.null_count:
+                # an identifier that fails validation is archived as written (its rule flags it), never dropped
+                values = pc.coalesce(values, pc.cast(text(as_array(col)), pa.string()))
+            return values, 0
         case "before_comma":
             return pc.utf8_trim_whitespace(pc.replace_substring_regex(text(col), r"^([^,]*)(?s:,.*)?$", r"\1")), 0
         case "after_comma":

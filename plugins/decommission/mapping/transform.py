@@ -1,10 +1,23 @@
-"""The mapping engine: extracted tables of one partition -> archive entities + quarantine.
+"""The mapping engine: extracted tables of one partition -> archive entities + findings.
 
-Every extracted row ends as exactly one mapped record or one quarantine row, with the
-first reason of :attr:`Reason.ORDER` that applies. Rules and transforms run on whole
-Arrow columns (:mod:`mapping_rules`, :mod:`mapping_fields`); Python runs only for the
-quarantined rows (their detail and keyed digest). Journal text is never changed here: a
-row whose text cannot go into XML as it is goes to quarantine instead.
+Every extracted row ends archived (as it is, flagged, or corrected) or disposed of under a
+recorded decision; none is left behind. Rules and transforms run on whole Arrow columns
+(:mod:`mapping_rules`, :mod:`mapping_fields`); Python runs only for the rows with a finding
+or a correction (their flags, detail and keyed digest). What becomes of a row with a finding
+is the spec's ``dispositions`` (per table and reason; :class:`~decommission.model.Disposition`):
+
+* ``keep_flagged`` (default): the row is archived as the source holds it, each finding a flag in
+  its record (:mod:`decommission.mapping.flags`). Text XML cannot hold is written escaped
+  (``backslash-u``), bytes that do not decode as their base64, an invalid identifier as written.
+  A row whose patient is not in the source (``ORPHAN``) goes under a placeholder patient of its
+  key, flagged ``ORPHAN`` too, so its patient folder holds it.
+* ``correct``: the spec's correction list gives the value (the original stays in the flag).
+* ``dispose``: the row leaves the record files; the findings file lists it with its decision.
+  A disposed patient takes their rows with them (``PATIENT_DISPOSED``), under the same decision.
+
+A row counts once, under its first reason in :attr:`Reason.ORDER` (the first disposing one when
+a decision disposes of it, the correction's when corrected); its flags list every finding.
+Journal text is never changed silently: every transformation is flagged and reversible.
 """
 
 from __future__ import annotations
@@ -20,56 +33,78 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from decommission.mapping.arrow_text import as_array, key_text, mask
+from decommission.mapping import flags as qflags
+from decommission.mapping.arrow_text import as_array, key_text, mask, py_values
 from decommission.mapping.fields import transform
 from decommission.mapping.rules import RULE_REASON, Finding, check, classify, decode
-from decommission.model import ENTITIES, QUARANTINE_SCHEMA, Reason
-from decommission.plan.mapping_spec import MappingSpec, TableSpec
+from decommission.model import ENTITIES, FINDINGS_FILE, FINDINGS_SCHEMA, QUALITY, Disposition, Reason
+from decommission.plan.mapping_spec import Correction, MappingSpec, TableSpec
 from decommission.privacy import keyed_hash
 from decommission.source.staged_table import PARQUET_OPTIONS, row_group_rows
+
+#: the patient key of the placeholder that holds rows naming no patient at all (a null key)
+NO_PATIENT_KEY = "no-patient-key"
+_PLACEHOLDER_DETAIL = "no patient row in the source: this placeholder holds the rows that name its key"
 
 
 @dataclass
 class MapResult:
-    """Counts of one partition's mapping; the files are written next to each other."""
+    """Counts of one partition's mapping; the files are written next to each other.
+
+    ``mapped`` is the rows archived per table (flagged and corrected rows included); ``flagged``,
+    ``corrected`` and ``disposed`` count rows per table and reason (each row once);
+    ``uncorrected`` the flagged rows whose declared disposition is ``correct`` but which the
+    correction list does not name; ``placeholders`` the patients made for orphans' keys.
+    """
 
     extracted: dict[str, int] = field(default_factory=dict)
     mapped: dict[str, int] = field(default_factory=dict)
-    quarantined: dict[str, dict[str, int]] = field(default_factory=dict)
+    flagged: dict[str, dict[str, int]] = field(default_factory=dict)
+    corrected: dict[str, dict[str, int]] = field(default_factory=dict)
+    disposed: dict[str, dict[str, int]] = field(default_factory=dict)
+    uncorrected: dict[str, dict[str, int]] = field(default_factory=dict)
+    placeholders: int = 0
     entities: dict[str, int] = field(default_factory=dict)
     adjusted_times: int = 0
+    #: the corrections applied (table, keyed hash of the row key, column, reason, who, reference)
+    corrections: list[dict[str, str]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "extracted": self.extracted,
             "mapped": self.mapped,
-            "quarantined": self.quarantined,
+            "flagged": self.flagged,
+            "corrected": self.corrected,
+            "disposed": self.disposed,
+            "uncorrected": self.uncorrected,
+            "placeholders": self.placeholders,
             "entities": self.entities,
             "adjusted_times": self.adjusted_times,
         }
 
+    def count(self, kind: str, table: str, reason: str) -> None:
+        row = getattr(self, kind).setdefault(table, {})
+        row[reason] = row.get(reason, 0) + 1
 
-class _Flags:
-    """The reason chosen per row so far; a row keeps the first reason that applies."""
 
-    def __init__(self, n: int) -> None:
-        self.hit = np.zeros(n, dtype=bool)
-        self.reason = np.full(n, None, dtype=object)
-        self.column = np.full(n, None, dtype=object)
-        self.detail = np.full(n, None, dtype=object)
-        self.raw = np.full(n, None, dtype=object)
+@dataclass
+class _Item:
+    """One finding on some rows: the mask, its reason (or one per row), its column and description."""
 
-    def mark(self, finding: Finding, column: str) -> None:
-        new = finding.hit & ~self.hit
-        rows = np.flatnonzero(new)
-        if not len(rows):
-            return
-        self.hit[rows] = True
-        self.reason[rows] = finding.reason[rows] if isinstance(finding.reason, np.ndarray) else finding.reason
-        self.column[rows] = column
-        self.detail[rows] = finding.detail(rows)
-        if finding.raw is not None:
-            self.raw[rows] = finding.raw(rows)
+    hit: np.ndarray
+    reason: str | np.ndarray
+    column: str
+    finding: Finding
+    #: how the flagged values of the column are written (flags.BACKSLASH_U, flags.BASE64), and the codec tried
+    encoding: str | None = None
+    codec: str | None = None
+
+
+@dataclass
+class _Applied:
+    """Corrections applied to one slice: row -> (correction, original value as text)."""
+
+    rows: dict[int, list[tuple[Correction, str | None]]] = field(default_factory=dict)
 
 
 Readable = pa.Table | pd.DataFrame | Iterable[pa.Table | pa.RecordBatch]
@@ -122,7 +157,7 @@ def map_partition(
 
     ``read`` may return a table (or DataFrame) or an iterable of tables/batches (row groups,
     so memory stays bounded); rows are mapped one row group's worth at a time either way.
-    Writes ``<entity>.parquet`` per entity and ``quarantine.parquet``; ``out_dir`` is a
+    Writes ``<entity>.parquet`` per entity and ``findings.parquet``; ``out_dir`` is a
     :class:`pathlib.Path` or an ``ObjectStoragePath`` (anything with ``/`` and ``open``).
 
     :param open_output: opens a new file for writing (default: the path's own ``open("wb")``)
@@ -131,7 +166,7 @@ def map_partition(
     out_dir.mkdir(parents=True, exist_ok=True)
     result = MapResult()
     entities = _Entities(out_dir, open_output)
-    quarantine: list[pa.Table] = []
+    findings: list[pa.Table] = []
     reference_date = dt.date.fromisoformat(spec.id_reference_date)
     ptable = spec.tables[spec.patient_table]
     patients = list(_slices(read(spec.patient_table)))
@@ -140,94 +175,368 @@ def map_partition(
         if patients
         else pa.array([], pa.string())
     )
-    bad: list[pa.Array] = []
+    disposed_patients: dict[str, str] = {}
+    placeholders: dict[str, str] = {}  # orphan patient key -> the first table naming it
     try:
-        # the patient table first: its quarantined patients cascade to every other table
+        # the patient table first: a disposed patient takes their rows in every other table along
         for name in [spec.patient_table] + [n for n in spec.tables if n != spec.patient_table]:
             table = spec.tables[name]
             is_patient_table = name == spec.patient_table
-            bad_keys = pa.concat_arrays(bad) if bad else pa.array([], pa.string())
-            counts: dict[str, int] = {}
             result.extracted[name] = result.mapped[name] = 0
+            context = _Context(spec, name, table, reference_date, all_keys, dict(disposed_patients))
             for rows in patients if is_patient_table else _slices(read(name)):
-                mapped, flags, pkey = _map_slice(rows, name, table, spec, reference_date, all_keys, bad_keys)
+                mapped = _map_slice(rows, context, result)
                 entities.write(table.entity, mapped.table)
                 result.adjusted_times += mapped.adjusted
                 result.extracted[name] += rows.num_rows
                 result.mapped[name] += mapped.table.num_rows
-                hit_rows = np.flatnonzero(flags.hit)
-                if len(hit_rows):
-                    quarantine.append(_quarantine_rows(name, table, rows, pkey, flags, hit_rows))
-                    for reason, n in zip(
-                        *np.unique(flags.reason[hit_rows].astype(str), return_counts=True), strict=True
-                    ):
-                        counts[str(reason)] = counts.get(str(reason), 0) + int(n)
-                    if is_patient_table:
-                        bad.append(as_array(pc.drop_null(pkey.take(pa.array(hit_rows, pa.int64())))))
-                del rows, mapped, flags, pkey  # let this slice's memory go before the next is read
-            if counts:
-                result.quarantined[name] = dict(sorted(counts.items()))
+                if mapped.findings is not None:
+                    findings.append(mapped.findings)
+                disposed_patients.update(mapped.disposed_patients)
+                for key in mapped.orphan_keys:
+                    placeholders.setdefault(key, table.patient_key)
+                del rows, mapped  # let this slice's memory go before the next is read
+            for kind in ("flagged", "corrected", "disposed", "uncorrected"):
+                counts = getattr(result, kind)
+                if name in counts:
+                    counts[name] = dict(sorted(counts[name].items()))
             pa.default_memory_pool().release_unused()
+        if placeholders:
+            entities.write("patient", _placeholder_patients(placeholders))
+            result.placeholders = len(placeholders)
     finally:
         result.entities = entities.close()
-    qtable = pa.concat_tables(quarantine) if quarantine else QUARANTINE_SCHEMA.empty_table()
-    with open_output(out_dir / "quarantine.parquet") as fh:
-        pq.write_table(qtable, fh, **PARQUET_OPTIONS)
+    ftable = pa.concat_tables(findings) if findings else FINDINGS_SCHEMA.empty_table()
+    with open_output(out_dir / FINDINGS_FILE) as fh:
+        pq.write_table(ftable, fh, **PARQUET_OPTIONS)
     return result
+
+
+@dataclass(frozen=True)
+class _Context:
+    """What every slice of one table is mapped with."""
+
+    spec: MappingSpec
+    name: str
+    table: TableSpec
+    reference_date: dt.date
+    all_keys: pa.Array
+    #: patient key -> decision reference of every disposed patient (their rows go with them)
+    disposed_patients: dict[str, str]
+
+    @property
+    def is_patient_table(self) -> bool:
+        return self.name == self.spec.patient_table
 
 
 @dataclass
 class _Mapped:
     table: pa.Table
     adjusted: int
+    findings: pa.Table | None = None
+    disposed_patients: dict[str, str] = field(default_factory=dict)
+    orphan_keys: list[str] = field(default_factory=list)
 
 
-def _map_slice(
-    rows: pa.Table,
-    name: str,
-    table: TableSpec,
-    spec: MappingSpec,
-    reference_date: dt.date,
-    all_keys: pa.Array,
-    bad_keys: pa.Array,
-) -> tuple[_Mapped, _Flags, pa.Array]:
-    """Rules (first reason wins) then fields, on one slice of one table."""
-    is_patient_table = name == spec.patient_table
-    undecodable = []
+def _map_slice(rows: pa.Table, ctx: _Context, result: MapResult) -> _Mapped:
+    """Corrections, rules (every finding kept, the first reason counts), dispositions, then fields."""
+    table, spec = ctx.table, ctx.spec
+    n = rows.num_rows
+    undecodable: list[_Item] = []
     # declared codecs first, then UTF-8 for a text column that came as bytes (a driver could not
-    # decode some values): rules and fields see text, undecodable rows go to quarantine
+    # decode some values): rules and fields see text; what does not decode is kept as its bytes
     raw = _byte_columns(table)
     implicit = [c for c in rows.column_names if c not in table.encodings and c not in raw and _is_bytes(rows[c])]
     for column, codec in [*table.encodings.items(), *((c, "utf-8") for c in implicit)]:
-        text_col, finding = decode(rows[column], codec)
-        rows = rows.set_column(rows.schema.get_field_index(column), column, text_col)
+        source = rows[column]
+        text_col, finding = decode(source, codec)
         if finding is not None:
-            undecodable.append((column, finding))
+            # the undecodable values are written as the base64 of their bytes (the flag says so)
+            rows_hit = np.flatnonzero(finding.hit)
+            encoded = [qflags.as_base64(bytes(v)) for v in py_values(source, rows_hit)]
+            text_col = pa.chunked_array([_replace(as_array(text_col), finding.hit, encoded)])
+            undecodable.append(_Item(finding.hit, finding.reason, column, finding, qflags.BASE64, codec))
+        rows = rows.set_column(rows.schema.get_field_index(column), column, text_col)
+    rows, applied = _apply_corrections(rows, ctx, undecodable)
     pkey = key_text(rows[table.patient_key])
-    ids = _identities(rows, table, reference_date)
-    flags = _Flags(rows.num_rows)
+    ids = _identities(rows, table, ctx.reference_date)
+    items: list[_Item] = []
     scans: dict[str, Any] = {}
     for reason in Reason.ORDER:
         if reason == Reason.ENCODING_SUSPECT:
-            for column, finding in undecodable:
-                flags.mark(finding, column)
-        if reason == Reason.ORPHAN and not is_patient_table:
-            orphan = ~mask(pc.is_in(pkey, value_set=all_keys))
-            flags.mark(Finding(orphan, reason, lambda r: ["no such patient"] * len(r), None), table.patient_key)
-        elif reason == Reason.PATIENT_QUARANTINED and not is_patient_table:
-            cascade = mask(pc.is_in(pkey, value_set=bad_keys))
-            detail = "the patient is in quarantine"
-            flags.mark(Finding(cascade, reason, lambda r, d=detail: [d] * len(r), None), table.patient_key)
+            items += [u for u in undecodable if u.hit.any()]
+        if reason == Reason.ORPHAN and not ctx.is_patient_table:
+            orphan = ~mask(pc.is_in(pkey, value_set=ctx.all_keys))
+            detail = "no patient row in the source with this key"
+            _add(items, orphan, reason, table.patient_key, Finding(orphan, reason, _fixed(detail), None))
+        elif reason == Reason.PATIENT_DISPOSED and not ctx.is_patient_table:
+            gone = mask(pc.is_in(pkey, value_set=pa.array(list(ctx.disposed_patients), pa.string())))
+            detail = "the patient is disposed of by decision"
+            _add(items, gone, reason, table.patient_key, Finding(gone, reason, _fixed(detail), None))
         else:
             for rule in (r for r in table.rules if RULE_REASON[r.rule] == reason):
                 col = rows[rule.column]
-                for finding in check(rule, col, reference_date=reference_date, ids=ids.get(rule.column), scans=scans):
-                    flags.mark(finding, rule.column)
-    hit = flags.hit
-    kept = rows.filter(pa.array(~hit)) if hit.any() else rows
-    kept_ids = {c: frame[~hit].reset_index(drop=True) for c, frame in ids.items()}
+                for finding in check(
+                    rule, col, reference_date=ctx.reference_date, ids=ids.get(rule.column), scans=scans
+                ):
+                    encoding = qflags.BACKSLASH_U if rule.rule == "xml_chars" else None
+                    _add(items, finding.hit, finding.reason, rule.column, finding, encoding)
+    hit = np.zeros(n, dtype=bool)
+    for item in items:
+        hit |= item.hit
+    if applied.rows:
+        hit[list(applied.rows)] = True
+    if not hit.any():
+        mapped, adjusted = _map_fields(rows, table, spec, ids)
+        return _Mapped(mapped, adjusted)
+    rows = _escape_flagged(rows, items)
+    outcome = _dispose_or_flag(ctx, rows, pkey, items, applied, np.flatnonzero(hit), result)
+    keep = ~outcome.disposed
+    kept = rows.filter(pa.array(keep)) if outcome.disposed.any() else rows
+    kept_ids = {c: frame[keep].reset_index(drop=True) for c, frame in ids.items()}
     mapped, adjusted = _map_fields(kept, table, spec, kept_ids)
-    return _Mapped(mapped, adjusted), flags, pkey
+    quality = pa.array(outcome.quality[keep], pa.string())
+    mapped = mapped.set_column(mapped.schema.get_field_index(QUALITY), QUALITY, quality)
+    if outcome.orphan_keys and NO_PATIENT_KEY in outcome.orphan_keys:
+        # a row naming no patient at all goes under the placeholder of no key
+        column = mapped.schema.get_field_index("patient_key")
+        mapped = mapped.set_column(column, "patient_key", pc.fill_null(mapped["patient_key"], NO_PATIENT_KEY))
+    return _Mapped(mapped, adjusted, outcome.findings, outcome.disposed_patients, sorted(outcome.orphan_keys))
+
+
+def _add(
+    items: list[_Item],
+    hit: np.ndarray,
+    reason: str | np.ndarray,
+    column: str,
+    finding: Finding,
+    encoding: str | None = None,
+) -> None:
+    if hit.any():
+        items.append(_Item(hit, reason, column, finding, encoding))
+
+
+def _fixed(detail: str) -> Callable[[np.ndarray], list[str]]:
+    return lambda rows: [detail] * len(rows)
+
+
+def _replace(values: pa.Array, hit: np.ndarray, new: list[Any]) -> pa.Array:
+    """``values`` with the hit rows replaced by ``new`` (in row order); one kernel call, no per-row Python."""
+    replacement = pa.array(new, values.type) if new else pa.array([], values.type)
+    return pc.replace_with_mask(values, pa.array(hit), replacement)
+
+
+def _apply_corrections(rows: pa.Table, ctx: _Context, undecodable: list[_Item]) -> tuple[pa.Table, _Applied]:
+    """Replace the values the correction list names (before the rules: they check the corrected value)."""
+    applied = _Applied()
+    corrections = ctx.spec.corrections_of(ctx.name)
+    if not corrections or not rows.num_rows:
+        return rows, applied
+    keys = key_text(rows[ctx.table.key])
+    by_column: dict[str, list[Correction]] = {}
+    for c in corrections:
+        by_column.setdefault(c.column, []).append(c)
+    for column, listed in by_column.items():
+        wanted = pa.array([str(c.key) for c in listed], pa.string())
+        position = pc.fill_null(pc.index_in(keys, value_set=wanted), -1).to_numpy(zero_copy_only=False)
+        found = position >= 0
+        rows_hit = np.flatnonzero(found)
+        if not len(rows_hit):
+            continue
+        values = as_array(rows[column])
+        originals = py_values(values, rows_hit)
+        chosen = [listed[int(position[r])] for r in rows_hit]
+        textual = pa.types.is_string(values.type) or pa.types.is_large_string(values.type)
+        try:
+            new = _replace(values, found, [_as_text(c.value) if textual else c.value for c in chosen])
+        except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError) as exc:
+            raise _correction_error(ctx, column, exc) from None
+        rows = rows.set_column(rows.schema.get_field_index(column), column, new)
+        for r, c, original in zip(rows_hit, chosen, originals, strict=True):
+            text = None if original is None else str(original)
+            applied.rows.setdefault(int(r), []).append((c, text))
+        for u in undecodable:  # a corrected value is no longer the undecodable one
+            if u.column == column:
+                u.hit = u.hit & ~found
+    return rows, applied
+
+
+def _as_text(value: Any) -> str | None:
+    """A corrected value for a text column: YAML may have read ``12`` or ``true``; the column holds text."""
+    if value is None or isinstance(value, str):
+        return value
+    return ("true" if value else "false") if isinstance(value, bool) else str(value)
+
+
+def _correction_error(ctx: _Context, column: str, exc: Exception) -> Exception:
+    from decommission.errors import MappingError
+
+    return MappingError(
+        f"{ctx.spec.path or ctx.spec.system}: corrections of {ctx.name}.{column}: a corrected value does not fit "
+        f"the column's type ({type(exc).__name__})"
+    )
+
+
+def _escape_flagged(rows: pa.Table, items: list[_Item]) -> pa.Table:
+    """Text with characters XML 1.0 forbids, escaped reversibly (``backslash-u``) where a rule found it."""
+    for item in items:
+        if item.encoding != qflags.BACKSLASH_U:
+            continue
+        column = item.column
+        values = as_array(rows[column])
+        if not (pa.types.is_string(values.type) or pa.types.is_large_string(values.type)):
+            continue
+        rows_hit = np.flatnonzero(item.hit)
+        escaped = [None if v is None else qflags.escape(v) for v in py_values(values, rows_hit)]
+        rows = rows.set_column(rows.schema.get_field_index(column), column, _replace(values, item.hit, escaped))
+    return rows
+
+
+@dataclass
+class _Outcome:
+    disposed: np.ndarray
+    quality: np.ndarray
+    findings: pa.Table
+    orphan_keys: set[str]
+    #: patient key -> the decision reference, of the patients this slice of the patient table disposed of
+    disposed_patients: dict[str, str]
+
+
+def _dispose_or_flag(
+    ctx: _Context,
+    rows: pa.Table,
+    pkey: pa.Array,
+    items: list[_Item],
+    applied: _Applied,
+    hit_rows: np.ndarray,
+    result: MapResult,
+) -> _Outcome:
+    """For the rows with a finding or a correction (a few per cent at most): what becomes of each, its flags."""
+    table, name = ctx.table, ctx.name
+    n = rows.num_rows
+    fields_of = _fields_of(table)
+    per_row: dict[int, list[tuple[str, str, str, Any, _Item]]] = {int(r): [] for r in hit_rows}
+    for item in items:
+        rows_i = np.flatnonzero(item.hit)
+        if not len(rows_i):
+            continue
+        reasons = item.reason[rows_i] if isinstance(item.reason, np.ndarray) else [item.reason] * len(rows_i)
+        details = item.finding.detail(rows_i)
+        raws = item.finding.raw(rows_i) if item.finding.raw is not None else [None] * len(rows_i)
+        for r, reason, detail, raw in zip(rows_i, reasons, details, raws, strict=True):
+            per_row[int(r)].append((str(reason), item.column, detail, raw, item))
+    source_keys = key_text(rows[table.key]).take(pa.array(hit_rows, pa.int64())).to_pylist()
+    patient_keys = pkey.take(pa.array(hit_rows, pa.int64())).to_pylist()
+    disposed = np.zeros(n, dtype=bool)
+    quality = np.full(n, None, dtype=object)
+    out: dict[str, list[Any]] = {f.name: [] for f in FINDINGS_SCHEMA}
+    orphan_keys: set[str] = set()
+    gone: dict[str, str] = {}
+    for r, source_key, patient_key in zip(hit_rows, source_keys, patient_keys, strict=True):
+        found = per_row[int(r)]
+        corrections = applied.rows.get(int(r), [])
+        decided = [(f, _declared(ctx, f[0], patient_key)) for f in found]
+        disposing = [(f, d) for f, d in decided if d is not None and d[0] == Disposition.DISPOSE]
+        if disposing:
+            (reason, column, detail, raw, _item), (disposition, reference) = disposing[0]
+            disposed[r] = True
+            if ctx.is_patient_table and patient_key is not None:
+                gone[patient_key] = reference  # their rows in the other tables go under the same decision
+        elif corrections:
+            correction, original = corrections[0]
+            reason, column, raw = correction.reason, correction.column, original
+            detail = "corrected by the correction list"
+            disposition, reference = Disposition.CORRECT, correction.reference
+        else:
+            reason, column, detail, raw, _item = found[0]
+            disposition, reference = Disposition.KEEP_FLAGGED, ""
+            declared = decided[0][1]
+            if declared is not None and declared[0] == Disposition.CORRECT:
+                result.count("uncorrected", name, reason)
+        result.count(Disposition.CLASS[disposition], name, reason)
+        if disposition != Disposition.DISPOSE:
+            row_flags = [
+                qflags.flag(
+                    c.reason,
+                    column=c.column,
+                    fields=fields_of.get(c.column, []),
+                    disposition=Disposition.CORRECT,
+                    detail="corrected by the correction list" + (f": {c.comment}" if c.comment else ""),
+                    original=None if original is None else qflags.escape(original),
+                    reference=c.reference,
+                    decided_by=c.decided_by,
+                )
+                for c, original in corrections
+            ]
+            row_flags += [
+                qflags.flag(
+                    f_reason,
+                    column=f_column,
+                    fields=fields_of.get(f_column, []),
+                    disposition=Disposition.KEEP_FLAGGED,
+                    detail=f_detail,
+                    encoding=f_item.encoding,
+                    codec=f_item.codec,
+                )
+                for f_reason, f_column, f_detail, _raw, f_item in found
+            ]
+            quality[r] = qflags.to_json(row_flags)
+            for c, _original in corrections:
+                result.corrections.append(
+                    {
+                        "table": name,
+                        "row": keyed_hash(source_key),
+                        "column": c.column,
+                        "reason": c.reason,
+                        "decided_by": c.decided_by,
+                        "reference": c.reference,
+                    }
+                )
+            if any(f[0] == Reason.ORPHAN for f in found):
+                orphan_keys.add(patient_key if patient_key is not None else NO_PATIENT_KEY)
+        out["source_table"].append(name)
+        out["entity"].append(table.entity)
+        out["source_key"].append(source_key)
+        out["patient_key"].append(patient_key)
+        out["reason"].append(reason)
+        out["reasons"].append(" ".join(dict.fromkeys([*(c.reason for c, _o in corrections), *(f[0] for f in found)])))
+        out["column"].append(column)
+        out["detail"].append(detail)
+        out["value_digest"].append("" if raw is None else keyed_hash(raw if isinstance(raw, str) else str(raw)))
+        out["disposition"].append(disposition)
+        out["decision"].append(reference)
+    findings = pa.Table.from_pydict(out, schema=FINDINGS_SCHEMA)
+    return _Outcome(disposed, quality, findings, orphan_keys, gone)
+
+
+def _declared(ctx: _Context, reason: str, patient_key: str | None) -> tuple[str, str] | None:
+    """(disposition, decision reference) the spec declares for a finding; None: keep_flagged by default."""
+    if reason == Reason.PATIENT_DISPOSED:
+        return Disposition.DISPOSE, ctx.disposed_patients.get(patient_key or "", "")
+    d = ctx.spec.disposition(ctx.name, reason)
+    return None if d is None else (d.disposition, d.reference)
+
+
+def _fields_of(table: TableSpec) -> dict[str, list[str]]:
+    """Source column -> the model fields it feeds (a flag names them where the model holds the value)."""
+    out: dict[str, list[str]] = {}
+    for target, f in table.fields.items():
+        if f.column:
+            out.setdefault(f.column, []).append(target)
+    return out
+
+
+def _placeholder_patients(keys: dict[str, str]) -> pa.Table:
+    """One patient per orphan key: no data of their own, flagged ORPHAN, so the orphans have a folder."""
+    schema = ENTITIES["patient"].schema
+    ordered = sorted(keys)
+    keep = Disposition.KEEP_FLAGGED
+    quality = [
+        qflags.to_json([qflags.flag(Reason.ORPHAN, column=keys[k], disposition=keep, detail=_PLACEHOLDER_DETAIL)])
+        for k in ordered
+    ]
+    columns = {"patient_key": pa.array(ordered, pa.string()), QUALITY: pa.array(quality, pa.string())}
+    return pa.Table.from_arrays([columns.get(f.name, pa.nulls(len(ordered), f.type)) for f in schema], schema=schema)
 
 
 def _is_bytes(col: pa.ChunkedArray | pa.Field) -> bool:
@@ -267,23 +576,3 @@ def _map_fields(rows: pa.Table, table: TableSpec, spec: MappingSpec, ids: dict[s
         columns.append(values.cast(target.type) if values.type != target.type else values)
         adjusted += n
     return pa.Table.from_arrays(columns, schema=entity.schema), adjusted
-
-
-def _quarantine_rows(
-    name: str, table: TableSpec, rows: pa.Table, pkey: pa.Array, flags: _Flags, hit_rows: np.ndarray
-) -> pa.Table:
-    index = pa.array(hit_rows, pa.int64())
-    n = len(hit_rows)
-    return pa.Table.from_arrays(
-        [
-            pa.repeat(pa.scalar(name), n),
-            pa.repeat(pa.scalar(table.entity), n),
-            key_text(rows[table.key]).take(index),
-            pkey.take(index),
-            pa.array(flags.reason[hit_rows], pa.string()),
-            pa.array(flags.column[hit_rows], pa.string()),
-            pa.array(flags.detail[hit_rows], pa.string()),
-            pa.array(["" if v is None else keyed_hash(v) for v in flags.raw[hit_rows]], pa.string()),
-        ],
-        schema=QUARANTINE_SCHEMA,
-    )

@@ -15,7 +15,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from decommission.errors import PackageError
-from decommission.model import ENTITIES
+from decommission.mapping import flags as qflags
+from decommission.model import ENTITIES, QUALITY
 from decommission.package import xmltext
 from decommission.package.records import ELEMENTS, NS, RECORD_ENTITIES, RECORD_VERSION, camel
 
@@ -25,7 +26,7 @@ if TYPE_CHECKING:
 #: columns that reference another record become attributes
 _REFERENCES = {"case_id": "caseId", "document_id": "documentId"}
 #: columns never written as elements
-_SKIPPED = {"patient_key", "content", "__rank"}
+_SKIPPED = {"patient_key", "content", "__rank", QUALITY}
 _RECORD_PATIENT = ("given_name", "family_name", "sex", "birth_date")
 _MANIFEST_PATIENT = ("given_name", "family_name", "birth_date")
 _RESTRICTIONS = ("protected_identity", "blocked", "confidential")
@@ -61,12 +62,53 @@ def _ids(entity: str, table: pa.Table) -> pa.Array:
         raise refused from None
 
 
+#: flag keys -> attribute names of ``<flag>`` (record.xsd), in the order they are written
+_FLAG_ATTRIBUTES = {key: camel(key) for key in qflags.KEYS}
+
+
+def quality_xml(entity: str, quality: pa.Array | pa.ChunkedArray, ids: pa.Array) -> pa.Array | None:
+    """The ``<flag .../>`` elements of each record (null where it has none), from the model's JSON flags.
+
+    Python runs for the flagged records only; the rest stay null in one kernel call. None: no record
+    of the chunk has a flag (the common case: nothing to render).
+    """
+    quality = quality.combine_chunks() if isinstance(quality, pa.ChunkedArray) else quality
+    if quality.null_count == len(quality):
+        return None
+    flagged = pc.is_valid(quality)
+    rows = np.flatnonzero(flagged.to_numpy(zero_copy_only=False))
+    rendered = []
+    for row, text in zip(rows, quality.filter(flagged).to_pylist(), strict=True):
+        parts = []
+        for f in qflags.from_json(text):
+            attributes = []
+            for key, name in _FLAG_ATTRIBUTES.items():
+                value = f.get(key)
+                if value in (None, "", []):
+                    continue
+                if key == "fields":
+                    value = " ".join(camel(v) for v in value)
+                value = str(value)
+                if not xmltext.is_xml_safe(value):
+                    raise PackageError(
+                        f"{entity} {ids[int(row)].as_py()!r}: a quality flag's {key} holds a character XML 1.0 "
+                        "does not allow"
+                    )
+                attributes.append(f' {name}="{xmltext.attr(value)}"')
+            parts.append(f"<flag{''.join(attributes)}/>")
+        rendered.append("".join(parts))
+    return pc.replace_with_mask(
+        pa.nulls(len(quality), pa.large_string()), flagged, pa.array(rendered, pa.large_string())
+    )
+
+
 def patient_fragments(
-    patients: pa.Table, columns: tuple[str, ...], indent: str, extra: list[str] | None = None
+    patients: pa.Table, columns: tuple[str, ...], indent: str, extra: list[str] | None = None, quality: bool = False
 ) -> list[str]:
     """The opening ``<patient ...>`` element and its children, one string per patient (left open).
 
     :param extra: per patient, more attributes (already escaped, with a leading space)
+    :param quality: also the patient's quality flags (the record file has them, the manifest not)
     """
     ids = _ids("patient", patients)
     keys = patients.column("patient_key").combine_chunks()
@@ -89,7 +131,11 @@ def patient_fragments(
     rows.text(f"\n{inner}<accessRestrictions")
     for column in _RESTRICTIONS:
         rows.value(_escaped("patient", patients, column, keys, attribute=True), f' {camel(column)}="', '"')
-    return rows.text("/>").render().to_pylist()
+    rows.text("/>")
+    flags = quality_xml("patient", patients.column(QUALITY), keys) if quality else None
+    if flags is not None:
+        rows.value(flags, f"\n{inner}<quality>", "</quality>")
+    return rows.render().to_pylist()
 
 
 def entity_fragments(entity: str, table: pa.Table, extra: dict[str, pa.Array] | None = None) -> pa.Array:
@@ -113,6 +159,9 @@ def entity_fragments(entity: str, table: pa.Table, extra: dict[str, pa.Array] | 
             rows.value(_escaped(entity, table, column, keys), f"\n      <{element}>", f"</{element}>")
     for name, values in (extra or {}).items():
         rows.value(values, f"\n      <{name}>", f"</{name}>")
+    flags = quality_xml(entity, table.column(QUALITY), keys)
+    if flags is not None:
+        rows.value(flags, "\n      <quality>", "</quality>")
     return rows.text(f"\n    </{tag}>").render()
 
 
@@ -140,7 +189,7 @@ class ChunkRecords:
 
     def __init__(self, chunk: Chunk, attachment_files: dict[str, pa.Array]) -> None:
         self._chunk = chunk
-        self._patients = patient_fragments(chunk.patients, _RECORD_PATIENT, "  ")
+        self._patients = patient_fragments(chunk.patients, _RECORD_PATIENT, "  ", quality=True)
         self._slices = {}
         for entity in RECORD_ENTITIES:
             extra = attachment_files if entity == "attachment" else None

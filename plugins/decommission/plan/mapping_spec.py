@@ -1,9 +1,12 @@
 """The mapping spec (``include/mappings/<system>.yaml``): a typed model and its loader.
 
 A spec says, per source table, which archive entity it feeds, where the keys are, how
-each target field is computed and which rules put a row in quarantine. Loading checks
-the spec against the archive model; :func:`check_against_source` checks it against the
-live source schema and names the spec line of every missing table or column.
+each target field is computed and which rules find something on a row; and what becomes
+of a row with a finding (``dispositions``: keep it flagged, the default; correct it from
+the spec's correction list; or dispose of it under a recorded decision). Loading checks
+the spec against the archive model, refuses a dispose without a decision reference and
+checks the correction list; :func:`check_against_source` checks it against the live
+source schema and names the spec line of every missing table or column.
 """
 
 from __future__ import annotations
@@ -16,10 +19,12 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from decommission.errors import MappingError
-from decommission.model import ENTITIES
+from decommission.model import ENTITIES, Disposition, Reason
 from decommission.plan.yamlfile import YamlFileError, read_yaml
 
 MAX_SPEC_BYTES = 1 << 20
+#: a correction list may name many rows (a line each), yet is read by every map task
+MAX_CORRECTIONS_BYTES = 16 << 20
 
 Transform = Literal[
     "str",  # text as is (integers become their decimal string)
@@ -81,7 +86,7 @@ class TableSpec(_Model):
     patient_key: str = Field(description="column holding the internal patient key")
     cutoff_column: str | None = Field(default=None, description="date column bounded by the cut-off")
     encodings: dict[str, Codec] = Field(
-        default={}, description="column -> codec of a bytes column; bytes that do not decode go to quarantine"
+        default={}, description="column -> codec of a bytes column; what does not decode is kept as base64, flagged"
     )
     fields: dict[str, FieldSpec]
     rules: list[RuleSpec] = []
@@ -110,6 +115,53 @@ class TableSpec(_Model):
         return list(dict.fromkeys(cols))
 
 
+#: reasons a spec may give a disposition for (a disposed patient's rows follow the patient's decision)
+DECLARABLE_REASONS = tuple(r for r in Reason.ORDER if r != Reason.PATIENT_DISPOSED)
+
+
+class DispositionSpec(_Model):
+    """What becomes of the rows with one finding: in one table, or (no ``table``) in every table."""
+
+    reason: str = Field(description="a finding code (model.Reason)")
+    table: str | None = Field(default=None, description="spec table; none: every table")
+    disposition: Literal["keep_flagged", "correct", "dispose"]
+    decision: str = Field(default="", description="what was decided and why")
+    reference: str = Field(default="", description="the decision's number (a gallringsbeslut); dispose needs one")
+    decided_by: str = Field(default="", description="who decided (name and role)")
+    date: dt.date | None = None
+
+    @model_validator(mode="after")
+    def _decided(self) -> DispositionSpec:
+        if self.reason not in DECLARABLE_REASONS:
+            raise ValueError(f"reason '{self.reason}' is not one of {', '.join(DECLARABLE_REASONS)}")
+        # a public authority may destroy records only by a recorded decision: no reference, no dispose
+        if self.disposition == Disposition.DISPOSE and not self.reference.strip():
+            raise ValueError("'reference' is empty: a dispose needs the reference of its decision (gallringsbeslut)")
+        if self.disposition == Disposition.DISPOSE and not self.decided_by.strip():
+            raise ValueError("'decided_by' is empty: a dispose needs who decided it")
+        return self
+
+
+class Correction(_Model):
+    """One value the mapping replaces: the row (table and its own key), the column, the value, why and who."""
+
+    table: str = Field(description="spec table")
+    key: str | int = Field(description="the row's own key in the source")
+    column: str = Field(description="the source column corrected")
+    value: str | int | float | bool | None = Field(description="the corrected value")
+    reason: str = Field(description="the finding the correction answers (model.Reason)")
+    decided_by: str = Field(min_length=1, description="who decided (name and role)")
+    date: dt.date
+    reference: str = Field(default="", description="the decision's number, if any")
+    comment: str = ""
+
+    @model_validator(mode="after")
+    def _known_reason(self) -> Correction:
+        if self.reason not in DECLARABLE_REASONS:
+            raise ValueError(f"reason '{self.reason}' is not one of {', '.join(DECLARABLE_REASONS)}")
+        return self
+
+
 class MappingSpec(_Model):
     system: str
     timezone: str = "Europe/Stockholm"
@@ -117,6 +169,12 @@ class MappingSpec(_Model):
     tables: dict[str, TableSpec]
     #: the reference date for two-digit years in identifiers (never the clock)
     id_reference_date: str = "2025-01-01"
+    #: per table and reason, what becomes of a row with a finding; unlisted: keep_flagged
+    dispositions: tuple[DispositionSpec, ...] = ()
+    #: the correction list (YAML, a list of :class:`Correction`), relative to the spec file
+    corrections: str | None = None
+    #: the loaded correction list (set by :func:`load_spec`)
+    correction_list: tuple[Correction, ...] = Field(default=(), exclude=True)
     path: Path | None = Field(default=None, exclude=True)
 
     @field_validator("timezone")
@@ -143,10 +201,36 @@ class MappingSpec(_Model):
             raise ValueError(f"patient_table '{self.patient_table}' is not one of tables {sorted(self.tables)}")
         if self.tables[self.patient_table].entity != "patient":
             raise ValueError(f"patient_table '{self.patient_table}' must map to entity 'patient'")
+        seen: set[tuple[str | None, str]] = set()
+        for i, d in enumerate(self.dispositions):
+            if d.table is not None and d.table not in self.tables:
+                raise ValueError(f"dispositions.{i}.table: '{d.table}' is not one of tables {sorted(self.tables)}")
+            if (d.table, d.reason) in seen:
+                raise ValueError(f"dispositions.{i}: a second disposition for {d.table or 'every table'}/{d.reason}")
+            seen.add((d.table, d.reason))
         return self
 
     def source_table(self, name: str) -> str:
         return self.tables[name].table or name
+
+    def disposition(self, table: str, reason: str) -> DispositionSpec | None:
+        """The declared disposition of ``reason`` in ``table`` (the table's own first); None: keep_flagged."""
+        found = None
+        for d in self.dispositions:
+            if d.reason == reason and d.table == table:
+                return d
+            if d.reason == reason and d.table is None:
+                found = d
+        return found
+
+    def corrections_of(self, table: str) -> list[Correction]:
+        return [c for c in self.correction_list if c.table == table]
+
+    def corrections_path(self) -> Path | None:
+        if self.corrections is None:
+            return None
+        base = self.path.parent if self.path is not None else Path.cwd()
+        return (base / self.corrections).resolve()
 
 
 def load_spec(path: str | Path) -> MappingSpec:
@@ -166,7 +250,57 @@ def load_spec(path: str | Path) -> MappingSpec:
             for e in exc.errors()
         ]
         raise MappingError(f"{path}: " + "; ".join(msgs)) from exc
-    return spec.model_copy(update={"path": path})
+    spec = spec.model_copy(update={"path": path})
+    return spec.model_copy(update={"correction_list": load_corrections(spec)})
+
+
+def load_corrections(spec: MappingSpec) -> tuple[Correction, ...]:
+    """The spec's correction list, each entry checked against the spec; errors name file, entry and field."""
+    path = spec.corrections_path()
+    if path is None:
+        return ()
+    try:
+        raw = read_yaml(path, max_bytes=MAX_CORRECTIONS_BYTES, what="correction list")
+    except FileNotFoundError as exc:
+        raise MappingError(f"{spec.path}: corrections: file {path} not found") from exc
+    except YamlFileError as exc:
+        raise MappingError(str(exc)) from exc
+    entries = raw.get("corrections") if isinstance(raw, dict) else raw
+    if not isinstance(entries, list):
+        raise MappingError(f"{path}: expected a list of corrections (or 'corrections: [...]')")
+    out: list[Correction] = []
+    seen: set[tuple[str, str, str]] = set()
+    problems = []
+    for i, entry in enumerate(entries):
+        try:
+            c = Correction.model_validate(entry)
+        except ValidationError as exc:
+            problems += [
+                f"corrections.{i}.{'.'.join(str(p) for p in e['loc']) or '(entry)'}: "
+                f"{e['msg'].removeprefix('Value error, ')}"
+                for e in exc.errors()
+            ]
+            continue
+        table = spec.tables.get(c.table)
+        if table is None:
+            problems.append(f"corrections.{i}.table: '{c.table}' is not one of tables {sorted(spec.tables)}")
+            continue
+        if c.column not in table.columns():
+            problems.append(f"corrections.{i}.column: '{c.column}' is not a column the spec reads from '{c.table}'")
+            continue
+        if c.column in (table.key, table.patient_key):
+            # a key decides where a row lands (its partition, its patient): correcting one is not a value change
+            problems.append(f"corrections.{i}.column: '{c.column}' is a key of '{c.table}' and cannot be corrected")
+            continue
+        ident = (c.table, str(c.key), c.column)
+        if ident in seen:
+            problems.append(f"corrections.{i}: a second correction of the same row and column of '{c.table}'")
+            continue
+        seen.add(ident)
+        out.append(c)
+    if problems:
+        raise MappingError(f"{path}: " + "; ".join(problems))
+    return tuple(out)
 
 
 def check_against_source(spec: MappingSpec, live: dict[str, list[str]]) -> list[str]:
