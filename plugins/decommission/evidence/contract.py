@@ -120,6 +120,7 @@ def contract_exit(run: Run) -> dict[str, Any]:
             "report": str(verified.folder / "report.html"),
         },
         "evidence_pack": pack,
+        "archive_content": archive_content(verified.result),
         "approvals": [{k: a[k] for k in ("role", "by", "at", "decision", "ledger_entry")} for a in approvals],
         "status": "decommissioned",
     }
@@ -151,6 +152,36 @@ def contract_exit(run: Run) -> dict[str, Any]:
         "sha256": digest,
         "version": version,
         "contract_end_date": record["contract_end_date"],
+    }
+
+
+_KIND_TEXT = {
+    "default": "kept and flagged (the default)",
+    "correction_list": "corrected from the correction list",
+    "patient": "the patient's decision",
+}
+
+
+def archive_content(result: Mapping[str, Any]) -> dict[str, Any]:
+    """What the archive holds of the source, from the verified result: rows archived as they are, flagged,
+    corrected, disposed of by decision (with the decision of each class), and the coverage of the columns."""
+    totals = result.get("totals", {})
+    classes = (result.get("dispositions") or {}).get("classes") or []
+    return {
+        **{k: totals.get(k) for k in ("source", "archived", "flagged", "corrected", "disposed")},
+        "coverage": (result.get("coverage") or {}).get("coverage"),
+        "classes": [
+            {
+                "table": c["table"],
+                "reason": c["reason"],
+                "class": c["class"],
+                "rows": c["rows"],
+                "decision": c.get("decision") or _KIND_TEXT.get(c.get("decision_kind", ""), ""),
+                "reference": c.get("reference") or ", ".join(c.get("references") or []),
+                "decided_by": c.get("decided_by", ""),
+            }
+            for c in classes
+        ],
     }
 
 
@@ -193,6 +224,7 @@ def render_exit_pdf(record: Mapping[str, Any]) -> bytes:
             f"{record['annual_cost_ending_sek']:,} SEK".replace(",", " "),
         ),
         ("Utlåtande / verdict", record["reconciliation"]["verdict"]),
+        *_content_rows(record.get("archive_content") or {}),
         ("Resultat SHA-256", record["reconciliation"]["result_sha256"]),
         ("Bevispaket / evidence pack", record["evidence_pack"]["file"]),
         ("Bevispaket SHA-256", record["evidence_pack"]["sha256"]),
@@ -204,3 +236,20 @@ def render_exit_pdf(record: Mapping[str, Any]) -> bytes:
         doc.set_font("Courier" if len(str(value)) == 64 else "Helvetica", size=7 if len(str(value)) == 64 else 9)
         doc.multi_cell(0, 6, latin1(value), new_x="LMARGIN", new_y="NEXT")
     return bytes(doc.output())
+
+
+def _content_rows(content: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """The archive's content in the record: rows archived, flagged, corrected, disposed, and each class's decision."""
+    if not content:
+        return []
+    figures = (
+        f"{content.get('source')} / {content.get('archived')} / {content.get('flagged')} / "
+        f"{content.get('corrected')} / {content.get('disposed')}"
+    )
+    rows = [("Källa/arkiverat/flaggat/rättat/gallrat", figures)]
+    if content.get("coverage") is not None:
+        rows.append(("Täckning / coverage (kolumner)", f"{content['coverage'] * 100:.1f} %"))
+    for c in content.get("classes", []):
+        label = f"{c['table']} {c['reason']}"
+        rows.append((label, f"{c['rows']} {c['class']}: {c['decision']} {c['reference']}".strip()))
+    return rows

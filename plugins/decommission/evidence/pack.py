@@ -2,23 +2,24 @@
 
 It holds what an archivist, an auditor or procurement asks for before a contract ends: the
 reconciliation report (JSON, HTML, PDF, annexes), every receipt the archive gave, our
-validation report of every package, the package manifest (id, SHA-256, size), the quarantine
-decisions with who decided them, the sign-off answers (from the ledger), the legacy access-log
-disposition, and the system's ledger entries. The report files and the approvals are taken
-only as the ledger vouches for them (:mod:`decommission.evidence.verified`), never from XCom.
-Every member has a fixed time, owner and mode, and members are sorted, so the same evidence
-gives the same bytes.
+validation report of every package, the package manifest (id, SHA-256, size), the dispositions
+(every class of rows with a finding: archived flagged, corrected or disposed of, and the decision
+covering it; every disposed row by keyed hash and decision), the sign-off answers (from the
+ledger), the legacy access-log disposition, and the system's ledger entries. The report files
+and the approvals are taken only as the ledger vouches for them
+(:mod:`decommission.evidence.verified`), never from XCom. Every member has a fixed time, owner
+and mode, and members are sorted, so the same evidence gives the same bytes.
 """
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import io
 import json
 import os
 import tarfile
 import tempfile
-from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -54,12 +55,13 @@ def build_evidence_pack(run: Run) -> dict[str, Any]:
         raise EvidenceError(f"system {run.system.id}: no evidence pack: {problem} ({RESULT_FILE})")
     approvals = verified_approvals(run.system, verified)
     result = verified.result
-    members: dict[str, bytes] = {f"report/{name}": data for name, data in report_files(verified).items()}
+    files = report_files(verified)
+    members: dict[str, bytes] = {f"report/{name}": data for name, data in files.items()}
     for part in ("receipts", "validation"):
         for path in sorted(run.out(part).glob("*.json")):
             members[f"{part}/{path.name}"] = path.read_bytes()
     members["packages.json"] = _json(result.get("package_manifest", []))
-    members["quarantine-decisions.json"] = _json(quarantine_decisions(run, result))
+    members["dispositions.json"] = _json(disposition_record(run, result, files))
     members["approvals.json"] = _json(approvals)
     members["access-log.json"] = _json(access_log_disposition(run, result))
     entries = ledger().entries(system_id=run.system.id)
@@ -152,18 +154,24 @@ def write_tar(target: Path, root: str, members: Iterable[tuple[str, bytes]], mti
         return hashlib.file_digest(fh, "sha256").hexdigest(), target.stat().st_size
 
 
-def quarantine_decisions(run: Run, result: Mapping[str, Any]) -> dict[str, Any]:
-    """Who decided each quarantined row: the mapping's rule (with the spec's hash), or a named waiver."""
+def disposition_record(run: Run, result: Mapping[str, Any], files: Mapping[str, bytes]) -> dict[str, Any]:
+    """What became of every row with a finding, and the decision covering each class; disposed rows by keyed hash.
+
+    Built from the verified result and its verified annex of disposed rows (``annex-disposed.csv``).
+    """
     spec_path = run.plan.mapping_path(run.system)
     spec_sha = hashlib.sha256(spec_path.read_bytes()).hexdigest()
-    by_rule: dict[str, dict[str, int]] = defaultdict(dict)
-    for table, row in result["tables"].items():
-        for reason, n in row["quarantined"].items():
-            by_rule[table][reason] = n
+    dispositions = result.get("dispositions") or {}
+    annex = files.get("annex-disposed.csv", b"").decode("utf-8")
+    disposed = list(csv.DictReader(io.StringIO(annex))) if annex else []
     return {
-        "decided_by": f"mapping specification {spec_path.name} (SHA-256 {spec_sha}), applied automatically",
-        "confirmed_by": [run.system.signoff.information_owner.name, run.system.signoff.archivist.name],
-        "rows": by_rule,
+        "mapping_specification": {"file": spec_path.name, "sha256": spec_sha},
+        "totals": {
+            k: result.get("totals", {}).get(k) for k in ("source", "archived", "flagged", "corrected", "disposed")
+        },
+        "classes": dispositions.get("classes", []),
+        "corrections": dispositions.get("corrections", {}),
+        "disposed_rows": disposed,
         "waivers": result.get("waived", []),
     }
 
@@ -174,10 +182,15 @@ def access_log_disposition(run: Run, result: Mapping[str, Any]) -> dict[str, Any
     tables = {t: row for t, row in result["tables"].items() if row["entity"] == "access_log"}
     out: dict[str, Any] = {"disposition": plan.disposition, "reference": plan.reference}
     if plan.disposition == "archived":
-        out["tables"] = {t: {"source": r["source"], "archived": r["mapped"]} for t, r in tables.items()}
+        out["tables"] = {
+            t: {"source": r["source"], "archived": r["archived"], "disposed": r.get("disposed_total", 0)}
+            for t, r in tables.items()
+        }
         out["archived_rows"] = result["entities"].get("access_log", {}).get("accepted", 0)
         if not tables:
             out["problem"] = "the plan says archived, but the mapping has no table of entity access_log"
+        elif any(r["source"] != r["archived"] for r in out["tables"].values()):
+            out["problem"] = "the plan says archived, but not every row of the access log is archived"
     return out
 
 

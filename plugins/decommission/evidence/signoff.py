@@ -240,27 +240,37 @@ def verified_figures(verified: VerifiedResult, language: str = "sv") -> str:
     verdict = VERDICT_WORDS[language].get(verified.verdict, verified.verdict)
     pdf = report_url(verified.system_id, verified.milestone, PDF_FILE)
     html = report_url(verified.system_id, verified.milestone, "report.html")
-    source, quarantined = totals.get("source"), totals.get("quarantined")
+    source, disposed = totals.get("source"), totals.get("disposed")
     share = ""
-    if isinstance(source, int) and isinstance(quarantined, int) and source:
-        pct = f"{100 * quarantined / source:.1f}"
+    if isinstance(source, int) and isinstance(disposed, int) and source:
+        pct = f"{100 * disposed / source:.1f}"
         share = f" ({pct.replace('.', ',')}\u00a0%)" if language == "sv" else f" ({pct}%)"
     n = len(sample.get("mismatches") or [])
+    archived, flagged, corrected = (_num(totals.get(k), language) for k in ("archived", "flagged", "corrected"))
+    coverage = (r.get("coverage") or {}).get("coverage")
     if language == "en":
         return (
             f"Verdict: **{verdict}**" + (f" ({waived} difference(s) accepted by waiver)" if waived else "") + "  \n"
-            f"Rows in the source: {_num(source, language)}; archived: {_num(totals.get('archived'), language)}; "
-            f"quarantined: {_num(quarantined, language)}{share}.  \n"
-            f"Read-back sample: {_num(sample.get('checked'), language)} patients, {n} with differences.  \n"
+            f"Rows in the source: {_num(source, language)}; archived: {archived} (of them flagged: {flagged}, "
+            f"corrected: {corrected}); disposed of by decision: {_num(disposed, language)}{share}.  \n"
+            + (f"Coverage of the source's columns: {100 * coverage:.1f}%.  \n" if coverage is not None else "")
+            + decisions_text(r, language)
+            + f"Read-back sample: {_num(sample.get('checked'), language)} patients, {n} with differences.  \n"
             f"Report: [reconciliation report (PDF)]({pdf}) · [HTML]({html})  \n"
             f"SHA-256 of {RESULT_FILE} (as recorded in the ledger): `{verified.sha256}`  \n"
             f"SHA-256 of the PDF: `{verified.pdf_sha256}`"
         )
     return (
         f"Utlåtande: **{verdict}**" + (f" ({waived} avvikelse(r) godtagna genom undantag)" if waived else "") + "  \n"
-        f"Rader i källan: {_num(source, language)}; arkiverade: {_num(totals.get('archived'), language)}; "
-        f"i karantän: {_num(quarantined, language)}{share}.  \n"
-        f"Stickprov: {_num(sample.get('checked'), language)} patienter kontrollerade, {n} med avvikelser.  \n"
+        f"Rader i källan: {_num(source, language)}; arkiverade: {archived} (varav flaggade: {flagged}, "
+        f"rättade: {corrected}); gallrade genom beslut: {_num(disposed, language)}{share}.  \n"
+        + (
+            f"Täckning av källans kolumner: {f'{100 * coverage:.1f}'.replace('.', ',')}\u00a0%.  \n"
+            if coverage is not None
+            else ""
+        )
+        + decisions_text(r, language)
+        + f"Stickprov: {_num(sample.get('checked'), language)} patienter kontrollerade, {n} med avvikelser.  \n"
         f"Rapport: [avstämningsrapporten (PDF)]({pdf}) · [HTML]({html})  \n"
         f"SHA-256 för {RESULT_FILE} (enligt liggaren): `{verified.sha256}`  \n"
         f"SHA-256 för PDF:en: `{verified.pdf_sha256}`"
@@ -283,3 +293,41 @@ def owners_answer(system: System, run_id: str, language: str) -> str:
         return f"The information owner {who} {decision} on {when} (UTC)."
     decision = "godkände" if p.get("decision") == ApprovalOperator.APPROVE else "avvisade"
     return f"Informationsägaren {who} {decision} {when} (UTC)."
+
+
+def decisions_text(result: Mapping[str, Any], language: str = "en") -> str:
+    """One Markdown line per class of rows with a finding: rows, what became of them, the decision covering them."""
+    classes = (result.get("dispositions") or {}).get("classes") or []
+    if not classes:
+        return ""
+    sv = language == "sv"
+    words = _CLASS_WORDS["sv" if sv else "en"]
+    lines = [
+        "Rader med fynd, och beslutet som gäller varje klass:"
+        if sv
+        else "Rows with a finding, and the decision covering each class:"
+    ]
+    for c in classes:
+        kind = c.get("decision_kind")
+        if kind == "declared":
+            decision = (
+                f"{c.get('decision')} ({c.get('reference') or ('utan referens' if sv else 'no reference')}, "
+                f"{c.get('decided_by')})"
+            )
+        elif kind == "correction_list":
+            decision = f"{'rättelselistan' if sv else 'the correction list'} ({c.get('decided_by')})"
+        elif kind == "patient":
+            decision = f"{'patientens beslut' if sv else 'the patient' + chr(39) + 's decision'} {c.get('reference')}"
+        else:
+            decision = "behålls och flaggas, standard" if sv else "kept and flagged, the default"
+        rows = _num(c["rows"], language)
+        lines.append(
+            f"- {c['table']} {c['reason']}: {rows} {'rader' if sv else 'rows'} {words[c['class']]}; {decision}"
+        )
+    return "  \n".join(lines) + "  \n"
+
+
+_CLASS_WORDS = {
+    "sv": {"flagged": "arkiverade, flaggade", "corrected": "arkiverade, rättade", "disposed": "gallrade genom beslut"},
+    "en": {"flagged": "flagged", "corrected": "corrected", "disposed": "disposed"},
+}

@@ -52,7 +52,7 @@ def mask(hit: pa.Array | pa.ChunkedArray) -> np.ndarray:
 
 
 def py_values(col: pa.ChunkedArray | pa.Array, rows: np.ndarray) -> list[Any]:
-    """The Python values of the given rows only (quarantine details, digests)."""
+    """The Python values of the given rows only (finding details, digests)."""
     if len(rows) == 0:
         return []
     return col.take(pa.array(rows, pa.int64())).to_pylist()

@@ -1,7 +1,7 @@
 """Classify Swedish patient identifiers: personnummer, samordningsnummer, reservnummer.
 
 ``classify`` takes a pandas Series of raw identifiers as a legacy system wrote them and
-returns, for every row, the kind of identifier, the quarantine reason when it is not
+returns, for every row, the kind of identifier, the finding reason when it is not
 valid, and a normalised form. The work is vectorised (pandas string matching, numpy
 arithmetic on digit arrays); no Python code runs per row.
 

@@ -1,4 +1,4 @@
-"""The rules of a mapping spec as whole-column checks (pyarrow.compute, RE2 patterns).
+"""The rules of a mapping spec as whole-column checks (pyarrow.compute, RE2 patterns): what they find is flagged.
 
 Each check returns a numpy mask of the rows that break it; details and raw values are
 computed afterwards, in Python, for the broken rows only (a few per cent at most).
@@ -127,8 +127,8 @@ def decode(col: pa.ChunkedArray, codec: str) -> tuple[pa.ChunkedArray, Finding |
 
     Text columns (already decoded by the driver) are returned as they are. UTF-8 is checked
     by Arrow on the whole column; the single-byte codecs map the whole buffer at once
-    (:mod:`decommission.mapping.codecs8`). No repair: a row that fails keeps a null here and goes to
-    quarantine with the byte offset.
+    (:mod:`decommission.mapping.codecs8`). No repair: a row that fails keeps a null here; the mapping
+    writes its bytes as base64 instead and flags it with the byte offset.
     """
     if not (pa.types.is_binary(col.type) or pa.types.is_large_binary(col.type)):
         return col, None

@@ -56,7 +56,11 @@ class Provenance:
 #: (event type, detail); the order in which the events are written
 EVENTS = (
     ("extraction", "Records read from the legacy system {system} inside one consistent snapshot."),
-    ("transformation", "Records mapped to the archive record model; rows that fail a rule are quarantined."),
+    (
+        "transformation",
+        "Records mapped to the archive record model; rows with a finding archived flagged or corrected, "
+        "or disposed of by a recorded decision.",
+    ),
     ("validation", "Mapped records checked against the archive record model before packaging."),
     ("information package creation", "E-ARK SIP written with SHA-256 fixity computed while writing."),
 )

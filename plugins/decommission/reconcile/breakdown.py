@@ -1,15 +1,20 @@
 """Reconciliation by year of the clinical date, by care unit and by patient, and content fingerprints.
 
 The source side is queried again (through :class:`Source`'s snapshot, with the delivery's
-cut-off); the other side comes from the run's staging (extracted rows, quarantine) and its
+cut-off); the other side comes from the run's staging (extracted rows, findings) and its
 packages (record files). Years are those of the source's own clinical date, so rows do not
-move between years when times are converted to UTC. Fingerprints are order-independent
-(a sum of per-record SHA-256 prefixes) over the fields the mapping carries over unchanged;
-the same records give the same fingerprint on both sides whatever order they came in.
+move between years when times are converted to UTC. Per year and care unit the extracted rows
+split into archived (flagged and corrected ones included) and disposed of by decision.
+Fingerprints are order-independent (a sum of per-record SHA-256 prefixes) over the fields the
+mapping carries over unchanged, over every archived row, flagged ones included: on the package
+side a flagged value is first read back to the source's (escaped text unescaped, a corrected
+value's original), so a fingerprint also proves those transformations reversible. The same
+records give the same fingerprint on both sides whatever order they came in.
 """
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import hashlib
 import io
@@ -19,10 +24,12 @@ from typing import TYPE_CHECKING, Any
 import pyarrow.parquet as pq
 from lxml import etree
 
-from decommission.model import ENTITIES
+from decommission.mapping import flags as qflags
+from decommission.model import ENTITIES, QUALITY, Disposition, Reason
 from decommission.package.records import ELEMENTS, NS, camel
 from decommission.plan.mapping_spec import MappingSpec, TableSpec
 from decommission.privacy import keyed_hash
+from decommission.reconcile.dispositions import findings_tables
 from decommission.source import staging
 from decommission.source.database import FAR_FUTURE, Source
 from decommission.validate.tarindex import patient_records
@@ -38,19 +45,21 @@ _MOD = 2**64
 def reconcile_breakdown(run: Run, partition_ids: list[str], package_ids: list[str]) -> dict[str, Any]:
     """Counts per year, care unit and patient on both sides, and fingerprints per entity."""
     spec = run.spec
-    source = _source_side(run, spec)
-    extracted = _staged_side(run, spec, partition_ids)
+    findings = _findings(run, partition_ids)
+    source = _source_side(run, spec, findings)
+    extracted = _staged_side(run, spec, partition_ids, findings)
     years: dict[str, Counter[str]] = defaultdict(Counter)
     units = []
     for side, counts in (("source", source), ("extracted", extracted)):
         for (_table, year), n in counts["year"].items():
             years[year][side] += n
-    for (_table, year), n in extracted["year_quarantined"].items():
-        years[year]["quarantined"] += n
+    for kind in ("disposed", "flagged"):
+        for (_table, year), n in extracted[f"year_{kind}"].items():
+            years[year][kind] += n
     for year in years:
-        years[year]["archived"] = years[year]["extracted"] - years[year]["quarantined"]
+        years[year]["archived"] = years[year]["extracted"] - years[year]["disposed"]
     for table, unit in sorted(set(source["unit"]) | set(extracted["unit"])):
-        q = extracted["unit_quarantined"].get((table, unit), 0)
+        d = extracted["unit_disposed"].get((table, unit), 0)
         e = extracted["unit"].get((table, unit), 0)
         units.append(
             {
@@ -58,8 +67,9 @@ def reconcile_breakdown(run: Run, partition_ids: list[str], package_ids: list[st
                 "unit": unit,
                 "source": source["unit"].get((table, unit), 0),
                 "extracted": e,
-                "quarantined": q,
-                "archived": e - q,
+                "disposed": d,
+                "flagged": extracted["unit_flagged"].get((table, unit), 0),
+                "archived": e - d,
             }
         )
     differing = [
@@ -78,7 +88,8 @@ def reconcile_breakdown(run: Run, partition_ids: list[str], package_ids: list[st
     }
     return {
         "years": {
-            y: {k: years[y][k] for k in ("source", "extracted", "quarantined", "archived")} for y in sorted(years)
+            y: {k: years[y][k] for k in ("source", "extracted", "archived", "flagged", "disposed")}
+            for y in sorted(years)
         },
         "by_table_year": [
             {"table": t, "year": y, "source": n, "extracted": extracted["year"].get((t, y), 0)}
@@ -105,12 +116,22 @@ def record_digest(entity: str, record_id: str, fields: dict[str, str]) -> int:
     return int(hashlib.sha256(body.encode("utf-8", "surrogatepass")).hexdigest()[:16], 16)
 
 
-def _text(value: Any) -> str | None:
+def _text(value: Any, codec: str = "utf-8") -> str | None:
     if value is None or (isinstance(value, float) and value != value):
         return None
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
+    if isinstance(value, bytes | bytearray | memoryview):
+        # text a driver could not decode: read as the mapping reads it, else the base64 the record holds
+        try:
+            return bytes(value).decode(codec)
+        except UnicodeDecodeError:
+            return BASE64_MARK + base64.b64encode(bytes(value)).decode("ascii")
     return str(value)
+
+
+#: how a value kept as its bytes enters a fingerprint, on both sides
+BASE64_MARK = "base64:"
 
 
 def _year(value: Any) -> str:
@@ -128,34 +149,54 @@ def _columns(table: TableSpec) -> list[str]:
     return list(dict.fromkeys(c for c in cols if c))
 
 
-def _tally(out: dict[str, Any], name: str, table: TableSpec, row: dict[str, Any], quarantined: bool) -> None:
+def _tally(out: dict[str, Any], name: str, table: TableSpec, row: dict[str, Any], fate: str | None) -> None:
+    """Count one row; ``fate`` is its disposition when it has a finding (None: archived as it is)."""
     year = _year(row.get(table.cutoff_column)) if table.cutoff_column else NO_YEAR
     out["year"][(name, year)] += 1
     unit_col = _unit_column(table)
+    unit = _text(row.get(unit_col)) or NO_YEAR if unit_col else None
     if unit_col:
-        out["unit"][(name, _text(row.get(unit_col)) or NO_YEAR)] += 1
+        out["unit"][(name, unit)] += 1
     out["patient"][_text(row.get(table.patient_key)) or ""] += 1
-    if quarantined:
-        out["year_quarantined"][(name, year)] += 1
+    if fate is not None:
+        kind = "disposed" if fate == Disposition.DISPOSE else "flagged"
+        out[f"year_{kind}"][(name, year)] += 1
         if unit_col:
-            out["unit_quarantined"][(name, _text(row.get(unit_col)) or NO_YEAR)] += 1
+            out[f"unit_{kind}"][(name, unit)] += 1
+    if fate == Disposition.DISPOSE:
         return
     carried = carried_fields(table)
-    fields = {k: t for k, c in carried.items() if (t := _text(row.get(c))) is not None}
+    fields = {k: t for k, c in carried.items() if (t := _text(row.get(c), table.encodings.get(c, "utf-8"))) is not None}
     entity = table.entity
     out["fp"][entity] = (out["fp"][entity] + record_digest(entity, _text(row.get(table.key)) or "", fields)) % _MOD
     out["fp_rows"][entity] += 1
 
 
+_KINDS = ("year", "unit", "patient", "year_disposed", "unit_disposed", "year_flagged", "unit_flagged", "fp", "fp_rows")
+
+
 def _empty() -> dict[str, Any]:
-    return {k: Counter() for k in ("year", "unit", "patient", "year_quarantined", "unit_quarantined", "fp", "fp_rows")}
+    return {k: Counter() for k in _KINDS}
 
 
-def _source_side(run: Run, spec: MappingSpec) -> dict[str, Any]:
-    """Re-query every table within the cut-off; the source side keeps every row (quarantine is ours)."""
+def _findings(run: Run, partition_ids: list[str]) -> dict[tuple[str, str], str]:
+    """(table, source key) -> disposition of every row with a finding (the few rows the mapping found something on)."""
+    out: dict[tuple[str, str], str] = {}
+    for table in findings_tables(run, partition_ids, ["source_table", "source_key", "disposition"]):
+        out.update(
+            zip(
+                zip(table.column(0).to_pylist(), table.column(1).to_pylist(), strict=True),
+                table.column(2).to_pylist(),
+                strict=True,
+            )
+        )
+    return out
+
+
+def _source_side(run: Run, spec: MappingSpec, findings: dict[tuple[str, str], str]) -> dict[str, Any]:
+    """Re-query every table within the cut-off; a row's fate comes from the run's findings."""
     out = _empty()
     src = Source.for_system(run.system)
-    quarantined = _quarantined_keys(run, spec, None)
     bound = (run.system.agreement.cut_off + dt.timedelta(days=1)).isoformat()
     with src.snapshot() as conn:
         for name, table in spec.tables.items():
@@ -173,29 +214,15 @@ def _source_side(run: Run, spec: MappingSpec) -> dict[str, Any]:
                 for values in batch:
                     row = dict(zip(cols, values, strict=True))
                     key = _text(row.get(table.key))
-                    _tally(out, name, table, row, (name, key) in quarantined)
+                    _tally(out, name, table, row, findings.get((name, key)))
             cur.close()
     return out
 
 
-def _quarantined_keys(run: Run, spec: MappingSpec, partition_ids: list[str] | None) -> set[tuple[str, str]]:
-    base = staging.stage_dir(run.system.id, run.milestone.value, "mapped", "x").parent
-    keys: set[tuple[str, str]] = set()
-    if not base.exists():
-        return keys
-    for part in sorted(base.iterdir(), key=str):
-        if part.name.startswith(".") or (partition_ids is not None and part.name not in partition_ids):
-            continue
-        qfile = part / "quarantine.parquet"
-        if qfile.exists():
-            table = staging.read_frame(qfile)
-            keys |= set(zip(table["source_table"], table["source_key"].astype(str), strict=True))
-    return keys
-
-
-def _staged_side(run: Run, spec: MappingSpec, partition_ids: list[str]) -> dict[str, Any]:
+def _staged_side(
+    run: Run, spec: MappingSpec, partition_ids: list[str], findings: dict[tuple[str, str], str]
+) -> dict[str, Any]:
     out = _empty()
-    quarantined = _quarantined_keys(run, spec, partition_ids)
     for pid in partition_ids:
         folder = staging.stage_dir(run.system.id, run.milestone.value, "extract", pid)
         for name, table in spec.tables.items():
@@ -204,7 +231,7 @@ def _staged_side(run: Run, spec: MappingSpec, partition_ids: list[str]) -> dict[
                 for batch in pq.ParquetFile(fh).iter_batches(batch_size=10_000, columns=cols):
                     for row in batch.to_pylist():
                         key = _text(row.get(table.key))
-                        _tally(out, name, table, row, (name, key) in quarantined)
+                        _tally(out, name, table, row, findings.get((name, key)))
     return out
 
 
@@ -228,11 +255,38 @@ def _package_fingerprints(run: Run, spec: MappingSpec, package_ids: list[str]) -
                     attr = {"case_id": "caseId", "document_id": "documentId"}.get(f)
                     if attr and node.get(attr) is not None:
                         found[f] = node.get(attr)
+                flags = []
                 for child in node:
                     local = etree.QName(child).localname
                     if local in names:
                         found[names[local]] = child.text or ""
+                    elif local == QUALITY:
+                        flags = [dict(flag.attrib) for flag in child]
+                if entity == "patient" and any(f.get("reason") == Reason.ORPHAN for f in flags):
+                    continue  # a placeholder holding orphans' rows: no source row of its own
+                found = _as_source(found, flags, names)
                 fp[entity] = (fp[entity] + record_digest(entity, record_id, found)) % _MOD
                 if entity != "patient":
                     node.clear(keep_tail=True)
     return fp
+
+
+def _as_source(found: dict[str, str], flags: list[dict[str, str]], names: dict[str, str]) -> dict[str, str]:
+    """The carried fields as the source holds them: flagged transformations undone by what each flag says."""
+    if not flags:
+        return found
+    out = dict(found)
+    for flag in flags:
+        targets = [names[f] for f in flag.get("fields", "").split() if f in names]
+        for target in targets:
+            if flag.get("encoding") == qflags.BACKSLASH_U and target in out:
+                out[target] = qflags.unescape(out[target])
+            elif flag.get("encoding") == qflags.BASE64 and target in out:
+                out[target] = BASE64_MARK + out[target]
+            if flag.get("disposition") == Disposition.CORRECT:
+                original = flag.get("original")
+                if original is None:
+                    out.pop(target, None)
+                else:
+                    out[target] = qflags.unescape(original)
+    return out

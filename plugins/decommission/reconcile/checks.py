@@ -1,9 +1,10 @@
 """Reconciliation: does the archive hold everything the source had, or is each difference explained?
 
 Pure functions over counts gathered by the stages. Identities checked per table and
-entity: ``source = extracted``, ``extracted = mapped + quarantined``, ``mapped =
-packaged`` and ``packaged = accepted``; a read-back sample compares what the archive
-returns with what was sent.
+entity: ``source = extracted``, ``extracted = archived + disposed`` (archived: mapped as
+it is, flagged or corrected; disposed: left out under a recorded decision), ``mapped =
+packaged`` and ``packaged = accepted`` (a patient made to hold orphans' rows counts as
+mapped); a read-back sample compares what the archive returns with what was sent.
 """
 
 from __future__ import annotations
@@ -120,6 +121,10 @@ def apply_waivers(checks: list[Check], waivers: Iterable[Mapping[str, Any]]) -> 
     return failing, waived
 
 
+#: the classes of rows with a finding, as the mapping counts them (MapResult)
+CLASSES = ("flagged", "corrected", "disposed")
+
+
 def reconcile(
     *,
     table_entity: Mapping[str, str],
@@ -135,27 +140,31 @@ def reconcile(
     packages = list(packages)
     extracted = sum_counts(p["extracted"] for p in mapped_parts)
     mapped = sum_counts(p["mapped"] for p in mapped_parts)
-    quarantined: dict[str, dict[str, int]] = {
-        t: sum_counts(p["quarantined"].get(t, {}) for p in mapped_parts) for t in table_entity
+    by_class: dict[str, dict[str, dict[str, int]]] = {
+        kind: {t: sum_counts(p.get(kind, {}).get(t, {}) for p in mapped_parts) for t in table_entity}
+        for kind in (*CLASSES, "uncorrected")
     }
+    placeholders = sum(int(p.get("placeholders", 0)) for p in mapped_parts)
     checks: list[Check] = []
     tables = {}
     for t, entity in table_entity.items():
-        q = sum(quarantined[t].values())
+        disposed = sum(by_class["disposed"][t].values())
         checks.append(Check("source = extracted", t, source.get(t, 0), extracted.get(t, 0)))
-        checks.append(Check("extracted = mapped + quarantined", t, extracted.get(t, 0), mapped.get(t, 0) + q))
+        checks.append(Check("extracted = archived + disposed", t, extracted.get(t, 0), mapped.get(t, 0) + disposed))
         tables[t] = {
             "entity": entity,
             "source": source.get(t, 0),
             "extracted": extracted.get(t, 0),
-            "mapped": mapped.get(t, 0),
-            "quarantined": quarantined[t],
-            "quarantined_total": q,
+            "archived": mapped.get(t, 0),
+            **{kind: by_class[kind][t] for kind in (*CLASSES, "uncorrected")},
+            **{f"{kind}_total": sum(by_class[kind][t].values()) for kind in CLASSES},
         }
 
     mapped_entity: Counter[str] = Counter()
     for t, entity in table_entity.items():
         mapped_entity[entity] += mapped.get(t, 0)
+    if placeholders:
+        mapped_entity["patient"] += placeholders
     packaged = sum_counts(p["counts"] for p in packages)
     accepted_receipts = [r for r in receipts.values() if r.get("status") == "accepted"]
     accepted = sum_counts(r.get("counts", {}) for r in accepted_receipts)
@@ -196,7 +205,7 @@ def reconcile(
             f"read-back sample: {len(mismatches)} of {len(sample)} sampled patients differ from the source "
             f"({fields} field differences)"
         )
-    by_reason = sum_counts(quarantined.values())
+    by_reason = {kind: sum_counts(by_class[kind][t] for t in table_entity) for kind in CLASSES}
     return {
         "verdict": FAIL if reasons else PASS_WITH_WAIVER if waived else PASS,
         "reasons": reasons,
@@ -206,11 +215,16 @@ def reconcile(
         "entities": entities,
         "checks": [c.to_dict() for c in checks],
         "packages": {"count": len(packages), **dict(sorted(statuses.items()))},
-        "quarantine_by_reason": by_reason,
+        "findings_by_reason": sum_counts(by_reason.values()),
+        "by_reason": by_reason,
+        "placeholders": placeholders,
         "totals": {
             "source": sum(source.get(t, 0) for t in table_entity),
-            "archived": sum(accepted.values()),
-            "quarantined": sum(by_reason.values()),
+            "extracted": sum(extracted.get(t, 0) for t in table_entity),
+            # source rows in the archive (as they are, flagged or corrected), not the placeholders
+            "archived": sum(mapped.get(t, 0) for t in table_entity),
+            **{kind: sum(by_reason[kind].values()) for kind in CLASSES},
+            "accepted": sum(accepted.values()),
         },
         "sample": {"checked": len(sample), "mismatches": mismatches},
     }

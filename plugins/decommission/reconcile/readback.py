@@ -20,8 +20,9 @@ import pyarrow.parquet as pq
 from lxml import etree
 
 from decommission.errors import ArchiveError
+from decommission.mapping import flags as qflags
 from decommission.mapping.transform import map_partition
-from decommission.model import ENTITIES
+from decommission.model import ENTITIES, QUALITY
 from decommission.package.records import ELEMENTS, NS, camel, format_value
 from decommission.plan.mapping_spec import MappingSpec
 from decommission.privacy import keyed_hash
@@ -29,7 +30,7 @@ from decommission.source import staging
 from decommission.source.database import Partition, Source
 
 #: columns of the record model that are not written as elements of their record
-_NOT_IN_XML = {"patient_key", "content"}
+_NOT_IN_XML = {"patient_key", "content", QUALITY}
 _REFERENCES = {"case_id": "caseId", "document_id": "documentId"}
 _RESTRICTIONS = ("protected_identity", "blocked", "confidential")
 
@@ -76,7 +77,24 @@ def _render(entity: str, row: Mapping[str, Any]) -> Fields:
         fields.pop("id_type", None)  # the type is an attribute of the identifier
     if entity == "attachment" and row.get("content") is not None:
         fields["sha256"] = hashlib.sha256(bytes(row["content"])).hexdigest()
+    if row.get(QUALITY):
+        # the quality flags are content too: the archive must hold what the mapping found
+        fields[QUALITY] = qflags.canonical(qflags.from_json(row[QUALITY]))
     return fields
+
+
+def _flags(node: Any, entity: str) -> str:
+    """A record's ``<quality>`` element as the same canonical text :func:`_render` makes of the JSON flags."""
+    snake = {camel(c): c for c in ENTITIES[entity].schema.names}
+    attribute = {camel(k): k for k in qflags.KEYS}
+    found = []
+    for flag in node:
+        f: dict[str, Any] = {}
+        for name, value in flag.attrib.items():
+            key = attribute.get(name, name)
+            f[key] = [snake.get(v, v) for v in value.split()] if key == "fields" else value
+        found.append(f)
+    return qflags.canonical(found)
 
 
 def parse_record(data: bytes) -> Records:
@@ -101,6 +119,8 @@ def parse_record(data: bytes) -> Records:
                         for column in _RESTRICTIONS:
                             if child.get(camel(column)) is not None:
                                 fields[column] = child.get(camel(column))
+                    elif local == QUALITY:
+                        fields[QUALITY] = _flags(child, entity)
                     else:
                         fields[names.get(local, local)] = child.text or ""
             else:
@@ -112,6 +132,9 @@ def parse_record(data: bytes) -> Records:
                     local = etree.QName(child).localname
                     if local in ("path", "size"):
                         continue  # where the file lies in the package, not source content
+                    if local == QUALITY:
+                        fields[QUALITY] = _flags(child, entity)
+                        continue
                     fields[names.get(local, local)] = child.text or ""
             out[entity][record_id] = fields
     return out

@@ -41,7 +41,7 @@ def grouped_bars(
 
 
 def horizontal_bars(title: str, values: Mapping[str, float], colour: str = RED) -> str:
-    """One horizontal bar per key (e.g. quarantine reason), labelled with its value."""
+    """One horizontal bar per key (e.g. finding reason), labelled with its value."""
     top = max(list(values.values()) + [1])
     row, label_w, bar_w = 18, 170, 260
     width, height = label_w + bar_w + 60, 30 + row * max(1, len(values))

@@ -17,14 +17,16 @@ LABELS = {
         "source": "Källa",
         "extracted": "Extraherat",
         "mapped": "Mappat",
-        "quarantined": "Karantän",
+        "flagged": "Flaggat",
+        "corrected": "Rättat",
+        "disposed": "Gallrat",
         "packaged": "Paketerat",
         "accepted": "Godkänt av arkivet",
         "checks": "Kontroller",
         "check": "Kontroll",
         "scope": "Omfång",
         "ok": "OK",
-        "by_reason": "Karantän per orsak",
+        "by_reason": "Fynd per orsak",
         "reason": "Orsak",
         "rows": "Rader",
         "packages": "Paket",
@@ -84,6 +86,24 @@ LABELS = {
         "fixity_text": "{audited} av {sent} paket lästa tillbaka i sin helhet och kontrollerade mot sin SHA-256.",
         "sent_sha256": "Skickad SHA-256",
         "read_sha256": "Återläst SHA-256",
+        "dispositions": "Fynd och beslut",
+        "dispositions_text": (
+            "Varje rad i källan är arkiverad eller gallrad genom beslut: {archived} rader arkiverade, varav "
+            "{flagged} med flagga för sitt fynd och {corrected} rättade enligt rättelselistan; {disposed} rader "
+            "gallrade genom beslut."
+        ),
+        "class_flagged": "arkiverat, flaggat",
+        "class_corrected": "arkiverat, rättat",
+        "class_disposed": "gallrat genom beslut",
+        "decision": "Beslut",
+        "reference": "Beslutsreferens",
+        "decision_default": "behålls och flaggas (standard; inget beslut behövs)",
+        "decision_correction_list": "rättat enligt rättelselistan",
+        "decision_patient": "patienten är gallrad genom beslut; raderna följer patienten",
+        "corrections_text": "Rättelselista {file} (SHA-256 {sha}): {listed} rättelser, {rows} rader rättade.",
+        "placeholders_text": (
+            "{n} platshållare för patienter som saknas i källan håller rader som hänvisar till dem (flaggade ORPHAN)."
+        ),
     },
     "en": {
         "title": "Reconciliation report",
@@ -99,14 +119,16 @@ LABELS = {
         "source": "Source",
         "extracted": "Extracted",
         "mapped": "Mapped",
-        "quarantined": "Quarantined",
+        "flagged": "Flagged",
+        "corrected": "Corrected",
+        "disposed": "Disposed",
         "packaged": "Packaged",
         "accepted": "Accepted by archive",
         "checks": "Checks",
         "check": "Check",
         "scope": "Scope",
         "ok": "OK",
-        "by_reason": "Quarantine by reason",
+        "by_reason": "Findings by reason",
         "reason": "Reason",
         "rows": "Rows",
         "packages": "Packages",
@@ -166,6 +188,24 @@ LABELS = {
         "fixity_text": "{audited} of {sent} packages read back whole and checked against their SHA-256.",
         "sent_sha256": "SHA-256 sent",
         "read_sha256": "SHA-256 read back",
+        "dispositions": "Findings and decisions",
+        "dispositions_text": (
+            "Every source row is archived or disposed of by a decision: {archived} rows archived, of them "
+            "{flagged} flagged with their finding and {corrected} corrected from the correction list; {disposed} "
+            "rows disposed of by decision."
+        ),
+        "class_flagged": "archived, flagged",
+        "class_corrected": "archived, corrected",
+        "class_disposed": "disposed by decision",
+        "decision": "Decision",
+        "reference": "Decision reference",
+        "decision_default": "kept and flagged (the default; no decision needed)",
+        "decision_correction_list": "corrected from the correction list",
+        "decision_patient": "the patient is disposed of by decision; their rows go with them",
+        "corrections_text": "Correction list {file} (SHA-256 {sha}): {listed} corrections, {rows} rows corrected.",
+        "placeholders_text": (
+            "{n} placeholder patients for patients the source lacks hold the rows that name them (flagged ORPHAN)."
+        ),
     },
 }
 

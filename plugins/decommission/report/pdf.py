@@ -86,14 +86,34 @@ def render_pdf(result: Mapping[str, Any], t: Mapping[str, str], digest: str, *, 
         doc.multi_cell(0, 5, latin1(f"{t['warnings']}: {warning}"), new_x="LMARGIN", new_y="NEXT")
     _coverage_and_fixity(doc, result, t)
     doc.ln(2)
+    language = "sv" if t is LABELS["sv"] else "en"
+    totals = result["totals"]
+    doc.multi_cell(
+        0,
+        5,
+        latin1(
+            t["dispositions_text"].format(
+                **{k: number(totals.get(k, 0), language) for k in ("archived", "flagged", "corrected", "disposed")}
+            )
+        ),
+        new_x="LMARGIN",
+        new_y="NEXT",
+    )
     _table(
         doc,
-        [t["table"], t["entity"], t["source"], t["extracted"], t["mapped"], t["quarantined"]],
+        [t["table"], t["source"], t["extracted"], t["archived"], t["flagged"], t["corrected"], t["disposed"]],
         [
-            [name, row["entity"], row["source"], row["extracted"], row["mapped"], row["quarantined_total"]]
+            [
+                name,
+                *(
+                    number(row[k], language)
+                    for k in ("source", "extracted", "archived", "flagged_total", "corrected_total", "disposed_total")
+                ),
+            ]
             for name, row in result["tables"].items()
         ],
     )
+    _dispositions(doc, result, t)
     _table(
         doc,
         [t["entity"], t["mapped"], t["packaged"], t["accepted"]],
@@ -108,8 +128,8 @@ def render_pdf(result: Mapping[str, Any], t: Mapping[str, str], digest: str, *, 
             (_BLUE, _GREEN),
             legend=(t["source"], t["archived"]),
         )
-    if result.get("quarantine_by_reason"):
-        _bars(doc, t["by_reason"], {k: (v,) for k, v in result["quarantine_by_reason"].items()}, (_RED,))
+    if result.get("findings_by_reason"):
+        _bars(doc, t["by_reason"], {k: (v,) for k, v in result["findings_by_reason"].items()}, (_RED,))
     sample = result.get("sample", {})
     doc.set_font("Helvetica", "B", 11)
     doc.cell(0, 7, latin1(t["sample"]), new_x="LMARGIN", new_y="NEXT")
@@ -151,6 +171,31 @@ def _coverage_and_fixity(doc: FPDF, result: Mapping[str, Any], t: Mapping[str, s
     if fixity:
         text = t["fixity_text"].format(audited=fixity["audited_whole"], sent=fixity["holdings"]["sent"])
         doc.multi_cell(0, 5, latin1(f"{t['fixity']}: {text}"), new_x="LMARGIN", new_y="NEXT")
+
+
+def _dispositions(doc: FPDF, result: Mapping[str, Any], t: Mapping[str, str]) -> None:
+    """Each class of rows with a finding, its rows and the decision that covers it: what the signers approve."""
+    classes = (result.get("dispositions") or {}).get("classes") or []
+    if not classes:
+        return
+    language = "sv" if t is LABELS["sv"] else "en"
+    doc.set_font("Helvetica", "B", 11)
+    doc.cell(0, 7, latin1(t["dispositions"]), new_x="LMARGIN", new_y="NEXT")
+    _table(
+        doc,
+        [t["table"], t["reason"], t["class"], t["rows"], t["decision"], t["reference"]],
+        [
+            [
+                c["table"],
+                c["reason"],
+                t["class_" + c["class"]],
+                number(c["rows"], language),
+                c["decision"] if c.get("decision_kind") == "declared" else t["decision_" + c["decision_kind"]],
+                c.get("reference") or ", ".join(c.get("references") or []),
+            ]
+            for c in classes
+        ],
+    )
 
 
 def justification(sample: Mapping[str, Any], t: Mapping[str, str]) -> str:

@@ -39,19 +39,21 @@ def report_stage(run: Run, result: dict[str, Any]) -> dict[str, Any]:
             "totals": result["totals"],
         },
     )
+    dispositions = result.get("dispositions") or {}
     run.record(
-        "quarantine_decisions",
+        "dispositions",
         {
             "milestone": run.milestone.value,
-            "rows": {t: row["quarantined"] for t, row in result["tables"].items() if row["quarantined"]},
-            "decided_by": "mapping specification "
-            + hashlib.sha256(run.plan.mapping_path(run.system).read_bytes()).hexdigest(),
+            # per table, reason and class: the rows and the decision that covers them
+            "classes": dispositions.get("classes", []),
+            "corrections": dispositions.get("corrections", {}),
+            "mapping_specification_sha256": hashlib.sha256(run.plan.mapping_path(run.system).read_bytes()).hexdigest(),
         },
     )
     summary = {
         "verdict": result["verdict"],
         "totals": result["totals"],
-        "quarantine_by_reason": result["quarantine_by_reason"],
+        "findings_by_reason": result["findings_by_reason"],
         "waived": len(result.get("waived", [])),
         "sample": {"checked": result["sample"]["checked"], "mismatches": len(result["sample"]["mismatches"])},
         **out,
@@ -62,21 +64,40 @@ def report_stage(run: Run, result: dict[str, Any]) -> dict[str, Any]:
 
 
 def exception_lists(run: Run, result: Mapping[str, Any]) -> dict[str, Any]:
-    """The report's annexes: quarantined rows, sample differences, rejections, failing checks (keyed hashes only)."""
+    """The report's annexes: rows with a finding, disposed rows, sample differences, rejections, failing checks.
+
+    Identifiers only as keyed hashes.
+    """
+    from decommission.model import FINDINGS_FILE, Disposition
     from decommission.source import staging
 
-    def quarantine() -> Iterator[list[Any]]:
+    def findings(disposed_only: bool) -> Iterator[list[Any]]:
         for pid in result.get("partitions", []):
-            path = staging.stage_dir(run.system.id, run.milestone.value, "mapped", pid) / "quarantine.parquet"
+            path = staging.stage_dir(run.system.id, run.milestone.value, "mapped", pid) / FINDINGS_FILE
             if not path.exists():
                 continue
             for row in staging.read_frame(path).itertuples(index=False):
+                if disposed_only and row.disposition != Disposition.DISPOSE:
+                    continue
+                if disposed_only:
+                    yield [
+                        pid,
+                        row.source_table,
+                        keyed_hash(row.source_key),
+                        keyed_hash(row.patient_key),
+                        row.reason,
+                        row.decision,
+                    ]
+                    continue
                 yield [
                     pid,
                     row.source_table,
-                    row.rule,
+                    row.reason,
+                    row.reasons,
                     row.column,
                     row.detail,
+                    row.disposition,
+                    row.decision,
                     keyed_hash(row.source_key),
                     keyed_hash(row.patient_key),
                     row.value_digest,
@@ -88,9 +109,26 @@ def exception_lists(run: Run, result: Mapping[str, Any]) -> dict[str, Any]:
         for d in m.get("differences", [])
     ]
     return {
-        "quarantine": (
-            ["partition", "table", "reason", "column", "detail", "row_hash", "patient_hash", "value_digest"],
-            quarantine(),
+        "findings": (
+            [
+                "partition",
+                "table",
+                "reason",
+                "reasons",
+                "column",
+                "detail",
+                "disposition",
+                "decision",
+                "row_hash",
+                "patient_hash",
+                "value_digest",
+            ],
+            findings(disposed_only=False),
+        ),
+        # the rows disposed of, each with its decision: what the evidence pack lists for the auditor
+        "disposed": (
+            ["partition", "table", "row_hash", "patient_hash", "reason", "decision"],
+            findings(disposed_only=True),
         ),
         "sample": (["package_id", "patient_hash", "entity", "record_hash", "field", "kind"], differences),
         "rejections": (

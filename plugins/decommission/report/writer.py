@@ -72,7 +72,7 @@ def write_report(
 
 
 def build_charts(result: Mapping[str, Any], t: Mapping[str, str]) -> dict[str, Markup]:
-    """Inline SVG: rows per year (source against archive), quarantine by reason, progress over milestones."""
+    """Inline SVG: rows per year (source against archive), findings by reason, progress over milestones."""
     charts = {}
     years = result.get("breakdown", {}).get("years", {})
     if years:
@@ -81,8 +81,8 @@ def build_charts(result: Mapping[str, Any], t: Mapping[str, str]) -> dict[str, M
             {year_label(y, t): (v["source"], v["archived"]) for y, v in years.items()},
             (t["source"], t["archived"]),
         )
-    if result.get("quarantine_by_reason"):
-        charts["by_reason"] = horizontal_bars(t["by_reason"], result["quarantine_by_reason"])
+    if result.get("findings_by_reason"):
+        charts["by_reason"] = horizontal_bars(t["by_reason"], result["findings_by_reason"])
     progress = [*result.get("progress", []), {"milestone": result.get("milestone", ""), **result["totals"]}]
     charts["progress"] = grouped_bars(
         t["progress"],

@@ -261,7 +261,7 @@ def quote(name: str) -> str:
 
 
 def text_or_bytes(raw: bytes) -> str | bytes:
-    """A TEXT value as text, or its bytes when they are not UTF-8 (the mapping quarantines those)."""
+    """A TEXT value as text, or its bytes when they are not UTF-8 (the mapping keeps those as their bytes, flagged)."""
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError:

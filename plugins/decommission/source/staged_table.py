@@ -67,7 +67,7 @@ def from_rows(rows: Sequence[Sequence[Any]], columns: Sequence[str]) -> tuple[pa
     A column mixing types (SQLite keeps whatever was written) is staged as text, each
     value by ``str()``; one mixing text and bytes (text the driver could not decode, see
     :func:`decommission.source.database.text_or_bytes`) as bytes, text encoded as UTF-8, so no value
-    is altered and the mapping can quarantine what does not decode. The caller reports such
+    is altered and the mapping can flag what does not decode. The caller reports such
     columns in the control totals.
     """
     arrays, coerced = [], []
