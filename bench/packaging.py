@@ -150,6 +150,7 @@ def write_partition(directory: Path, patients: int, notes: int) -> int:
     }
     rows = 0
     for name, columns in tables.items():
+        columns["quality"] = pa.nulls(len(next(iter(columns.values()))), pa.string())  # no findings here
         table = pa.table(columns).select(ENTITIES[name].schema.names).cast(ENTITIES[name].schema)
         # row groups and codec as the map stage writes them (a package reads the map stage's files)
         pq.write_table(table, directory / f"{name}.parquet", row_group_size=row_group_rows(table), **PARQUET_OPTIONS)
@@ -168,6 +169,7 @@ def write_partition(directory: Path, patients: int, notes: int) -> int:
                     "title": const("Anteckning", n, pa.string()),
                     "text": pc.binary_join_element_wise(NOTE, suffix, " <slut> & klart", ""),
                     "author": const("Dr. Lindén", n, pa.string()),
+                    "quality": pa.nulls(n, pa.string()),
                 }
             ).cast(ENTITIES["document"].schema)
             writer.write_table(table, row_group_size=row_group_rows(table))

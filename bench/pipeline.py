@@ -41,6 +41,8 @@ def write_plan(repo: Path, work: Path, *, conn_id: str, schema: str, per_partiti
     system["partition_patients"] = per_partition
     (work / "include" / "mappings").mkdir(parents=True, exist_ok=True)
     shutil.copyfile(repo / "include" / "mappings" / "vas.yaml", work / "include" / "mappings" / "vas.yaml")
+    # the spec names its correction list relative to itself
+    shutil.copytree(repo / "include" / "corrections", work / "include" / "corrections", dirs_exist_ok=True)
     path = work / "include" / "programme.yaml"
     path.write_text(yaml.safe_dump(raw, allow_unicode=True, sort_keys=False), encoding="utf-8")
     return path
@@ -182,15 +184,17 @@ def pipeline(workers: int, log: Any, *, until: str = "package") -> dict[str, Any
     one = max(memory.peak_one / 2**20, _children_maxrss_mb())
     rows = sum(sum(e["rows"].values()) for e in extracted)
     notes = sum(e["rows"].get("journalanteckning", 0) for e in extracted)
-    quarantined = sum(sum(sum(r.values()) for r in m["quarantined"].values()) for m in mapped)
+    disposed = sum(sum(sum(r.values()) for r in m["disposed"].values()) for m in mapped)
+    flagged = sum(sum(sum(r.values()) for r in m["flagged"].values()) for m in mapped)
     mapped_rows = sum(sum(m["mapped"].values()) for m in mapped)
-    if mapped and mapped_rows + quarantined != rows:  # nothing lost: the bench refuses to report a leaky run
-        raise RuntimeError(f"extracted {rows} rows but mapped {mapped_rows} + quarantined {quarantined}")
+    if mapped and mapped_rows + disposed != rows:  # nothing lost: the bench refuses to report a leaky run
+        raise RuntimeError(f"extracted {rows} rows but archived {mapped_rows} + disposed {disposed}")
     return {
         "rows": rows,
         "notes": notes,
         "mapped": mapped_rows,
-        "quarantined": quarantined,
+        "flagged": flagged,
+        "disposed": disposed,
         "partitions": len(partitions),
         "packages": len(packages),
         "package_bytes": sum(p["size"] for p in packages),

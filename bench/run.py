@@ -225,7 +225,8 @@ def main(argv: list[str] | None = None) -> int:
         "workers": args.workers,
         "until": args.until,
         "partitions": result["partitions"],
-        "quarantined": result["quarantined"],
+        "flagged": result["flagged"],
+        "disposed": result["disposed"],
         "package_bytes": result["package_bytes"],
     }
     print(json.dumps(summary), flush=True)

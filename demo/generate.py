@@ -5,9 +5,12 @@ system, seed and size give the same database content. Generation runs in two pas
 a cheap plan (identity kind and row counts per patient, then the exact rows that get
 dirt) and a streaming pass that writes rows in batches. Each dirty row carries exactly
 one kind of dirt, only on rows of patients with a valid identifier; rows of patients
-with an invalid identifier are otherwise clean and all quarantined with
-``PATIENT_QUARANTINED``. The returned dirt report's ``expected_quarantine`` is the
-tally of the reason each row must get from the mapping engine.
+with an invalid identifier are otherwise clean (the patient is archived whole, flagged).
+The returned dirt report's ``expected_findings`` is the tally of the reason each row
+must get from the mapping engine; ``corrections`` the rows planted for the demo's
+correction list (``include/corrections/<system>.yaml``); :func:`expected_outcome` splits
+the findings into archived flagged, corrected and disposed by the mapping spec's
+dispositions, as the reconciliation must count them.
 
 Value formats: vas times ``YYYY-MM-DD HH:MM:SS`` (TEXT in SQLite, TIMESTAMP in
 PostgreSQL), Europe/Stockholm wall-clock, hours 06-23 only (never the DST gap or
@@ -56,7 +59,8 @@ from decommission.mapping.identity import (  # noqa: E402 - needs the path above
     make_reservnummer_vgr,
     make_samordningsnummer,
 )
-from decommission.model import Reason  # noqa: E402
+from decommission.model import Disposition, Reason  # noqa: E402
+from decommission.plan.mapping_spec import MappingSpec  # noqa: E402
 from demo.files import jpeg, pdf, tiff  # noqa: E402
 from demo.vocab import (  # noqa: E402
     ANA_FORMS,
@@ -82,7 +86,7 @@ from demo.vocab import (  # noqa: E402
 )
 from demo.writers import PostgresWriter, SqliteWriter, Table, Writer  # noqa: E402
 
-__all__ = ["MIN_PATIENTS", "SYSTEMS", "build", "main"]
+__all__ = ["MIN_PATIENTS", "SYSTEMS", "build", "expected_outcome", "main"]
 
 SYSTEMS = ("vas", "lab", "anestesi")
 #: Fewer patients cannot hold every kind of dirt plus the clean majority.
@@ -180,6 +184,11 @@ _ORPHANS: dict[str, dict[str, float]] = {
     "lab": {"prov": 0.004},
     "anestesi": {},
 }
+#: rows planted for the demo's correction list: (table, key, column, value written, corrected value, reason);
+#: include/corrections/<system>.yaml corrects them (a test checks the two agree)
+_CORRECTIONS: dict[str, tuple[tuple[str, int, str, str, str, str], ...]] = {
+    "vas": (("diagnos", 1, "icd10", "J18,9", "J18.9", _R.CODE_INVALID),),
+}
 _DIRT_KEYS = (
     ("orphan_rows", _R.ORPHAN),
     ("encoding_damage", _R.ENCODING_SUSPECT),
@@ -231,7 +240,8 @@ def _dirt_rows(system: str, shape: tuple[int, ...]) -> dict[str, int]:
 
 def _plan(system: str, rnd: random.Random, patients: int) -> _Plan:
     counts = {kind: max(1, round(share * patients)) for kind, share in _IDENTITY_SHARES}
-    special = rnd.sample(range(patients), sum(counts.values()))
+    # the first patient keeps a valid personnummer: their first diagnosis is the planted correction
+    special = rnd.sample(range(1, patients), sum(counts.values()))
     kinds = [_PNR] * patients
     for kind, n in counts.items():
         for i, index in enumerate(special[:n]):
@@ -247,7 +257,8 @@ def _plan(system: str, rnd: random.Random, patients: int) -> _Plan:
     dirt: dict[str, dict[int, str]] = {}
     for table, kinds_of_dirt in _DIRT[system].items():
         wanted = [(reason, max(1, round(share * totals[table]))) for reason, share in kinds_of_dirt]
-        positions = rnd.sample(range(totals[table]), sum(n for _, n in wanted))
+        first = 1 if any(c[0] == table for c in _CORRECTIONS.get(system, ())) else 0  # the planted row: no dirt
+        positions = rnd.sample(range(first, totals[table]), sum(n for _, n in wanted))
         dirt[table] = {}
         for reason, n in wanted:
             dirt[table].update(dict.fromkeys(positions[:n], reason))
@@ -448,7 +459,6 @@ class _Gen:
 
 def _emit_vas(g: _Gen, index: int, kind: str, shape: tuple[int, ...]) -> None:
     r, add, invalid = g.r, g.sink.add, kind in _PATIENT_REASON
-    cascade = Reason.PATIENT_QUARANTINED if invalid else None
     p = g.person(kind, "compact")
     pat_id = index + 1
     add(
@@ -471,7 +481,7 @@ def _emit_vas(g: _Gen, index: int, kind: str, shape: tuple[int, ...]) -> None:
         add(
             "vardkontakt",
             (kontakt_id, pat_id, g.pick(UNITS), typ, f"{_DAYS[day]} {h:02d}:{m:02d}:{s:02d}", end),
-            cascade,
+            None,
         )
         contacts.append((kontakt_id, day))
     clean_notes = []
@@ -490,7 +500,7 @@ def _emit_vas(g: _Gen, index: int, kind: str, shape: tuple[int, ...]) -> None:
         add(
             "journalanteckning",
             (ant_id, pat_id, kontakt_id, when, sokord, text, g.pick(g.plan.users), deleted),
-            cascade or dirt,
+            dirt,
         )
         if dirt is None:
             clean_notes.append(ant_id)
@@ -498,15 +508,15 @@ def _emit_vas(g: _Gen, index: int, kind: str, shape: tuple[int, ...]) -> None:
         diag_id, dirt = g.next_id("diagnos"), g.dirt("diagnos", invalid)
         kontakt_id, day = _contact_or_none(g, contacts, p, 0.7)
         code = g.pick(BAD_ICD) if dirt == Reason.CODE_INVALID else g.pick(ICD)
-        add(
-            "diagnos", (diag_id, pat_id, kontakt_id, code, g.ts(day), int(dirt == Reason.SOFT_DELETED)), cascade or dirt
-        )
+        if diag_id == 1:  # the planted correction (patient 1 is valid, position 0 carries no dirt)
+            code, dirt = _CORRECTIONS["vas"][0][3], _CORRECTIONS["vas"][0][5]
+        add("diagnos", (diag_id, pat_id, kontakt_id, code, g.ts(day), int(dirt == Reason.SOFT_DELETED)), dirt)
     for _ in range(n_med):
         lm_id, dirt = g.next_id("lakemedel"), g.dirt("lakemedel", invalid)
         atc, product, dose = g.pick(MEDICINES)
         atc = g.pick(BAD_ATC) if dirt == Reason.CODE_INVALID else atc
         when = g.sentinel() if dirt == Reason.SENTINEL_DATE else g.ts(g.day(p.first_day))
-        add("lakemedel", (lm_id, pat_id, atc, product, dose, when), cascade or dirt)
+        add("lakemedel", (lm_id, pat_id, atc, product, dose, when), dirt)
     for _ in range(n_lab):
         svar_id, dirt = g.next_id("labsvar"), g.dirt("labsvar", invalid)
         kontakt_id, day = _contact_or_none(g, contacts, p, 0.6)
@@ -515,16 +525,16 @@ def _emit_vas(g: _Gen, index: int, kind: str, shape: tuple[int, ...]) -> None:
         add(
             "labsvar",
             (svar_id, pat_id, kontakt_id, code, analysis[1], g.lab_value(analysis), analysis[2], g.ts(day)),
-            cascade or dirt,
+            dirt,
         )
     for _ in range(n_att):
         bilaga_id, dirt = g.next_id("bilaga"), g.dirt("bilaga", invalid)
         ant_id = g.pick(clean_notes) if clean_notes and r() < 0.9 else None
         name, mimetype, content = g.attachment()
-        add("bilaga", (bilaga_id, pat_id, ant_id, name, mimetype, b"" if dirt else content), cascade or dirt)
+        add("bilaga", (bilaga_id, pat_id, ant_id, name, mimetype, b"" if dirt else content), dirt)
     for _ in range(n_log):
         when = g.ts(g.day(p.first_day, _LAST), 6, 22)
-        add("atkomstlogg", (g.next_id("atkomstlogg"), pat_id, g.pick(g.plan.users), when, g.pick(EVENTS)), cascade)
+        add("atkomstlogg", (g.next_id("atkomstlogg"), pat_id, g.pick(g.plan.users), when, g.pick(EVENTS)), None)
 
 
 def _contact_or_none(g: _Gen, contacts: list[tuple[int, int]], p: _Person, share: float) -> tuple[int | None, int]:
@@ -549,14 +559,13 @@ def _orphan_vas(g: _Gen, table: str) -> None:
 
 def _emit_lab(g: _Gen, index: int, kind: str, shape: tuple[int, ...]) -> None:
     r, add, invalid = g.r, g.sink.add, kind in _PATIENT_REASON
-    cascade = Reason.PATIENT_QUARANTINED if invalid else None
     p = g.person(kind, "hyphen")  # reservnummer of Stockholm and Västra Götaland keep their own form
     lid = index + 1
     add("lab_patient", (lid, p.ident, f"{p.family}, {p.given}", "M" if p.male else "F"), _PATIENT_REASON.get(kind))
     for tests in shape:
         remiss_id, day = g.next_id("remiss"), g.day(p.first_day)
         h, m, s = g.clock(7, 16)
-        add("remiss", (remiss_id, lid, g.pick(UNITS), f"{_DAYS[day]}T{h:02d}:{m:02d}:{s:02d}"), cascade)
+        add("remiss", (remiss_id, lid, g.pick(UNITS), f"{_DAYS[day]}T{h:02d}:{m:02d}:{s:02d}"), None)
         received = _epoch(day, h, m, s)
         for _ in range(tests):
             prov_id, dirt = g.next_id("prov"), g.dirt("prov", invalid)
@@ -569,7 +578,7 @@ def _emit_lab(g: _Gen, index: int, kind: str, shape: tuple[int, ...]) -> None:
             add(
                 "prov",
                 (prov_id, remiss_id, lid, code, analysis[1], result, analysis[2], answered, status),
-                cascade or dirt,
+                dirt,
             )
 
 
@@ -594,7 +603,6 @@ def _orphan_lab(g: _Gen, table: str) -> None:
 
 def _emit_anestesi(g: _Gen, index: int, kind: str, shape: tuple[int, ...]) -> None:
     add, invalid = g.sink.add, kind in _PATIENT_REASON
-    cascade = Reason.PATIENT_QUARANTINED if invalid else None
     p = g.person(kind, "compact")
     add("ana_patient", (index + 1, p.ident, f"{p.given} {p.family}"), _PATIENT_REASON.get(kind))
     for _ in range(shape[0]):
@@ -609,7 +617,7 @@ def _emit_anestesi(g: _Gen, index: int, kind: str, shape: tuple[int, ...]) -> No
         add(
             "operation",
             (op_id, index + 1, when, g.pick(ASA), g.pick(ANA_FORMS), text, int(dirt == Reason.SOFT_DELETED)),
-            cascade or dirt,
+            dirt,
         )
 
 
@@ -646,8 +654,10 @@ def build(system: str, target: str, *, seed: int = 7, patients: int = 200, schem
     :param patients: number of patient rows, at least :data:`MIN_PATIENTS`.
     :param schema: PostgreSQL schema; default: the system's name.
     :returns: the dirt report: ``system``, ``seed``, ``patients``, ``tables`` (rows per
-        table), ``identities``, ``dirt`` and ``expected_quarantine`` (table -> reason ->
-        rows, non-zero entries only).
+        table), ``identities``, ``dirt``, ``expected_findings`` (table -> reason -> rows,
+        non-zero entries only: each row under its first reason), ``corrections`` (the rows
+        planted for the demo's correction list) and ``placeholder_patients`` (the distinct
+        patient keys orphan rows name, each becoming a placeholder patient in the archive).
     :raises ValueError: for an unknown system, too few patients or a bad schema name.
     """
     if system not in SYSTEMS:
@@ -681,7 +691,7 @@ def build(system: str, target: str, *, seed: int = 7, patients: int = 200, schem
     except BaseException:
         writer.abort()
         raise
-    report = _report(system, seed, patients, tables, plan, sink)
+    report = _report(system, seed, patients, tables, plan, sink, g.orphan_seq)
     if not postgres:
         _write_json(Path(str(target) + DIRT_SUFFIX), report)
     return report
@@ -699,7 +709,9 @@ def _check_identities(g: _Gen) -> None:
         raise RuntimeError("generated identifiers disagree with decommission.mapping.identity.classify")
 
 
-def _report(system: str, seed: int, patients: int, tables: Sequence[Table], plan: _Plan, sink: _Sink) -> dict:
+def _report(
+    system: str, seed: int, patients: int, tables: Sequence[Table], plan: _Plan, sink: _Sink, orphan_keys: int
+) -> dict:
     kinds = Counter(plan.kinds)
     total = Counter()
     for counter in sink.reasons.values():
@@ -719,12 +731,43 @@ def _report(system: str, seed: int, patients: int, tables: Sequence[Table], plan
             "invalid_personnummer_format": kinds[_BAD_FORMAT],
             **{key: total[reason] for key, reason in _DIRT_KEYS},
         },
-        "expected_quarantine": {
+        "expected_findings": {
             t.name: {reason: sink.reasons[t.name][reason] for reason in Reason.ORDER if sink.reasons[t.name][reason]}
             for t in tables
             if sink.reasons[t.name]
         },
+        "corrections": [
+            {"table": t, "key": k, "column": c, "written": w, "corrected": v, "reason": r}
+            for t, k, c, w, v, r in _CORRECTIONS.get(system, ())
+        ],
+        "placeholder_patients": orphan_keys,
     }
+
+
+def expected_outcome(report: dict, spec: MappingSpec) -> dict[str, dict[str, dict[str, int]]]:
+    """What the reconciliation must count, per class (flagged, corrected, disposed): table -> reason -> rows.
+
+    Each planted correction moves its row from flagged to corrected; a finding whose table and reason
+    the spec disposes of is disposed; every other finding is archived flagged (the default).
+    """
+    out: dict[str, dict[str, dict[str, int]]] = {"flagged": {}, "corrected": {}, "disposed": {}}
+    corrected = Counter((c["table"], c["reason"]) for c in report["corrections"])
+    for table, reasons in report["expected_findings"].items():
+        for reason, rows in reasons.items():
+            declared = spec.disposition(table, reason)
+            if declared is not None and declared.disposition == Disposition.DISPOSE:
+                out["disposed"].setdefault(table, {})[reason] = rows
+                continue
+            if reason in (Reason.ID_INVALID_FORMAT, Reason.ID_INVALID_CHECKSUM, Reason.ID_INVALID_DATE) and any(
+                d.disposition == Disposition.DISPOSE for d in spec.dispositions if d.reason == reason
+            ):  # pragma: no cover - the demo keeps every patient
+                raise NotImplementedError("the demo's expectations do not model disposed patients")
+            fixed = corrected.get((table, reason), 0)
+            if fixed:
+                out["corrected"].setdefault(table, {})[reason] = fixed
+            if rows - fixed:
+                out["flagged"].setdefault(table, {})[reason] = rows - fixed
+    return out
 
 
 def _write_json(path: Path, report: dict) -> None:

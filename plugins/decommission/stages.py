@@ -249,7 +249,7 @@ def _package_context(run: Run) -> Any:
 
 
 def _write_documentation(run: Run) -> tuple[Path, ...]:
-    """The delivery agreement, the mapping spec and a system description, for documentation/."""
+    """The delivery agreement, the mapping spec (and its correction list) and a system description."""
     # package tasks of one run write these at the same time: identical bytes, swapped in atomically
     doc_dir = run.out("documentation")
     agreement = write_atomic(
@@ -267,7 +267,12 @@ def _write_documentation(run: Run) -> tuple[Path, ...]:
         f"{run.system.name}\nSupplier: {run.system.supplier}\nKind: {run.system.kind}\n\n{run.system.description}\n",
     )
     mapping = write_atomic(doc_dir / "mapping-spec.yaml", run.plan.mapping_path(run.system).read_bytes())
-    return (agreement, mapping, description)
+    corrections = run.spec.corrections_path()
+    if corrections is None:
+        return (agreement, mapping, description)
+    # the correction list is part of how the records were made: whoever reads the package can see it
+    listed = write_atomic(doc_dir / "corrections.yaml", corrections.read_bytes())
+    return (agreement, mapping, description, listed)
 
 
 def submit(run: Run, package: dict[str, Any], *, override: str | None = None) -> dict[str, Any]:
