@@ -185,39 +185,53 @@ def named_after(milestone: str) -> Iterator[None]:
 
 
 def print_summary(out: Path, plan: Any, dirt: dict[str, dict]) -> None:
+    from decommission.plan.mapping_spec import load_spec
+    from demo.generate import expected_outcome
+
     print("\nSummary (final delivery):")
     header = (
-        f"{'system':9} {'source':>7} {'archived':>8} {'quarant.':>8} {'packages':>8} {'accepted':>8} verdict  report"
+        f"{'system':9} {'source':>7} {'archived':>8} {'flagged':>7} {'corrected':>9} {'disposed':>8} "
+        f"{'coverage':>8} {'packages':>8} {'accepted':>8} verdict  report"
     )
     print(header)
     print("-" * len(header))
     for system in plan.systems:
         result = json.loads((out / system.id / "reconciliation" / "final_delivery" / "result.json").read_text())
+        totals = result["totals"]
         accepted = result["packages"].get("accepted", 0)
+        coverage = (result.get("coverage") or {}).get("coverage")
         exit_record = out / system.id / "evidence" / "contract-exit.json"
         print(
-            f"{system.id:9} {result['totals']['source']:>7} {result['totals']['archived']:>8} "
-            f"{result['totals']['quarantined']:>8} {result['packages']['count']:>8} {accepted:>8} "
+            f"{system.id:9} {totals['source']:>7} {totals['archived']:>8} {totals['flagged']:>7} "
+            f"{totals['corrected']:>9} {totals['disposed']:>8} "
+            f"{'-' if coverage is None else f'{coverage:.0%}':>8} {result['packages']['count']:>8} {accepted:>8} "
             f"{result['verdict']:7}  {out / system.id / 'reconciliation' / 'final_delivery' / 'report.html'}"
         )
-        expected = _flatten(dirt[system.id]["expected_quarantine"])
-        got = {(t, r): n for t, row in result["tables"].items() for r, n in row["quarantined"].items()}
-        match = "equals" if expected == got else "DIFFERS FROM"
+        expected = expected_outcome(dirt[system.id], load_spec(plan.mapping_path(system)))
+        got = {kind: {t: row[kind] for t, row in result["tables"].items() if row[kind]} for kind in expected}
+        match = "equal" if expected == got else "DIFFER FROM"
         print(
-            f"          quarantine by reason {match} the generator's dirt report: "
-            + ", ".join(f"{r}={n}" for r, n in result["quarantine_by_reason"].items())
+            f"          source = archived + disposed: "
+            f"{'yes' if totals['source'] == totals['archived'] + totals['disposed'] else 'NO'}; "
+            f"findings by class {match} the generator's dirt report"
         )
+        for kind in ("flagged", "corrected", "disposed"):
+            by_reason = result["by_reason"][kind]
+            if by_reason:
+                print(f"            {kind}: " + ", ".join(f"{r}={n}" for r, n in by_reason.items()))
+        for c in (result.get("dispositions") or {}).get("classes", []):
+            if c["class"] != "flagged":
+                reference = c.get("reference") or ", ".join(c.get("references") or [])
+                print(f"            {c['table']} {c['reason']} {c['class']} {c['rows']}: {reference}")
         pack = out / system.id / "evidence" / f"evidence-{system.id}-final_delivery.tar"
         folder = out / system.id / "reconciliation" / "final_delivery"
         sample = result["sample"]
+        if result.get("placeholders"):
+            print(f"          placeholder patients holding orphan rows: {result['placeholders']}")
         print(f"          report PDF and annexes: {folder}/report.pdf, annex-*.csv, annexes.xlsx")
         print(f"          read-back sample: {sample['checked']} patients, {len(sample['mismatches'])} differ")
         print(f"          evidence pack: {pack if pack.exists() else 'MISSING'}")
         print(f"          contract exit: {exit_record if exit_record.exists() else 'MISSING'} (+ .pdf)")
-
-
-def _flatten(expected: dict[str, dict[str, int]]) -> dict[tuple[str, str], int]:
-    return {(t, r): n for t, row in expected.items() for r, n in row.items()}
 
 
 if __name__ == "__main__":

@@ -176,7 +176,7 @@ def package_stage(run: Run, mapped: dict[str, Any]) -> dict[str, Any]:
         files = {p.stem: p for p in local.glob("*.parquet") if p.name != FINDINGS_FILE}
         result = sip.build_package(
             mapped=files,
-            context=_package_context(run),
+            context=_package_context(run, placeholders=int(mapped.get("placeholders", 0))),
             partition_id=part.id,
             out_dir=run.out("packages"),
             directory=False,  # the tar is what is delivered; a folder beside it would double the work
@@ -226,7 +226,8 @@ def validate_stage(run: Run, package: dict[str, Any]) -> dict[str, Any]:
     return package
 
 
-def _package_context(run: Run) -> Any:
+def _package_context(run: Run, placeholders: int = 0) -> Any:
+    """The package's context; ``placeholders``: patients the mapping made to hold orphans' rows (beyond the plan's)."""
     from decommission.package.context import DEFAULT_MAX_BYTES as PACKAGE_MAX_BYTES
     from decommission.package.context import PackageContext
 
@@ -243,7 +244,7 @@ def _package_context(run: Run) -> Any:
         created=run.package_created,
         documentation=docs,
         # a package holds one partition; the byte bound stops one that grows past what the archive takes
-        max_patients=run.system.partition_patients,
+        max_patients=run.system.partition_patients + placeholders,
         max_bytes=int(os.environ.get("DECOMMISSION_PACKAGE_MAX_BYTES", PACKAGE_MAX_BYTES)),
     )
 
