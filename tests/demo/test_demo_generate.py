@@ -29,7 +29,7 @@ NPU = re.compile(r"NPU[0-9]{5}")
 FIRST, LAST = "1995-01-01", "2024-06-30"
 
 # The reference rules, written independently of the generator: per table, the patient
-# column and the checks that send a row to quarantine.
+# column and the checks that find something on a row.
 RULES: dict[str, dict[str, dict[str, Any]]] = {
     "vas": {
         "patient": {"key": "pat_id", "id": "personnr"},
@@ -117,7 +117,6 @@ def reasons_of(conn: sqlite3.Connection, system: str) -> dict[str, dict[int, lis
     pkey, id_col = rules[patient_table]["key"], rules[patient_table]["id"]
     ids = classify(pd.Series([p[id_col] for p in patients], dtype=object))
     keys = {p[pkey] for p in patients}
-    bad = {p[pkey] for p, why in zip(patients, ids["reason"], strict=True) if why is not None}
     out: dict[str, dict[int, list[str]]] = {}
     for table, rule in rules.items():
         found: dict[int, list[str]] = {}
@@ -127,8 +126,6 @@ def reasons_of(conn: sqlite3.Connection, system: str) -> dict[str, dict[int, lis
                 why.append(Reason.SOFT_DELETED)
             if "id" not in rule and row[rule["key"]] not in keys:
                 why.append(Reason.ORPHAN)
-            if "id" not in rule and row[rule["key"]] in bad:
-                why.append(Reason.PATIENT_QUARANTINED)
             if "id" in rule and ids["reason"].iloc[i] is not None:
                 why.append(ids["reason"].iloc[i])
             if "sentinel" in rule and str(row[rule["sentinel"]])[:10] in SENTINEL_DAYS:
@@ -180,11 +177,22 @@ class TestReport:
     @pytest.mark.parametrize("system", SYSTEMS)
     def test_report_has_the_agreed_shape(self, built, system: str) -> None:
         path, report = built[(system, 20)]
-        assert list(report) == ["system", "seed", "patients", "tables", "identities", "dirt", "expected_quarantine"]
+        assert list(report) == [
+            "system",
+            "seed",
+            "patients",
+            "tables",
+            "identities",
+            "dirt",
+            "expected_findings",
+            "corrections",
+            "placeholder_patients",
+        ]
         assert (report["system"], report["seed"], report["patients"]) == (system, 7, 20)
         assert list(report["identities"]) == ["personnummer", "samordningsnummer", "reservnummer"]
         assert set(report["dirt"]) == KINDS["vas"]
-        assert all(n > 0 for row in report["expected_quarantine"].values() for n in row.values())
+        assert all(n > 0 for row in report["expected_findings"].values() for n in row.values())
+        assert report["placeholder_patients"] == report["dirt"].get("orphan_rows", 0)
         assert json.loads(Path(str(path) + DIRT_SUFFIX).read_text(encoding="utf-8")) == report
 
     @pytest.mark.parametrize("system", SYSTEMS)
@@ -207,19 +215,34 @@ class TestReport:
         assert 0.02 <= invalid / 300 <= 0.04
         assert 0.02 <= report["identities"]["samordningsnummer"] / 300 <= 0.04
         assert 0.01 <= report["identities"]["reservnummer"] / 300 <= 0.03
-        for table, reasons in report["expected_quarantine"].items():
+        for table, reasons in report["expected_findings"].items():
             for reason, n in reasons.items():
-                if reason not in (Reason.PATIENT_QUARANTINED, Reason.ID_INVALID_CHECKSUM, Reason.ID_INVALID_FORMAT):
+                if reason not in (Reason.ID_INVALID_CHECKSUM, Reason.ID_INVALID_FORMAT):
                     assert n <= max(3, 0.012 * report["tables"][table]), (table, reason, n)
 
 
 class TestAgainstDatabase:
     @pytest.mark.parametrize(("system", "patients"), CASES)
-    def test_expected_quarantine_equals_independent_count(self, built, system: str, patients: int) -> None:
+    def test_expected_findings_equal_independent_count(self, built, system: str, patients: int) -> None:
         path, report = built[(system, patients)]
         with sqlite3.connect(path) as conn:
             found = reasons_of(conn, system)
-        assert first_reasons(found) == report["expected_quarantine"]
+        assert first_reasons(found) == report["expected_findings"]
+
+    @pytest.mark.parametrize("patients", [20, 300])
+    def test_the_planted_correction_is_the_one_the_repository_lists(self, built, patients: int) -> None:
+        """The demo's correction list (include/corrections/vas.yaml) corrects exactly the row the generator planted."""
+        from decommission.plan.mapping_spec import load_spec
+
+        path, report = built[("vas", patients)]
+        spec = load_spec(Path(__file__).resolve().parents[2] / "include" / "mappings" / "vas.yaml")
+        listed = [(c.table, str(c.key), c.column, c.value, c.reason) for c in spec.correction_list]
+        planted = [(c["table"], str(c["key"]), c["column"], c["corrected"], c["reason"]) for c in report["corrections"]]
+        assert listed == planted
+        with sqlite3.connect(path) as conn:
+            (written,) = conn.execute("SELECT icd10 FROM diagnos WHERE diag_id = 1").fetchone()
+            found = reasons_of(conn, "vas")
+        assert written == report["corrections"][0]["written"] and found["diagnos"][1] == [Reason.CODE_INVALID]
 
     @pytest.mark.parametrize(("system", "patients"), CASES)
     def test_each_dirty_row_has_one_kind_of_dirt(self, built, system: str, patients: int) -> None:
@@ -231,7 +254,7 @@ class TestAgainstDatabase:
 
     def test_sql_counts_of_vas(self, built) -> None:
         path, report = built[("vas", 300)]
-        expected = report["expected_quarantine"]
+        expected = report["expected_findings"]
         with sqlite3.connect(path) as conn:
             deleted = conn.execute("SELECT COUNT(*) FROM journalanteckning WHERE makulerad = 1").fetchone()[0]
             orphans = conn.execute(
@@ -242,16 +265,11 @@ class TestAgainstDatabase:
                 "SELECT COUNT(*) FROM lakemedel WHERE ordinerad_tid IN ('1900-01-01 00:00:00', '9999-12-31 00:00:00')"
             ).fetchone()[0]
             empty = conn.execute("SELECT COUNT(*) FROM bilaga WHERE length(innehall) = 0").fetchone()[0]
-            patients = pd.read_sql("SELECT pat_id, personnr FROM patient", conn)
-            bad = patients.loc[classify(patients["personnr"])["reason"].notna().to_numpy(), "pat_id"].tolist()
-            cascade = conn.execute(
-                f"SELECT COUNT(*) FROM atkomstlogg WHERE pat_id IN ({','.join('?' * len(bad))})", bad
-            ).fetchone()[0]
         assert deleted == expected["journalanteckning"][Reason.SOFT_DELETED]
         assert orphans == expected["journalanteckning"][Reason.ORPHAN]
         assert sentinels == expected["lakemedel"][Reason.SENTINEL_DATE]
         assert empty == expected["bilaga"][Reason.EMPTY_ATTACHMENT]
-        assert cascade == expected["atkomstlogg"][Reason.PATIENT_QUARANTINED]
+        assert "atkomstlogg" not in expected  # an invalid identifier's patient's rows are clean: archived whole
 
     @pytest.mark.parametrize(("system", "patients"), CASES)
     def test_identities_match_classify(self, built, system: str, patients: int) -> None:
@@ -320,10 +338,8 @@ class TestAgainstDatabase:
         for pat_id, ant_id, note_pat, mimetype, content in attachments:
             if ant_id is not None:
                 assert note_pat == pat_id
-                # the note carries no dirt (its patient's invalid identifier may still cascade)
-                assert found["journalanteckning"].get(ant_id, [Reason.PATIENT_QUARANTINED]) == [
-                    Reason.PATIENT_QUARANTINED
-                ]
+                # the note carries no dirt
+                assert ant_id not in found["journalanteckning"]
             if content:
                 assert content.startswith(magic[mimetype]) and 1024 <= len(content) <= 20 * 1024
         assert {a[3] for a in attachments} == set(magic)

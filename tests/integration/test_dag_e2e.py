@@ -1,6 +1,7 @@
 """End to end through ``dag.test()``: a demo system from its test delivery to its contract exit.
 
-The reconciliation figures must equal, exactly, the dirt the generator injected.
+The reconciliation figures must equal, exactly, the dirt the generator injected: every dirty row
+archived flagged, corrected from the demo's correction list, or disposed of under a demo decision.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from demo.generate import build
+from demo.generate import build, expected_outcome
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -133,13 +134,29 @@ def test_vas_from_test_delivery_to_contract_exit(demo_system):
 
     result = json.loads((out / "reconciliation" / "final_delivery" / "result.json").read_text(encoding="utf-8"))
     assert result["verdict"] == "PASS", result["reasons"]
-    quarantined = {t: row["quarantined"] for t, row in result["tables"].items() if row["quarantined"]}
-    assert quarantined == dirt["expected_quarantine"]
+    from decommission.plan.mapping_spec import load_spec
+
+    expected = expected_outcome(dirt, load_spec(REPO / "include" / "mappings" / "vas.yaml"))
+    for kind, by_table in expected.items():
+        assert {t: row[kind] for t, row in result["tables"].items() if row[kind]} == by_table, kind
+    assert expected["disposed"] and expected["corrected"] and expected["flagged"]  # all three classes occur
     for table, row in result["tables"].items():
-        assert row["source"] == dirt["tables"][table] == row["extracted"] == row["mapped"] + row["quarantined_total"]
+        assert row["source"] == dirt["tables"][table] == row["extracted"] == row["archived"] + row["disposed_total"]
+    totals = result["totals"]
+    assert totals["source"] == sum(dirt["tables"].values()) == totals["archived"] + totals["disposed"]
+    for kind in ("flagged", "corrected", "disposed"):
+        assert totals[kind] == sum(sum(r.values()) for r in expected[kind].values()), kind
+    assert result["placeholders"] == dirt["placeholder_patients"] > 0
+    assert totals["accepted"] == totals["archived"] + result["placeholders"]
     for entity, row in result["entities"].items():
         assert row["mapped"] == row["packaged"] == row["accepted"], entity
     assert result["sample"]["checked"] == 10 and result["sample"]["mismatches"] == []
+    classes = {(c["table"], c["reason"], c["class"]): c for c in result["dispositions"]["classes"]}
+    assert classes[("journalanteckning", "SOFT_DELETED", "disposed")]["reference"] == (
+        "RN 2025/0415 (gallringsbeslut, demo)"
+    )
+    assert classes[("diagnos", "CODE_INVALID", "corrected")]["reference"] == "RN 2025/0418 (rättelse, demo)"
+    assert result["dispositions"]["corrections"]["rows_corrected"] == 1
 
     record = json.loads((out / "evidence" / "contract-exit.json").read_text(encoding="utf-8"))
     assert record["status"] == "decommissioned" and record["version"] == 1 and record["supersedes"] is None
@@ -151,6 +168,13 @@ def test_vas_from_test_delivery_to_contract_exit(demo_system):
     assert record["reconciliation"]["result_sha256"] == result_sha and record["reconciliation"]["verdict"] == "PASS"
     _check_dates_follow_the_approval(record, Ledger.sqlite(out.parent.parent / "ledger.sqlite"))
     _check_signers_were_shown_the_verified_result(final.run_id, result_sha)
+    content = record["archive_content"]
+    assert [content[k] for k in ("source", "archived", "flagged", "corrected", "disposed")] == [
+        totals[k] for k in ("source", "archived", "flagged", "corrected", "disposed")
+    ]
+    assert {(c["table"], c["reason"], c["class"], c["reference"]) for c in content["classes"]} >= {
+        ("journalanteckning", "SOFT_DELETED", "disposed", "RN 2025/0415 (gallringsbeslut, demo)")
+    }
     # no identifier in clear in anything written for people or machines outside the package
     with sqlite3.connect(out.parent.parent / "vas.sqlite") as db:
         ids = [r[0] for r in db.execute("SELECT personnr FROM patient")]
@@ -225,10 +249,10 @@ def _check_breakdown(result: dict, dirt: dict) -> None:
     b = result["breakdown"]
     assert sum(v["source"] for v in b["years"].values()) == sum(dirt["tables"].values())
     for year, v in b["years"].items():
-        assert v["source"] == v["extracted"] == v["archived"] + v["quarantined"], year
-    assert sum(v["quarantined"] for v in b["years"].values()) == sum(
-        sum(r.values()) for r in dirt["expected_quarantine"].values()
-    )
+        assert v["source"] == v["extracted"] == v["archived"] + v["disposed"], year
+    assert sum(v["disposed"] for v in b["years"].values()) == result["totals"]["disposed"]
+    # flagged here: archived with a finding, corrected ones included
+    assert sum(v["flagged"] for v in b["years"].values()) == result["totals"]["flagged"] + result["totals"]["corrected"]
     assert b["units"] and all(u["source"] == u["extracted"] for u in b["units"])
     assert b["patients"]["count"] > 0 and b["patients"]["differing"] == []
     assert b["fingerprints"] and all(f["source"] == f["package"] for f in b["fingerprints"].values()), b["fingerprints"]
@@ -249,12 +273,16 @@ def _check_evidence_pack(out: Path, record: dict) -> None:
             data = tar.extractfile(f"evidence-vas/{f['path']}").read()
             assert hashlib.sha256(data).hexdigest() == f["sha256"], f["path"]
         access = json.loads(tar.extractfile("evidence-vas/access-log.json").read())
-        decisions = json.loads(tar.extractfile("evidence-vas/quarantine-decisions.json").read())
+        decisions = json.loads(tar.extractfile("evidence-vas/dispositions.json").read())
     for wanted in ("report/report.pdf", "report/result.json", "packages.json", "approvals.json", "ledger.json"):
         assert wanted in names, wanted
     assert any(n.startswith("receipts/") for n in names) and any(n.startswith("validation/") for n in names)
-    assert access["disposition"] == "archived" and access["archived_rows"] > 0
-    assert "mapping specification vas.yaml" in decisions["decided_by"]
+    assert access["disposition"] == "archived" and access["archived_rows"] > 0 and "problem" not in access
+    assert decisions["mapping_specification"]["file"] == "vas.yaml"
+    # every disposed row, by keyed hash, with its decision
+    assert len(decisions["disposed_rows"]) == decisions["totals"]["disposed"] > 0
+    assert {r["decision"] for r in decisions["disposed_rows"]} == {"RN 2025/0415 (gallringsbeslut, demo)"}
+    assert all(len(r["row_hash"]) == 16 for r in decisions["disposed_rows"])
 
 
 def _check_documents_render_without_identifiers(out: Path, ids: list[str]) -> None:

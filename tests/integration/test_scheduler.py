@@ -218,6 +218,7 @@ def _one_system_plan(folder: Path) -> Path:
     """A copy of the programme with only this system; its mapping beside it (paths are plan-relative)."""
     folder.mkdir(parents=True)
     shutil.copytree(REPO / "include" / "mappings", folder / "mappings")
+    shutil.copytree(REPO / "include" / "corrections", folder / "corrections")  # named relative to the specs
     plan = yaml.safe_load((REPO / "include" / "programme.yaml").read_text(encoding="utf-8"))
     plan["systems"] = [s for s in plan["systems"] if s["id"] == SYSTEM]
     assert plan["systems"], f"include/programme.yaml has no system '{SYSTEM}'"

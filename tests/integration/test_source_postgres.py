@@ -88,6 +88,7 @@ def test_preflight_names_the_missing_column(source, vas_pg, tmp_path, monkeypatc
 
     raw = yaml.safe_load((REPO / "include" / "mappings" / "vas.yaml").read_text(encoding="utf-8"))
     raw["tables"]["journalanteckning"]["fields"]["text"]["column"] = "anteckningstext"
+    raw["corrections"] = str(REPO / "include" / "corrections" / "vas.yaml")  # relative to the spec: keep it found
     (tmp_path / "mappings").mkdir()
     (tmp_path / "mappings" / "vas.yaml").write_text(yaml.safe_dump(raw, allow_unicode=True), encoding="utf-8")
     plan_raw = yaml.safe_load((REPO / "include" / "programme.yaml").read_text(encoding="utf-8"))

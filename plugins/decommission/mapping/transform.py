@@ -340,13 +340,18 @@ def _apply_corrections(rows: pa.Table, ctx: _Context, undecodable: list[_Item]) 
         wanted = pa.array([str(c.key) for c in listed], pa.string())
         position = pc.fill_null(pc.index_in(keys, value_set=wanted), -1).to_numpy(zero_copy_only=False)
         found = position >= 0
+        values = as_array(rows[column])
+        textual = pa.types.is_string(values.type) or pa.types.is_large_string(values.type)
+        rows_hit = np.flatnonzero(found)
+        # a row that already holds the corrected value needs no correction (and gets no flag)
+        for r, original in zip(rows_hit, py_values(values, rows_hit), strict=True):
+            if _as_text(original) == _as_text(listed[int(position[r])].value):
+                found[r] = False
         rows_hit = np.flatnonzero(found)
         if not len(rows_hit):
             continue
-        values = as_array(rows[column])
         originals = py_values(values, rows_hit)
         chosen = [listed[int(position[r])] for r in rows_hit]
-        textual = pa.types.is_string(values.type) or pa.types.is_large_string(values.type)
         try:
             new = _replace(values, found, [_as_text(c.value) if textual else c.value for c in chosen])
         except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError) as exc:

@@ -1,11 +1,13 @@
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
+from decommission.mapping import flags
 from decommission.mapping.identity import make_personnummer
 from decommission.mapping.transform import map_partition
 from decommission.plan.mapping_spec import check_against_source, load_spec
@@ -92,41 +94,52 @@ def mapped(tmp_path):
     return result, tmp_path
 
 
+def _flags(text: str | None) -> list[tuple[str, str]]:
+    return [(f["reason"], f["disposition"]) for f in json.loads(text)] if text else []
+
+
 class TestMapPartition:
-    def test_every_row_ends_mapped_or_quarantined(self, mapped):
+    def test_every_row_ends_archived_or_disposed(self, mapped):
         result, _ = mapped
         for table, n in result.extracted.items():
-            assert n == result.mapped[table] + sum(result.quarantined.get(table, {}).values()), table
+            assert n == result.mapped[table] + sum(result.disposed.get(table, {}).values()), table
 
-    def test_reasons_follow_the_precedence(self, mapped):
+    def test_each_row_counts_once_under_its_first_reason(self, mapped):
         result, out = mapped
-        assert result.quarantined["patient"] == {"ID_INVALID_CHECKSUM": 1}
-        assert result.quarantined["journalanteckning"] == {
+        assert result.flagged["patient"] == {"ID_INVALID_CHECKSUM": 1}
+        assert result.flagged["journalanteckning"] == {
             "ENCODING_SUSPECT": 2,
             "ORPHAN": 1,
-            "PATIENT_QUARANTINED": 1,
             "SENTINEL_DATE": 1,
-            "SOFT_DELETED": 2,
             "XML_ILLEGAL_CHAR": 1,
         }
-        assert result.quarantined["diagnos"] == {"CODE_INVALID": 1}
-        assert result.quarantined["bilaga"] == {"EMPTY_ATTACHMENT": 1}
-        assert result.quarantined["atkomstlogg"] == {"PATIENT_QUARANTINED": 1}
-        q = pq.read_table(out / "quarantine.parquet").to_pandas()
-        assert q.loc[q.source_key == "9", "rule"].item() == "SOFT_DELETED"
+        # vas.yaml disposes of soft-deleted notes under a (demo) decision; the rest is kept flagged
+        assert result.disposed == {"journalanteckning": {"SOFT_DELETED": 2}}
+        assert result.flagged["diagnos"] == {"CODE_INVALID": 1}
+        assert result.flagged["bilaga"] == {"EMPTY_ATTACHMENT": 1}
+        assert "atkomstlogg" not in result.flagged  # the bad-identifier patient's rows are archived as they are
+        assert result.corrected == {} and result.uncorrected == {}
+        f = pq.read_table(out / "findings.parquet").to_pandas()
+        deleted_and_sentinel = f.loc[f.source_key == "9"].iloc[0]
+        assert (deleted_and_sentinel.reason, deleted_and_sentinel.reasons) == (
+            "SOFT_DELETED",
+            "SOFT_DELETED SENTINEL_DATE",
+        )
+        assert deleted_and_sentinel.disposition == "dispose"
+        assert deleted_and_sentinel.decision == "RN 2025/0415 (gallringsbeslut, demo)"
 
-    def test_quarantine_holds_no_patient_data(self, mapped):
+    def test_findings_hold_no_patient_data(self, mapped):
         _, out = mapped
-        q = pq.read_table(out / "quarantine.parquet").to_pandas()
-        text = q.to_csv()
+        f = pq.read_table(out / "findings.parquet").to_pandas()
+        text = f.to_csv()
         assert BAD not in text and "m}r" not in text and "feber" not in text
-        assert keyed_hash(BAD) in set(q.value_digest)
-        assert q.loc[q.rule == "XML_ILLEGAL_CHAR", "detail"].item() == "character U+0001 at offset 13"
+        assert keyed_hash(BAD) in set(f.value_digest)
+        assert f.loc[f.reason == "XML_ILLEGAL_CHAR", "detail"].item() == "character U+0001 at offset 13"
 
     def test_mapped_records_follow_the_model(self, mapped):
         result, out = mapped
-        patients = pq.read_table(out / "patient.parquet").to_pandas()
-        assert patients.to_dict("records")[0] | {"birth_date": None} == {
+        patients = pq.read_table(out / "patient.parquet").to_pylist()
+        assert patients[0] | {"birth_date": None} == {
             "patient_key": "1",
             "personal_id": GOOD,
             "id_type": "personnummer",
@@ -137,12 +150,42 @@ class TestMapPartition:
             "protected_identity": True,
             "blocked": False,
             "confidential": False,
+            "quality": None,
         }
         docs = pq.read_table(out / "document.parquet").to_pandas()
-        assert list(docs.document_id) == ["1", "10"]
+        assert list(docs.document_id) == ["1", "2", "3", "4", "6", "7", "8", "10"]  # 5 and 9 disposed
         assert docs.text[0] == "Aktuellt: mår bättre.\nStatus: opåverkad."  # journal text unchanged
         assert str(docs.time[0]) == "2020-03-01 09:00:00+00:00"  # CET wall clock -> UTC
         assert result.adjusted_times == 1  # the ambiguous autumn hour is counted, not hidden
+
+    def test_a_patient_whose_identifier_fails_is_archived_whole_under_it_as_written(self, mapped):
+        _, out = mapped
+        patients = pq.read_table(out / "patient.parquet").to_pandas().set_index("patient_key")
+        assert patients.loc["2", "personal_id"] == BAD and patients.loc["2", "id_type"] == "invalid"
+        assert _flags(patients.loc["2", "quality"]) == [("ID_INVALID_CHECKSUM", "keep_flagged")]
+        docs = pq.read_table(out / "document.parquet").to_pandas().set_index("document_id")
+        assert docs.loc["7", "patient_key"] == "2" and pd.isna(docs.loc["7", "quality"])
+        logs = pq.read_table(out / "access_log.parquet").to_pandas()
+        assert sorted(logs.patient_key) == ["1", "2"]
+
+    def test_flagged_values_are_written_reversibly(self, mapped):
+        _, out = mapped
+        docs = pq.read_table(out / "document.parquet").to_pandas().set_index("document_id")
+        assert docs.loc["4", "text"] == "Bedömning: ok\\u0001"  # escaped, flagged backslash-u
+        flag = json.loads(docs.loc["4", "quality"])[0]
+        assert (flag["reason"], flag["encoding"], flag["fields"]) == ("XML_ILLEGAL_CHAR", "backslash-u", ["text"])
+        assert flags.unescape(docs.loc["4", "text"]) == "Bedömning: ok\x01"
+        assert docs.loc["2", "text"] == "Aktuellt: m}r b{ttre"  # a suspect encoding is flagged, never repaired
+        assert _flags(docs.loc["6", "quality"]) == [("SENTINEL_DATE", "keep_flagged")]
+
+    def test_an_orphan_goes_under_a_placeholder_patient_of_its_key(self, mapped):
+        result, out = mapped
+        assert result.placeholders == 1 and result.entities["patient"] == 3
+        patients = pq.read_table(out / "patient.parquet").to_pandas().set_index("patient_key")
+        assert patients.loc["99"].drop("quality").isna().all()  # no data of its own
+        assert _flags(patients.loc["99", "quality"]) == [("ORPHAN", "keep_flagged")]
+        docs = pq.read_table(out / "document.parquet").to_pandas().set_index("document_id")
+        assert docs.loc["8", "patient_key"] == "99" and _flags(docs.loc["8", "quality"]) == [("ORPHAN", "keep_flagged")]
 
 
 class TestSpecAgainstSource:

@@ -9,20 +9,23 @@ PARTS = [
     {
         "extracted": {"patient": 3, "anteckning": 10},
         "mapped": {"patient": 3, "anteckning": 8},
-        "quarantined": {"anteckning": {"SOFT_DELETED": 2}},
+        "flagged": {"anteckning": {"ORPHAN": 1}},
+        "disposed": {"anteckning": {"SOFT_DELETED": 2}},
+        "placeholders": 1,
     },
     {
         "extracted": {"patient": 2, "anteckning": 5},
         "mapped": {"patient": 1, "anteckning": 3},
-        "quarantined": {"patient": {"ID_INVALID_CHECKSUM": 1}, "anteckning": {"PATIENT_QUARANTINED": 2}},
+        "corrected": {"anteckning": {"CODE_INVALID": 1}},
+        "disposed": {"patient": {"ID_INVALID_CHECKSUM": 1}, "anteckning": {"PATIENT_DISPOSED": 2}},
     },
 ]
 PACKAGES = [
-    {"package_id": "a", "counts": {"patient": 3, "document": 8}},
+    {"package_id": "a", "counts": {"patient": 4, "document": 8}},
     {"package_id": "b", "counts": {"patient": 1, "document": 3}},
 ]
 RECEIPTS = {
-    "a": {"status": "accepted", "counts": {"patient": 3, "document": 8}},
+    "a": {"status": "accepted", "counts": {"patient": 4, "document": 8}},
     "b": {"status": "accepted", "counts": {"patient": 1, "document": 3}},
 }
 
@@ -43,8 +46,29 @@ class TestReconcile:
     def test_all_identities_hold(self):
         result = run()
         assert result["verdict"] == PASS, result["reasons"]
-        assert result["quarantine_by_reason"] == {"ID_INVALID_CHECKSUM": 1, "PATIENT_QUARANTINED": 2, "SOFT_DELETED": 2}
-        assert result["totals"] == {"source": 20, "archived": 15, "quarantined": 5}
+        assert result["by_reason"] == {
+            "flagged": {"ORPHAN": 1},
+            "corrected": {"CODE_INVALID": 1},
+            "disposed": {"ID_INVALID_CHECKSUM": 1, "PATIENT_DISPOSED": 2, "SOFT_DELETED": 2},
+        }
+        # source rows archived (15) + disposed (5) = source (20); the placeholder patient is accepted, not a source row
+        assert result["totals"] == {
+            "source": 20,
+            "extracted": 20,
+            "archived": 15,
+            "flagged": 1,
+            "corrected": 1,
+            "disposed": 5,
+            "accepted": 16,
+        }
+        assert result["tables"]["anteckning"]["disposed"] == {"PATIENT_DISPOSED": 2, "SOFT_DELETED": 2}
+        assert result["entities"]["patient"] == {"mapped": 5, "packaged": 5, "accepted": 5}
+
+    def test_a_row_neither_archived_nor_disposed_fails(self):
+        lost = [PARTS[0] | {"disposed": {"anteckning": {"SOFT_DELETED": 1}}}, PARTS[1]]
+        result = run(mapped_parts=lost)
+        assert result["verdict"] == FAIL
+        assert "extracted = archived + disposed fails for anteckning: 15 against 14" in result["reasons"]
 
     @pytest.mark.parametrize(
         ("override", "reason"),

@@ -21,30 +21,80 @@ def _result(verdict_breaker: bool = False) -> dict:
         mapped_parts=[
             {
                 "extracted": {"patient": 5, "anteckning": 15},
-                "mapped": {"patient": 4, "anteckning": 11},
-                "quarantined": {"patient": {"ID_INVALID_CHECKSUM": 1}, "anteckning": {"SOFT_DELETED": 4}},
+                "mapped": {"patient": 5, "anteckning": 11},
+                "flagged": {"patient": {"ID_INVALID_CHECKSUM": 1}, "anteckning": {"CODE_INVALID": 2}},
+                "corrected": {"anteckning": {"CODE_INVALID": 1}},
+                "disposed": {"anteckning": {"SOFT_DELETED": 4}},
             }
         ],
-        packages=[{"package_id": "pkg-1", "counts": {"patient": 4, "document": 11}}],
+        packages=[{"package_id": "pkg-1", "counts": {"patient": 5, "document": 11}}],
         receipts={
             "pkg-1": {
                 "status": "rejected",
                 "reasons": [{"requirement": "CSIP60", "path": "documentation", "message": "empty"}],
             }
             if verdict_breaker
-            else {"status": "accepted", "counts": {"patient": 4, "document": 11}}
+            else {"status": "accepted", "counts": {"patient": 5, "document": 11}}
         },
         sample=[{"match": True}],
     )
     result["sample"] |= {"seed": 20250901, "justification": sample_justification(10, 40)}
     result["breakdown"] = {
         "years": {
-            "2019": {"source": 7, "extracted": 7, "quarantined": 1, "archived": 6},
-            "-": {"source": 8, "extracted": 8, "quarantined": 4, "archived": 4},
+            "2019": {"source": 7, "extracted": 7, "archived": 7, "flagged": 1, "disposed": 0},
+            "-": {"source": 8, "extracted": 8, "archived": 4, "flagged": 3, "disposed": 4},
         },
         "units": [],
         "patients": {"count": 5, "differing": []},
         "fingerprints": {"document": {"rows": 11, "source": "00ff", "package": "00ff"}},
+    }
+    result["dispositions"] = {
+        "classes": [
+            {
+                "table": "anteckning",
+                "reason": "CODE_INVALID",
+                "class": "flagged",
+                "rows": 2,
+                "reference": "",
+                "decision_kind": "default",
+                "decision": "",
+                "decided_by": "",
+            },
+            {
+                "table": "anteckning",
+                "reason": "CODE_INVALID",
+                "class": "corrected",
+                "rows": 1,
+                "reference": "RN 2025/0418",
+                "references": ["RN 2025/0418"],
+                "decision_kind": "correction_list",
+                "decision": "",
+                "decided_by": "Karin Lindström (verksamhetschef)",
+            },
+            {
+                "table": "anteckning",
+                "reason": "SOFT_DELETED",
+                "class": "disposed",
+                "rows": 4,
+                "reference": "RN 2025/0415 (gallringsbeslut)",
+                "decision_kind": "declared",
+                "decision": "Makulerade anteckningar gallras",
+                "decided_by": "Olof Öberg (regionarkivarie)",
+            },
+            {
+                "table": "patient",
+                "reason": "ID_INVALID_CHECKSUM",
+                "class": "flagged",
+                "rows": 1,
+                "reference": "",
+                "decision_kind": "default",
+                "decision": "",
+                "decided_by": "",
+            },
+        ],
+        "corrections": {"file": "vas.yaml", "sha256": "ab" * 32, "listed": 1, "rows_corrected": 1, "not_applied": 0},
+        "reasons": [],
+        "warnings": [],
     }
     result |= {
         "system": {"id": "vas", "name": "VAS – Vårdadministrativt system", "supplier": "Tieto"},
@@ -82,7 +132,7 @@ class TestWriteReport:
 
         result = _result()
         result["breakdown"]["years"] = {
-            str(y): {"source": 50 + y % 7, "extracted": 50 + y % 7, "quarantined": 1, "archived": 49 + y % 7}
+            str(y): {"source": 50 + y % 7, "extracted": 50 + y % 7, "disposed": 1, "flagged": 0, "archived": 49 + y % 7}
             for y in range(1985, 2025)
         }
         out = write_report(result, tmp_path)
@@ -96,6 +146,31 @@ class TestWriteReport:
         assert "src=" not in html and "<script" not in html
         assert out["result_sha256"] in html
         assert out["annex_xlsx"].endswith("annexes.xlsx") and (tmp_path / "annex-q.csv").exists()
+
+    def test_every_class_of_rows_with_a_finding_and_its_decision_is_shown(self, tmp_path):
+        import pypdfium2
+
+        result = _result()
+        assert result["totals"] | {} == {
+            "source": 20,
+            "extracted": 20,
+            "archived": 16,
+            "flagged": 3,
+            "corrected": 1,
+            "disposed": 4,
+            "accepted": 16,
+        }
+        out = write_report(result, tmp_path)
+        html = Path(out["html"]).read_text(encoding="utf-8")
+        assert "Fynd och beslut" in html and "gallrat genom beslut" in html and "arkiverat, rättat" in html
+        assert "RN 2025/0415 (gallringsbeslut)" in html and "Makulerade anteckningar gallras" in html
+        assert "behålls och flaggas (standard; inget beslut behövs)" in html
+        assert "16 rader arkiverade, varav 3 med flagga för sitt fynd och 1 rättade" in html.replace("\u00a0", " ")
+        pdf = pypdfium2.PdfDocument(out["pdf"])
+        text = "".join(pdf[i].get_textpage().get_text_range() for i in range(len(pdf)))
+        assert "gallrat genom beslut" in text and "RN 2025/0415" in text
+        english = Path(write_report(result, tmp_path / "en", language="en")["html"]).read_text(encoding="utf-8")
+        assert "disposed by decision" in english and "Findings and decisions" in english
 
     def test_english_on_request(self, tmp_path):
         write_report(_result(), tmp_path, language="en")
@@ -120,8 +195,8 @@ class TestWriteReport:
             assert a[f"{name}_sha256"] == b[f"{name}_sha256"], name
 
     def test_annex_rows_round_trip(self, tmp_path):
-        write_report(_result(), tmp_path, annexes={"quarantine": (["table", "reason"], iter([["t", "ORPHAN"]]))})
-        with (tmp_path / "annex-quarantine.csv").open(encoding="utf-8") as fh:
+        write_report(_result(), tmp_path, annexes={"findings": (["table", "reason"], iter([["t", "ORPHAN"]]))})
+        with (tmp_path / "annex-findings.csv").open(encoding="utf-8") as fh:
             assert list(csv.reader(fh)) == [["table", "reason"], ["t", "ORPHAN"]]
         assert json.loads((tmp_path / "result.json").read_text())["verdict"] == "PASS"
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import json
 from pathlib import Path
@@ -13,7 +14,7 @@ from decommission.mapping.transform import map_partition
 from decommission.plan.mapping_spec import load_spec
 from decommission.reconcile.checks import sum_counts
 from decommission.source.database import Source, make_partitions
-from demo.generate import build
+from demo.generate import build, expected_outcome
 
 REPO = Path(__file__).resolve().parents[3]
 CUT_OFF = dt.date(2024, 9, 30)
@@ -43,8 +44,8 @@ def _extract_and_map(source, spec, folder: Path, parts):
     return extracted, mapped
 
 
-def test_every_demo_row_is_mapped_or_quarantined_per_table(source, vas_sqlite, tmp_path):
-    """extracted = mapped + quarantined per table, and quarantine equals the generator's dirt."""
+def test_every_demo_row_is_archived_or_disposed_per_table(source, vas_sqlite, tmp_path):
+    """extracted = archived + disposed per table; flagged, corrected and disposed equal the generator's dirt."""
     _, dirt = vas_sqlite
     spec = load_spec(REPO / "include" / "mappings" / "vas.yaml")
     assert source.dialect == "generic"
@@ -53,12 +54,14 @@ def test_every_demo_row_is_mapped_or_quarantined_per_table(source, vas_sqlite, t
     assert sum_counts({t: v["rows"] for t, v in e.items()} for e in extracted) == dict(sorted(dirt["tables"].items()))
     for result in mapped:
         for table, n in result.extracted.items():
-            assert n == result.mapped[table] + sum(result.quarantined.get(table, {}).values()), table
-    quarantined: dict[str, dict[str, int]] = {}
+            assert n == result.mapped[table] + sum(result.disposed.get(table, {}).values()), table
+    found: dict[str, dict[str, dict[str, int]]] = {"flagged": {}, "corrected": {}, "disposed": {}}
     for result in mapped:
-        for table, reasons in result.quarantined.items():
-            quarantined[table] = sum_counts([quarantined.get(table, {}), reasons])
-    assert quarantined == dirt["expected_quarantine"]
+        for kind, counts in found.items():
+            for table, reasons in getattr(result, kind).items():
+                counts[table] = sum_counts([counts.get(table, {}), reasons])
+    assert found == expected_outcome(dirt, spec)
+    assert sum(r.placeholders for r in mapped) == dirt["placeholder_patients"]
 
 
 def test_control_totals_do_not_depend_on_the_partitioning(source, tmp_path):
@@ -75,8 +78,8 @@ def test_control_totals_do_not_depend_on_the_partitioning(source, tmp_path):
     assert len(totals["sha256"]) == 64 and len(totals["keys_sha256"]) == 64
 
 
-def test_text_that_is_not_utf8_goes_to_quarantine_not_to_a_crash(vas_sqlite, tmp_path, monkeypatch):
-    """SQLite keeps any bytes in a TEXT column: the row is staged as it is and quarantined, never altered."""
+def test_text_that_is_not_utf8_is_kept_as_its_bytes_not_a_crash(vas_sqlite, tmp_path, monkeypatch):
+    """SQLite keeps any bytes in a TEXT column: the row is staged and archived as its bytes, flagged, never altered."""
     import shutil
     import sqlite3
 
@@ -96,9 +99,15 @@ def test_text_that_is_not_utf8_goes_to_quarantine_not_to_a_crash(vas_sqlite, tmp
     (totals,), (result,) = extracted, mapped
     assert totals["journalanteckning"]["coerced_to_bytes"] == ["anteckning"]
     assert result.extracted["journalanteckning"] == totals["journalanteckning"]["rows"]
-    quarantined = result.quarantined["journalanteckning"]
-    assert result.mapped["journalanteckning"] + sum(quarantined.values()) == result.extracted["journalanteckning"]
-    rows = pq.read_table(tmp_path / "stage" / parts[0].id / "mapped" / "quarantine.parquet").to_pylist()
-    hit = [r for r in rows if r["source_key"] == str(note[0]) and r["rule"] == "ENCODING_SUSPECT"]
-    assert len(hit) == 1 and hit[0]["column"] == "anteckning", hit
+    disposed = result.disposed.get("journalanteckning", {})
+    assert result.mapped["journalanteckning"] + sum(disposed.values()) == result.extracted["journalanteckning"]
+    rows = pq.read_table(tmp_path / "stage" / parts[0].id / "mapped" / "findings.parquet").to_pylist()
+    hit = [r for r in rows if r["source_key"] == str(note[0]) and "ENCODING_SUSPECT" in r["reasons"]]
+    assert len(hit) == 1 and hit[0]["detail"] == "bytes not utf-8 at offset 5", hit
     assert "Hejs" not in json.dumps(rows, default=str)  # the detail names the offset, not the text
+    docs = pq.read_table(tmp_path / "stage" / parts[0].id / "mapped" / "document.parquet").to_pylist()
+    (doc,) = [d for d in docs if d["document_id"] == str(note[0])]
+    assert base64.b64decode(doc["text"]) == bytes.fromhex("48656A7361E57661")  # the bytes, exactly
+    assert {"reason": "ENCODING_SUSPECT", "encoding": "base64", "codec": "utf-8"}.items() <= json.loads(doc["quality"])[
+        -1
+    ].items()
