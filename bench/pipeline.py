@@ -41,8 +41,8 @@ def write_plan(repo: Path, work: Path, *, conn_id: str, schema: str, per_partiti
     system["partition_patients"] = per_partition
     (work / "include" / "mappings").mkdir(parents=True, exist_ok=True)
     shutil.copyfile(repo / "include" / "mappings" / "vas.yaml", work / "include" / "mappings" / "vas.yaml")
-    # the spec names its correction list relative to itself
-    shutil.copytree(repo / "include" / "corrections", work / "include" / "corrections", dirs_exist_ok=True)
+    # the spec names its correction list, a file under its own folder
+    shutil.copytree(repo / "include" / "mappings" / "corrections", work / "include" / "mappings" / "corrections")
     path = work / "include" / "programme.yaml"
     path.write_text(yaml.safe_dump(raw, allow_unicode=True, sort_keys=False), encoding="utf-8")
     return path

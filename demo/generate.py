@@ -8,7 +8,7 @@ one kind of dirt, only on rows of patients with a valid identifier; rows of pati
 with an invalid identifier are otherwise clean (the patient is archived whole, flagged).
 The returned dirt report's ``expected_findings`` is the tally of the reason each row
 must get from the mapping engine; ``corrections`` the rows planted for the demo's
-correction list (``include/corrections/<system>.yaml``); :func:`expected_outcome` splits
+correction list (``include/mappings/corrections/<system>.yaml``); :func:`expected_outcome` splits
 the findings into archived flagged, corrected and disposed by the mapping spec's
 dispositions, as the reconciliation must count them.
 
@@ -185,7 +185,7 @@ _ORPHANS: dict[str, dict[str, float]] = {
     "anestesi": {},
 }
 #: rows planted for the demo's correction list: (table, key, column, value written, corrected value, reason);
-#: include/corrections/<system>.yaml corrects them (a test checks the two agree)
+#: include/mappings/corrections/<system>.yaml corrects them (a test checks the two agree)
 _CORRECTIONS: dict[str, tuple[tuple[str, int, str, str, str, str], ...]] = {
     "vas": (("diagnos", 1, "icd10", "J18,9", "J18.9", _R.CODE_INVALID),),
 }

@@ -100,7 +100,6 @@ def test_broken_plan_builds_only_valid_dags(tmp_path, monkeypatch):
     from airflow.dag_processing.dagbag import DagBag
 
     shutil.copytree(REPO / "include" / "mappings", tmp_path / "mappings")
-    shutil.copytree(REPO / "include" / "corrections", tmp_path / "corrections")  # named relative to the specs
     raw = yaml.safe_load((REPO / "include" / "programme.yaml").read_text(encoding="utf-8"))
     raw["systems"][0]["contract"]["annual_cost_sek"] = -1
     (tmp_path / "programme.yaml").write_text(yaml.safe_dump(raw, allow_unicode=True), encoding="utf-8")

@@ -231,7 +231,7 @@ class TestAgainstDatabase:
 
     @pytest.mark.parametrize("patients", [20, 300])
     def test_the_planted_correction_is_the_one_the_repository_lists(self, built, patients: int) -> None:
-        """The demo's correction list (include/corrections/vas.yaml) corrects exactly the row the generator planted."""
+        """The demo's correction list (include/mappings/corrections/vas.yaml) corrects exactly the planted row."""
         from decommission.plan.mapping_spec import load_spec
 
         path, report = built[("vas", patients)]

@@ -390,7 +390,7 @@ def test_package_altered_in_the_archive_is_caught_by_the_read_back_sample(demo_s
     report_dir = out / "reconciliation" / "test_delivery"
     annex = (report_dir / "annex-sample.csv").read_text(encoding="utf-8")
     assert annex.count("family_name") == len(mismatches)
-    # the FAIL report lists differences and quarantined rows, never an identifier or a value in clear
+    # the FAIL report lists differences and rows with a finding, never an identifier or a value in clear
     texts = [p.read_text(encoding="utf-8") for p in (report_dir / "report.html", *report_dir.glob("*.csv"))]
     with sqlite3.connect(out.parent.parent / "vas.sqlite") as db:
         ids = [r[0] for r in db.execute("SELECT personnr FROM patient") if r[0]]

@@ -64,11 +64,14 @@ def test_partitions_extract_and_map_account_for_every_row(source, vas_pg, tmp_pa
         )
     assert sum_counts(extracted) == dict(sorted(dirt["tables"].items()))
     assert source.count_rows(spec, dt.date(2024, 9, 30)) == dirt["tables"]
-    quarantined = {}
+    found: dict[str, dict[str, dict[str, int]]] = {"flagged": {}, "corrected": {}, "disposed": {}}
     for r in results:
-        for table, reasons in r["quarantined"].items():
-            quarantined[table] = sum_counts([quarantined.get(table, {}), reasons])
-    assert quarantined == dirt["expected_quarantine"]
+        for kind, counts in found.items():
+            for table, reasons in r[kind].items():
+                counts[table] = sum_counts([counts.get(table, {}), reasons])
+    from demo.generate import expected_outcome
+
+    assert found == expected_outcome(dirt, spec)
 
 
 def test_cut_off_bounds_extraction_and_recount(source):
@@ -81,6 +84,8 @@ def test_cut_off_bounds_extraction_and_recount(source):
 
 def test_preflight_names_the_missing_column(source, vas_pg, tmp_path, monkeypatch):
     """A mapping that names a column the live source lacks fails preflight with the spec line."""
+    import shutil
+
     import yaml
 
     from decommission.plan.programme import Milestone, load_plan
@@ -88,8 +93,8 @@ def test_preflight_names_the_missing_column(source, vas_pg, tmp_path, monkeypatc
 
     raw = yaml.safe_load((REPO / "include" / "mappings" / "vas.yaml").read_text(encoding="utf-8"))
     raw["tables"]["journalanteckning"]["fields"]["text"]["column"] = "anteckningstext"
-    raw["corrections"] = str(REPO / "include" / "corrections" / "vas.yaml")  # relative to the spec: keep it found
     (tmp_path / "mappings").mkdir()
+    shutil.copytree(REPO / "include" / "mappings" / "corrections", tmp_path / "mappings" / "corrections")
     (tmp_path / "mappings" / "vas.yaml").write_text(yaml.safe_dump(raw, allow_unicode=True), encoding="utf-8")
     plan_raw = yaml.safe_load((REPO / "include" / "programme.yaml").read_text(encoding="utf-8"))
     plan_raw["systems"] = [s for s in plan_raw["systems"] if s["id"] == "vas"]

@@ -80,7 +80,7 @@ def _summary(doc: FPDF, view: dict[str, Any]) -> None:
     lines = [
         f"{t['systems']}: {totals['systems']}, {t['decommissioned_count']}: {totals['decommissioned']}",
         f"{t['source']}: {totals['source']}; {t['archived']}: {totals['archived']}; "
-        f"{t['quarantined']}: {totals['quarantined']} ({totals['quarantine_share']})",
+        f"{t['disposed']}: {totals['disposed']} ({totals['disposed_share']})",
         f"{t['annual_cost']}: {totals['annual_cost_ended']} / {totals['annual_cost']}",
     ]
     if view["economics"]:
@@ -165,7 +165,7 @@ def _status_table(doc: FPDF, view: dict[str, Any]) -> None:
         t["verdict"],
         t["source"],
         t["archived"],
-        t["quarantined"],
+        t["disposed"],
         t["signed_by"],
         t["notice_deadline"],
         t["contract_end_actual"],
@@ -187,7 +187,7 @@ def _status_table(doc: FPDF, view: dict[str, Any]) -> None:
                 s["verdict"] or "-",
                 s["source"],
                 s["archived"],
-                f"{s['quarantined']} ({s['quarantine_share']})",
+                f"{s['disposed']} ({s['disposed_share']})",
                 signed,
                 s["notice_deadline"],
                 end,

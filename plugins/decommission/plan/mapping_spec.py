@@ -171,7 +171,7 @@ class MappingSpec(_Model):
     id_reference_date: str = "2025-01-01"
     #: per table and reason, what becomes of a row with a finding; unlisted: keep_flagged
     dispositions: tuple[DispositionSpec, ...] = ()
-    #: the correction list (YAML, a list of :class:`Correction`), relative to the spec file
+    #: the correction list (YAML, a list of :class:`Correction`), a file under the spec's folder
     corrections: str | None = None
     #: the loaded correction list (set by :func:`load_spec`)
     correction_list: tuple[Correction, ...] = Field(default=(), exclude=True)
@@ -259,6 +259,10 @@ def load_corrections(spec: MappingSpec) -> tuple[Correction, ...]:
     path = spec.corrections_path()
     if path is None:
         return ()
+    folder = spec.path.parent.resolve() if spec.path is not None else Path.cwd().resolve()
+    if not path.is_relative_to(folder):
+        # the list goes into every package beside the spec: it must be one of the region's own mapping files
+        raise MappingError(f"{spec.path}: corrections: must name a file under {folder}")
     try:
         raw = read_yaml(path, max_bytes=MAX_CORRECTIONS_BYTES, what="correction list")
     except FileNotFoundError as exc:

@@ -22,7 +22,7 @@ def _run(source_patients: int, waivers=()):
     return reconcile(
         table_entity={"patient": "patient"},
         source={"patient": source_patients},
-        mapped_parts=[{"extracted": {"patient": 5}, "mapped": {"patient": 5}, "quarantined": {}}],
+        mapped_parts=[{"extracted": {"patient": 5}, "mapped": {"patient": 5}, "disposed": {}}],
         packages=[{"package_id": "a", "counts": {"patient": 5}}],
         receipts={"a": {"status": "accepted", "counts": {"patient": 5}}},
         sample=[],

@@ -59,7 +59,7 @@ def _result(run: Run, *, fail: bool = False, software_version: str = "0.1.0") ->
     result = reconcile(
         table_entity={"patient": "patient"},
         source={"patient": 5},
-        mapped_parts=[{"extracted": {"patient": 5}, "mapped": {"patient": 5}, "quarantined": {}}],
+        mapped_parts=[{"extracted": {"patient": 5}, "mapped": {"patient": 5}, "disposed": {}}],
         packages=[{"package_id": "vas-p0001", "counts": {"patient": 5}}],
         receipts={
             "vas-p0001": {"status": "rejected", "reasons": [{"requirement": "X", "path": "p", "message": "m"}]}
@@ -69,7 +69,7 @@ def _result(run: Run, *, fail: bool = False, software_version: str = "0.1.0") ->
         sample=[],
     )
     result["breakdown"] = {
-        "years": {"2019": {"source": 5, "extracted": 5, "quarantined": 0, "archived": 5}},
+        "years": {"2019": {"source": 5, "extracted": 5, "archived": 5, "flagged": 0, "disposed": 0}},
         "by_table_year": [],
         "units": [],
         "patients": {"count": 5, "differing": []},

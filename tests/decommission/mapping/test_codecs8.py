@@ -46,7 +46,7 @@ def test_a_slice_and_empty_columns_decode_too():
     assert codecs8.decode(pa.array([None, None], pa.binary()), "latin-1")[0].to_pylist() == [None, None]
 
 
-def test_the_mapping_quarantines_the_rows_that_do_not_decode():
+def test_the_rows_that_do_not_decode_are_a_finding():
     column = pa.chunked_array([pa.array([b"gr\xf6t", b"\x90bad", None], pa.binary())])
     text, finding = decode(column, "cp1252")
     assert text.to_pylist() == ["gröt", None, None]

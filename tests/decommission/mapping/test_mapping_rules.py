@@ -386,7 +386,7 @@ def test_ambiguous_and_missing_local_hours_are_counted(tmp_path):
 
 
 class TestDeclaredEncoding:
-    """A bytes column is read with its declared codec; bytes that do not decode are quarantined, never repaired."""
+    """A bytes column is read with its declared codec; what does not decode is kept as base64, flagged, not repaired."""
 
     @staticmethod
     def _spec(codec: str) -> MappingSpec:

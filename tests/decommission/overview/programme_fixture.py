@@ -17,9 +17,9 @@ from decommission.ledger import Ledger, canonical
 REPO = Path(__file__).resolve().parents[3]
 PLAN = REPO / "include" / "programme.yaml"
 TOTALS = {
-    "vas": {"source": 3092, "archived": 2990, "quarantined": 102},
-    "lab": {"source": 1500, "archived": 1449, "quarantined": 51},
-    "anestesi": {"source": 400, "archived": 380, "quarantined": 20},
+    "vas": {"source": 3092, "archived": 2990, "disposed": 102},
+    "lab": {"source": 1500, "archived": 1449, "disposed": 51},
+    "anestesi": {"source": 400, "archived": 380, "disposed": 20},
 }
 
 

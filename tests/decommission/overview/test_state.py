@@ -142,7 +142,7 @@ class TestView:
     def test_swedish_numbers_and_words(self, state):
         view = programme_view(state, "sv")
         vas = next(s for s in view["systems"] if s["id"] == "vas")
-        assert vas["source"] == "3\u00a0092" and vas["quarantine_share"] == "3,3\u00a0%"
+        assert vas["source"] == "3\u00a0092" and vas["disposed_share"] == "3,3\u00a0%"
         assert vas["status_label"] == "avvecklad" and vas["verdict"] == "Godkänd"
         assert vas["kind"] == "journalsystem" and vas["annual_cost"] == "4\u00a0200\u00a0000\u00a0kr"
         assert vas["delay_cost"] == "350\u00a0000\u00a0kr"

@@ -17,10 +17,10 @@ def _write(tmp_path: Path, data: dict) -> Path:
     (tmp_path / "mappings").mkdir(exist_ok=True)
     for f in (REPO / "include" / "mappings").glob("*.yaml"):
         (tmp_path / "mappings" / f.name).write_bytes(f.read_bytes())
-    # a spec names its correction list relative to itself
-    (tmp_path / "corrections").mkdir(exist_ok=True)
-    for f in (REPO / "include" / "corrections").glob("*.yaml"):
-        (tmp_path / "corrections" / f.name).write_bytes(f.read_bytes())
+    # a spec names its correction list, a file under its own folder
+    (tmp_path / "mappings" / "corrections").mkdir(exist_ok=True)
+    for f in (REPO / "include" / "mappings" / "corrections").glob("*.yaml"):
+        (tmp_path / "mappings" / "corrections" / f.name).write_bytes(f.read_bytes())
     path = tmp_path / "programme.yaml"
     path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
     return path

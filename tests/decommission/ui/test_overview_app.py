@@ -116,7 +116,7 @@ class TestReportFiles:
     @pytest.mark.parametrize(
         "path",
         [
-            "/decommission/systems/vas/final_delivery/annex-quarantine.csv",
+            "/decommission/systems/vas/final_delivery/annex-findings.csv",
             "/decommission/systems/vas/final_delivery/..%2F..%2Fledger.sqlite",
             "/decommission/systems/nosuch/final_delivery/report.pdf",
             "/decommission/systems/vas/contract_end/report.pdf",
