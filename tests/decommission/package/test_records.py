@@ -224,3 +224,103 @@ class TestLoadPartition:
     def test_load_partition_refuses_empty(self, tmp_path):
         with pytest.raises(PackageError, match="no patients"):
             PartitionReader(write_mapped(tmp_path, {"patient": []}), tmp_path / "s")
+
+
+def _expected(rows: dict[str, list[dict]]) -> dict:
+    """What the read-back expects of the rows (attachments left out: the helper above stores no files)."""
+    from decommission.reconcile.readback import _render
+
+    return {e: {str(r[ENTITIES[e].key]): _render(e, r) for r in rows.get(e, [])} for e in ENTITIES if e != "attachment"}
+
+
+def _parsed(data: bytes) -> dict:
+    from decommission.reconcile.readback import parse_record
+
+    return {e: v for e, v in parse_record(data).items() if e != "attachment"}
+
+
+class TestQualityFlags:
+    """A record the mapping flagged carries its flags (record.xsd ``quality``); clean records carry none."""
+
+    @staticmethod
+    def _flagged() -> dict[str, list[dict]]:
+        from decommission.mapping import flags
+
+        rows = patient_rows()
+        rows["patient"][0]["quality"] = flags.to_json(
+            [
+                flags.flag(
+                    "ID_INVALID_CHECKSUM",
+                    column="personnr",
+                    fields=["personal_id", "id_type"],
+                    disposition="keep_flagged",
+                    detail="identifier fails validation",
+                )
+            ]
+        )
+        document = rows["document"][0]
+        document["text"] = flags.escape("Status: ok\x01 & <klart> \\ slut")
+        document["quality"] = flags.to_json(
+            [
+                flags.flag("SOFT_DELETED", column="makulerad", disposition="keep_flagged", detail='"makulerad" & <1>'),
+                flags.flag(
+                    "XML_ILLEGAL_CHAR",
+                    column="anteckning",
+                    fields=["text"],
+                    disposition="keep_flagged",
+                    detail="character U+0001 at offset 10",
+                    encoding="backslash-u",
+                ),
+                flags.flag(
+                    "CODE_INVALID",
+                    column="kod",
+                    fields=["title"],
+                    disposition="correct",
+                    original=flags.escape("J18,9\x02"),
+                    reference="RN 2025/0418",
+                    decided_by="Karin L",
+                ),
+            ]
+        )
+        return rows
+
+    def test_flags_are_written_valid_and_read_back_equal(self):
+        from decommission.reconcile.readback import compare
+
+        rows = self._flagged()
+        data, _ = write(rows)
+        schema = records.record_schema()
+        assert schema.validate(etree.fromstring(data)), schema.error_log
+        root = etree.fromstring(data)
+        flags_ = root.findall(".//r:documents/r:document/r:quality/r:flag", NS)
+        assert [f.get("reason") for f in flags_] == ["SOFT_DELETED", "XML_ILLEGAL_CHAR", "CODE_INVALID"]
+        assert flags_[0].get("detail") == '"makulerad" & <1>' and flags_[1].get("fields") == "text"
+        assert flags_[2].get("decidedBy") == "Karin L" and flags_[2].get("original") == "J18,9\\u0002"
+        patient_flag = root.find("r:patient/r:quality/r:flag", NS)
+        assert patient_flag.get("fields") == "personalId idType"
+        assert compare(_expected(rows), _parsed(data)) == []
+
+    def test_a_changed_flag_is_a_difference_of_the_read_back(self):
+        from decommission.reconcile.readback import compare
+
+        rows = self._flagged()
+        data, _ = write(rows)
+        changed = data.replace(b'reason="SOFT_DELETED"', b'reason="CODE_INVALID"')
+        assert [(d["entity"], d["field"], d["kind"]) for d in compare(_expected(rows), _parsed(changed))] == [
+            ("document", "quality", "differs")
+        ]
+
+    def test_clean_records_have_no_quality_element(self):
+        data, _ = write(patient_rows())
+        assert b"<quality>" not in data
+
+    def test_a_flag_xml_cannot_hold_is_refused_naming_the_record(self):
+        from decommission.mapping import flags
+
+        rows = patient_rows()
+        rows["document"][0]["quality"] = flags.to_json(
+            [flags.flag("CODE_INVALID", disposition="keep_flagged", detail="bad \x01")]
+        )
+        with pytest.raises(PackageError, match=r"document 'D2'.*quality flag's detail") as err:
+            write(rows)
+        assert "\x01" not in str(err.value)
