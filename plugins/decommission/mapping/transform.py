@@ -454,8 +454,10 @@ def _dispose_or_flag(
             disposition, reference = Disposition.CORRECT, correction.reference
         else:
             reason, column, detail, raw, _item = found[0]
-            disposition, reference = Disposition.KEEP_FLAGGED, ""
             declared = decided[0][1]
+            # a keep_flagged the spec declares may cite its decision too; the default needs none
+            keep = declared is not None and declared[0] == Disposition.KEEP_FLAGGED
+            disposition, reference = Disposition.KEEP_FLAGGED, declared[1] if keep else ""
             if declared is not None and declared[0] == Disposition.CORRECT:
                 result.count("uncorrected", name, reason)
         result.count(Disposition.CLASS[disposition], name, reason)
