@@ -88,9 +88,9 @@ LABELS = {
         "read_sha256": "Återläst SHA-256",
         "dispositions": "Fynd och beslut",
         "dispositions_text": (
-            "Varje rad i källan är arkiverad eller gallrad genom beslut: {archived} rader arkiverade, varav "
-            "{flagged} med flagga för sitt fynd och {corrected} rättade enligt rättelselistan; {disposed} rader "
-            "gallrade genom beslut."
+            "Varje rad i källan är arkiverad eller gallrad genom beslut. Arkiverade rader: {archived}, varav "
+            "flaggade för ett fynd: {flagged} och rättade enligt rättelselistan: {corrected}. Gallrade genom "
+            "beslut: {disposed}."
         ),
         "class_flagged": "arkiverat, flaggat",
         "class_corrected": "arkiverat, rättat",
@@ -190,9 +190,9 @@ LABELS = {
         "read_sha256": "SHA-256 read back",
         "dispositions": "Findings and decisions",
         "dispositions_text": (
-            "Every source row is archived or disposed of by a decision: {archived} rows archived, of them "
-            "{flagged} flagged with their finding and {corrected} corrected from the correction list; {disposed} "
-            "rows disposed of by decision."
+            "Every source row is archived or disposed of by a decision. Rows archived: {archived}, of which "
+            "flagged with a finding: {flagged} and corrected from the correction list: {corrected}. Disposed of "
+            "by decision: {disposed}."
         ),
         "class_flagged": "archived, flagged",
         "class_corrected": "archived, corrected",

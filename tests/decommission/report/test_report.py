@@ -165,7 +165,7 @@ class TestWriteReport:
         assert "Fynd och beslut" in html and "gallrat genom beslut" in html and "arkiverat, rättat" in html
         assert "RN 2025/0415 (gallringsbeslut)" in html and "Makulerade anteckningar gallras" in html
         assert "behålls och flaggas (standard; inget beslut behövs)" in html
-        assert "16 rader arkiverade, varav 3 med flagga för sitt fynd och 1 rättade" in html.replace("\u00a0", " ")
+        assert "Arkiverade rader: 16, varav flaggade för ett fynd: 3 och rättade enligt rättelselistan: 1" in html
         pdf = pypdfium2.PdfDocument(out["pdf"])
         text = "".join(pdf[i].get_textpage().get_text_range() for i in range(len(pdf)))
         assert "gallrat genom beslut" in text and "RN 2025/0415" in text
