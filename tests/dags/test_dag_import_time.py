@@ -43,6 +43,8 @@ def plan_of_50(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("plan50")
     raw = yaml.safe_load((REPO / "include" / "programme.yaml").read_text(encoding="utf-8"))
     (folder / "mappings").mkdir()
+    # a spec names its correction list, a file under its own folder
+    shutil.copytree(REPO / "include" / "mappings" / "corrections", folder / "mappings" / "corrections")
     systems = []
     for i in range(SYSTEMS):
         entry = copy.deepcopy(raw["systems"][i % len(raw["systems"])])
