@@ -38,7 +38,8 @@ from decommission.evidence.verified import (
 )
 from decommission.files import write_atomic
 from decommission.ledger import programme_ledger
-from decommission.plan.programme import Contract
+from decommission.plan.programme import Contract, same_person
+from decommission.words import REASONS, ROLES, VERDICTS, number, percent, word
 
 if TYPE_CHECKING:
     from decommission.plan.run import Run
@@ -121,11 +122,14 @@ def contract_exit(run: Run) -> dict[str, Any]:
         },
         "evidence_pack": pack,
         "archive_content": archive_content(verified.result),
-        "approvals": [{k: a[k] for k in ("role", "by", "at", "decision", "ledger_entry")} for a in approvals],
+        "approvals": [
+            {**{k: a[k] for k in ("role", "by", "at", "decision", "ledger_entry")}, "name": signer_name(system, a)}
+            for a in approvals
+        ],
         "status": "decommissioned",
     }
     data = json.dumps(record, indent=2, ensure_ascii=False).encode()
-    pdf = render_exit_pdf(record)
+    pdf = render_exit_pdf(record, system.report_language)
     write_atomic(pdf_path, pdf)
     write_atomic(json_path, data)
     digest = hashlib.sha256(data).hexdigest()
@@ -162,6 +166,14 @@ _KIND_TEXT = {
 }
 
 
+#: the record keeps the English words of a class without a declared decision; the Swedish PDF shows these
+_KIND_TEXT_SV = {
+    "kept and flagged (the default)": "behålls och flaggas (standard)",
+    "corrected from the correction list": "rättade enligt rättelselistan",
+    "the patient's decision": "patientens gallringsbeslut",
+}
+
+
 def archive_content(result: Mapping[str, Any]) -> dict[str, Any]:
     """What the archive holds of the source, from the verified result: rows archived as they are, flagged,
     corrected, disposed of by decision (with the decision of each class), and the coverage of the columns."""
@@ -185,51 +197,123 @@ def archive_content(result: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def render_exit_pdf(record: Mapping[str, Any]) -> bytes:
+def signer_name(system: Any, approval: Mapping[str, Any]) -> str:
+    """The plan's name and title of the person who approved (their Airflow user name when the plan has another)."""
+    respondent = getattr(system.signoff, str(approval.get("role")), None)
+    if respondent is not None and same_person(respondent.id, str(approval.get("by"))):
+        return str(respondent.name)
+    return str(approval.get("by"))
+
+
+EXIT_WORDS = {
+    "sv": {
+        "title": "Avtalsavslut",
+        "system": "System",
+        "version": "Version",
+        "supersedes": "Ersätter",
+        "supplier": "Leverantör",
+        "contract": "Avtal",
+        "notice": "Uppsägningstid",
+        "months": "månader",
+        "approved_on": "Godkänt",
+        "earliest_notice": "Uppsägning kan ske från",
+        "contract_end": "Avtalet upphör",
+        "planned_end": "Planerat avtalsslut",
+        "deviation": "Avvikelse från planen",
+        "deviation_text": "{days} dagar efter planen (godkänt {approved}, {months} månaders uppsägningstid)",
+        "access_ends": "Åtkomsten till systemet upphör",
+        "cost": "Årskostnad som upphör",
+        "verdict": "Utlåtande för slutleveransen",
+        "result_sha": "Avstämningsresultatets SHA-256",
+        "pack": "Bevispaket",
+        "pack_sha": "Bevispaketets SHA-256",
+        "approved_by": "Godkänt av {role}",
+        "content": "Källa / arkiverat / flaggat / rättat / gallrat (rader)",
+        "coverage": "Täckning av källans kolumner",
+        "rows": "rader",
+        "classes": {"flagged": "arkiverade, flaggade", "corrected": "arkiverade, rättade", "disposed": "gallrade"},
+    },
+    "en": {
+        "title": "Contract exit",
+        "system": "System",
+        "version": "Version",
+        "supersedes": "Supersedes",
+        "supplier": "Supplier",
+        "contract": "Contract",
+        "notice": "Notice",
+        "months": "months",
+        "approved_on": "Approved on",
+        "earliest_notice": "Notice can be given from",
+        "contract_end": "The contract ends",
+        "planned_end": "Planned contract end",
+        "deviation": "Deviation from the plan",
+        "deviation_text": "{days} days after the plan (approved {approved}, {months} months' notice)",
+        "access_ends": "Access to the system ends",
+        "cost": "Yearly cost that ends",
+        "verdict": "Verdict on the final delivery",
+        "result_sha": "SHA-256 of the reconciliation result",
+        "pack": "Evidence pack",
+        "pack_sha": "SHA-256 of the evidence pack",
+        "approved_by": "Approved by the {role}",
+        "content": "Source / archived / flagged / corrected / disposed (rows)",
+        "coverage": "Coverage of the source's columns",
+        "rows": "rows",
+        "classes": {"flagged": "archived, flagged", "corrected": "archived, corrected", "disposed": "disposed"},
+    },
+}
+
+
+def render_exit_pdf(record: Mapping[str, Any], language: str = "sv") -> bytes:
     """One page for procurement: the contract, the dates, the cost that ends, the evidence and approvals."""
     from fpdf import FPDF
 
     from decommission.report.pdf import latin1
 
+    w = EXIT_WORDS.get(language, EXIT_WORDS["sv"])
     doc = FPDF(format="A4")
     doc.set_creation_date(dt.datetime.fromisoformat(record["approved_on"]).replace(tzinfo=dt.UTC))
-    doc.set_title(latin1(f"Avtalsavslut / contract exit: {record['system']['name']}"))
+    doc.set_title(latin1(f"{w['title']}: {record['system']['name']}"))
     doc.add_page()
     doc.set_font("Helvetica", "B", 15)
-    doc.multi_cell(0, 8, latin1(f"Avtalsavslut - contract exit: {record['system']['name']}"))
+    doc.multi_cell(0, 8, latin1(f"{w['title']}: {record['system']['name']}"))
     doc.ln(3)
     superseded = record.get("supersedes")
     deviation = record.get("deviation")
+    verdict = record["reconciliation"]["verdict"]
     rows = [
-        ("System", record["system"]["id"]),
-        ("Version", str(record["version"])),
+        (w["system"], f"{record['system']['name']} ({record['system']['id']})"),
+        (w["version"], str(record["version"])),
+        (w["supersedes"], f"{superseded['file']} (SHA-256 {superseded['sha256'][:16]}...)" if superseded else "-"),
+        (w["supplier"], record["supplier"]),
+        (w["contract"], record["contract"]["id"]),
+        (w["notice"], f"{record['notice_months']} {w['months']}"),
+        (w["approved_on"], record["approved_on"]),
+        (w["earliest_notice"], record["earliest_notice_date"]),
+        (w["contract_end"], record["contract_end_date"]),
+        (w["planned_end"], record["planned_contract_end"]),
         (
-            "Ersätter / supersedes",
-            f"{superseded['file']} (SHA-256 {superseded['sha256'][:16]}...)" if superseded else "-",
+            w["deviation"],
+            w["deviation_text"].format(
+                days=deviation["days_after_plan"], approved=record["approved_on"], months=record["notice_months"]
+            )
+            if deviation
+            else "-",
         ),
-        ("Leverantör / supplier", record["supplier"]),
-        ("Avtal / contract", record["contract"]["id"]),
-        ("Uppsägningstid / notice", f"{record['notice_months']} mån / months"),
-        ("Godkänt / approved on", record["approved_on"]),
-        ("Tidigaste uppsägning / earliest notice", record["earliest_notice_date"]),
-        ("Avtalet upphör / contract ends", record["contract_end_date"]),
-        ("Planerat avtalsslut / planned end", record["planned_contract_end"]),
-        (
-            "Avvikelse / deviation",
-            f"{deviation['days_after_plan']} dagar / days after the plan ({deviation['reason']})" if deviation else "-",
-        ),
-        ("Åtkomst till systemet upphör / access ends", record["legacy_access_ends"]),
-        (
-            "Årlig kostnad som upphör / yearly cost ending",
-            f"{record['annual_cost_ending_sek']:,} SEK".replace(",", " "),
-        ),
-        ("Utlåtande / verdict", record["reconciliation"]["verdict"]),
-        *_content_rows(record.get("archive_content") or {}),
-        ("Resultat SHA-256", record["reconciliation"]["result_sha256"]),
-        ("Bevispaket / evidence pack", record["evidence_pack"]["file"]),
-        ("Bevispaket SHA-256", record["evidence_pack"]["sha256"]),
+        (w["access_ends"], record["legacy_access_ends"]),
+        (w["cost"], f"{number(record['annual_cost_ending_sek'], language)} {'kr' if language == 'sv' else 'SEK'}"),
+        (w["verdict"], word(VERDICTS, verdict, language)),
+        *_content_rows(record.get("archive_content") or {}, w, language),
+        (w["result_sha"], record["reconciliation"]["result_sha256"]),
+        (w["pack"], record["evidence_pack"]["file"]),
+        (w["pack_sha"], record["evidence_pack"]["sha256"]),
     ]
-    rows += [(f"Godkänt / approved: {a['role']}", f"{a['by']} {a['at']}") for a in record["approvals"]]
+    rows += [
+        (
+            w["approved_by"].format(role=word(ROLES, a["role"], language)),
+            f"{a.get('name') or a['by']}, {str(a['at'])[:16].replace('T', ' ')} (UTC)",
+        )
+        for a in record["approvals"]
+    ]
     for label, value in rows:
         doc.set_font("Helvetica", "B", 9)
         doc.cell(80, 6, latin1(label))
@@ -238,18 +322,19 @@ def render_exit_pdf(record: Mapping[str, Any]) -> bytes:
     return bytes(doc.output())
 
 
-def _content_rows(content: Mapping[str, Any]) -> list[tuple[str, str]]:
+def _content_rows(content: Mapping[str, Any], w: Mapping[str, Any], language: str) -> list[tuple[str, str]]:
     """The archive's content in the record: rows archived, flagged, corrected, disposed, and each class's decision."""
     if not content:
         return []
-    figures = (
-        f"{content.get('source')} / {content.get('archived')} / {content.get('flagged')} / "
-        f"{content.get('corrected')} / {content.get('disposed')}"
+    figures = " / ".join(
+        number(content.get(k), language) for k in ("source", "archived", "flagged", "corrected", "disposed")
     )
-    rows = [("Källa/arkiverat/flaggat/rättat/gallrat", figures)]
+    rows = [(w["content"], figures)]
     if content.get("coverage") is not None:
-        rows.append(("Täckning / coverage (kolumner)", f"{content['coverage'] * 100:.1f} %"))
+        rows.append((w["coverage"], percent(content["coverage"], language)))
     for c in content.get("classes", []):
-        label = f"{c['table']} {c['reason']}"
-        rows.append((label, f"{c['rows']} {c['class']}: {c['decision']} {c['reference']}".strip()))
+        label = f"{c['table']}, {word(REASONS, c['reason'], language)}"
+        what = f"{number(c['rows'], language)} {w['rows']} {w['classes'].get(c['class'], c['class'])}"
+        decision = _KIND_TEXT_SV.get(c["decision"], c["decision"]) if language == "sv" else c["decision"]
+        rows.append((label, f"{what}: {decision} {c['reference']}".strip()))
     return rows

@@ -13,7 +13,6 @@ and mode, and members are sorted, so the same evidence gives the same bytes.
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import io
 import json
@@ -34,6 +33,7 @@ from decommission.evidence.verified import (
     verified_result,
 )
 from decommission.ledger import canonical
+from decommission.report.annex import read_annex
 
 if TYPE_CHECKING:
     from decommission.plan.run import Run
@@ -162,8 +162,8 @@ def disposition_record(run: Run, result: Mapping[str, Any], files: Mapping[str, 
     spec_path = run.plan.mapping_path(run.system)
     spec_sha = hashlib.sha256(spec_path.read_bytes()).hexdigest()
     dispositions = result.get("dispositions") or {}
-    annex = files.get("annex-disposed.csv", b"").decode("utf-8")
-    disposed = list(csv.DictReader(io.StringIO(annex))) if annex else []
+    annex = files.get("annex-disposed.csv", b"")
+    disposed = read_annex(annex) if annex else []
     return {
         "mapping_specification": {"file": spec_path.name, "sha256": spec_sha},
         "totals": {

@@ -28,6 +28,7 @@ from decommission.evidence.verified import (
     run_entries,
     verified_result,
 )
+from decommission.words import MILESTONES, REASONS, ROLES, VERDICTS, number, percent, word
 
 if TYPE_CHECKING:
     from decommission.plan.programme import System
@@ -156,24 +157,16 @@ CLOSING = {
         "and withdraws an earlier contract-exit record."
     ),
 }
-ROLE_NAMES = {
-    "sv": {"information_owner": "informationsägare", "archivist": "arkivarie"},
-    "en": {"information_owner": "information owner", "archivist": "archivist"},
-}
-VERDICT_WORDS = {
-    "sv": {"PASS": "Godkänd", "PASS_WITH_WAIVER": "Godkänd med undantag", "FAIL": "Underkänd"},
-    "en": {"PASS": "Pass", "PASS_WITH_WAIVER": "Pass with waiver", "FAIL": "Fail"},
-}
-
-
-def _sv(value: int) -> str:
-    return f"{value:,}".replace(",", "\u00a0")
+ROLE_NAMES = ROLES
+VERDICT_WORDS = VERDICTS
 
 
 def _num(value: Any, language: str) -> str:
-    if not isinstance(value, int):
-        return str(value)
-    return _sv(value) if language == "sv" else f"{value:,}"
+    return number(value, language) if isinstance(value, int) else str(value)
+
+
+def _rows(n: int, language: str, singular: str, plural: str) -> str:
+    return f"{number(n, language)} {singular if n == 1 else plural}"
 
 
 def signoff_subject(system: System, role: str) -> str:
@@ -191,7 +184,7 @@ def signoff_intro(system: System) -> str:
         log = "archived" if system.access_log.disposition == "archived" else "deleted by decision"
         return (
             f"## Decommissioning of {system.name}\n\n"
-            f"Supplier **{system.supplier}**, contract {c.id}: {c.annual_cost_sek:,} SEK a year, "
+            f"Supplier **{system.supplier}**, contract {c.id}: {number(c.annual_cost_sek, 'en')} SEK a year, "
             f"{c.notice_months} months' notice, no earlier end than {c.earliest_end}.  \n"
             f"Delivery agreement {a.id} to the archive's {a.archive}, cut-off {a.cut_off}. "
             f"Access log: {log} ({system.access_log.reference or '-'})."
@@ -200,7 +193,7 @@ def signoff_intro(system: System) -> str:
     log = "arkiveras" if system.access_log.disposition == "archived" else "gallras enligt beslut"
     return (
         f"## Avveckling av {system.name}\n\n"
-        f"Leverantör **{system.supplier}**, avtal {c.id}: {_sv(c.annual_cost_sek)} kr per år, "
+        f"Leverantör **{system.supplier}**, avtal {c.id}: {number(c.annual_cost_sek)} kr per år, "
         f"{c.notice_months} månaders uppsägningstid, upphör tidigast {c.earliest_end}.  \n"
         f"Leveransöverenskommelse {a.id} till arkivets {archive}, brytdatum {a.cut_off}. "
         f"Åtkomstloggen {log} ({system.access_log.reference or '–'})."
@@ -220,13 +213,13 @@ def consequence(system: System, today: dt.date) -> str:
         return (
             f"**If you approve** (and the other respondent does too): notice can be given from {today}; "
             f"the contract then ends {end} at the earliest{late}; access to the legacy system ends {access}; "
-            f"the yearly cost of {c.annual_cost_sek:,} SEK ends with the contract."
+            f"the yearly cost of {number(c.annual_cost_sek, 'en')} SEK ends with the contract."
         )
     late = f" (planerat {planned}: {(end - planned).days} dagar senare)" if end > planned else f" (planerat {planned})"
     return (
         f"**Om du godkänner** (och den andra signeraren också gör det): uppsägning kan ske från {today}; "
         f"avtalet upphör då tidigast {end}{late}; åtkomsten till det gamla systemet upphör {access}; "
-        f"årskostnaden {_sv(c.annual_cost_sek)} kr upphör med avtalet."
+        f"årskostnaden {number(c.annual_cost_sek)} kr upphör med avtalet."
     )
 
 
@@ -243,34 +236,40 @@ def verified_figures(verified: VerifiedResult, language: str = "sv") -> str:
     source, disposed = totals.get("source"), totals.get("disposed")
     share = ""
     if isinstance(source, int) and isinstance(disposed, int) and source:
-        pct = f"{100 * disposed / source:.1f}"
-        share = f" ({pct.replace('.', ',')}\u00a0%)" if language == "sv" else f" ({pct}%)"
+        share = f" ({percent(disposed / source, language)})"
+    delivery = word(MILESTONES, verified.milestone, language).lower()
     n = len(sample.get("mismatches") or [])
     archived, flagged, corrected = (_num(totals.get(k), language) for k in ("archived", "flagged", "corrected"))
     coverage = (r.get("coverage") or {}).get("coverage")
     if language == "en":
         return (
-            f"Verdict: **{verdict}**" + (f" ({waived} difference(s) accepted by waiver)" if waived else "") + "  \n"
+            f"Verdict on the {delivery}: **{verdict}**"
+            + (f" ({_rows(waived, language, 'difference', 'differences')} accepted by waiver)" if waived else "")
+            + "  \n"
             f"Rows in the source: {_num(source, language)}; archived: {archived} (of them flagged: {flagged}, "
             f"corrected: {corrected}); disposed of by decision: {_num(disposed, language)}{share}.  \n"
-            + (f"Coverage of the source's columns: {100 * coverage:.1f}%.  \n" if coverage is not None else "")
+            + (f"Coverage of the source's columns: {percent(coverage, language)}.  \n" if coverage is not None else "")
             + decisions_text(r, language)
-            + f"Read-back sample: {_num(sample.get('checked'), language)} patients, {n} with differences.  \n"
+            + f"Read-back sample: {_num(sample.get('checked'), language)} patients, {number(n, language)} with "
+            "differences.  \n"
             f"Report: [reconciliation report (PDF)]({pdf}) · [HTML]({html})  \n"
             f"SHA-256 of {RESULT_FILE} (as recorded in the ledger): `{verified.sha256}`  \n"
             f"SHA-256 of the PDF: `{verified.pdf_sha256}`"
         )
     return (
-        f"Utlåtande: **{verdict}**" + (f" ({waived} avvikelse(r) godtagna genom undantag)" if waived else "") + "  \n"
-        f"Rader i källan: {_num(source, language)}; arkiverade: {archived} (varav flaggade: {flagged}, "
-        f"rättade: {corrected}); gallrade genom beslut: {_num(disposed, language)}{share}.  \n"
+        f"Utlåtande för {delivery}en: **{verdict}**"
         + (
-            f"Täckning av källans kolumner: {f'{100 * coverage:.1f}'.replace('.', ',')}\u00a0%.  \n"
-            if coverage is not None
+            f" ({_rows(waived, language, 'avvikelse godtagen', 'avvikelser godtagna')} genom undantag)"
+            if waived
             else ""
         )
+        + "  \n"
+        f"Rader i källan: {_num(source, language)}; arkiverade: {archived} (varav flaggade: {flagged}, "
+        f"rättade: {corrected}); gallrade genom beslut: {_num(disposed, language)}{share}.  \n"
+        + (f"Täckning av källans kolumner: {percent(coverage, language)}.  \n" if coverage is not None else "")
         + decisions_text(r, language)
-        + f"Stickprov: {_num(sample.get('checked'), language)} patienter kontrollerade, {n} med avvikelser.  \n"
+        + f"Stickprov: {_num(sample.get('checked'), language)} patienter kontrollerade, {number(n, language)} med "
+        "avvikelser.  \n"
         f"Rapport: [avstämningsrapporten (PDF)]({pdf}) · [HTML]({html})  \n"
         f"SHA-256 för {RESULT_FILE} (enligt liggaren): `{verified.sha256}`  \n"
         f"SHA-256 för PDF:en: `{verified.pdf_sha256}`"
@@ -320,14 +319,16 @@ def decisions_text(result: Mapping[str, Any], language: str = "en") -> str:
             decision = f"{'patientens beslut' if sv else 'the patient' + chr(39) + 's decision'} {c.get('reference')}"
         else:
             decision = "behålls och flaggas, standard" if sv else "kept and flagged, the default"
-        rows = _num(c["rows"], language)
-        lines.append(
-            f"- {c['table']} {c['reason']}: {rows} {'rader' if sv else 'rows'} {words[c['class']]}; {decision}"
-        )
+        rows = _rows(int(c["rows"]), language, "rad" if sv else "row", "rader" if sv else "rows")
+        reason = word(REASONS, c["reason"], "sv" if sv else "en")
+        what = _ONE_ROW[c["class"]] if sv and int(c["rows"]) == 1 else words[c["class"]]
+        lines.append(f"- {c['table']}, {reason}: {rows} {what}; {decision}")
     return "  \n".join(lines) + "  \n"
 
 
 _CLASS_WORDS = {
     "sv": {"flagged": "arkiverade, flaggade", "corrected": "arkiverade, rättade", "disposed": "gallrade genom beslut"},
-    "en": {"flagged": "flagged", "corrected": "corrected", "disposed": "disposed"},
+    "en": {"flagged": "archived, flagged", "corrected": "archived, corrected", "disposed": "disposed of by decision"},
 }
+#: a single row in Swedish: "1 rad arkiverad, rättad"
+_ONE_ROW = {"flagged": "arkiverad, flaggad", "corrected": "arkiverad, rättad", "disposed": "gallrad genom beslut"}

@@ -20,6 +20,7 @@ import hashlib
 import io
 from collections import Counter, defaultdict
 from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
 
 import pyarrow.parquet as pq
 from lxml import etree
@@ -134,7 +135,13 @@ def _text(value: Any, codec: str = "utf-8") -> str | None:
 BASE64_MARK = "base64:"
 
 
-def _year(value: Any) -> str:
+def _year(value: Any, transform: str = "str", tz: str = "UTC") -> str:
+    """The year of a clinical date as the source writes it; unix seconds in the spec's time zone."""
+    if transform == "epoch_seconds" and value is not None and str(value).lstrip("-").isdigit():
+        try:
+            return str(dt.datetime.fromtimestamp(int(value), dt.UTC).astimezone(ZoneInfo(tz)).year)
+        except (OverflowError, OSError, ValueError):
+            return NO_YEAR
     text = _text(value)
     return text[:4] if text and text[:4].isdigit() else NO_YEAR
 
@@ -144,14 +151,33 @@ def _unit_column(table: TableSpec) -> str | None:
     return f.column if f is not None else None
 
 
+def date_column(table: TableSpec) -> tuple[str | None, str]:
+    """The source column that holds a row's clinical date, and how it is written (the field's transform).
+
+    The cut-off column when the table has one; else the column of the entity's date field (a lab
+    result's answer time, say), so a table without a cut-off column still counts under its years.
+    """
+    date_field = ENTITIES[table.entity].date_field
+    spec = table.fields.get(date_field) if date_field else None
+    if table.cutoff_column:
+        transform = next((f.transform for f in table.fields.values() if f.column == table.cutoff_column), "str")
+        return table.cutoff_column, transform
+    if spec is not None and spec.column:
+        return spec.column, spec.transform
+    return None, "str"
+
+
 def _columns(table: TableSpec) -> list[str]:
-    cols = [table.key, table.patient_key, table.cutoff_column, _unit_column(table), *carried_fields(table).values()]
+    cols = [table.key, table.patient_key, date_column(table)[0], _unit_column(table), *carried_fields(table).values()]
     return list(dict.fromkeys(c for c in cols if c))
 
 
-def _tally(out: dict[str, Any], name: str, table: TableSpec, row: dict[str, Any], fate: str | None) -> None:
+def _tally(
+    out: dict[str, Any], name: str, table: TableSpec, row: dict[str, Any], fate: str | None, tz: str = "UTC"
+) -> None:
     """Count one row; ``fate`` is its disposition when it has a finding (None: archived as it is)."""
-    year = _year(row.get(table.cutoff_column)) if table.cutoff_column else NO_YEAR
+    column, transform = date_column(table)
+    year = _year(row.get(column), transform, tz) if column else NO_YEAR
     out["year"][(name, year)] += 1
     unit_col = _unit_column(table)
     unit = _text(row.get(unit_col)) or NO_YEAR if unit_col else None
@@ -214,7 +240,7 @@ def _source_side(run: Run, spec: MappingSpec, findings: dict[tuple[str, str], st
                 for values in batch:
                     row = dict(zip(cols, values, strict=True))
                     key = _text(row.get(table.key))
-                    _tally(out, name, table, row, findings.get((name, key)))
+                    _tally(out, name, table, row, findings.get((name, key)), spec.timezone)
             cur.close()
     return out
 
@@ -231,7 +257,7 @@ def _staged_side(
                 for batch in pq.ParquetFile(fh).iter_batches(batch_size=10_000, columns=cols):
                     for row in batch.to_pylist():
                         key = _text(row.get(table.key))
-                        _tally(out, name, table, row, findings.get((name, key)))
+                        _tally(out, name, table, row, findings.get((name, key)), spec.timezone)
     return out
 
 

@@ -2,21 +2,66 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from decommission.words import CHECKS, ENTITIES, MILESTONES, REASONS, decimal, number, percent, word
+
+__all__ = [
+    "LABELS",
+    "check_name",
+    "decimal",
+    "entity_name",
+    "milestone_name",
+    "number",
+    "percent",
+    "reason_name",
+    "scope_name",
+    "sentence",
+    "year_label",
+    "years_in_order",
+]
+
 LABELS = {
     "sv": {
         "title": "Avstämningsrapport",
+        "test_title": "TESTLEVERANS",
+        "rows_by_table": "Rader per tabell och posttyp",
+        "test_mark": "TESTLEVERANS - inte slutleveransen",
+        "test_banner": (
+            "TESTLEVERANS – detta är inte slutleveransen. Paketen är märkta som test och rapporten är inte "
+            "underlag för signering eller avtalsavslut."
+        ),
+        "production_banner": "Produktionsleverans – slutleveransen och signeringen återstår.",
+        "verdict_of": "Utlåtande för {milestone}en",
+        "supplier": "Leverantör",
+        "agreement": "Leveransöverenskommelse",
+        "agreement_text": "{id}, till arkivets {archive}",
+        "access_log": "Åtkomstlogg",
+        "signers": "Signeras av",
+        "signer_text": "{name}, {role}",
+        "seed": "slumpfrö",
+        "ok_yes": "ja",
+        "ok_no": "NEJ",
+        "left": "Antal",
+        "right": "Jämfört med",
+        "code": "kod",
+        "sheet_empty": "Inga rader: listan är tom för den här leveransen.",
+        "packages_count": "Antal paket",
+        "patients_differing_text": "{n} av {count} patienter har ett annat antal rader i arkivet än i källan.",
         "system": "System",
         "run": "Körning",
-        "milestone": "Milstolpe",
+        "milestone": "Leverans",
         "cut_off": "Brytdatum",
         "version": "Programversion",
         "verdict": "Utlåtande",
         "reasons": "Skäl",
         "table": "Tabell",
-        "entity": "Entitet",
+        "entity": "Posttyp",
         "source": "Källa",
-        "extracted": "Extraherat",
-        "mapped": "Mappat",
+        "extracted": "Uttaget",
+        "mapped": "Omformat",
         "flagged": "Flaggat",
         "corrected": "Rättat",
         "disposed": "Gallrat",
@@ -24,13 +69,13 @@ LABELS = {
         "accepted": "Godkänt av arkivet",
         "checks": "Kontroller",
         "check": "Kontroll",
-        "scope": "Omfång",
+        "scope": "Gäller",
         "ok": "OK",
         "by_reason": "Fynd per orsak",
         "reason": "Orsak",
         "rows": "Rader",
         "packages": "Paket",
-        "sample": "Stickprov",
+        "sample": "Stickprov: återläsning ur arkivet",
         "checked": "Kontrollerade patienter",
         "mismatches": "Avvikelser",
         "snapshot": "Ögonblicksbild",
@@ -51,13 +96,21 @@ LABELS = {
         "progress": "Förlopp över leveransen",
         "justification": "Stickprovets storlek",
         "justification_text": (
-            "{drawn} av {population} patienter ({pct} %) enligt planen. Om 5 % av patienterna vore skadade "
-            "hittar stickprovet minst en med sannolikheten {p5}; om 10 %: {p10}. Utan avvikelse är andelen "
-            "skadade under {ub} % med 95 % säkerhet."
+            "{drawn} av {population} patienter ({pct}) lästes tillbaka ur arkivet och jämfördes fält för fält "
+            "med källan. Om {share5} av patienterna vore skadade skulle ett så här stort stickprov hitta minst "
+            "en av dem med {p5} sannolikhet; om {share10} med {p10} sannolikhet. "
+        ),
+        "justification_none": (
+            "Ingen avvikelse hittades: andelen skadade patienter är då med 95 % säkerhet under {ub}. "
+        ),
+        "justification_found": "Stickprovet hittade {found} patienter med avvikelser; de står i tabellen nedan. ",
+        "justification_limits": (
+            "Ett stickprov av den här storleken kan visa att fel inte är vanliga. Det kan inte visa att varje "
+            "enskild patient är rätt; det gör räkningarna och fingeravtrycken ovan, som omfattar alla rader."
         ),
         "differences": "Fältavvikelser i stickprovet",
         "field": "Fält",
-        "kind": "Slag",
+        "kind": "Typ av avvikelse",
         "record": "Post (nyckelhash)",
         "patient": "Patient (nyckelhash)",
         "fingerprints": "Fingeravtryck av innehållet",
@@ -72,13 +125,13 @@ LABELS = {
         "hash_key": "Nyckel för nyckelhashar",
         "demo_key": "DEMONSTRATIONSNYCKEL: hasharna i denna rapport skyddar inte identiteterna",
         "coverage": "Täckning av källdatabasen",
-        "coverage_text": "{covered} av {columns} kolumner ({pct} %) är arkiverade eller undantagna genom beslut.",
+        "coverage_text": "{covered} av {columns} kolumner ({pct}) är arkiverade eller undantagna genom beslut.",
         "column": "Kolumn",
         "class": "Klass",
         "by": "Genom",
         "rows_after_cutoff": "Rader efter brytdatum",
-        "class_mapped": "mappad",
-        "class_used": "nyckel/regel",
+        "class_mapped": "arkiverad",
+        "class_used": "nyckel eller regel",
         "class_excluded": "undantagen genom beslut",
         "class_unclassified": "OKLASSAD",
         "warnings": "Varningar (blir skäl till UNDERKÄND vid slutleveransen)",
@@ -102,11 +155,38 @@ LABELS = {
         "decision_patient": "patienten är gallrad genom beslut; raderna följer patienten",
         "corrections_text": "Rättelselista {file} (SHA-256 {sha}): {listed} rättelser, {rows} rader rättade.",
         "placeholders_text": (
-            "{n} platshållare för patienter som saknas i källan håller rader som hänvisar till dem (flaggade ORPHAN)."
+            "{n} platshållare för patienter som saknas i källan håller raderna som hänvisar till dem (flaggade som "
+            "hänvisning till en patient som saknas)."
         ),
     },
     "en": {
         "title": "Reconciliation report",
+        "test_title": "TEST DELIVERY",
+        "rows_by_table": "Rows per table and record type",
+        "test_mark": "TEST DELIVERY - not the final delivery",
+        "test_banner": (
+            "TEST DELIVERY – this is not the final delivery. The packages are marked as a test and this report "
+            "is no basis for sign-off or contract exit."
+        ),
+        "production_banner": "Production delivery – the final delivery and the sign-off are still to come.",
+        "verdict_of": "Verdict on the {milestone}",
+        "supplier": "Supplier",
+        "agreement": "Delivery agreement",
+        "agreement_text": "{id}, to the archive's {archive}",
+        "access_log": "Access log",
+        "signers": "To be signed by",
+        "signer_text": "{name}, {role}",
+        "seed": "seed",
+        "ok_yes": "yes",
+        "ok_no": "NO",
+        "left": "Count",
+        "right": "Compared with",
+        "code": "code",
+        "sheet_empty": "No rows: the list is empty for this delivery.",
+        "packages_count": "Packages",
+        "patients_differing_text": (
+            "{n} of {count} patients have another number of rows in the archive than in the source."
+        ),
         "system": "System",
         "run": "Run",
         "milestone": "Milestone",
@@ -118,7 +198,7 @@ LABELS = {
         "entity": "Entity",
         "source": "Source",
         "extracted": "Extracted",
-        "mapped": "Mapped",
+        "mapped": "Converted",
         "flagged": "Flagged",
         "corrected": "Corrected",
         "disposed": "Disposed",
@@ -153,9 +233,17 @@ LABELS = {
         "progress": "Progress over the delivery",
         "justification": "Size of the sample",
         "justification_text": (
-            "{drawn} of {population} patients ({pct} %) as the plan sets. If 5 % of the patients were damaged, "
-            "the sample finds at least one with probability {p5}; if 10 %: {p10}. With no mismatch, the damaged "
-            "share is below {ub} % at 95 % confidence."
+            "{drawn} of {population} patients ({pct}) were read back from the archive and compared field by field "
+            "with the source. If {share5} of the patients were damaged, a sample this size would find at least "
+            "one of them with probability {p5}; if {share10}, with probability {p10}. "
+        ),
+        "justification_none": (
+            "No difference was found: the damaged share of patients is then below {ub} at 95 % confidence. "
+        ),
+        "justification_found": "The sample found {found} patients with differences; they are listed below. ",
+        "justification_limits": (
+            "A sample of this size can show that errors are not common. It cannot show that every single "
+            "patient is right; the counts and fingerprints above, which cover every row, do that."
         ),
         "differences": "Field differences in the sample",
         "field": "Field",
@@ -174,12 +262,12 @@ LABELS = {
         "hash_key": "Key of the keyed hashes",
         "demo_key": "DEMO KEY: the hashes in this report do not protect identities",
         "coverage": "Coverage of the source database",
-        "coverage_text": "{covered} of {columns} columns ({pct} %) are archived or excluded by a decision.",
+        "coverage_text": "{covered} of {columns} columns ({pct}) are archived or excluded by a decision.",
         "column": "Column",
         "class": "Class",
         "by": "By",
         "rows_after_cutoff": "Rows after the cut-off",
-        "class_mapped": "mapped",
+        "class_mapped": "archived",
         "class_used": "key/rule",
         "class_excluded": "excluded by decision",
         "class_unclassified": "UNCLASSIFIED",
@@ -204,24 +292,91 @@ LABELS = {
         "decision_patient": "the patient is disposed of by decision; their rows go with them",
         "corrections_text": "Correction list {file} (SHA-256 {sha}): {listed} corrections, {rows} rows corrected.",
         "placeholders_text": (
-            "{n} placeholder patients for patients the source lacks hold the rows that name them (flagged ORPHAN)."
+            "{n} placeholder patients for patients the source lacks hold the rows that name them (flagged as "
+            "referring to a missing patient)."
         ),
     },
 }
 
 
-def year_label(year: str, labels: dict[str, str]) -> str:
+def year_label(year: str, labels: Mapping[str, str]) -> str:
     """A breakdown year as a reader sees it: rows without a clinical date are named, not shown as '-'."""
     return labels["no_year"] if year == "-" else year
 
 
-def number(value: float, language: str) -> str:
-    """A count as its readers write it: ``12 345`` in Swedish (no-break space), ``12,345`` in English."""
-    text = f"{value:,}"
-    return text.replace(",", "\u00a0") if language == "sv" else text
+def years_in_order(years: Mapping[str, Any]) -> list[str]:
+    """Years oldest first, the rows without a date last (not first, where '-' sorts)."""
+    return sorted(years, key=lambda y: (y == "-", y))
 
 
-def percent(share: float, language: str, digits: int = 1) -> str:
-    """A share (0-1) as a percentage: ``90,5`` in Swedish, ``90.5`` in English."""
-    text = f"{share * 100:.{digits}f}"
-    return text.replace(".", ",") if language == "sv" else text
+def language_of_labels(t: Mapping[str, str]) -> str:
+    return "sv" if t is LABELS["sv"] else "en"
+
+
+def milestone_name(milestone: str, language: str) -> str:
+    return word(MILESTONES, milestone, language)
+
+
+def reason_name(code: str, language: str) -> str:
+    return word(REASONS, code, language)
+
+
+def entity_name(code: str, language: str) -> str:
+    return word(ENTITIES, code, language)
+
+
+def check_name(code: str, language: str) -> str:
+    return word(CHECKS, code, language)
+
+
+#: the result's reasons and warnings are English sentences (machine records); their Swedish wording
+_SENTENCES_SV: tuple[tuple[re.Pattern[str], str], ...] = tuple(
+    (re.compile(pattern), text)
+    for pattern, text in (
+        (
+            r"^(?P<check>.+) fails for (?P<scope>\S+): (?P<left>-?\d+) against (?P<right>-?\d+)$",
+            "{check} stämmer inte för {scope}: {left} mot {right}",
+        ),
+        (r"^package (?P<pkg>\S+) rejected by the archive: (?P<rest>.*)$", "arkivet avvisade paketet {pkg}: {rest}"),
+        (
+            r"^package (?P<pkg>\S+) has no ingest receipt of acceptance \((?P<status>[^)]*)\)$",
+            "paketet {pkg} saknar arkivets kvitto på mottagandet ({status})",
+        ),
+        (
+            r"^read-back sample: (?P<n>\d+) of (?P<of>\d+) sampled patients differ from the source "
+            r"\((?P<f>\d+) field differences\)$",
+            "stickprovet: {n} av {of} kontrollerade patienter skiljer sig från källan ({f} fältavvikelser)",
+        ),
+        (
+            r"^(?P<n>\d+) patients have other row counts extracted than in the source$",
+            "{n} patienter har ett annat antal uttagna rader än i källan",
+        ),
+    )
+)
+
+
+def sentence(text: str, language: str) -> str:
+    """A reason or warning of the result in the report's language; one not known is shown as recorded."""
+    if language != "sv":
+        return text
+    for pattern, template in _SENTENCES_SV:
+        m = pattern.match(text)
+        if m:
+            parts = m.groupdict()
+            if "check" in parts:
+                parts["check"] = check_name(parts["check"], language)
+                parts["scope"] = _scope_name(parts["scope"], language)
+            for k in ("left", "right", "n", "of", "f"):
+                if k in parts:
+                    parts[k] = number(int(parts[k]), language)
+            return template.format(**parts)
+    return text
+
+
+def _scope_name(scope: str, language: str) -> str:
+    """A check's scope is a source table (shown as it is named there) or an entity (named in words)."""
+    return entity_name(scope, language).lower() if scope in ENTITIES["en"] else scope
+
+
+def scope_name(scope: str, language: str) -> str:
+    return _scope_name(scope, language)

@@ -13,7 +13,9 @@ from decommission.errors import DecommissionError
 from decommission.plan.run import Run
 from decommission.privacy import keyed_hash
 from decommission.reconcile.checks import FAIL
-from decommission.report.writer import write_report
+from decommission.report.labels import LABELS, check_name, entity_name, reason_name
+from decommission.report.writer import about_system, write_report
+from decommission.words import DIFFERENCES, word
 
 
 class VerdictFail(DecommissionError):
@@ -27,6 +29,7 @@ def report_stage(run: Run, result: dict[str, Any]) -> dict[str, Any]:
         run.out("reconciliation") / run.milestone.value,
         language=run.system.report_language,
         annexes=exception_lists(run, result),
+        about=about_system(run.system),
     )
     run.record(
         "reconciliation",
@@ -66,8 +69,11 @@ def report_stage(run: Run, result: dict[str, Any]) -> dict[str, Any]:
 def exception_lists(run: Run, result: Mapping[str, Any]) -> dict[str, Any]:
     """The report's annexes: rows with a finding, disposed rows, sample differences, rejections, failing checks.
 
-    Identifiers only as keyed hashes.
+    Identifiers only as keyed hashes. Codes keep their column; a column beside names them in the report's language.
     """
+    language = run.system.report_language
+    handling = {"keep_flagged": "flagged", "correct": "corrected", "dispose": "disposed"}
+    t = LABELS[language]
     from decommission.model import FINDINGS_FILE, Disposition
     from decommission.source import staging
 
@@ -86,6 +92,7 @@ def exception_lists(run: Run, result: Mapping[str, Any]) -> dict[str, Any]:
                         keyed_hash(row.source_key),
                         keyed_hash(row.patient_key),
                         row.reason,
+                        reason_name(row.reason, language),
                         row.decision,
                     ]
                     continue
@@ -93,10 +100,12 @@ def exception_lists(run: Run, result: Mapping[str, Any]) -> dict[str, Any]:
                     pid,
                     row.source_table,
                     row.reason,
+                    reason_name(row.reason, language),
                     row.reasons,
                     row.column,
                     row.detail,
                     row.disposition,
+                    t["class_" + handling.get(row.disposition, "flagged")],
                     row.decision,
                     keyed_hash(row.source_key),
                     keyed_hash(row.patient_key),
@@ -104,7 +113,15 @@ def exception_lists(run: Run, result: Mapping[str, Any]) -> dict[str, Any]:
                 ]
 
     differences = [
-        [m["package_id"], m["patient"], d["entity"], d["record"], d["field"], d["kind"]]
+        [
+            m["package_id"],
+            m["patient"],
+            d["entity"],
+            entity_name(d["entity"], language),
+            d["record"],
+            d["field"],
+            word(DIFFERENCES, d["kind"], language),
+        ]
         for m in result["sample"]["mismatches"]
         for d in m.get("differences", [])
     ]
@@ -114,10 +131,12 @@ def exception_lists(run: Run, result: Mapping[str, Any]) -> dict[str, Any]:
                 "partition",
                 "table",
                 "reason",
+                "reason_name",
                 "reasons",
                 "column",
                 "detail",
                 "disposition",
+                "disposition_name",
                 "decision",
                 "row_hash",
                 "patient_hash",
@@ -127,17 +146,23 @@ def exception_lists(run: Run, result: Mapping[str, Any]) -> dict[str, Any]:
         ),
         # the rows disposed of, each with its decision: what the evidence pack lists for the auditor
         "disposed": (
-            ["partition", "table", "row_hash", "patient_hash", "reason", "decision"],
+            ["partition", "table", "row_hash", "patient_hash", "reason", "reason_name", "decision"],
             findings(disposed_only=True),
         ),
-        "sample": (["package_id", "patient_hash", "entity", "record_hash", "field", "kind"], differences),
+        "sample": (
+            ["package_id", "patient_hash", "entity", "entity_name", "record_hash", "field", "kind"],
+            differences,
+        ),
         "rejections": (
             ["package_id", "requirement", "path", "message"],
             [[r["package_id"], r["requirement"], r["path"], r["message"]] for r in result.get("rejections", [])],
         ),
         "checks": (
-            ["check", "scope", "left", "right", "ok"],
-            [[c["name"], c["scope"], c["left"], c["right"], c["ok"]] for c in result["checks"]],
+            ["check", "check_name", "scope", "left", "right", "ok"],
+            [
+                [c["name"], check_name(c["name"], language), c["scope"], c["left"], c["right"], c["ok"]]
+                for c in result["checks"]
+            ],
         ),
         "years": (
             ["table", "year", "source", "extracted"],

@@ -49,10 +49,19 @@ RESULT = {
 
 def test_the_signoff_body_names_each_class_and_its_decision():
     text = decisions_text(RESULT)
-    assert "journalanteckning SOFT_DELETED: 10 rows disposed; Makulerade journalanteckningar gallras" in text
+    assert (
+        "journalanteckning, deleted in the source (soft delete): 10 rows disposed of by decision; "
+        "Makulerade journalanteckningar gallras"
+    ) in text
     assert "RN 2025/0415 (gallringsbeslut, demo), Olof Öberg (regionarkivarie)" in text
-    assert "diagnos CODE_INVALID: 1 rows corrected; the correction list (Karin Lindström (verksamhetschef))" in text
-    assert "diagnos CODE_INVALID: 6 rows flagged; kept and flagged, the default" in text
+    assert (
+        "diagnos, invalid code: 1 row archived, corrected; the correction list (Karin Lindström (verksamhetschef))"
+    ) in text
+    assert "diagnos, invalid code: 6 rows archived, flagged; kept and flagged, the default" in text
+    swedish = decisions_text(RESULT, "sv")
+    assert "journalanteckning, makulerad i källan: 10 rader gallrade genom beslut" in swedish
+    assert "diagnos, ogiltig kod: 1 rad arkiverad, rättad; rättelselistan" in swedish
+    assert "SOFT_DELETED" not in swedish and "CODE_INVALID" not in swedish
     assert decisions_text({"totals": {}}) == ""
 
 

@@ -186,7 +186,7 @@ class TestWriteReport:
         assert result["verdict"] == "FAIL"
         write_report(result, tmp_path)
         html = (tmp_path / "report.html").read_text(encoding="utf-8")
-        assert "UNDERKÄND" in html and "CSIP60" in html and "package pkg-1 rejected by the archive" in html
+        assert "UNDERKÄND" in html and "CSIP60" in html and "arkivet avvisade paketet pkg-1" in html
 
     def test_same_result_gives_same_bytes(self, tmp_path):
         a = write_report(_result(), tmp_path / "a", annexes={"q": (["n"], [[1], [2]])})
@@ -196,8 +196,10 @@ class TestWriteReport:
 
     def test_annex_rows_round_trip(self, tmp_path):
         write_report(_result(), tmp_path, annexes={"findings": (["table", "reason"], iter([["t", "ORPHAN"]]))})
-        with (tmp_path / "annex-findings.csv").open(encoding="utf-8") as fh:
-            assert list(csv.reader(fh)) == [["table", "reason"], ["t", "ORPHAN"]]
+        # Swedish Excel: a BOM and semicolons
+        assert (tmp_path / "annex-findings.csv").read_bytes().startswith(b"\xef\xbb\xbftable;reason\n")
+        with (tmp_path / "annex-findings.csv").open(encoding="utf-8-sig") as fh:
+            assert list(csv.reader(fh, delimiter=";")) == [["table", "reason"], ["t", "ORPHAN"]]
         assert json.loads((tmp_path / "result.json").read_text())["verdict"] == "PASS"
 
 
