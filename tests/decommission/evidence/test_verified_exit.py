@@ -202,7 +202,7 @@ class TestSignoffOperator:
         assert "body" not in op.template_fields  # nothing templated from XCom can reach the signers
         op.execute(_context(run.run_id))
         (body,) = bodies
-        assert "Utlåtande: **Godkänd**" in body
+        assert "Utlåtande för slutleveransen: **Godkänd**" in body
         # the report through the overview app, never a path on the server; what approving leads to
         assert "(/decommission/systems/vas/final_delivery/report.pdf)" in body and str(home) not in body
         assert "**Om du godkänner**" in body and "årskostnaden 4\u00a0200\u00a0000 kr upphör" in body
