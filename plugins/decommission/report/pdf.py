@@ -101,11 +101,12 @@ def render_pdf(rep: Report, snapshot: Any, language: str) -> bytes:
         for item in section.items:
             doc.multi_cell(0, 5, latin1(f"- {item}"), new_x="LMARGIN", new_y="NEXT")
         for chart in section.charts:
+            title = "" if chart.title == section.title else chart.title  # not the section's heading twice
             if chart.kind == "grouped" and len(chart.groups) > 6:
-                _columns(doc, chart.title, chart.groups, (_BLUE, _GREEN), tuple(chart.series), fmt)
+                _columns(doc, title, chart.groups, (_BLUE, _GREEN), tuple(chart.series), fmt)
                 continue
             colours = (_BLUE, _GREEN) if chart.kind == "grouped" else (_RED,)
-            _bars(doc, chart.title, chart.groups, colours, legend=tuple(chart.series), fmt=fmt)
+            _bars(doc, title, chart.groups, colours, legend=tuple(chart.series), fmt=fmt)
         for table in section.tables:
             _table(doc, table)
     return bytes(doc.output())
@@ -177,8 +178,9 @@ def _columns(
     plot_h = 55.0
     if doc.will_page_break(10 + plot_h + label_h + 10):
         doc.add_page()
-    doc.set_font("Helvetica", "B", 10)
-    doc.cell(0, 7, latin1(title), new_x="LMARGIN", new_y="NEXT")
+    if title:
+        doc.set_font("Helvetica", "B", 10)
+        doc.cell(0, 7, latin1(title), new_x="LMARGIN", new_y="NEXT")
     doc.set_font("Helvetica", size=7)
     axis_w = max(doc.get_string_width(latin1(fmt(v))) for v in ticks) + 3
     x0, y0 = doc.l_margin + axis_w, doc.get_y() + 3
@@ -236,8 +238,9 @@ def _bars(
     bar_w = 180 - label_w - 25
     if doc.will_page_break(10 + line * min(len(groups), 8)):
         doc.add_page()
-    doc.set_font("Helvetica", "B", 10)
-    doc.cell(0, 7, latin1(title), new_x="LMARGIN", new_y="NEXT")
+    if title:
+        doc.set_font("Helvetica", "B", 10)
+        doc.cell(0, 7, latin1(title), new_x="LMARGIN", new_y="NEXT")
     doc.set_font("Helvetica", size=8)
     x0 = doc.l_margin + label_w
     if legend:
