@@ -239,7 +239,7 @@ def _check_signers_were_shown_the_verified_result(run_id: str, result_sha: str) 
         )
     assert sorted(bodies) == ["signoff_archivist", "signoff_information_owner"]
     for task_id, body in bodies.items():
-        assert "Utlåtande: **Godkänd**" in body and f"`{result_sha}`" in body, task_id
+        assert "Utlåtande för slutleveransen: **Godkänd**" in body and f"`{result_sha}`" in body, task_id
     # the archivist sees the information owner's answer
     assert "Informationsägaren Karin Lindström (verksamhetschef) godkände" in bodies["signoff_archivist"]
 
