@@ -21,6 +21,7 @@ from decommission.reconcile.checks import reconcile, sample_justification
 from decommission.report.writer import about_system, write_report
 
 REPO = Path(__file__).resolve().parents[3]
+SHOTS = REPO / "out" / "screenshots"
 NBSP = "\u00a0"
 SEED = 20250901
 
@@ -250,14 +251,16 @@ class TestReportInSwedish:
         final = pypdfium2.PdfDocument(_write(tmp_path / "final")["pdf"])
         test = pypdfium2.PdfDocument(_write(tmp_path / "test", "test_delivery")["pdf"])
 
-        def red_on_top(pdf) -> int:
+        def red_on_top(pdf, name: str) -> int:
             image = pdf[0].render(scale=1).to_pil().convert("RGB")
             image.save(tmp_path / "page1.png")
+            SHOTS.mkdir(parents=True, exist_ok=True)
+            image.save(SHOTS / name)  # to look at: out/screenshots/
             top = image.crop((0, 0, image.width, image.height // 4))
             return sum(1 for r, g, b in top.getdata() if r > 140 and g < 60 and b < 60)
 
-        assert red_on_top(test) > 2000, "the test delivery's first page has no red TESTLEVERANS banner"
-        assert red_on_top(final) == 0
+        assert red_on_top(test, "report-testleverans-page1.png") > 2000, "the test delivery's page 1 has no banner"
+        assert red_on_top(final, "report-slutleverans-page1.png") == 0
         assert (tmp_path / "page1.png").stat().st_size > 10_000
 
     def test_english_on_request(self, tmp_path):
