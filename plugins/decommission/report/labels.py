@@ -348,6 +348,37 @@ _SENTENCES_SV: tuple[tuple[re.Pattern[str], str], ...] = tuple(
             "stickprovet: {n} av {of} kontrollerade patienter skiljer sig från källan ({f} fältavvikelser)",
         ),
         (
+            r"^column (?P<col>\S+) is in no mapping and no exclusion$",
+            "kolumnen {col} finns varken i mappningen eller bland undantagen",
+        ),
+        (
+            r"^table (?P<tbl>\S+) \((?P<n>\d+) rows\) is in no mapping and no exclusion$",
+            "tabellen {tbl} ({n} rader) finns varken i mappningen eller bland undantagen",
+        ),
+        (
+            r"^table (?P<tbl>\S+) has (?P<n>\d+) rows in the source but none on or before the cut-off (?P<day>\S+)$",
+            "tabellen {tbl} har {n} rader i källan men ingen på eller före brytdatum {day}",
+        ),
+        (
+            r"^the exclusion of (?P<what>\S+) has no decision reference$",
+            "undantaget av {what} saknar beslutsreferens",
+        ),
+        (
+            r"^(?P<n>\d+) rows of (?P<tbl>\S+) \((?P<reason>[A-Z_]+)\) are disposed of without a decision reference: "
+            r"a finding without a disposition$",
+            "{n} rader i {tbl} ({reason}) är gallrade utan beslutsreferens: ett fynd utan beslut",
+        ),
+        (
+            r"^(?P<n>\d+) rows of (?P<tbl>\S+) \((?P<reason>[A-Z_]+)\) are to be corrected, but the correction list "
+            r"names none of them \(kept flagged\): a finding without a disposition$",
+            "{n} rader i {tbl} ({reason}) ska rättas, men rättelselistan nämner ingen av dem (de behålls flaggade): "
+            "ett fynd utan beslut",
+        ),
+        (
+            r"^(?P<n>\d+) rows the correction list names were not corrected \(not in the delivery, or disposed\)$",
+            "{n} rader som rättelselistan nämner rättades inte (de finns inte i leveransen eller är gallrade)",
+        ),
+        (
             r"^(?P<n>\d+) patients have other row counts extracted than in the source$",
             "{n} patienter har ett annat antal uttagna rader än i källan",
         ),
@@ -369,6 +400,8 @@ def sentence(text: str, language: str) -> str:
             for k in ("left", "right", "n", "of", "f"):
                 if k in parts:
                     parts[k] = number(int(parts[k]), language)
+            if "reason" in parts:
+                parts["reason"] = reason_name(parts["reason"], language)
             return template.format(**parts)
     return text
 

@@ -364,3 +364,42 @@ class TestSignoffFormInSwedish:
         assert not leftovers, f"English or codes in the Swedish sign-off form: {leftovers}"
         assert str(tmp_path) not in form, "the form gives the report as a path on the server"
         _numbers_are_swedish(prose, {"2019", "2024", "2025", "2026"})
+
+
+class TestReasonsInSwedish:
+    def test_a_failing_check_is_told_in_swedish_with_swedish_numbers(self, tmp_path):
+        from decommission.report.labels import sentence
+
+        result = reconcile(
+            table_entity={"anteckning": "document"},
+            source={"anteckning": 3092},
+            mapped_parts=[{"extracted": {"anteckning": 3090}, "mapped": {"anteckning": 3090}}],
+            packages=[{"package_id": "p1", "counts": {"document": 3090}}],
+            receipts={"p1": {"status": "accepted", "counts": {"document": 3090}}},
+            sample=[],
+        )
+        assert result["verdict"] == "FAIL"
+        assert [sentence(r, "sv") for r in result["reasons"]] == [
+            f"Rader i källan = uttagna rader stämmer inte för anteckning: 3{NBSP}092 mot 3{NBSP}090"
+        ]
+        assert sentence(result["reasons"][0], "en") == result["reasons"][0]
+
+    @pytest.mark.parametrize(
+        ("english", "swedish"),
+        [
+            (
+                "12 rows of anteckning (SOFT_DELETED) are disposed of without a decision reference: "
+                "a finding without a disposition",
+                "12 rader i anteckning (makulerad i källan) är gallrade utan beslutsreferens: ett fynd utan beslut",
+            ),
+            (
+                "column vas.patient.fodelseort is in no mapping and no exclusion",
+                "kolumnen vas.patient.fodelseort finns varken i mappningen eller bland undantagen",
+            ),
+            ("something new", "something new"),  # an unknown sentence is shown as recorded, never dropped
+        ],
+    )
+    def test_known_warnings_and_reasons(self, english, swedish):
+        from decommission.report.labels import sentence
+
+        assert sentence(english, "sv") == swedish
