@@ -44,6 +44,8 @@ def grouped_bars(
     group_w = bar * len(series) + max(6, bar // 2)
     left = 12 + CHAR_W * max(len(fmt(v)) for v in ticks)
     longest = max((len(k) for k in keys), default=1) * CHAR_W
+    if len(keys) <= 8:  # few groups (milestones): widen them to their labels rather than turn the labels
+        group_w = max(group_w, int(longest) + 10)
     turned = longest > group_w - 2
     label_h = longest * 0.72 + 8 if turned else 16
     plot_h, top_pad = 160, 30

@@ -24,17 +24,26 @@ def test_ticks_are_round():
     assert nice_ticks(0) == [0, 1]
 
 
-def test_a_long_label_is_turned_and_rows_without_a_date_come_last():
-    years = {"-": 132, "1900": 3, "1995": 67, "2024": 137}
+def test_a_long_label_among_many_is_turned_and_rows_without_a_date_come_last():
+    years = {"-": 132, "1900": 3, **{str(y): y - 1900 for y in range(2015, 2025)}}
     order = years_in_order(years)
-    assert order == ["1900", "1995", "2024", "-"]
+    assert order[:2] == ["1900", "2015"] and order[-1] == "-"
     keys = ["utan datum" if y == "-" else y for y in order]
-    svg = grouped_bars(
-        "Rader per år", {k: (years[y], years[y]) for k, y in zip(keys, order, strict=True)}, ("Källa", "Arkiverat")
-    )
+    svg = grouped_bars("Rader per år", {k: (years[y], years[y]) for k, y in zip(keys, order, strict=True)}, ("a", "b"))
     labels = [lb for lb in _labels(svg) if lb[1] in keys]
     assert [text for _x, text, _t in labels] == keys
     assert all(turned for *_, turned in labels), "labels wider than their group must be turned"
+
+
+def test_few_long_labels_get_wide_groups_not_turned_labels():
+    values = {"Testleverans": (3058, 3048), "Produktionsleverans": (3058, 3048), "Slutleverans": (3058, 3048)}
+    labels = _labels(grouped_bars("Förlopp", values, ("Källa", "Arkiverat")))
+    assert not any(turned for *_, turned in labels)
+    placed = [(x, text) for x, text, _t in labels if text in values]
+    assert [text for _x, text in placed] == list(values)
+    # centred labels stay apart when the gap between centres exceeds half of each neighbour's width
+    for (a, left), (b, right) in zip(placed, placed[1:], strict=False):
+        assert b - a > CHAR_W * (len(left) + len(right)) / 2, (left, right)
 
 
 def test_short_labels_stand_apart_unturned():
