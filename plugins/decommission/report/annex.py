@@ -90,14 +90,37 @@ COLUMNS = {
         "extracted": "Uttaget",
     },
     "en": {
-        "reason_name": "Reason",
+        "partition": "Part",
+        "table": "Table",
         "reason": "Reason (code)",
-        "check_name": "Check",
-        "check": "Check (code)",
-        "entity_name": "Record type",
-        "entity": "Record type (code)",
-        "disposition_name": "Disposition",
+        "reason_name": "Reason",
+        "reasons": "All reasons (codes)",
+        "column": "Column",
+        "detail": "Detail",
         "disposition": "Disposition (code)",
+        "disposition_name": "Disposition",
+        "decision": "Decision",
+        "row_hash": "Row (keyed hash)",
+        "patient_hash": "Patient (keyed hash)",
+        "value_digest": "Digest of the value",
+        "package_id": "Package",
+        "entity": "Record type (code)",
+        "entity_name": "Record type",
+        "record_hash": "Record (keyed hash)",
+        "field": "Field",
+        "kind": "Kind of difference",
+        "requirement": "Requirement",
+        "path": "Path",
+        "message": "Message",
+        "check": "Check (code)",
+        "check_name": "Check",
+        "scope": "Scope",
+        "left": "Count",
+        "right": "Compared with",
+        "ok": "Agrees",
+        "year": "Year",
+        "source": "Source",
+        "extracted": "Extracted",
     },
 }
 NOTES = {
@@ -145,8 +168,7 @@ def _workbook(out_dir: Path, csv_files: Mapping[str, Path], language: str) -> Pa
     fd, tmp = tempfile.mkstemp(dir=out_dir, prefix=f".{XLSX_NAME}.", suffix=".tmp")
     os.close(fd)
     sheet_names = SHEETS.get(language, SHEETS["sv"])
-    # English headings are the codes, but for the few a name column stands beside
-    headings = COLUMNS["sv"] if language == "sv" else COLUMNS.get(language, {})
+    headings = COLUMNS.get(language, COLUMNS["sv"])
     try:
         book = xlsxwriter.Workbook(tmp, {"constant_memory": True, "strings_to_numbers": False})
         title = "Bilagor till avstämningsrapporten" if language == "sv" else "Annexes to the reconciliation report"

@@ -13,7 +13,7 @@ from decommission.errors import DecommissionError
 from decommission.plan.run import Run
 from decommission.privacy import keyed_hash
 from decommission.reconcile.checks import FAIL
-from decommission.report.labels import LABELS, check_name, entity_name, reason_name
+from decommission.report.labels import LABELS, check_name, entity_name, reason_name, year_label
 from decommission.report.writer import about_system, write_report
 from decommission.words import DIFFERENCES, word
 
@@ -166,7 +166,10 @@ def exception_lists(run: Run, result: Mapping[str, Any]) -> dict[str, Any]:
         ),
         "years": (
             ["table", "year", "source", "extracted"],
-            [[y["table"], y["year"], y["source"], y["extracted"]] for y in result["breakdown"]["by_table_year"]],
+            [
+                [y["table"], year_label(y["year"], t), y["source"], y["extracted"]]
+                for y in result["breakdown"]["by_table_year"]
+            ],
         ),
         "patients": (
             ["patient_hash", "source", "extracted"],

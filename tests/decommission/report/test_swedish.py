@@ -276,6 +276,11 @@ class TestReportInSwedish:
         assert "3,092" in prose and "Slutleverans" not in prose and "Leverantör" not in prose
         test = _write(tmp_path / "test", "test_delivery", language="en")
         assert all("TEST DELIVERY" in page for page in _pdf_text(test["pdf"]))
+        openpyxl = pytest.importorskip("openpyxl")
+        book = openpyxl.load_workbook(out["annex_xlsx"])
+        assert book.sheetnames == ["Checks", "Rejected packages", "Findings"]
+        assert [c.value for c in book["Checks"][1]][:3] == ["Check (code)", "Check", "Scope"]
+        assert book["Rejected packages"]["A2"].value == "No rows: the list is empty for this delivery."
 
 
 class TestAnnexesForSwedishExcel:
