@@ -214,9 +214,7 @@ class Source:
                 except SourceError:
                     raise
                 except Exception as exc:
-                    raise SourceError(
-                        f"source '{self.conn_id}', table '{name}': query failed: {_failure(exc)}"
-                    ) from exc
+                    raise _query_failed(self.conn_id, name, exc) from exc
                 finally:
                     cur.close()
                 frame, mixed = staged_table.concat(parts, table.columns())
@@ -250,9 +248,7 @@ class Source:
                 except pg_fast.UnknownTypes:
                     raise
                 except Exception as exc:
-                    raise SourceError(
-                        f"source '{self.conn_id}', table '{name}': query failed: {_failure(exc)}"
-                    ) from exc
+                    raise _query_failed(self.conn_id, name, exc) from exc
                 parts = [pa.Table.from_batches([b]) for b in batches]
                 frame, coerced = staged_table.concat(parts, table.columns())
                 del batches, parts
@@ -293,6 +289,15 @@ def text_or_bytes(raw: bytes) -> str | bytes:
         return raw.decode("utf-8")
     except UnicodeDecodeError:
         return raw
+
+
+def _query_failed(conn_id: str, table: str, exc: Exception) -> SourceError:
+    """The error of a failed read: table and the driver's error class, never its message (it quotes values)."""
+    error = SourceError(f"source '{conn_id}', table '{table}': query failed: {_failure(exc)}")
+    if str(getattr(exc, "sqlstate", None) or "")[:2] in ("22", "42"):
+        # a value the database cannot read, or a query it refuses: no retry mends it, a person must
+        error.retryable = False
+    return error
 
 
 def _failure(exc: Exception) -> str:

@@ -47,3 +47,21 @@ def test_privileges_are_told_per_role_and_table():
         "role 'legacy_owner' may INSERT, DELETE on vas.patient",
     ]
     assert describe(rows, "vas") == ["role 'postgres' is a superuser: it may change anything"]
+
+
+def test_a_failed_read_names_the_table_and_the_class_never_the_value():
+    from decommission.source.database import _query_failed
+
+    class InvalidDatetimeFormat(Exception):
+        sqlstate = "22007"
+
+    class ConnectionLost(Exception):
+        sqlstate = "08006"
+
+    value = 'invalid input syntax for type date: "Ring pat 19890616-7294"'
+    bad_value = _query_failed("legacy_vas", "journalanteckning", InvalidDatetimeFormat(value))
+    assert str(bad_value) == (
+        "source 'legacy_vas', table 'journalanteckning': query failed: InvalidDatetimeFormat (22007)"
+    )
+    assert not bad_value.retryable  # no retry mends a value
+    assert _query_failed("legacy_vas", "patient", ConnectionLost(value)).retryable  # the database may be back
