@@ -15,6 +15,7 @@ from airflow.sdk import DAG, AsyncCallback, DeadlineAlert, DeadlineReference, Pa
 
 from decommission import settings
 from decommission.deliver.operators import AwaitIngestOperator, failing_fast
+from decommission.errors import scrub
 from decommission.evidence.records import decommissioned_on_disk
 from decommission.evidence.signoff import SignoffOperator
 from decommission.plan.alerts import check_programme
@@ -45,9 +46,12 @@ def _stage(plan: Plan, system: System, context: dict[str, Any], name: str, *args
     from decommission import stages
 
     with failing_fast():
-        dag_run = context["dag_run"]
-        run = stages.start_run(plan, system, dag_run.run_id, context.get("logical_date"), dag_run.conf)
-        return getattr(stages, name)(run, *args, **kwargs)
+        try:
+            dag_run = context["dag_run"]
+            run = stages.start_run(plan, system, dag_run.run_id, context.get("logical_date"), dag_run.conf)
+            return getattr(stages, name)(run, *args, **kwargs)
+        except Exception as exc:  # a task's log keeps no message that may quote a source value
+            raise scrub(exc) from None
 
 
 #: the Trigger form's milestone choice, in the words operators use
@@ -177,6 +181,11 @@ def build_system_dag(plan: Plan, system: System) -> DAG:
         def report(result: dict[str, Any], **context: Any) -> dict[str, Any]:
             return stage("report_stage", context, result)
 
+        # raw and mapped rows go once the archive holds the partition's package, verified (after the report)
+        @task
+        def remove_staging(**context: Any) -> dict[str, Any]:
+            return stage("remove_staging", context)
+
         @task.short_circuit
         def is_final_delivery(**context: Any) -> bool:
             return stage("is_final", context)
@@ -225,6 +234,7 @@ def build_system_dag(plan: Plan, system: System) -> DAG:
         owner = signoff("signoff_information_owner", "information_owner", system.signoff.information_owner)
         archivist = signoff("signoff_archivist", "archivist", system.signoff.archivist)
         reported >> is_final_delivery() >> owner >> archivist
+        reported >> remove_staging()
         pack = evidence_pack()
         exit_record = contract_exit()
         [reported, archivist] >> pack

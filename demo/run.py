@@ -48,6 +48,10 @@ def build_sources(out: Path, args: argparse.Namespace) -> tuple[dict[str, str], 
         if not args.postgres:
             Path(target).parent.mkdir(parents=True, exist_ok=True)
         reports[system] = build(system, target, seed=args.seed, patients=args.patients)
+        if args.postgres:  # read through a SELECT-only login, as a region should (preflight checks it)
+            from demo.readonly import create_reader
+
+            target = create_reader(args.postgres, system)
         sources[system] = target
         print(f"  built {system:9} {sum(reports[system]['tables'].values()):>8} rows  ({target.split('@')[-1]})")
     return sources, reports

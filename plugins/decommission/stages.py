@@ -18,7 +18,7 @@ from typing import Any
 from decommission.deliver.approval import test_approval_problem
 from decommission.deliver.receipts import keep_ingest_receipts, keep_receipt, read_receipts, sent_packages
 from decommission.deliver.transport import archive_transport
-from decommission.errors import ArchiveError, ArchiveRefusal, MappingError, PackageError
+from decommission.errors import ArchiveError, ArchiveRefusal, MappingError, PackageError, SourceWritable
 from decommission.evidence.anchors import anchor_head
 from decommission.files import write_atomic
 from decommission.ledger import canonical, programme_ledger
@@ -34,8 +34,6 @@ from decommission.source.database import Partition, Source, make_partitions
 
 #: the end of a run, imported when first used: an extract task needs neither lxml's readers nor fpdf
 _LATER = {
-    "reconcile_stage": "decommission.reconcile.closeout",
-    "report_stage": "decommission.report.publish",
     "build_evidence_pack": "decommission.evidence.pack",
     "contract_exit": "decommission.evidence.contract",
 }
@@ -51,7 +49,11 @@ __all__ = [
     "plan_partitions",
     "preflight",
     "read_receipts",
+    "reconcile_stage",
+    "remove_staging",
+    "report_stage",
     "resolve_milestone",
+    "restore_staging",
     "submit",
     "validate_stage",
     *_LATER,
@@ -93,6 +95,7 @@ def preflight(run: Run) -> dict[str, Any]:
         raise MappingError("; ".join(problems))
     refuse_if_decommissioned(run)  # a decommissioned system takes no delivery unless the plan reopens it
     source = Source.for_system(run.system)
+    _check_read_only(run, source)
     _refuse_personal_patient_key(spec, source.patient_keys(spec))
     coverage = coverage_of(run.system, spec, source, source.count_rows(spec, run.system.agreement.cut_off))
     for finding in coverage["findings"]:
@@ -112,6 +115,23 @@ def preflight(run: Run) -> dict[str, Any]:
         "coverage": coverage["coverage"],
         "coverage_findings": len(coverage["findings"]),
     }
+
+
+def _check_read_only(run: Run, source: Source) -> None:
+    """The source login must not be able to write: refused before a delivery that counts, warned before a test."""
+    problems = source.write_access()
+    run.record("source_access", {"milestone": run.milestone.value, "read_only": not problems, "problems": problems})
+    if not problems:
+        return
+    what = (
+        f"source '{source.conn_id}': the login could change the legacy database ({'; '.join(problems)}); "
+        "give the programme a login that may only SELECT (GRANT USAGE on the schema and SELECT on its tables, "
+        "nothing else: see README, Security)"
+    )
+    if run.record_status == "TEST":
+        log.warning("%s. Only a test delivery goes ahead with it.", what)
+        return
+    raise SourceWritable(what)
 
 
 def _refuse_personal_patient_key(spec: Any, keys: list[int]) -> None:
@@ -155,6 +175,9 @@ def map_stage(run: Run, extracted: dict[str, Any]) -> dict[str, Any]:
     part = Partition.from_dict(extracted["partition"])
     spec = run.spec
     source_dir = staging.stage_dir(run.system.id, run.milestone.value, "extract", part.id)
+    if not source_dir.exists():  # removed after acceptance (reconcile/cleanup.py): a rerun extracts again
+        log.info("the extracted rows of partition %s are gone (removed after acceptance); extracting again", part.id)
+        extract(run, part.to_dict())
     final = staging.stage_dir(run.system.id, run.milestone.value, "mapped", part.id)
     with staging.replacing(final) as tmp:
         result = map_partition(
@@ -172,6 +195,9 @@ def package_stage(run: Run, mapped: dict[str, Any]) -> dict[str, Any]:
 
     part = Partition.from_dict(mapped["partition"])
     mapped_dir = staging.stage_dir(run.system.id, run.milestone.value, "mapped", part.id)
+    if not mapped_dir.exists():  # removed after acceptance: a rerun maps (and extracts) again
+        log.info("the mapped rows of partition %s are gone (removed after acceptance); mapping again", part.id)
+        map_stage(run, {"partition": part.to_dict()})
     with staging.local_dir(mapped_dir) as local:
         files = {p.stem: p for p in local.glob("*.parquet") if p.name != FINDINGS_FILE}
         result = sip.build_package(
@@ -190,7 +216,7 @@ def package_stage(run: Run, mapped: dict[str, Any]) -> dict[str, Any]:
         "counts": result.counts,
         "patients": result.patients,
     }
-    run.record("package", {k: package[k] for k in ("package_id", "sha256", "size", "counts")})
+    run.record("package", {k: package[k] for k in ("package_id", "partition", "sha256", "size", "counts")})
     return package
 
 
@@ -224,6 +250,57 @@ def validate_stage(run: Run, package: dict[str, Any]) -> dict[str, Any]:
         first = "; ".join(f"{p.requirement} {p.path}: {p.message}" for p in report.problems[:5])
         raise PackageError(f"package {package['package_id']} is not valid ({len(report.problems)} problems): {first}")
     return package
+
+
+def reconcile_stage(
+    run: Run, mapped: list[dict[str, Any] | None], packages: list[dict[str, Any] | None]
+) -> dict[str, Any]:
+    """The reconciliation (reconcile/closeout.py), after any staging removed by an earlier attempt is back."""
+    from decommission.reconcile.closeout import reconcile_stage as reconcile
+
+    restore_staging(run)
+    return reconcile(run, mapped, packages)
+
+
+def report_stage(run: Run, result: dict[str, Any]) -> dict[str, Any]:
+    """The report (report/publish.py), which lists findings from the mapped staging: restored first if removed."""
+    from decommission.report.publish import report_stage as report
+
+    restore_staging(run)
+    return report(run, result)
+
+
+def remove_staging(run: Run) -> dict[str, Any]:
+    """Remove the staging of the partitions whose packages the archive holds, verified (reconcile/cleanup.py)."""
+    from decommission.reconcile.cleanup import remove_verified_staging
+
+    return remove_verified_staging(run)
+
+
+def restore_staging(run: Run) -> list[str]:
+    """Extract and map again every partition of this run whose staging was removed after acceptance.
+
+    A task cleared after the removal (reconcile, report) then reads what it always read: the same
+    source under the same cut-off gives the same bytes. Returns the partitions restored.
+    """
+    removed = {
+        e.payload["partition"]
+        for e in programme_ledger().entries(system_id=run.system.id, kind="staging_removed")
+        if e.run_id == run.run_id
+    }
+    restored = []
+    for partition in sorted(removed):
+        extracted = [
+            e.payload["partition"]
+            for e in programme_ledger().entries(system_id=run.system.id, kind="extract")
+            if e.run_id == run.run_id and e.payload["partition"]["id"] == partition
+        ]
+        folders = [staging.stage_dir(run.system.id, run.milestone.value, s, partition) for s in ("extract", "mapped")]
+        if extracted and not all(f.exists() for f in folders):
+            log.info("staging of partition %s was removed after acceptance; extracting and mapping it again", partition)
+            map_stage(run, extract(run, extracted[-1]))
+            restored.append(partition)
+    return restored
 
 
 def _package_context(run: Run, placeholders: int = 0) -> Any:

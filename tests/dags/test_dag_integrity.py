@@ -66,6 +66,7 @@ def test_system_dag_shape(dagbag, dag_id):
         "await_ingest",
         "reconcile",
         "report",
+        "remove_staging",
         "is_final_delivery",
         "signoff_information_owner",
         "signoff_archivist",

@@ -32,12 +32,22 @@ def vas_pg(pg_dsn):
         db.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
 
 
-@pytest.fixture
-def source(vas_pg, monkeypatch):
-    from decommission.embedded import source_connection
+@pytest.fixture(scope="module")
+def reader_dsn(vas_pg):
+    """A login that may only SELECT the schema's tables: how the programme should read a source."""
+    from demo.readonly import reader_connection
 
     dsn, schema, _ = vas_pg
-    monkeypatch.setenv("AIRFLOW_CONN_LEGACY_PG", source_connection(dsn, schema))
+    with reader_connection(dsn, schema) as url:
+        yield url
+
+
+@pytest.fixture
+def source(vas_pg, reader_dsn, monkeypatch):
+    from decommission.embedded import source_connection
+
+    _, schema, _ = vas_pg
+    monkeypatch.setenv("AIRFLOW_CONN_LEGACY_PG", source_connection(reader_dsn, schema))
     return Source("legacy_pg", schema=schema)
 
 
@@ -226,3 +236,110 @@ def test_a_schema_name_with_a_quote_stays_a_name(vas_pg, monkeypatch):
     assert evil.live_schema(["patient"]) == {}  # preflight then names the table as missing
     with psycopg.connect(dsn) as db:
         assert db.execute(f'SELECT COUNT(*) FROM "{schema}".patient').fetchone()[0] > 0
+
+
+def _sqlstate(exc: BaseException) -> str | None:
+    return getattr(exc, "sqlstate", None) or getattr(exc, "pgcode", None)
+
+
+def _escape_read_only(cur) -> None:
+    """What an injected statement can do: end the read-only transaction and make the next one read-write."""
+    cur.execute("COMMIT")
+    cur.execute("SET TRANSACTION READ WRITE")  # allowed before the new transaction's first query
+
+
+def test_the_reader_login_cannot_write_even_out_of_its_read_only_transaction(source, vas_pg, monkeypatch):
+    """A read-only transaction is undone by SQL (shown with the owner's login, rolled back); a reader's is not."""
+    from decommission.embedded import source_connection
+
+    dsn, schema, _ = vas_pg
+    with psycopg.connect(dsn) as db:
+        before = db.execute(f'SELECT COUNT(*) FROM "{schema}".patient').fetchone()[0]
+    monkeypatch.setenv("AIRFLOW_CONN_LEGACY_OWNER", source_connection(dsn, schema))
+    with Source("legacy_owner", schema=schema).snapshot() as conn:
+        cur = conn.cursor()
+        _escape_read_only(cur)
+        cur.execute(f'DELETE FROM "{schema}".patient')  # the setting did not hold: only the rollback saves it
+        assert cur.rowcount == before
+        conn.rollback()
+
+    assert source.write_access() == []
+    with source.snapshot() as conn:
+        cur = conn.cursor()
+        _escape_read_only(cur)
+        with pytest.raises(Exception) as denied:
+            cur.execute(f'DELETE FROM "{schema}".patient')
+        assert _sqlstate(denied.value) == "42501", denied.value  # insufficient_privilege
+        conn.rollback()
+        cur = conn.cursor()
+        _escape_read_only(cur)
+        with pytest.raises(Exception) as denied:
+            cur.execute(f'CREATE TABLE "{schema}".planted (x int)')
+        assert _sqlstate(denied.value) == "42501", denied.value
+    with psycopg.connect(dsn) as db:
+        assert db.execute(f'SELECT COUNT(*) FROM "{schema}".patient').fetchone()[0] == before
+
+
+def _preflight_run(tmp_path: Path, schema: str, conn_id: str, milestone):
+    import shutil
+
+    import yaml
+
+    from decommission.plan.programme import load_plan
+    from decommission.stages import Run
+
+    (tmp_path / "mappings").mkdir(exist_ok=True)
+    shutil.copy(REPO / "include" / "mappings" / "vas.yaml", tmp_path / "mappings" / "vas.yaml")
+    shutil.copytree(
+        REPO / "include" / "mappings" / "corrections", tmp_path / "mappings" / "corrections", dirs_exist_ok=True
+    )
+    plan_raw = yaml.safe_load((REPO / "include" / "programme.yaml").read_text(encoding="utf-8"))
+    plan_raw["systems"] = [s for s in plan_raw["systems"] if s["id"] == "vas"]
+    plan_raw["systems"][0]["source"] = {"conn_id": conn_id, "schema": schema}
+    (tmp_path / "programme.yaml").write_text(yaml.safe_dump(plan_raw, allow_unicode=True), encoding="utf-8")
+    plan = load_plan(tmp_path / "programme.yaml")
+    return Run(plan, plan.system("vas"), milestone, "r", dt.datetime(2025, 3, 3, tzinfo=dt.UTC))
+
+
+def test_preflight_names_a_login_that_could_write(vas_pg, tmp_path, monkeypatch, caplog):
+    """A login with INSERT on one table, a superuser: refused before a delivery that counts, warned before a test."""
+    from psycopg import sql
+
+    from decommission.embedded import source_connection
+    from decommission.errors import SourceWritable
+    from decommission.ledger import programme_ledger
+    from decommission.plan.programme import Milestone
+    from decommission.stages import preflight
+    from demo.readonly import create_reader, drop_reader
+
+    dsn, schema, _ = vas_pg
+    writer = f"{schema}_writer"
+    monkeypatch.setenv("DECOMMISSION_HOME", str(tmp_path / "out"))
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_PROGRAMME_LEDGER", json.dumps({"conn_type": "sqlite", "host": str(tmp_path / "ledger.sqlite")})
+    )
+    url = create_reader(dsn, schema, name=writer)  # a SELECT-only role, then given INSERT on one table
+    try:
+        with psycopg.connect(dsn, autocommit=True) as db:
+            db.execute(
+                sql.SQL("GRANT INSERT ON {}.patient TO {}").format(sql.Identifier(schema), sql.Identifier(writer))
+            )
+        monkeypatch.setenv("AIRFLOW_CONN_LEGACY_W", source_connection(url, schema))
+        assert Source("legacy_w", schema=schema).write_access() == [f"role '{writer}' may INSERT on {schema}.patient"]
+        with pytest.raises(SourceWritable) as refused:
+            preflight(_preflight_run(tmp_path, schema, "legacy_w", Milestone.FINAL_DELIVERY))
+        assert f"may INSERT on {schema}.patient" in str(refused.value) and "SELECT" in str(refused.value)
+        assert not refused.value.retryable
+    finally:
+        drop_reader(dsn, schema, name=writer)
+
+    # the tests' own login is a superuser: named, and only a test delivery goes ahead
+    monkeypatch.setenv("AIRFLOW_CONN_LEGACY_OWNER", source_connection(dsn, schema))
+    assert "is a superuser" in Source("legacy_owner", schema=schema).write_access()[0]
+    result = preflight(_preflight_run(tmp_path, schema, "legacy_owner", Milestone.TEST_DELIVERY))
+    assert result["milestone"] == "test_delivery"
+    assert "the login could change the legacy database" in caplog.text
+    access = programme_ledger().entries(system_id="vas", kind="source_access")
+    assert [e.payload["read_only"] for e in access] == [False, False]
+    with pytest.raises(SourceWritable):
+        preflight(_preflight_run(tmp_path, schema, "legacy_owner", Milestone.PRODUCTION_DELIVERY))

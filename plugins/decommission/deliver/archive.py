@@ -88,6 +88,35 @@ DEFAULT_RETRY_ARGS: dict[str, Any] = {
 }
 
 
+def _without_keys(text: str) -> str:
+    """``text`` with a record URL's patient key replaced: requests and the HTTP provider name URLs in errors."""
+    return _PATIENT_KEY_IN_URL.sub(r"\1<patient key>", text)
+
+
+class _KeyFreeLog:
+    """The hook's logger, with every message's record URLs stripped of their patient key before it is logged.
+
+    The HTTP provider logs a connection error with its URL ("... Tenacity will retry") before our code
+    sees it; a record's URL names the patient key, so the hook's whole log goes through this.
+    """
+
+    _LEVELS = frozenset({"debug", "info", "warning", "warn", "error", "exception", "critical", "fatal"})
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self._inner, name)
+        if name not in self._LEVELS:
+            return method
+
+        def log(msg: Any, *args: Any, **kwargs: Any) -> Any:
+            text = str(msg) % args if args else str(msg)
+            return method("%s", _without_keys(text), **kwargs)
+
+        return log
+
+
 class ArchiveHook(HttpHook):
     """Talk to the archive (R7 e-Arkiv, or the local r7sim) over the archive protocol.
 
@@ -135,6 +164,10 @@ class ArchiveHook(HttpHook):
         }
         self._timeout: float | None = None
         self._connection_checked = False
+
+    @property
+    def log(self) -> Any:  # type: ignore[override]
+        return _KeyFreeLog(super().log)
 
     def get_conn(self, headers: dict[Any, Any] | None = None, extra_options: dict[str, Any] | None = None) -> Any:
         """Return the provider's session, minus our own extras that it would send as headers."""
@@ -531,7 +564,7 @@ class ArchiveHook(HttpHook):
             raise ArchiveError(f"{what}: gave up after {exc.last_attempt.attempt_number} attempts") from exc
         except requests.RequestException as exc:
             # requests names the URL, and a record's URL holds a patient key
-            detail = _PATIENT_KEY_IN_URL.sub(r"\1<patient key>", str(exc))
+            detail = _without_keys(str(exc))
             raise ArchiveError(f"{what}: the archive could not be reached: {type(exc).__name__}: {detail}") from exc
 
     def _request(
@@ -667,7 +700,7 @@ class ArchiveHook(HttpHook):
             "archive request failed (attempt %d: %s: %s); retrying in %.1f s",
             retry_state.attempt_number,
             type(exc).__name__,
-            exc,
+            _without_keys(str(exc)),
             delay,
         )
 

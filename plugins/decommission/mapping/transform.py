@@ -287,14 +287,14 @@ def _map_slice(rows: pa.Table, ctx: _Context, result: MapResult) -> _Mapped:
     if applied.rows:
         hit[list(applied.rows)] = True
     if not hit.any():
-        mapped, adjusted = _map_fields(rows, table, spec, ids)
+        mapped, adjusted = _map_fields(rows, table, spec, ids, ctx.name)
         return _Mapped(mapped, adjusted)
     rows = _escape_flagged(rows, items)
     outcome = _dispose_or_flag(ctx, rows, pkey, items, applied, np.flatnonzero(hit), result)
     keep = ~outcome.disposed
     kept = rows.filter(pa.array(keep)) if outcome.disposed.any() else rows
     kept_ids = {c: frame[keep].reset_index(drop=True) for c, frame in ids.items()}
-    mapped, adjusted = _map_fields(kept, table, spec, kept_ids)
+    mapped, adjusted = _map_fields(kept, table, spec, kept_ids, ctx.name)
     quality = pa.array(outcome.quality[keep], pa.string())
     mapped = mapped.set_column(mapped.schema.get_field_index(QUALITY), QUALITY, quality)
     if outcome.orphan_keys and NO_PATIENT_KEY in outcome.orphan_keys:
@@ -567,7 +567,9 @@ def _identities(rows: pa.Table, table: TableSpec, reference_date: dt.date) -> di
     return {c: classify(rows[c], reference_date) for c in columns}
 
 
-def _map_fields(rows: pa.Table, table: TableSpec, spec: MappingSpec, ids: dict[str, Any]) -> tuple[pa.Table, int]:
+def _map_fields(
+    rows: pa.Table, table: TableSpec, spec: MappingSpec, ids: dict[str, Any], name: str
+) -> tuple[pa.Table, int]:
     entity = ENTITIES[table.entity]
     reference_date = dt.date.fromisoformat(spec.id_reference_date)
     columns, adjusted = [], 0
@@ -577,9 +579,48 @@ def _map_fields(rows: pa.Table, table: TableSpec, spec: MappingSpec, ids: dict[s
             columns.append(pa.nulls(rows.num_rows, target.type))
             continue
         col = rows[fspec.column] if fspec.column is not None else None
-        values, n = transform(
-            col, fspec, rows.num_rows, tz=spec.timezone, reference_date=reference_date, ids=ids.get(fspec.column)
-        )
-        columns.append(values.cast(target.type) if values.type != target.type else values)
+
+        def one(
+            c: pa.ChunkedArray | None, n: int, f: Any = fspec, t: pa.Field = target, whole: Any = col
+        ) -> tuple[pa.Array, int]:
+            # the identities classified for the whole column fit only the whole column
+            known = ids.get(f.column) if c is whole else None
+            values, adjusted = transform(c, f, n, tz=spec.timezone, reference_date=reference_date, ids=known)
+            return (values.cast(t.type) if values.type != t.type else values), adjusted
+
+        try:
+            values, n = one(col, rows.num_rows)
+        except _VALUE_FAULTS as exc:
+            # the libraries' messages quote the value they choked on: name the place and the kind instead
+            raise _field_error(rows, table, name, target.name, fspec, exc, one) from None
+        columns.append(values)
         adjusted += n
     return pa.Table.from_arrays(columns, schema=entity.schema), adjusted
+
+
+#: what a transform raises on a value it cannot read (pyarrow, pandas and dateutil errors are ValueErrors)
+_VALUE_FAULTS = (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError, ValueError, TypeError, OverflowError)
+#: rows tried one at a time to name the first that fails (only on the error path)
+_LOCATE_ROWS = 100_000
+
+
+def _field_error(
+    rows: pa.Table, table: TableSpec, name: str, target: str, fspec: Any, exc: Exception, one: Callable[..., Any]
+) -> Exception:
+    """A :class:`MappingError` naming table, column, field, the first failing row's keyed hash and the fault's kind."""
+    from decommission.errors import MappingError
+
+    col = rows[fspec.column]
+    row = "a row"
+    for i in range(min(rows.num_rows, _LOCATE_ROWS)):
+        try:
+            one(col.slice(i, 1), 1)
+        except _VALUE_FAULTS:
+            key = rows[table.key][i].as_py() if table.key in rows.column_names else None
+            row = f"row {keyed_hash(None if key is None else str(key))} (keyed hash of its {table.key})"
+            break
+    return MappingError(
+        f"table '{name}', column '{fspec.column}' (field {target}, transform {fspec.transform or 'none'}): "
+        f"{row} holds a value that cannot be read as the field's type ({type(exc).__name__}); "
+        "the value is not shown: correct it in the source, or declare a correction or another transform"
+    )

@@ -60,6 +60,11 @@ def reconcile_stage(
     transport = archive_transport()
     with TemporaryDirectory(dir=run.out("reconciliation")) as scratch:
         fixity = audit_archive(transport, run.delivery_id, sent, receipts, Path(scratch))
+    # the packages the archive holds with every byte sent: their staging may go (reconcile/cleanup.py)
+    run.record(
+        "fixity",
+        {"milestone": run.milestone.value, "verified": [p["package_id"] for p in fixity["packages"] if p["ok"]]},
+    )
     # drawn now, after the archive's receipts exist, so no one could know the sample in advance
     seed = secrets.randbits(63)
     run.record("sample_seed", {"milestone": run.milestone.value, "seed": seed})

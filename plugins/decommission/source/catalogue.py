@@ -1,6 +1,6 @@
 """The live catalogue of a legacy database: every table, its columns and types, keys and row count.
 
-Read from the database's own catalogue (``information_schema`` on PostgreSQL, ``sqlite_master``
+Read from the database's own catalogue (``information_schema`` and ``pg_catalog`` on PostgreSQL, ``sqlite_master``
 and ``PRAGMA`` on SQLite), never from the mapping: the coverage inventory must see what the
 mapping does not name. Names are passed as parameters or quoted, never pasted raw into SQL.
 """
@@ -72,17 +72,20 @@ def _postgres_shapes(conn: Any, schema: str) -> dict[str, tuple[list[Column], li
     shapes: dict[str, tuple[list[Column], list[str], list[dict]]] = {}
     for table, column, data_type, nullable in cur.fetchall():
         shapes.setdefault(table, ([], [], []))[0].append(Column(column, data_type, nullable == "YES"))
+    # keys from pg_catalog: information_schema shows constraints only to a login that may do more than
+    # SELECT, and the programme reads through a SELECT-only login (source/privileges.py)
     cur.execute(
-        "SELECT tc.table_name, tc.constraint_type, tc.constraint_name, kcu.column_name,"
-        " ccu.table_name, ccu.column_name"
-        " FROM information_schema.table_constraints tc"
-        " JOIN information_schema.key_column_usage kcu"
-        "   ON kcu.constraint_schema = tc.constraint_schema AND kcu.constraint_name = tc.constraint_name"
-        " LEFT JOIN information_schema.constraint_column_usage ccu"
-        "   ON ccu.constraint_schema = tc.constraint_schema AND ccu.constraint_name = tc.constraint_name"
-        "   AND tc.constraint_type = 'FOREIGN KEY'"
-        " WHERE tc.table_schema = %s AND tc.constraint_type IN ('PRIMARY KEY', 'FOREIGN KEY')"
-        " ORDER BY tc.table_name, tc.constraint_name, kcu.ordinal_position",
+        "SELECT t.relname, CASE con.contype WHEN 'p' THEN 'PRIMARY KEY' ELSE 'FOREIGN KEY' END, con.conname,"
+        " a.attname, rt.relname, ra.attname"
+        " FROM pg_constraint con"
+        " JOIN pg_class t ON t.oid = con.conrelid"
+        " JOIN pg_namespace n ON n.oid = t.relnamespace"
+        " CROSS JOIN LATERAL unnest(con.conkey) WITH ORDINALITY AS k(attnum, ord)"
+        " JOIN pg_attribute a ON a.attrelid = con.conrelid AND a.attnum = k.attnum"
+        " LEFT JOIN pg_class rt ON rt.oid = con.confrelid"
+        " LEFT JOIN pg_attribute ra ON ra.attrelid = con.confrelid AND ra.attnum = con.confkey[k.ord]"
+        " WHERE n.nspname = %s AND con.contype IN ('p', 'f')"
+        " ORDER BY t.relname, con.conname, k.ord",
         (schema,),
     )
     foreign: dict[tuple[str, str], dict[str, Any]] = {}

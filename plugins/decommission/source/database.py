@@ -15,12 +15,13 @@ import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import pyarrow as pa
 
 from decommission.errors import SourceError
 from decommission.plan.mapping_spec import MappingSpec, TableSpec
-from decommission.source import pg_fast, staged_table
+from decommission.source import pg_fast, privileges, staged_table
 
 if TYPE_CHECKING:
     from decommission.plan.programme import System
@@ -92,7 +93,7 @@ class Source:
     def snapshot(self) -> Iterator[Any]:
         """One connection in one read-only transaction: every read inside sees the same data."""
         try:
-            conn = self.hook.get_conn()
+            conn = self._connect()
         except Exception as exc:
             raise SourceError(f"source connection '{self.conn_id}' is not reachable: {exc}") from exc
         if isinstance(conn, sqlite3.Connection):  # SQLite keeps any bytes in TEXT: stage them, not crash
@@ -104,6 +105,32 @@ class Source:
             with contextlib.suppress(Exception):
                 conn.rollback()
             conn.close()
+
+    def _connect(self) -> Any:
+        """The hook's connection; a SQLite file opened read-only by the operating system, ATTACH disabled.
+
+        ``mode=ro`` cannot be undone by a statement, and with no database to attach none can open the
+        same file again for writing: the extraction session cannot write whatever it runs.
+        """
+        if "sqlite" not in type(self.hook).__name__.lower():
+            return self.hook.get_conn()
+        parts = urlsplit(self.hook.get_uri().replace("sqlite:///", "file:", 1))
+        query = [(k, v) for k, v in parse_qsl(parts.query) if k != "mode"] + [("mode", "ro")]
+        conn = sqlite3.connect(urlunsplit(parts._replace(query=urlencode(query))), uri=True)
+        conn.setlimit(sqlite3.SQLITE_LIMIT_ATTACHED, 0)
+        return conn
+
+    def write_access(self) -> list[str]:
+        """What the source login could change (see :mod:`decommission.source.privileges`); empty: read only."""
+        if self.dialect == "postgres":
+            with self.snapshot() as conn:
+                return privileges.postgres_write_access(conn, self.schema)
+        if "sqlite" in type(self.hook).__name__.lower():
+            return []  # opened read-only, ATTACH disabled (_connect)
+        return [
+            f"the privileges of source '{self.conn_id}' ({type(self.hook).__name__}) cannot be checked: "
+            "only PostgreSQL and SQLite sources are"
+        ]
 
     def live_schema(self, tables: list[str]) -> dict[str, list[str]]:
         """Columns of each table that exists, for checking a mapping spec before a run."""
@@ -187,9 +214,7 @@ class Source:
                 except SourceError:
                     raise
                 except Exception as exc:
-                    raise SourceError(
-                        f"source '{self.conn_id}', table '{name}': query failed: {_failure(exc)}"
-                    ) from exc
+                    raise _query_failed(self.conn_id, name, exc) from exc
                 finally:
                     cur.close()
                 frame, mixed = staged_table.concat(parts, table.columns())
@@ -223,9 +248,7 @@ class Source:
                 except pg_fast.UnknownTypes:
                     raise
                 except Exception as exc:
-                    raise SourceError(
-                        f"source '{self.conn_id}', table '{name}': query failed: {_failure(exc)}"
-                    ) from exc
+                    raise _query_failed(self.conn_id, name, exc) from exc
                 parts = [pa.Table.from_batches([b]) for b in batches]
                 frame, coerced = staged_table.concat(parts, table.columns())
                 del batches, parts
@@ -266,6 +289,15 @@ def text_or_bytes(raw: bytes) -> str | bytes:
         return raw.decode("utf-8")
     except UnicodeDecodeError:
         return raw
+
+
+def _query_failed(conn_id: str, table: str, exc: Exception) -> SourceError:
+    """The error of a failed read: table and the driver's error class, never its message (it quotes values)."""
+    error = SourceError(f"source '{conn_id}', table '{table}': query failed: {_failure(exc)}")
+    if str(getattr(exc, "sqlstate", None) or "")[:2] in ("22", "42"):
+        # a value the database cannot read, or a query it refuses: no retry mends it, a person must
+        error.retryable = False
+    return error
 
 
 def _failure(exc: Exception) -> str:
