@@ -47,7 +47,7 @@ def _stage(plan: Plan, system: System, context: dict[str, Any], name: str, *args
     with failing_fast():
         dag_run = context["dag_run"]
         run = stages.start_run(plan, system, dag_run.run_id, context.get("logical_date"), dag_run.conf)
-        return getattr(stages, name)(run, *args, **kwargs)
+        return stages.perform(run, name, *args, **kwargs)
 
 
 #: the Trigger form's milestone choice, in the words operators use
