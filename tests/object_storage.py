@@ -70,9 +70,16 @@ class S3Server:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         command = [str(S3RVER), "--directory", str(self.data_dir), "--address", "127.0.0.1"]
         command += ["--port", str(self.port), "--configure-bucket", self.bucket, "--silent"]
+        # s3rver's list continuation tokens use DES, which Node's OpenSSL 3 offers only as a legacy algorithm
+        env = {**os.environ, "NODE_OPTIONS": "--openssl-legacy-provider"}
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
-                command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+                command,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
             )
         self._wait_listening()
         return self

@@ -10,12 +10,14 @@ contract exit; the test asserts that tasks ran on both workers.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import signal
 import sys
 import threading
 import uuid
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +26,7 @@ import httpx
 import pytest
 
 from r7sim.process import R7SimServer, free_port
+from r7sim.store import PACKAGES_DIR
 from tests import object_storage
 from tests.airflow_processes import AirflowProcesses
 from tests.airflow_stack import Budget, Stack, airflow_service_settings, interrupt, one_system_plan
@@ -49,8 +52,51 @@ class Distributed:
 
     stack: Stack
     s3: object_storage.S3Server
-    artefacts: str
+    env: dict[str, str]
     worker_homes: dict[str, Path]
+    plan: Path
+    source_url: str
+    tmp: Path
+
+
+def _stored(d: Distributed, name: str) -> bytes:
+    """An artefact's bytes as the object storage holds them (read straight from the S3 server)."""
+    import boto3
+
+    client = boto3.client(
+        "s3",
+        endpoint_url=d.s3.endpoint,
+        aws_access_key_id=object_storage.ACCESS_KEY,
+        aws_secret_access_key=object_storage.SECRET_KEY,
+        region_name=object_storage.REGION,
+    )
+    return client.get_object(Bucket=d.s3.bucket, Key=f"region/{name}")["Body"].read()
+
+
+def _embedded_packages(d: Distributed, milestone: str, monkeypatch: pytest.MonkeyPatch) -> dict[str, bytes]:
+    """The same milestone's packages built in this process the embedded way: local home, local staging."""
+    from decommission import embedded
+
+    home = d.tmp / "embedded" / milestone
+    monkeypatch.setenv("DECOMMISSION_HOME", str(home))
+    monkeypatch.setenv("DECOMMISSION_PLAN", str(d.plan))
+    monkeypatch.delenv("DECOMMISSION_STAGING", raising=False)
+    monkeypatch.delenv("DECOMMISSION_ARTEFACTS", raising=False)
+    ledger = {"conn_type": "sqlite", "host": str(home / "ledger.sqlite")}
+    monkeypatch.setenv("AIRFLOW_CONN_PROGRAMME_LEDGER", json.dumps(ledger))
+    monkeypatch.setenv(f"AIRFLOW_CONN_LEGACY_{SYSTEM.upper()}", embedded.source_connection(d.source_url, SYSTEM))
+    home.mkdir(parents=True)
+
+    from decommission import stages
+    from decommission.plan.programme import load_plan
+
+    plan = load_plan(d.plan)
+    run = stages.start_run(plan, plan.system(SYSTEM), f"embedded-{milestone}", None, {"milestone": milestone})
+    built = {}
+    for partition in stages.plan_partitions(run):
+        package = stages.package_stage(run, stages.map_stage(run, stages.extract(run, partition)))
+        built[package["package_id"]] = (home / package["container"]).read_bytes()
+    return built
 
 
 def _tasks_logged(airflow_home: Path) -> set[str]:
@@ -159,7 +205,7 @@ def distributed(tmp_path: Path, pg_dsn: str) -> Iterator[Distributed]:
             processes.start(worker, *args, env=own)
         home, airflow_home = Path(env["DECOMMISSION_HOME"]), Path(env["AIRFLOW_HOME"])
         stack = Stack(processes, archive, api, home, airflow_home, dirt, budget, DAG_ID)
-        yield Distributed(stack, s3, env["DECOMMISSION_ARTEFACTS"], homes)
+        yield Distributed(stack, s3, env, homes, plan, source_url, tmp_path)
     finally:
         if main:
             signal.signal(signal.SIGTERM, signal.SIG_IGN)
@@ -176,7 +222,9 @@ def distributed(tmp_path: Path, pg_dsn: str) -> Iterator[Distributed]:
         assert not left, f"processes the test started are still alive after teardown: {left}"
 
 
-def test_celery_workers_share_nothing_but_databases_broker_and_object_storage(distributed: Distributed) -> None:
+def test_celery_workers_share_nothing_but_databases_broker_and_object_storage(
+    distributed: Distributed, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from demo.signoff import answer
 
     stack, budget = distributed.stack, distributed.stack.budget
@@ -212,6 +260,27 @@ def test_celery_workers_share_nothing_but_databases_broker_and_object_storage(di
         ran = {w: _tasks_logged(h.parent / "airflow") for w, h in distributed.worker_homes.items()}
         print({w: len(t) for w, t in ran.items()})
         assert all(ran.values()), f"a worker ran no task: {ran}"
+
+        # the outcome is the embedded one: the contract exit, and figures equal to the generator's dirt report
+        record = json.loads(_stored(distributed, f"{SYSTEM}/evidence/contract-exit.json"))
+        assert record["status"] == "decommissioned"
+        result = json.loads(_stored(distributed, f"{SYSTEM}/reconciliation/final_delivery/result.json"))
+        assert result["verdict"] == "PASS", result["reasons"]
+        expected: Counter[str] = Counter()
+        for by_reason in stack.dirt["expected_findings"].values():
+            expected.update(by_reason)
+        assert result["findings_by_reason"] == dict(expected)
+        assert result["totals"]["source"] == result["totals"]["archived"] + result["totals"]["disposed"]
+
+        # packages byte for byte: what the workers put in the store = what an embedded build makes
+        embedded = _embedded_packages(distributed, "final_delivery", monkeypatch)
+        assert embedded, "the embedded build made no package"
+        for package_id, data in embedded.items():
+            stored = _stored(distributed, f"{SYSTEM}/packages/{package_id}.tar")
+            assert hashlib.sha256(stored).hexdigest() == hashlib.sha256(data).hexdigest(), package_id
+        held = distributed.stack.archive.data_dir / PACKAGES_DIR
+        for package_id, data in embedded.items():
+            assert (held / f"{package_id}.tar").read_bytes() == data, f"the archive holds another {package_id}"
     except BaseException:
         print(stack.diagnostics())
         raise
