@@ -7,7 +7,7 @@ PATIENTS ?= 300
 PG ?=
 ROWS ?= 2000000
 
-.PHONY: demo ui test lint lock install compose-check clean bench bench-package eark-venv
+.PHONY: demo ui test lint lock install compose-check clean bench bench-package eark-venv s3-server
 
 $(VENV)/.installed: requirements.lock
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -26,6 +26,14 @@ $(EARK_VENV)/.installed: tests/eark/requirements.txt
 
 eark-venv: $(EARK_VENV)/.installed
 
+# The distributed tests' object storage: s3rver (npm; keeps objects on disk, so it survives a restart).
+S3RVER := tests/s3/node_modules/.bin/s3rver
+$(S3RVER): tests/s3/package-lock.json
+	npm ci --prefix tests/s3 --silent --no-audit --no-fund
+	touch $@
+
+s3-server: $(S3RVER)
+
 demo: install
 	$(PY) -m demo.run --patients $(PATIENTS) $(if $(PG),--postgres $(PG))
 
@@ -39,7 +47,7 @@ bench: install
 bench-package: install
 	$(PY) -m bench.packaging
 
-test: install eark-venv lint
+test: install eark-venv s3-server lint
 	$(PY) -m pytest
 
 lint: install

@@ -49,7 +49,7 @@ def _stage(plan: Plan, system: System, context: dict[str, Any], name: str, *args
         try:
             dag_run = context["dag_run"]
             run = stages.start_run(plan, system, dag_run.run_id, context.get("logical_date"), dag_run.conf)
-            return getattr(stages, name)(run, *args, **kwargs)
+            return stages.perform(run, name, *args, **kwargs)
         except Exception as exc:  # a task's log keeps no message that may quote a source value
             raise scrub(exc) from None
 

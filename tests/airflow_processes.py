@@ -54,12 +54,14 @@ class AirflowProcesses:
         self.started: list[Started] = []
 
     # -- starting -------------------------------------------------------------------------------
-    def _popen(self, name: str, args: tuple[str, ...], *, service: bool) -> Started:
+    def _popen(
+        self, name: str, args: tuple[str, ...], *, service: bool, env: Mapping[str, str] | None = None
+    ) -> Started:
         log_path = self.log_dir / f"{name}.log"
         with log_path.open("ab") as log:
             popen = subprocess.Popen(
                 [str(self.airflow), *args],
-                env=self.env,
+                env={**self.env, **(env or {})},
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
@@ -84,9 +86,12 @@ class AirflowProcesses:
             raise RuntimeError(f"`airflow {' '.join(args)}` exited {code}:\n{self.tail(started)}")
         return started.log_path.read_text(encoding="utf-8", errors="replace")
 
-    def start(self, name: str, *args: str) -> Started:
-        """Start a long-running command (``api-server``, ``scheduler``...) in the background."""
-        return self._popen(name, args, service=True)
+    def start(self, name: str, *args: str, env: Mapping[str, str] | None = None) -> Started:
+        """Start a long-running command (``api-server``, ``scheduler``...) in the background.
+
+        :param env: variables of this process only (a Celery worker's own local folders)
+        """
+        return self._popen(name, args, service=True, env=env)
 
     def check_running(self) -> None:
         """Raise, with its log, if a background process has exited."""

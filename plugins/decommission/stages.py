@@ -11,10 +11,12 @@ import hashlib
 import json
 import logging
 import os
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from decommission import artefacts, settings
 from decommission.deliver.approval import test_approval_problem
 from decommission.deliver.receipts import keep_ingest_receipts, keep_receipt, read_receipts, sent_packages
 from decommission.deliver.transport import archive_transport
@@ -76,11 +78,18 @@ def start_run(
     return Run(plan, system, milestone, run_id, run_date(system, milestone, logical_date))
 
 
+def perform(run: Run, name: str, *args: Any, **kwargs: Any) -> Any:
+    """Run the task function ``name`` for ``run``; what it wrote under the system's home is then shared."""
+    with artefacts.publishing(settings.home() / run.system.id):
+        return getattr(sys.modules[__name__], name)(run, *args, **kwargs)
+
+
 def board_report(plan: Plan, today: dt.date, run_id: str) -> dict[str, Any]:
     """The monthly board report (overview/board.py): HTML and PDF written, both hashes in the ledger."""
     from decommission.overview.board import write_board_report
 
-    return write_board_report(plan, today, run_id=run_id)
+    with artefacts.publishing(settings.home() / "programme"):
+        return write_board_report(plan, today, run_id=run_id)
 
 
 def preflight(run: Run) -> dict[str, Any]:
@@ -162,7 +171,7 @@ def plan_partitions(run: Run) -> list[dict[str, Any]]:
 def extract(run: Run, partition: dict[str, Any]) -> dict[str, Any]:
     part = Partition.from_dict(partition)
     spec = run.spec
-    final = staging.stage_dir(run.system.id, run.milestone.value, "extract", part.id)
+    final = staging.stage_slot(run.system.id, run.milestone.value, "extract", part.id)
     with staging.replacing(final) as tmp:
         totals = Source.for_system(run.system).extract_partition(
             spec, part, run.system.agreement.cut_off, lambda table: staging.open_output(tmp / f"{table}.parquet")
@@ -178,7 +187,8 @@ def map_stage(run: Run, extracted: dict[str, Any]) -> dict[str, Any]:
     if not source_dir.exists():  # removed after acceptance (reconcile/cleanup.py): a rerun extracts again
         log.info("the extracted rows of partition %s are gone (removed after acceptance); extracting again", part.id)
         extract(run, part.to_dict())
-    final = staging.stage_dir(run.system.id, run.milestone.value, "mapped", part.id)
+        source_dir = staging.stage_dir(run.system.id, run.milestone.value, "extract", part.id)
+    final = staging.stage_slot(run.system.id, run.milestone.value, "mapped", part.id)
     with staging.replacing(final) as tmp:
         result = map_partition(
             spec, lambda t: staging.read_row_groups(source_dir / f"{t}.parquet"), tmp, staging.open_output
@@ -210,7 +220,7 @@ def package_stage(run: Run, mapped: dict[str, Any]) -> dict[str, Any]:
     package = {
         "partition": part.id,
         "package_id": result.package_id,
-        "container": str(result.container),
+        "container": artefacts.key(result.container),  # a name under any worker's home, not this one's path
         "sha256": result.sha256,
         "size": result.size,
         "counts": result.counts,
@@ -228,7 +238,11 @@ def validate_stage(run: Run, package: dict[str, Any]) -> dict[str, Any]:
     """
     from decommission.validate.validator import validate_package
 
-    container = Path(package["container"])
+    container = artefacts.local(package["container"])
+    try:
+        artefacts.fetch(container, package["sha256"])  # from the store when another worker built it
+    except ValueError as exc:
+        raise PackageError(f"package {package['package_id']}: {exc}") from exc
     with container.open("rb") as f:
         if hashlib.file_digest(f, "sha256").hexdigest() != package["sha256"]:
             raise PackageError(f"package {package['package_id']} changed on disk after it was built (SHA-256 differs)")
@@ -366,7 +380,9 @@ def submit(run: Run, package: dict[str, Any], *, override: str | None = None) ->
     # the ledger's head goes to the archive with every delivery: a chain cut short later is caught
     anchor_head(hook, programme_ledger(), run.system.id, f"delivery {run.delivery_id}")
     hook.open_delivery(run.delivery_id, run.system.agreement.id, run.system.id, run.record_status)
-    receipt = hook.submit_package(package["package_id"], Path(package["container"]), package["sha256"], run.delivery_id)
+    # streamed from the artefact store when another worker built it: no local copy of the whole package
+    container = artefacts.open_shared(artefacts.local(package["container"]))
+    receipt = hook.submit_package(package["package_id"], container, package["sha256"], run.delivery_id)
     digest = keep_receipt(run, package["package_id"], "transport", receipt)
     return {"package_id": package["package_id"], "receipt_sha256": digest, "duplicate": bool(receipt.get("duplicate"))}
 

@@ -323,7 +323,7 @@ class ArchiveHook(HttpHook):
             ``sha256`` (422), the archive stayed unreachable, answered out of protocol, or took
             chunks without its offset moving
         """
-        container = Path(container)
+        container = Path(container) if isinstance(container, str) else container  # or an ObjectStoragePath
         size = container.stat().st_size
         sha256 = sha256.lower()
         endpoint = f"{API}/packages/{package_id}/upload"

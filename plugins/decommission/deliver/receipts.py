@@ -7,6 +7,7 @@ import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from decommission import artefacts
 from decommission.deliver.transport import describe_reasons
 from decommission.errors import ArchiveRefusal
 from decommission.files import write_atomic
@@ -95,7 +96,7 @@ def read_receipts(run: Run, package_ids: Iterable[str]) -> dict[str, dict[str, A
     """The ingest receipts kept for these packages (a package without one is absent)."""
     out = {}
     for pid in package_ids:
-        path = run.out("receipts") / f"{pid}.ingest.json"
-        if path.exists():
+        path = artefacts.find(run.out("receipts") / f"{pid}.ingest.json")
+        if path is not None:
             out[pid] = json.loads(path.read_text(encoding="utf-8"))
     return out

@@ -269,7 +269,7 @@ class SftpDropFolder:
         :returns: the transport receipt, plus ``duplicate``: True when the archive held it already
         :raises ArchiveRefusal: the id is held with another SHA-256, or the archive refused the drop
         """
-        container = Path(container)
+        container = Path(container) if isinstance(container, str) else container  # or an ObjectStoragePath
         size = container.stat().st_size
         sha256 = sha256.lower()
         what = f"submit package {package_id}"

@@ -22,10 +22,11 @@ class FileSlice:
     """
 
     def __init__(self, path: Path, offset: int, length: int) -> None:
-        size = Path(path).stat().st_size
+        path = Path(path) if isinstance(path, str) else path  # a Path or an ObjectStoragePath
+        size = path.stat().st_size
         if offset < 0 or length < 0 or offset + length > size:
             raise ValueError(f"bytes {offset}..{offset + length} are not within {path} ({size} bytes)")
-        self._file = Path(path).open("rb")
+        self._file = path.open("rb")
         self._file.seek(offset)
         self._left = length
         self._length = length

@@ -23,6 +23,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from decommission import artefacts
 from decommission.deliver.transport import archive_transport
 from decommission.evidence.verified import (
     RESULT_FILE,
@@ -58,8 +59,8 @@ def build_evidence_pack(run: Run) -> dict[str, Any]:
     files = report_files(verified)
     members: dict[str, bytes] = {f"report/{name}": data for name, data in files.items()}
     for part in ("receipts", "validation"):
-        for path in sorted(run.out(part).glob("*.json")):
-            members[f"{part}/{path.name}"] = path.read_bytes()
+        for path in artefacts.names(run.out(part), "*.json"):
+            members[f"{part}/{path.name}"] = artefacts.read_bytes(path)
     members["packages.json"] = _json(result.get("package_manifest", []))
     members["dispositions.json"] = _json(disposition_record(run, result, files))
     members["approvals.json"] = _json(approvals)
@@ -113,10 +114,10 @@ def report_files(verified: VerifiedResult) -> dict[str, bytes]:
     recorded = verified.files
     found: set[str] = set()
     out: dict[str, bytes] = {}
-    for path in sorted(verified.folder.iterdir()):
-        if not path.is_file() or path.name.startswith("."):
+    for path in artefacts.names(verified.folder):
+        if path.name.startswith("."):
             continue
-        data = verified.data if path.name == RESULT_FILE else path.read_bytes()
+        data = verified.data if path.name == RESULT_FILE else artefacts.read_bytes(path)
         digest = hashlib.sha256(data).hexdigest()
         keys = {key for key, sha in recorded.items() if sha == digest}
         if not keys:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from decommission import settings
+from decommission import artefacts, settings
 from decommission.files import write_atomic
 
 EXIT_KIND = "contract_exit"
@@ -71,7 +71,7 @@ def exit_records(system_id: str) -> list[ExitRecord]:
 
 def next_version(records: list[ExitRecord], folder: Path) -> int:
     """One past every version recorded or on disk: a file a crashed attempt left is not reused either."""
-    on_disk = [int(m.group(1) or 1) for p in folder.iterdir() if (m := _NAME.match(p.name))]
+    on_disk = [int(m.group(1) or 1) for p in artefacts.names(folder) if (m := _NAME.match(p.name))]
     return max([0, *(r.version for r in records), *on_disk]) + 1
 
 

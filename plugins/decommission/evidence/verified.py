@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from decommission import settings
+from decommission import artefacts, settings
 from decommission.errors import DecommissionError
 from decommission.plan.programme import same_person
 
@@ -81,8 +81,17 @@ def run_entries(system_id: str, run_id: str, kind: str) -> list[Entry]:
     return [e for e in _ledger().entries(system_id=system_id, kind=kind) if e.run_id == run_id]
 
 
-def sha256_of(path: Path) -> str | None:
-    """The file's SHA-256, or None when there is no such file."""
+def sha256_of(path: Path, recorded: str | None = None) -> str | None:
+    """The file's SHA-256, or None when there is no such file (fetched first if another worker wrote it).
+
+    :param recorded: the ledger's digest: a local copy that differs is fetched again from the store
+    """
+    try:
+        artefacts.fetch(path, recorded)
+    except FileNotFoundError:
+        return None
+    except ValueError:
+        pass  # the store's copy differs too: the caller reports the difference it finds here
     try:
         with path.open("rb") as fh:
             return hashlib.file_digest(fh, "sha256").hexdigest()
@@ -93,9 +102,11 @@ def sha256_of(path: Path) -> str | None:
 def check_file(path: Path, recorded: str, what: str) -> bytes:
     """The file's bytes, when their SHA-256 is the one the ledger recorded; else an error naming both."""
     try:
-        data = path.read_bytes()
+        data = artefacts.read_bytes(path, recorded)  # from the artefact store when another worker wrote it
     except FileNotFoundError:
         raise EvidenceError(f"{path}: missing; the ledger recorded SHA-256 {recorded} for {what}") from None
+    except ValueError as exc:  # the store's copy is not the recorded one either
+        raise EvidenceError(f"{exc}; the ledger recorded SHA-256 {recorded} for {what}") from None
     actual = hashlib.sha256(data).hexdigest()
     if actual != recorded:
         raise EvidenceError(

@@ -114,7 +114,7 @@ def board_files(ledger: Ledger | None = None) -> dict[str, tuple[Path, str | Non
     out = {}
     for name, digest in recorded.items():
         path = board_dir() / name
-        actual = sha256_of(path)
+        actual = sha256_of(path, digest)
         problem = None
         if actual is None:
             problem = f"{name} saknas"

@@ -214,7 +214,7 @@ def check_reports(rec: Reconciliation, folder: Path) -> ReportFiles:
         recorded = rec.files.get(key)
         if recorded is None:
             continue
-        actual = sha256_of(folder / name)
+        actual = sha256_of(folder / name, recorded)
         if actual is None:
             problems[key] = f"{name} saknas"
         elif actual != recorded:
@@ -232,7 +232,7 @@ def check_exit(payload: dict[str, Any] | None, folder: Path) -> ExitRecord | Non
     if not payload or not payload.get("file"):
         return None
     path = folder / str(payload["file"])
-    actual = sha256_of(path)
+    actual = sha256_of(path, payload.get("sha256"))
     if actual is None:
         return ExitRecord(path.name, False, f"{path.name} saknas", {})
     if actual != payload.get("sha256"):

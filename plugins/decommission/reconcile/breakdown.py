@@ -25,6 +25,7 @@ from zoneinfo import ZoneInfo
 import pyarrow.parquet as pq
 from lxml import etree
 
+from decommission import artefacts
 from decommission.mapping import flags as qflags
 from decommission.model import ENTITIES, QUALITY, Disposition, Reason
 from decommission.package.records import ELEMENTS, NS, camel
@@ -269,7 +270,7 @@ def _package_fingerprints(run: Run, spec: MappingSpec, package_ids: list[str]) -
     tags = {f"{{{NS}}}{element}": entity for entity, (_c, element) in ELEMENTS.items()}
     fp: Counter[str] = Counter()
     for pid in package_ids:
-        for _key, record in patient_records(run.out("packages") / f"{pid}.tar"):
+        for _key, record in patient_records(artefacts.fetch(run.out("packages") / f"{pid}.tar")):
             events = etree.iterparse(io.BytesIO(record), events=("end",), tag=list(tags), huge_tree=True)
             for _event, node in events:
                 entity = tags[node.tag]

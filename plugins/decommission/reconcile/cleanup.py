@@ -44,7 +44,7 @@ def remove_verified_staging(run: Run) -> dict[str, Any]:
         folders = [
             f"{stage}/{partition}"
             for stage in STAGES
-            if _remove(staging.stage_dir(run.system.id, run.milestone.value, stage, partition))
+            if _remove(staging.stage_slot(run.system.id, run.milestone.value, stage, partition))
         ]
         if not folders:
             continue  # already removed by an earlier attempt: nothing to record twice
@@ -66,7 +66,7 @@ def _remove(folder: Any) -> bool:
 
 def _kept(run: Run) -> list[str]:
     """Partitions of this run whose staging is still there (their packages are not verified in the archive)."""
-    root = staging.stage_dir(run.system.id, run.milestone.value, "extract", "x").parent
+    root = staging.stage_slot(run.system.id, run.milestone.value, "extract", "x").parent
     if not root.exists():
         return []
     return sorted(p.name for p in root.iterdir() if not p.name.startswith("."))

@@ -11,7 +11,7 @@ from pathlib import Path
 from tempfile import TemporaryDirectory
 from typing import Any
 
-from decommission import __version__
+from decommission import __version__, artefacts
 from decommission.deliver.receipts import from_ledger, read_receipts, sent_packages
 from decommission.deliver.transport import archive_transport
 from decommission.plan.programme import Milestone
@@ -179,7 +179,7 @@ def _receipt_file_reasons(run: Run, receipts: Mapping[str, Mapping[str, Any]]) -
     recorded = from_ledger(run, "ingest_receipt", "package_id")
     reasons = []
     for pid in sorted(receipts):
-        data = (run.out("receipts") / f"{pid}.ingest.json").read_bytes()
+        data = artefacts.read_bytes(run.out("receipts") / f"{pid}.ingest.json")
         if pid not in recorded or hashlib.sha256(data).hexdigest() != recorded[pid]["sha256"]:
             reasons.append(f"the kept ingest receipt of package {pid} is not the one the ledger recorded")
     return reasons
@@ -193,7 +193,7 @@ def _patients(run: Run, packages: list[Mapping[str, Any]]) -> list[tuple[str, st
     for p in packages:
         population += [
             (p["package_id"], key)
-            for key in patient_folders(run.out("packages") / f"{p['package_id']}.tar")
+            for key in patient_folders(artefacts.fetch(run.out("packages") / f"{p['package_id']}.tar", p["sha256"]))
             # the placeholder of rows naming no patient has no key range to read again: the counts cover it
             if key.isdigit()
         ]
@@ -235,8 +235,8 @@ def _progress(run: Run) -> list[dict[str, Any]]:
     for m in Milestone:
         if not m.runs_dag or m is run.milestone:
             continue
-        path = run.out("reconciliation") / m.value / "result.json"
-        if path.exists():
+        path = artefacts.find(run.out("reconciliation") / m.value / "result.json")
+        if path is not None:
             earlier = json.loads(path.read_text(encoding="utf-8"))
             out.append({"milestone": m.value, **earlier["totals"]})
     return out

@@ -1,7 +1,10 @@
 """The staging area between stages: Parquet files under an ``ObjectStoragePath`` base.
 
 A stage writes a partition's files into a fresh folder and swaps it into place, so a
-rerun replaces the partition's staging whole and a reader never sees half of it.
+rerun replaces the partition's staging whole and a reader never sees half of it. On local
+disk the swap is a rename; object storage has no folders to rename, so there each attempt
+writes a folder of its own inside the partition's slot and then puts one small object,
+``CURRENT``, naming it: readers follow that name (:func:`stage_dir`).
 """
 
 from __future__ import annotations
@@ -22,9 +25,25 @@ from airflow.sdk import ObjectStoragePath
 from decommission import settings
 from decommission.files import exclusive
 
+CURRENT = "CURRENT"
+
+
+def stage_slot(system_id: str, milestone: str, stage: str, partition_id: str) -> ObjectStoragePath:
+    """Where one stage's staging of one partition goes (what :func:`replacing` writes)."""
+    return ObjectStoragePath(settings.staging_url()) / system_id / milestone / stage / partition_id
+
 
 def stage_dir(system_id: str, milestone: str, stage: str, partition_id: str) -> ObjectStoragePath:
-    return ObjectStoragePath(settings.staging_url()) / system_id / milestone / stage / partition_id
+    """The folder holding one stage's complete staging of one partition (what readers read)."""
+    return current(stage_slot(system_id, milestone, stage, partition_id))
+
+
+def current(slot: ObjectStoragePath) -> ObjectStoragePath:
+    """The complete folder of a slot: the slot itself on local disk, the attempt ``CURRENT`` names elsewhere."""
+    if _local_path(slot) is not None:
+        return slot
+    pointer = slot / CURRENT
+    return slot / pointer.read_text().strip() if pointer.exists() else slot
 
 
 @contextlib.contextmanager
@@ -35,12 +54,14 @@ def replacing(final: ObjectStoragePath) -> Iterator[ObjectStoragePath]:
     next attempt at the same partition removes such leftovers first, so one partition
     never has two stagings. A reader sees the old complete folder or the new one.
     """
-    final.parent.mkdir(parents=True, exist_ok=True)
     local = _local_path(final)
+    if local is None:
+        with _replacing_in_store(final) as tmp:
+            yield tmp
+        return
+    final.parent.mkdir(parents=True, exist_ok=True)
     # on local disk one attempt at a time (others wait): removing leftovers cannot hit a live attempt
-    # (object storage has no such lock; there Airflow runs one attempt of a task instance at a time)
-    guard = exclusive(Path(local)) if local is not None else contextlib.nullcontext()
-    with guard:
+    with exclusive(Path(local)):
         _remove_leftovers(final)
         tmp = final.parent / f".{final.name}.{uuid.uuid4().hex[:8]}.tmp"
         tmp.mkdir(parents=True, exist_ok=True)
@@ -56,6 +77,37 @@ def replacing(final: ObjectStoragePath) -> Iterator[ObjectStoragePath]:
             old.rmdir(recursive=True)
         else:
             tmp.rename(final)
+
+
+@contextlib.contextmanager
+def _replacing_in_store(slot: ObjectStoragePath) -> Iterator[ObjectStoragePath]:
+    """Object storage: a folder per attempt, then ``CURRENT`` put naming it (one object: all or nothing).
+
+    Airflow runs one attempt of a task instance at a time, so what another attempt left in the
+    slot (a worker killed mid-write) is removed first; the previous complete folder goes once
+    ``CURRENT`` names the new one.
+    """
+    pointer = slot / CURRENT
+    previous = pointer.read_text().strip() if pointer.exists() else None
+    if slot.exists():
+        for item in slot.iterdir():
+            if item.name in (CURRENT, previous):
+                continue
+            if item.is_dir():
+                item.rmdir(recursive=True)
+            else:
+                item.unlink()
+    attempt = uuid.uuid4().hex
+    tmp = slot / attempt
+    try:
+        yield tmp
+    except BaseException:
+        if tmp.exists():
+            tmp.rmdir(recursive=True)
+        raise
+    pointer.write_text(attempt)
+    if previous and (slot / previous).exists():
+        (slot / previous).rmdir(recursive=True)
 
 
 def _remove_leftovers(final: ObjectStoragePath) -> None:
