@@ -259,7 +259,7 @@ def _map_slice(rows: pa.Table, ctx: _Context, result: MapResult) -> _Mapped:
         rows = rows.set_column(rows.schema.get_field_index(column), column, text_col)
     rows, applied = _apply_corrections(rows, ctx, undecodable)
     pkey = key_text(rows[table.patient_key])
-    ids = _identities(rows, table, ctx.reference_date)
+    ids = _identities(rows, table, ctx.reference_date, spec.schemes())
     items: list[_Item] = []
     scans: dict[str, Any] = {}
     for reason in Reason.ORDER:
@@ -277,7 +277,13 @@ def _map_slice(rows: pa.Table, ctx: _Context, result: MapResult) -> _Mapped:
             for rule in (r for r in table.rules if RULE_REASON[r.rule] == reason):
                 col = rows[rule.column]
                 for finding in check(
-                    rule, col, reference_date=ctx.reference_date, ids=ids.get(rule.column), scans=scans
+                    rule,
+                    col,
+                    reference_date=ctx.reference_date,
+                    ids=ids.get(rule.column),
+                    scans=scans,
+                    rows=rows,
+                    code_system=spec.code_system,
                 ):
                     encoding = qflags.BACKSLASH_U if rule.rule == "xml_chars" else None
                     _add(items, finding.hit, finding.reason, rule.column, finding, encoding)
@@ -560,11 +566,14 @@ def _byte_columns(table: TableSpec) -> set[str]:
     }
 
 
-def _identities(rows: pa.Table, table: TableSpec, reference_date: dt.date) -> dict[str, pd.DataFrame]:
-    """identity.classify once per identifier column (used by the rule and by two fields)."""
+def _identities(
+    rows: pa.Table, table: TableSpec, reference_date: dt.date, schemes: tuple[Any, ...]
+) -> dict[str, pd.DataFrame]:
+    """identity.classify once per identifier column (used by the rule and by the identity fields)."""
     columns = {r.column for r in table.rules if r.rule == "personal_id"}
-    columns |= {f.column for f in table.fields.values() if f.transform in ("personal_id", "id_type") and f.column}
-    return {c: classify(rows[c], reference_date) for c in columns}
+    kinds = ("personal_id", "id_type", "id_scheme")
+    columns |= {f.column for f in table.fields.values() if f.transform in kinds and f.column}
+    return {c: classify(rows[c], reference_date, schemes) for c in columns}
 
 
 def _map_fields(rows: pa.Table, table: TableSpec, spec: MappingSpec, ids: dict[str, Any]) -> tuple[pa.Table, int]:

@@ -381,7 +381,7 @@ def test_ambiguous_and_missing_local_hours_are_counted(tmp_path):
     times = [d["time"] for d in pq.read_table(tmp_path / "document.parquet").to_pylist()]
     assert times[:2] == [
         dt.datetime(2020, 10, 25, 1, 30, tzinfo=dt.UTC),  # the ambiguous hour read as standard time
-        dt.datetime(2020, 3, 29, 1, 0, tzinfo=dt.UTC),  # the missing hour shifted forward
+        dt.datetime(2020, 3, 29, 1, 30, tzinfo=dt.UTC),  # a missing hour: the offset before the change
     ]
 
 
