@@ -30,6 +30,7 @@ from decommission.package.records import ELEMENTS, NS, camel
 from decommission.plan.mapping_spec import MappingSpec, TableSpec
 from decommission.privacy import keyed_hash
 from decommission.reconcile.dispositions import findings_tables
+from decommission.reconcile.readback import CODE_ATTRIBUTES
 from decommission.source import staging
 from decommission.source.database import FAR_FUTURE, Source
 from decommission.validate.tarindex import patient_records
@@ -262,6 +263,9 @@ def _package_fingerprints(run: Run, spec: MappingSpec, package_ids: list[str]) -
                         found[names[local]] = child.text or ""
                     elif local == QUALITY:
                         flags = [dict(flag.attrib) for flag in child]
+                    for attribute, target in CODE_ATTRIBUTES.get(local, {}).items():
+                        if target in wanted and child.get(attribute) is not None:
+                            found[target] = child.get(attribute)  # a code's system: an attribute of its element
                 if entity == "patient" and any(f.get("reason") == Reason.ORPHAN for f in flags):
                     continue  # a placeholder holding orphans' rows: no source row of its own
                 found = _as_source(found, flags, names)

@@ -34,6 +34,9 @@ _NOT_IN_XML = {"patient_key", "content", QUALITY}
 _REFERENCES = {"case_id": "caseId", "document_id": "documentId"}
 _RESTRICTIONS = ("protected_identity", "blocked", "confidential")
 
+#: coded column -> attribute of its element -> the model column it carries (recordxml.coded_columns)
+CODE_ATTRIBUTES = {"code": {"codeSystem": "code_system", "codeSystemVersion": "code_system_version"}}
+
 #: fields of one record: name -> text as the record file carries it (absent fields are missing)
 Fields = dict[str, str]
 #: entity -> record id -> fields
@@ -74,7 +77,12 @@ def _render(entity: str, row: Mapping[str, Any]) -> Fields:
             continue  # the writer leaves out nulls, and references that are empty
         fields[column] = text
     if entity == "patient" and "personal_id" not in fields:
-        fields.pop("id_type", None)  # the type is an attribute of the identifier
+        fields.pop("id_type", None)  # the type and scheme are attributes of the identifier
+        fields.pop("id_scheme", None)
+    for column, attributes in CODE_ATTRIBUTES.items():
+        if column in spec.schema.names and column not in fields:
+            for target in attributes.values():  # a code's system and version are attributes of its element
+                fields.pop(target, None)
     if entity == "attachment" and row.get("content") is not None:
         fields["sha256"] = hashlib.sha256(bytes(row["content"])).hexdigest()
     if row.get(QUALITY):
@@ -115,6 +123,8 @@ def parse_record(data: bytes) -> Records:
                         fields["personal_id"] = child.text or ""
                         if child.get("type") is not None:
                             fields["id_type"] = child.get("type")
+                        if child.get("scheme") is not None:
+                            fields["id_scheme"] = child.get("scheme")
                     elif local == "accessRestrictions":
                         for column in _RESTRICTIONS:
                             if child.get(camel(column)) is not None:
@@ -135,7 +145,11 @@ def parse_record(data: bytes) -> Records:
                     if local == QUALITY:
                         fields[QUALITY] = _flags(child, entity)
                         continue
-                    fields[names.get(local, local)] = child.text or ""
+                    column = names.get(local, local)
+                    fields[column] = child.text or ""
+                    for attribute, target in CODE_ATTRIBUTES.get(column, {}).items():
+                        if child.get(attribute) is not None:
+                            fields[target] = child.get(attribute)
             out[entity][record_id] = fields
     return out
 

@@ -143,6 +143,7 @@ class TestMapPartition:
             "patient_key": "1",
             "personal_id": GOOD,
             "id_type": "personnummer",
+            "id_scheme": "personnummer",
             "given_name": "Åsa",
             "family_name": "Öberg",
             "sex": "female",
