@@ -31,7 +31,9 @@ _US = 1_000_000
 _STEP = 6 * 3600  # seconds between samples: no zone changes its offset twice within six hours
 _MARGIN = 2 * 86_400  # a year's scan reaches two days into its neighbours (offsets up to +-26 h)
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
-_FIRST, _LAST = 2, 9998  # years scanned safely (datetime's range is 1-9999, the margin must fit)
+#: the instants a scan may reach (datetime's range is years 1-9999; offsets are at most a day)
+_MIN_T = int((dt.datetime(1, 1, 3, tzinfo=dt.UTC) - _EPOCH).total_seconds())
+_MAX_T = int((dt.datetime(9999, 12, 30, tzinfo=dt.UTC) - _EPOCH).total_seconds())
 
 
 def to_utc(local: pa.Array, zone: str) -> tuple[pa.Array, np.ndarray]:
@@ -59,7 +61,6 @@ def to_utc(local: pa.Array, zone: str) -> tuple[pa.Array, np.ndarray]:
     return out, in_window
 
 
-@functools.lru_cache(maxsize=64)
 def _table(zone: str, years: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Offset changes of ``zone`` over the given years, as local windows (seconds since the epoch).
 
@@ -67,21 +68,9 @@ def _table(zone: str, years: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray, n
     to itself): its window ``[lo, hi)`` of wall-clock times that are ambiguous or missing, and
     the offsets before and after. Between windows the offset ``after`` holds.
     """
-    tz = ZoneInfo(zone)
     rows: dict[int, tuple[int, int]] = {}
     for year in years:
-        year = min(max(year, _FIRST), _LAST)
-        start = int((dt.datetime(year, 1, 1, tzinfo=dt.UTC) - _EPOCH).total_seconds()) - _MARGIN
-        end = int((dt.datetime(year + 1, 1, 1, tzinfo=dt.UTC) - _EPOCH).total_seconds()) + _MARGIN
-        first = _offset(tz, start)
-        rows.setdefault(start, (first, first))
-        previous = first
-        for t in range(start + _STEP, end + _STEP, _STEP):
-            current = _offset(tz, t)
-            if current != previous:
-                change = _narrow(tz, t - _STEP, t, previous)
-                rows[change] = (previous, current)
-            previous = current
+        rows.update(_year(zone, year))
     instants = np.array(sorted(rows), dtype=np.int64)
     before = np.array([rows[t][0] for t in sorted(rows)], dtype=np.int64)
     after = np.array([rows[t][1] for t in sorted(rows)], dtype=np.int64)
@@ -89,6 +78,27 @@ def _table(zone: str, years: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray, n
     hi = instants + np.maximum(before, after)
     order = np.argsort(lo, kind="stable")
     return lo[order], hi[order], before[order], after[order]
+
+
+@functools.lru_cache(maxsize=4096)
+def _year(zone: str, year: int) -> dict[int, tuple[int, int]]:
+    """UTC instant -> (offset before, offset after) of every change in one year (and its start)."""
+    tz = ZoneInfo(zone)
+    start = max(_MIN_T, _year_start(year) - _MARGIN)
+    end = min(_MAX_T, _year_start(year + 1) + _MARGIN if year < 9999 else _MAX_T)
+    first = _offset(tz, start)
+    rows = {start: (first, first)}
+    previous = first
+    for t in [*range(start + _STEP, end, _STEP), end]:
+        current = _offset(tz, t)
+        if current != previous:
+            rows[_narrow(tz, t - _STEP, t, previous)] = (previous, current)
+        previous = current
+    return rows
+
+
+def _year_start(year: int) -> int:
+    return int((dt.datetime(year, 1, 1, tzinfo=dt.UTC) - _EPOCH).total_seconds())
 
 
 def _offset(tz: ZoneInfo, t: int) -> int:

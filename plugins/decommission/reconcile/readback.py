@@ -26,6 +26,7 @@ from decommission.model import ENTITIES, QUALITY
 from decommission.package.records import ELEMENTS, NS, camel, format_value
 from decommission.plan.mapping_spec import MappingSpec
 from decommission.privacy import keyed_hash
+from decommission.reconcile.timecheck import converted_fields, utc_text
 from decommission.source import staging
 from decommission.source.database import Partition, Source
 
@@ -58,11 +59,49 @@ def expected_records(source: Source, spec: MappingSpec, cut_off: dt.date, patien
         map_partition(
             spec, lambda t: staging.read_table(work / "extract" / f"{t}.parquet"), work / "mapped", staging.open_output
         )
-        out: Records = {}
-        for entity in ENTITIES:
-            rows = pq.read_table(work / "mapped" / f"{entity}.parquet").to_pylist()
-            out[entity] = {str(r[ENTITIES[entity].key]): _render(entity, r) for r in rows}
+        mapped = {
+            entity: {
+                str(r[ENTITIES[entity].key]): r
+                for r in pq.read_table(work / "mapped" / f"{entity}.parquet").to_pylist()
+            }
+            for entity in ENTITIES
+        }
+        _times_converted_independently(spec, work / "extract", mapped)
+        out: Records = {entity: {rid: _render(entity, r) for rid, r in rows.items()} for entity, rows in mapped.items()}
     return out
+
+
+def _times_converted_independently(spec: MappingSpec, extract: Path, mapped: dict[str, dict[str, dict]]) -> None:
+    """Replace each converted time of the mapped rows by the source value converted value by value.
+
+    The mapping's own output is not what the archive is checked against for these fields: a fault in
+    its vectorised conversion would otherwise agree with itself (:mod:`decommission.reconcile.timecheck`).
+    A value the correction list replaced keeps the mapping's value (the source holds the uncorrected one).
+    """
+    for name, table in spec.tables.items():
+        converted = converted_fields(table)
+        if not converted:
+            continue
+        columns = list(dict.fromkeys([table.key, *converted.values()]))
+        records = mapped[table.entity]
+        for row in pq.read_table(extract / f"{name}.parquet", columns=columns).to_pylist():
+            record = records.get(_key_text(row[table.key]))
+            if record is None:
+                continue  # disposed of by decision: not in the archive
+            corrected = {
+                f.get("column") for f in qflags.from_json(record.get(QUALITY)) if f.get("disposition") == "correct"
+            }
+            for target, column in converted.items():
+                if column not in corrected:
+                    text = utc_text(row[column], spec.timezone)
+                    record[target] = None if text is None else dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def _key_text(value: Any) -> str:
+    """A source key as the mapping writes it ('17', not '17.0')."""
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return str(value)
 
 
 def _render(entity: str, row: Mapping[str, Any]) -> Fields:
