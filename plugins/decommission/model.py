@@ -234,6 +234,9 @@ class Reason:
     ID_INVALID_CHECKSUM = "ID_INVALID_CHECKSUM"
     ID_INVALID_DATE = "ID_INVALID_DATE"
     SENTINEL_DATE = "SENTINEL_DATE"
+    #: a wall-clock time that names no one instant (the repeated autumn hour, the spring gap): converted
+    #: by the documented policy (mapping.localtime), flagged so the choice is visible
+    LOCAL_TIME_ADJUSTED = "LOCAL_TIME_ADJUSTED"
     XML_ILLEGAL_CHAR = "XML_ILLEGAL_CHAR"
     ENCODING_SUSPECT = "ENCODING_SUSPECT"
     EMPTY_ATTACHMENT = "EMPTY_ATTACHMENT"
@@ -247,6 +250,7 @@ class Reason:
         ID_INVALID_CHECKSUM,
         ID_INVALID_DATE,
         SENTINEL_DATE,
+        LOCAL_TIME_ADJUSTED,
         XML_ILLEGAL_CHAR,
         ENCODING_SUSPECT,
         EMPTY_ATTACHMENT,

@@ -36,18 +36,28 @@ _MIN_T = int((dt.datetime(1, 1, 3, tzinfo=dt.UTC) - _EPOCH).total_seconds())
 _MAX_T = int((dt.datetime(9999, 12, 30, tzinfo=dt.UTC) - _EPOCH).total_seconds())
 
 
+#: what :func:`convert` says of a row's wall-clock time
+NORMAL, AMBIGUOUS, MISSING = 0, 1, 2
+
+
 def to_utc(local: pa.Array, zone: str) -> tuple[pa.Array, np.ndarray]:
     """Naive wall-clock timestamps (``timestamp[us]``) of ``zone`` -> UTC instants (``timestamp[us, UTC]``).
 
     :returns: the UTC column (null stays null) and a bool mask of the rows whose wall-clock time
         was ambiguous or did not exist (read by the policy above).
     """
+    utc, kind = convert(local, zone)
+    return utc, kind != NORMAL
+
+
+def convert(local: pa.Array, zone: str) -> tuple[pa.Array, np.ndarray]:
+    """:func:`to_utc`, with per row :data:`NORMAL`, :data:`AMBIGUOUS` or :data:`MISSING` (int8)."""
     local = local.cast(pa.timestamp("us"))
     n = len(local)
     valid = pc.is_valid(local).to_numpy(zero_copy_only=False)
     wall = local.cast(pa.int64()).fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64)
     if not valid.any():
-        return pa.nulls(n, pa.timestamp("us", tz="UTC")), np.zeros(n, dtype=bool)
+        return pa.nulls(n, pa.timestamp("us", tz="UTC")), np.zeros(n, dtype=np.int8)
     years = pc.unique(pc.drop_null(pc.year(local))).to_pylist()
     lo, hi, before, after = _table(zone, tuple(sorted(years)))
     wall_s = np.floor_divide(wall, _US)
@@ -58,7 +68,8 @@ def to_utc(local: pa.Array, zone: str) -> tuple[pa.Array, np.ndarray]:
     offset = np.where(in_window, np.minimum(before[idx], after[idx]), after[idx])
     utc = wall - offset * _US
     out = pa.array(utc, pa.int64(), mask=~valid).cast(pa.timestamp("us", tz="UTC"))
-    return out, in_window
+    kind = np.where(in_window, np.where(after[idx] < before[idx], AMBIGUOUS, MISSING), NORMAL).astype(np.int8)
+    return out, kind
 
 
 def _table(zone: str, years: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:

@@ -34,8 +34,9 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from decommission.mapping import flags as qflags
+from decommission.mapping import localtime
 from decommission.mapping.arrow_text import as_array, key_text, mask, py_values
-from decommission.mapping.fields import transform
+from decommission.mapping.fields import timestamps, transform
 from decommission.mapping.rules import RULE_REASON, Finding, check, classify, decode
 from decommission.model import ENTITIES, FINDINGS_FILE, FINDINGS_SCHEMA, QUALITY, Disposition, Reason
 from decommission.plan.mapping_spec import Correction, MappingSpec, TableSpec
@@ -269,6 +270,9 @@ def _map_slice(rows: pa.Table, ctx: _Context, result: MapResult) -> _Mapped:
             orphan = ~mask(pc.is_in(pkey, value_set=ctx.all_keys))
             detail = "no patient row in the source with this key"
             _add(items, orphan, reason, table.patient_key, Finding(orphan, reason, _fixed(detail), None))
+        elif reason == Reason.LOCAL_TIME_ADJUSTED:
+            for column, finding in _local_time_findings(rows, table, spec.timezone):
+                _add(items, finding.hit, reason, column, finding)
         elif reason == Reason.PATIENT_DISPOSED and not ctx.is_patient_table:
             gone = mask(pc.is_in(pkey, value_set=pa.array(list(ctx.disposed_patients), pa.string())))
             detail = "the patient is disposed of by decision"
@@ -324,6 +328,28 @@ def _add(
 
 def _fixed(detail: str) -> Callable[[np.ndarray], list[str]]:
     return lambda rows: [detail] * len(rows)
+
+
+_TIME_DETAIL = {
+    localtime.AMBIGUOUS: "ambiguous local time (the repeated autumn hour): read as standard time",
+    localtime.MISSING: "nonexistent local time (the spring gap): read with the offset before the change",
+}
+
+
+def _local_time_findings(rows: pa.Table, table: TableSpec, zone: str) -> Iterator[tuple[str, Finding]]:
+    """Per source column converted from local time: the rows whose wall-clock time names no one instant."""
+    columns = {f.column for f in table.fields.values() if f.transform == "local_time" and f.column}
+    for column in sorted(columns):
+        ts = timestamps(rows[column])
+        if ts.type.tz:
+            continue  # already an instant: nothing to choose
+        _utc, kind = localtime.convert(ts, zone)
+        hit = kind != localtime.NORMAL
+        if hit.any():
+            yield (
+                column,
+                Finding(hit, Reason.LOCAL_TIME_ADJUSTED, lambda r, k=kind: [_TIME_DETAIL[k[i]] for i in r], None),
+            )
 
 
 def _replace(values: pa.Array, hit: np.ndarray, new: list[Any]) -> pa.Array:
