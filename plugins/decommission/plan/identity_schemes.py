@@ -95,7 +95,8 @@ BUILTIN: tuple[IdentityScheme, ...] = (
         name="reservnummer_carelink",
         title="Inera Carelink (also Region Halland)",
         system="urn:oid:1.2.752.129.2.1.3.2",
-        pattern=r"(1[7-9]|20)[0-9]{2}(0[1-9]|1[0-2])(3[2-9]|[45][0-9])[0-9]{4}",
+        # written like a personnummer, so legacy systems write it with its hyphen too
+        pattern=r"(1[7-9]|20)[0-9]{2}(0[1-9]|1[0-2])(3[2-9]|[45][0-9])[-+]?[0-9]{4}",
         check="luhn",
         check_from=3,
         check_to=11,

@@ -31,6 +31,7 @@ PUBLISHED = [
     ("reservnummer_skane", "810829DA1B"),
     ("reservnummer_orebro", "19810829TB1F"),
     ("reservnummer_carelink", "198108320014"),
+    ("reservnummer_carelink", "19810832-0014"),  # as legacy systems write a personnummer-shaped number
     ("reservnummer_blekinge", "20200501-AA8A"),
     ("reservnummer_vasternorrland", "20100101014R"),
     ("reservnummer_sormland1", "19600606AA1G"),
