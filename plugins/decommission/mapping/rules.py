@@ -20,6 +20,7 @@ import pyarrow.compute as pc
 from decommission.mapping import codecs8, codes, identity
 from decommission.mapping.arrow_text import as_array, key_text, mask, py_values, text, true_mask
 from decommission.model import Reason
+from decommission.plan.code_systems import REGISTRY
 from decommission.plan.mapping_spec import RuleSpec
 
 #: XML 1.0 forbids these (Arrow text is valid UTF-8, so no lone surrogates can occur)
@@ -121,7 +122,7 @@ def check(
         empty = pc.or_kleene(pc.is_null(arr), pc.equal(pc.binary_length(arr), 0))
         return [Finding(mask(empty), Reason.EMPTY_ATTACHMENT, _fixed("zero bytes"), None)]
     if rule.rule == "code":
-        return [_code_finding(rule, col, rows, code_system or _registry, raw)]
+        return [_code_finding(rule, col, rows, code_system or REGISTRY.__getitem__, raw)]
     raise AssertionError(f"unhandled rule {rule.rule}")  # pragma: no cover - the spec enum is closed
 
 
@@ -163,12 +164,6 @@ def _decoded(
     hit[list(failed)] = True
     raw_values = _raw(col)
     return decoded, Finding(hit, Reason.ENCODING_SUSPECT, lambda rows: [failed[int(r)] for r in rows], raw_values)
-
-
-def _registry(name: str) -> Any:
-    from decommission.plan.code_systems import REGISTRY
-
-    return REGISTRY[name]
 
 
 def trimmed(col: pa.ChunkedArray | pa.Array) -> pa.Array:

@@ -261,6 +261,7 @@ def _map_slice(rows: pa.Table, ctx: _Context, result: MapResult) -> _Mapped:
     rows, applied = _apply_corrections(rows, ctx, undecodable)
     pkey = key_text(rows[table.patient_key])
     ids = _identities(rows, table, ctx.reference_date, spec.schemes())
+    times = _local_times(rows, table, spec.timezone)
     items: list[_Item] = []
     scans: dict[str, Any] = {}
     for reason in Reason.ORDER:
@@ -271,8 +272,10 @@ def _map_slice(rows: pa.Table, ctx: _Context, result: MapResult) -> _Mapped:
             detail = "no patient row in the source with this key"
             _add(items, orphan, reason, table.patient_key, Finding(orphan, reason, _fixed(detail), None))
         elif reason == Reason.LOCAL_TIME_ADJUSTED:
-            for column, finding in _local_time_findings(rows, table, spec.timezone):
-                _add(items, finding.hit, reason, column, finding)
+            for column, (_utc, kind) in sorted(times.items()):
+                hit = kind != localtime.NORMAL
+                detail = lambda r, k=kind: [_TIME_DETAIL[k[i]] for i in r]  # noqa: E731
+                _add(items, hit, reason, column, Finding(hit, reason, detail, None))
         elif reason == Reason.PATIENT_DISPOSED and not ctx.is_patient_table:
             gone = mask(pc.is_in(pkey, value_set=pa.array(list(ctx.disposed_patients), pa.string())))
             detail = "the patient is disposed of by decision"
@@ -297,14 +300,15 @@ def _map_slice(rows: pa.Table, ctx: _Context, result: MapResult) -> _Mapped:
     if applied.rows:
         hit[list(applied.rows)] = True
     if not hit.any():
-        mapped, adjusted = _map_fields(rows, table, spec, ids)
+        mapped, adjusted = _map_fields(rows, table, spec, ids, times)
         return _Mapped(mapped, adjusted)
     rows = _escape_flagged(rows, items)
     outcome = _dispose_or_flag(ctx, rows, pkey, items, applied, np.flatnonzero(hit), result)
     keep = ~outcome.disposed
     kept = rows.filter(pa.array(keep)) if outcome.disposed.any() else rows
     kept_ids = {c: frame[keep].reset_index(drop=True) for c, frame in ids.items()}
-    mapped, adjusted = _map_fields(kept, table, spec, kept_ids)
+    kept_times = {c: (utc.filter(pa.array(keep)), kind[keep]) for c, (utc, kind) in times.items()}
+    mapped, adjusted = _map_fields(kept, table, spec, kept_ids, kept_times)
     quality = pa.array(outcome.quality[keep], pa.string())
     mapped = mapped.set_column(mapped.schema.get_field_index(QUALITY), QUALITY, quality)
     if outcome.orphan_keys and NO_PATIENT_KEY in outcome.orphan_keys:
@@ -336,20 +340,15 @@ _TIME_DETAIL = {
 }
 
 
-def _local_time_findings(rows: pa.Table, table: TableSpec, zone: str) -> Iterator[tuple[str, Finding]]:
-    """Per source column converted from local time: the rows whose wall-clock time names no one instant."""
-    columns = {f.column for f in table.fields.values() if f.transform == "local_time" and f.column}
-    for column in sorted(columns):
+def _local_times(rows: pa.Table, table: TableSpec, zone: str) -> dict[str, tuple[pa.Array, np.ndarray]]:
+    """Each source column of wall-clock times converted once: (UTC column, adjustment per row), for the
+    flags (``LOCAL_TIME_ADJUSTED``) and the fields alike. Columns that already hold instants are left out."""
+    out = {}
+    for column in sorted({f.column for f in table.fields.values() if f.transform == "local_time" and f.column}):
         ts = timestamps(rows[column])
-        if ts.type.tz:
-            continue  # already an instant: nothing to choose
-        _utc, kind = localtime.convert(ts, zone)
-        hit = kind != localtime.NORMAL
-        if hit.any():
-            yield (
-                column,
-                Finding(hit, Reason.LOCAL_TIME_ADJUSTED, lambda r, k=kind: [_TIME_DETAIL[k[i]] for i in r], None),
-            )
+        if not ts.type.tz:
+            out[column] = localtime.convert(ts, zone)
+    return out
 
 
 def _replace(values: pa.Array, hit: np.ndarray, new: list[Any]) -> pa.Array:
@@ -602,7 +601,9 @@ def _identities(
     return {c: classify(rows[c], reference_date, schemes) for c in columns}
 
 
-def _map_fields(rows: pa.Table, table: TableSpec, spec: MappingSpec, ids: dict[str, Any]) -> tuple[pa.Table, int]:
+def _map_fields(
+    rows: pa.Table, table: TableSpec, spec: MappingSpec, ids: dict[str, Any], times: dict[str, Any] | None = None
+) -> tuple[pa.Table, int]:
     entity = ENTITIES[table.entity]
     reference_date = dt.date.fromisoformat(spec.id_reference_date)
     columns, adjusted = [], 0
@@ -612,9 +613,13 @@ def _map_fields(rows: pa.Table, table: TableSpec, spec: MappingSpec, ids: dict[s
             columns.append(pa.nulls(rows.num_rows, target.type))
             continue
         col = rows[fspec.column] if fspec.column is not None else None
-        values, n = transform(
-            col, fspec, rows.num_rows, tz=spec.timezone, reference_date=reference_date, ids=ids.get(fspec.column)
-        )
+        if fspec.transform == "local_time" and times and fspec.column in times:
+            utc, kind = times[fspec.column]  # converted once for the flags already
+            values, n = utc, int((kind != localtime.NORMAL).sum())
+        else:
+            values, n = transform(
+                col, fspec, rows.num_rows, tz=spec.timezone, reference_date=reference_date, ids=ids.get(fspec.column)
+            )
         columns.append(values.cast(target.type) if values.type != target.type else values)
         adjusted += n
     return pa.Table.from_arrays(columns, schema=entity.schema), adjusted
