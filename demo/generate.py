@@ -376,7 +376,7 @@ class _Gen:
         if kind == _R_STHLM:
             return make_reservnummer_sthlm(birth.year, int(r() * 100000))
         if kind == _R_VGR:
-            return make_reservnummer_vgr(birth, chr(65 + int(r() * 26)), int(r() * 1000))
+            return make_reservnummer_vgr(birth, "KMX"[int(r() * 26) % 3], 6 + int(r() * 1000) % 84)
         if kind == _R_CARELINK:
             number = make_reservnummer_carelink(birth.year, birth.month, 32 + int(r() * 28), serial)
         elif kind == _SAMORD:

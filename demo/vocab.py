@@ -230,7 +230,7 @@ ANALYSES = (
     ("NPU01370", "P-Albumin", "g/L", 28, 48, 0),
 )
 BAD_ICD = ("XYZ", "12.3", "J1", "189.J", "JJ8.9", "I10.999")
-BAD_ATC = ("N02B", "N02BE1", "02BE01", "N02BEX1", "XYZ")
+BAD_ATC = ("N2B", "N02BE1", "02BE01", "N02BEX1", "XYZ")
 BAD_NPU = ("NPU123", "NPU1234567", "XYZ", "N02319", "NPUABCDE")
 ATTACHMENTS = (
     (

@@ -56,6 +56,10 @@ class Entity:
 
 
 _ts = "timestamp"
+#: suffixes of the columns that say which code system (and version) the column before them is in;
+#: the packager writes them as attributes of the code's element (``<code codeSystem=".." codeSystemVersion="..">``)
+CODE_SYSTEM_SUFFIXES = ("_system", "_system_version")
+
 #: the last column of every entity: the record's quality flags as canonical JSON (null: none), see
 #: :mod:`decommission.mapping.flags`; the packager writes them as ``<quality>`` in the record file
 QUALITY = "quality"
@@ -71,6 +75,7 @@ ENTITIES: dict[str, Entity] = {
                 ("patient_key", "string"),
                 ("personal_id", "string"),  # 12 digits (or a reservnummer as written)
                 ("id_type", "string"),  # identity.IdType value
+                ("id_scheme", "string"),  # personnummer, samordningsnummer or an identity scheme's name
                 ("given_name", "string"),
                 ("family_name", "string"),
                 ("sex", "string"),
@@ -118,7 +123,9 @@ ENTITIES: dict[str, Entity] = {
                 ("diagnosis_id", "string"),
                 ("patient_key", "string"),
                 ("case_id", "string"),
-                ("code", "string"),  # ICD-10-SE
+                ("code", "string"),  # in code_system (ICD-10-SE, ICD-10, ICD-9-CM, ...)
+                ("code_system", "string"),  # a name of plan.code_systems.REGISTRY or of the spec's code lists
+                ("code_system_version", "string"),
                 ("time", _ts),
                 _quality,
             ),
@@ -145,7 +152,9 @@ ENTITIES: dict[str, Entity] = {
                 ("result_id", "string"),
                 ("patient_key", "string"),
                 ("case_id", "string"),
-                ("code", "string"),  # NPU
+                ("code", "string"),  # in code_system (NPU, a local list of the lab's own item ids, ...)
+                ("code_system", "string"),
+                ("code_system_version", "string"),
                 ("analysis", "string"),
                 ("value", "string"),
                 ("unit", "string"),
@@ -225,6 +234,9 @@ class Reason:
     ID_INVALID_CHECKSUM = "ID_INVALID_CHECKSUM"
     ID_INVALID_DATE = "ID_INVALID_DATE"
     SENTINEL_DATE = "SENTINEL_DATE"
+    #: a wall-clock time that names no one instant (the repeated autumn hour, the spring gap): converted
+    #: by the documented policy (mapping.localtime), flagged so the choice is visible
+    LOCAL_TIME_ADJUSTED = "LOCAL_TIME_ADJUSTED"
     XML_ILLEGAL_CHAR = "XML_ILLEGAL_CHAR"
     ENCODING_SUSPECT = "ENCODING_SUSPECT"
     EMPTY_ATTACHMENT = "EMPTY_ATTACHMENT"
@@ -238,6 +250,7 @@ class Reason:
         ID_INVALID_CHECKSUM,
         ID_INVALID_DATE,
         SENTINEL_DATE,
+        LOCAL_TIME_ADJUSTED,
         XML_ILLEGAL_CHAR,
         ENCODING_SUSPECT,
         EMPTY_ATTACHMENT,

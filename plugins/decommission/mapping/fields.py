@@ -2,7 +2,9 @@
 
 Each transform takes the source column and returns the target column in the archive
 model's type. Text is passed through untouched (never re-encoded or trimmed), except the
-name splits, which trim the space after the comma by definition.
+name splits, which trim the space after the comma by definition, and ``trim``, which removes
+fixed-width padding (trailing blanks of a ``char(n)`` column) where the spec says so: the spec,
+which goes into every package's documentation, records it; the source value stays as it is.
 """
 
 from __future__ import annotations
@@ -14,8 +16,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from decommission.mapping import localtime
 from decommission.mapping.arrow_text import as_array, key_text, text, true_mask
-from decommission.mapping.rules import TRUE_VALUES, classify
+from decommission.mapping.rules import TRUE_VALUES, classify, trimmed
 from decommission.plan.mapping_spec import FieldSpec
 
 UTC = pa.timestamp("us", tz="UTC")
@@ -46,9 +49,9 @@ def transform(
             return pc.cast(pc.multiply(seconds, 1_000_000), pa.int64()).cast(UTC), 0
         case "date":
             return pc.cast(timestamps(col), pa.date32()), 0
-        case "personal_id" | "id_type":
+        case "personal_id" | "id_type" | "id_scheme":
             ids = ids if ids is not None else classify(col, reference_date)
-            column = ids["normalised" if f.transform == "personal_id" else "id_type"]
+            column = ids[{"personal_id": "normalised", "id_type": "id_type", "id_scheme": "scheme"}[f.transform]]
             values = pa.array(column.to_numpy(dtype=object), pa.string(), from_pandas=True)
             if f.transform == "personal_id" and values.null_count:
                 # an identifier that fails validation is archived as written (its rule flags it), never dropped
@@ -61,6 +64,8 @@ def transform(
             return pc.utf8_trim_whitespace(after), 0
         case "bytes":
             return pc.cast(as_array(col), pa.large_binary()), 0
+        case "trim":
+            return trimmed(col), 0
     raise AssertionError(f"unhandled transform {f.transform}")  # pragma: no cover - the spec enum is closed
 
 
@@ -79,12 +84,11 @@ def timestamps(col: pa.ChunkedArray) -> pa.Array:
 
 
 def local_to_utc(col: pa.ChunkedArray, tz: str) -> tuple[pa.Array, int]:
-    """Wall-clock times to UTC. Ambiguous (autumn) hours are read as standard time, missing
-    (spring) hours shifted forward; the count of such adjustments is reported."""
+    """Wall-clock times to UTC, right for every year (:mod:`decommission.mapping.localtime`). Ambiguous
+    (autumn) and missing (spring) hours are read as the later of their two instants; they are counted here
+    and flagged by the mapping (``LOCAL_TIME_ADJUSTED``)."""
     ts = timestamps(col)
     if ts.type.tz:
         return ts.cast(UTC), 0
-    latest = pc.assume_timezone(ts, tz, ambiguous="latest", nonexistent="latest")
-    earliest = pc.assume_timezone(ts, tz, ambiguous="earliest", nonexistent="earliest")
-    adjusted = pc.sum(pc.cast(pc.not_equal(latest, earliest), pa.int64())).as_py() or 0
-    return latest.cast(UTC), int(adjusted)
+    utc, adjusted = localtime.to_utc(ts, tz)
+    return utc, int(adjusted.sum())

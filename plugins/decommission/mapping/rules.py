@@ -17,9 +17,10 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from decommission.mapping import codecs8, identity
-from decommission.mapping.arrow_text import as_array, mask, py_values, text, true_mask
+from decommission.mapping import codecs8, codes, identity
+from decommission.mapping.arrow_text import as_array, key_text, mask, py_values, text, true_mask
 from decommission.model import Reason
+from decommission.plan.code_systems import REGISTRY
 from decommission.plan.mapping_spec import RuleSpec
 
 #: XML 1.0 forbids these (Arrow text is valid UTF-8, so no lone surrogates can occur)
@@ -32,11 +33,6 @@ ENCODING_SUSPECTS = {
     "cp850_as_cp1252": r"[A-Za-z][†„”Ž™]|[†„”Ž™][A-Za-z]",
     "iso646_se": r"[A-Za-z][{}|\[\]\\]|[{}|\[\]\\][A-Za-z]",
     "replacement_char": r"\x{FFFD}",
-}
-CODE_PATTERNS = {
-    "icd10se": r"^[A-Z][0-9]{2}(\.?[0-9A-Z]{1,2})?$",
-    "atc": r"^[A-Z][0-9]{2}[A-Z]{2}[0-9]{2}$",
-    "npu": r"^NPU[0-9]{5}$",
 }
 #: one pass over the text finds the rows any text pattern could match; each pattern then runs on those only
 _ANY_TEXT_PATTERN = "|".join(f"(?:{p})" for p in (XML_ILLEGAL, *ENCODING_SUSPECTS.values()))
@@ -82,12 +78,21 @@ class TextScan:
 
 
 def check(
-    rule: RuleSpec, col: pa.ChunkedArray, *, reference_date: dt.date, ids: Any = None, scans: dict | None = None
+    rule: RuleSpec,
+    col: pa.ChunkedArray,
+    *,
+    reference_date: dt.date,
+    ids: Any = None,
+    scans: dict | None = None,
+    rows: pa.Table | None = None,
+    code_system: Callable[[str], Any] | None = None,
 ) -> list[Finding]:
     """Evaluate one rule on a whole column; several findings when a rule has several patterns.
 
     :param ids: identity.classify of the column, when the caller has it already.
     :param scans: a cache of :class:`TextScan` per column name, shared by the rules of a table.
+    :param rows: the slice the column belongs to (a code rule's ``system_column`` is read from it).
+    :param code_system: name -> :class:`~decommission.plan.code_systems.CodeSystem` (the spec's own lists too).
     """
     raw = _raw(col)
     scan = _scan(rule.column, col, scans) if rule.rule in ("xml_chars", "encoding") else None
@@ -117,8 +122,7 @@ def check(
         empty = pc.or_kleene(pc.is_null(arr), pc.equal(pc.binary_length(arr), 0))
         return [Finding(mask(empty), Reason.EMPTY_ATTACHMENT, _fixed("zero bytes"), None)]
     if rule.rule == "code":
-        ok = mask(pc.match_substring_regex(text(col), CODE_PATTERNS[rule.system]))
-        return [Finding(~ok, Reason.CODE_INVALID, _fixed(f"not a valid {rule.system} code"), raw)]
+        return [_code_finding(rule, col, rows, code_system or REGISTRY.__getitem__, raw)]
     raise AssertionError(f"unhandled rule {rule.rule}")  # pragma: no cover - the spec enum is closed
 
 
@@ -162,6 +166,40 @@ def _decoded(
     return decoded, Finding(hit, Reason.ENCODING_SUSPECT, lambda rows: [failed[int(r)] for r in rows], raw_values)
 
 
+def trimmed(col: pa.ChunkedArray | pa.Array) -> pa.Array:
+    """Text without fixed-width padding: the trailing blanks a ``char(n)`` column pads with."""
+    return pc.utf8_rtrim(as_array(text(col)), characters=" ")
+
+
+def _code_finding(
+    rule: RuleSpec, col: pa.ChunkedArray, rows: pa.Table | None, code_system: Callable[[str], Any], raw: Any
+) -> Finding:
+    """Codes judged by their system (one for the column, or one per row from ``system_column``), padding aside."""
+    values = trimmed(col)
+    if rule.system is not None:
+        ok = codes.valid(code_system(rule.system), values)
+        return Finding(~ok, Reason.CODE_INVALID, _fixed(f"not a valid {rule.system} code"), raw)
+    which = key_text(rows[rule.system_column]) if rows is not None else pa.nulls(len(values), pa.string())
+    named = pc.index_in(pc.utf8_trim_whitespace(which), value_set=pa.array(list(rule.systems), pa.string()))
+    named = pc.fill_null(named, -1).to_numpy(zero_copy_only=False)
+    ok = np.zeros(len(values), dtype=bool)
+    for i, system in enumerate(rule.systems.values()):
+        rows_i = np.flatnonzero(named == i)
+        if len(rows_i):
+            ok[rows_i] = codes.valid(code_system(system), values.take(pa.array(rows_i, pa.int64())))
+    systems = list(rule.systems.values())
+
+    def detail(hit_rows: np.ndarray) -> list[str]:
+        return [
+            f"not a valid {systems[named[r]]} code"
+            if named[r] >= 0
+            else f"no known code system in {rule.system_column}"
+            for r in hit_rows
+        ]
+
+    return Finding(~ok, Reason.CODE_INVALID, detail, raw)
+
+
 def _scan(name: str, col: pa.ChunkedArray, scans: dict | None) -> TextScan:
     if scans is None:
         return TextScan(col)
@@ -170,10 +208,10 @@ def _scan(name: str, col: pa.ChunkedArray, scans: dict | None) -> TextScan:
     return scans[name]
 
 
-def classify(col: pa.ChunkedArray, reference_date: dt.date) -> pd.DataFrame:
+def classify(col: pa.ChunkedArray, reference_date: dt.date, schemes: Any = None) -> pd.DataFrame:
     """identity.classify over an Arrow column (vectorised there)."""
     values = pd.Series(as_array(text(col)).to_pandas(), dtype=object)
-    return identity.classify(values, reference_date=reference_date)
+    return identity.classify(values, reference_date=reference_date, schemes=schemes)
 
 
 def _day_text(col: pa.ChunkedArray) -> pa.Array:

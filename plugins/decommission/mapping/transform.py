@@ -34,8 +34,9 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from decommission.mapping import flags as qflags
+from decommission.mapping import localtime
 from decommission.mapping.arrow_text import as_array, key_text, mask, py_values
-from decommission.mapping.fields import transform
+from decommission.mapping.fields import timestamps, transform
 from decommission.mapping.rules import RULE_REASON, Finding, check, classify, decode
 from decommission.model import ENTITIES, FINDINGS_FILE, FINDINGS_SCHEMA, QUALITY, Disposition, Reason
 from decommission.plan.mapping_spec import Correction, MappingSpec, TableSpec
@@ -259,7 +260,8 @@ def _map_slice(rows: pa.Table, ctx: _Context, result: MapResult) -> _Mapped:
         rows = rows.set_column(rows.schema.get_field_index(column), column, text_col)
     rows, applied = _apply_corrections(rows, ctx, undecodable)
     pkey = key_text(rows[table.patient_key])
-    ids = _identities(rows, table, ctx.reference_date)
+    ids = _identities(rows, table, ctx.reference_date, spec.schemes())
+    times = _local_times(rows, table, spec.timezone)
     items: list[_Item] = []
     scans: dict[str, Any] = {}
     for reason in Reason.ORDER:
@@ -269,6 +271,11 @@ def _map_slice(rows: pa.Table, ctx: _Context, result: MapResult) -> _Mapped:
             orphan = ~mask(pc.is_in(pkey, value_set=ctx.all_keys))
             detail = "no patient row in the source with this key"
             _add(items, orphan, reason, table.patient_key, Finding(orphan, reason, _fixed(detail), None))
+        elif reason == Reason.LOCAL_TIME_ADJUSTED:
+            for column, (_utc, kind) in sorted(times.items()):
+                hit = kind != localtime.NORMAL
+                detail = lambda r, k=kind: [_TIME_DETAIL[k[i]] for i in r]  # noqa: E731
+                _add(items, hit, reason, column, Finding(hit, reason, detail, None))
         elif reason == Reason.PATIENT_DISPOSED and not ctx.is_patient_table:
             gone = mask(pc.is_in(pkey, value_set=pa.array(list(ctx.disposed_patients), pa.string())))
             detail = "the patient is disposed of by decision"
@@ -277,7 +284,13 @@ def _map_slice(rows: pa.Table, ctx: _Context, result: MapResult) -> _Mapped:
             for rule in (r for r in table.rules if RULE_REASON[r.rule] == reason):
                 col = rows[rule.column]
                 for finding in check(
-                    rule, col, reference_date=ctx.reference_date, ids=ids.get(rule.column), scans=scans
+                    rule,
+                    col,
+                    reference_date=ctx.reference_date,
+                    ids=ids.get(rule.column),
+                    scans=scans,
+                    rows=rows,
+                    code_system=spec.code_system,
                 ):
                     encoding = qflags.BACKSLASH_U if rule.rule == "xml_chars" else None
                     _add(items, finding.hit, finding.reason, rule.column, finding, encoding)
@@ -287,14 +300,15 @@ def _map_slice(rows: pa.Table, ctx: _Context, result: MapResult) -> _Mapped:
     if applied.rows:
         hit[list(applied.rows)] = True
     if not hit.any():
-        mapped, adjusted = _map_fields(rows, table, spec, ids, ctx.name)
+        mapped, adjusted = _map_fields(rows, table, spec, ids, ctx.name, times)
         return _Mapped(mapped, adjusted)
     rows = _escape_flagged(rows, items)
     outcome = _dispose_or_flag(ctx, rows, pkey, items, applied, np.flatnonzero(hit), result)
     keep = ~outcome.disposed
     kept = rows.filter(pa.array(keep)) if outcome.disposed.any() else rows
     kept_ids = {c: frame[keep].reset_index(drop=True) for c, frame in ids.items()}
-    mapped, adjusted = _map_fields(kept, table, spec, kept_ids, ctx.name)
+    kept_times = {c: (utc.filter(pa.array(keep)), kind[keep]) for c, (utc, kind) in times.items()}
+    mapped, adjusted = _map_fields(kept, table, spec, kept_ids, ctx.name, kept_times)
     quality = pa.array(outcome.quality[keep], pa.string())
     mapped = mapped.set_column(mapped.schema.get_field_index(QUALITY), QUALITY, quality)
     if outcome.orphan_keys and NO_PATIENT_KEY in outcome.orphan_keys:
@@ -318,6 +332,23 @@ def _add(
 
 def _fixed(detail: str) -> Callable[[np.ndarray], list[str]]:
     return lambda rows: [detail] * len(rows)
+
+
+_TIME_DETAIL = {
+    localtime.AMBIGUOUS: "ambiguous local time (the repeated autumn hour): read as standard time",
+    localtime.MISSING: "nonexistent local time (the spring gap): read with the offset before the change",
+}
+
+
+def _local_times(rows: pa.Table, table: TableSpec, zone: str) -> dict[str, tuple[pa.Array, np.ndarray]]:
+    """Each source column of wall-clock times converted once: (UTC column, adjustment per row), for the
+    flags (``LOCAL_TIME_ADJUSTED``) and the fields alike. Columns that already hold instants are left out."""
+    out = {}
+    for column in sorted({f.column for f in table.fields.values() if f.transform == "local_time" and f.column}):
+        ts = timestamps(rows[column])
+        if not ts.type.tz:
+            out[column] = localtime.convert(ts, zone)
+    return out
 
 
 def _replace(values: pa.Array, hit: np.ndarray, new: list[Any]) -> pa.Array:
@@ -560,15 +591,23 @@ def _byte_columns(table: TableSpec) -> set[str]:
     }
 
 
-def _identities(rows: pa.Table, table: TableSpec, reference_date: dt.date) -> dict[str, pd.DataFrame]:
-    """identity.classify once per identifier column (used by the rule and by two fields)."""
+def _identities(
+    rows: pa.Table, table: TableSpec, reference_date: dt.date, schemes: tuple[Any, ...]
+) -> dict[str, pd.DataFrame]:
+    """identity.classify once per identifier column (used by the rule and by the identity fields)."""
     columns = {r.column for r in table.rules if r.rule == "personal_id"}
-    columns |= {f.column for f in table.fields.values() if f.transform in ("personal_id", "id_type") and f.column}
-    return {c: classify(rows[c], reference_date) for c in columns}
+    kinds = ("personal_id", "id_type", "id_scheme")
+    columns |= {f.column for f in table.fields.values() if f.transform in kinds and f.column}
+    return {c: classify(rows[c], reference_date, schemes) for c in columns}
 
 
 def _map_fields(
-    rows: pa.Table, table: TableSpec, spec: MappingSpec, ids: dict[str, Any], name: str
+    rows: pa.Table,
+    table: TableSpec,
+    spec: MappingSpec,
+    ids: dict[str, Any],
+    name: str,
+    times: dict[str, Any] | None = None,
 ) -> tuple[pa.Table, int]:
     entity = ENTITIES[table.entity]
     reference_date = dt.date.fromisoformat(spec.id_reference_date)
@@ -588,6 +627,11 @@ def _map_fields(
             values, adjusted = transform(c, f, n, tz=spec.timezone, reference_date=reference_date, ids=known)
             return (values.cast(t.type) if values.type != t.type else values), adjusted
 
+        if fspec.transform == "local_time" and times and fspec.column in times:
+            utc, kind = times[fspec.column]  # converted once for the flags already
+            columns.append(utc.cast(target.type) if utc.type != target.type else utc)
+            adjusted += int((kind != localtime.NORMAL).sum())
+            continue
         try:
             values, n = one(col, rows.num_rows)
         except _VALUE_FAULTS as exc:

@@ -16,7 +16,7 @@ import pyarrow.compute as pc
 
 from decommission.errors import PackageError
 from decommission.mapping import flags as qflags
-from decommission.model import ENTITIES, QUALITY
+from decommission.model import CODE_SYSTEM_SUFFIXES, ENTITIES, QUALITY
 from decommission.package import xmltext
 from decommission.package.records import ELEMENTS, NS, RECORD_ENTITIES, RECORD_VERSION, camel
 
@@ -118,10 +118,12 @@ def patient_fragments(
         rows.column(pa.array(extra, pa.large_string()))
     rows.text(">")
     id_type = _escaped("patient", patients, "id_type", keys, attribute=True)
+    scheme = _escaped("patient", patients, "id_scheme", keys, attribute=True)
     personal = _escaped("patient", patients, "personal_id", keys)
     typed = xmltext.wrap(id_type, ' type="', '"')
+    schemed = xmltext.wrap(scheme, ' scheme="', '"')
     rows.value(
-        pc.binary_join_element_wise(typed, xmltext.lit(">"), personal, xmltext.lit("")),
+        pc.binary_join_element_wise(typed, schemed, xmltext.lit(">"), personal, xmltext.lit("")),
         f"\n{inner}<personalId",
         "</personalId>",
     )
@@ -153,16 +155,41 @@ def entity_fragments(entity: str, table: pa.Table, extra: dict[str, pa.Array] | 
         if column in columns:
             rows.value(_escaped(entity, table, column, keys, attribute=True), f' {name}="', '"')
     rows.text(">")
+    coded = coded_columns(columns)
     for column in columns:
-        if column not in _REFERENCES:
-            element = camel(column)
-            rows.value(_escaped(entity, table, column, keys), f"\n      <{element}>", f"</{element}>")
+        if column in _REFERENCES or any(column in c for c in coded.values()):
+            continue
+        element = camel(column)
+        value = _escaped(entity, table, column, keys)
+        if column in coded:
+            # the code's system and version are attributes of its element (absent where null)
+            system, version = (_escaped(entity, table, c, keys, attribute=True) for c in coded[column])
+            attributes = pc.binary_join_element_wise(
+                xmltext.wrap(system, ' codeSystem="', '"'),
+                xmltext.wrap(version, ' codeSystemVersion="', '"'),
+                xmltext.lit(">"),
+                value,
+                xmltext.lit(""),
+            )
+            rows.value(attributes, f"\n      <{element}", f"</{element}>")
+            continue
+        rows.value(value, f"\n      <{element}>", f"</{element}>")
     for name, values in (extra or {}).items():
         rows.value(values, f"\n      <{name}>", f"</{name}>")
     flags = quality_xml(entity, table.column(QUALITY), keys)
     if flags is not None:
         rows.value(flags, "\n      <quality>", "</quality>")
     return rows.text(f"\n    </{tag}>").render()
+
+
+def coded_columns(columns: list[str]) -> dict[str, tuple[str, str]]:
+    """Coded column -> its code system and version columns (``code`` -> ``code_system``, ``code_system_version``)."""
+    have = set(columns)
+    return {
+        c: (c + CODE_SYSTEM_SUFFIXES[0], c + CODE_SYSTEM_SUFFIXES[1])
+        for c in columns
+        if all(c + suffix in have for suffix in CODE_SYSTEM_SUFFIXES)
+    }
 
 
 class _Slices:

@@ -20,6 +20,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from decommission.errors import MappingError
 from decommission.model import ENTITIES, Disposition, Reason
+from decommission.plan import code_systems as codes_registry
+from decommission.plan import identity_schemes as schemes_registry
 from decommission.plan.yamlfile import YamlFileError, read_yaml
 
 MAX_SPEC_BYTES = 1 << 20
@@ -38,9 +40,10 @@ Transform = Literal[
     "before_comma",  # 'Family, Given' -> 'Family'
     "after_comma",  # 'Family, Given' -> 'Given'
     "bytes",
+    "trim",  # text without fixed-width padding (trailing blanks of char(n)); recorded, the source stays as is
+    "id_scheme",  # the identifier's scheme (see identity.py and the spec's identity_schemes)
 ]
 RuleName = Literal["soft_deleted", "personal_id", "sentinel_date", "xml_chars", "encoding", "not_empty", "code"]
-CodeSystem = Literal["icd10se", "atc", "npu"]
 #: how a column of raw bytes (bytea, BLOB) is to be read as text; text the driver decoded is used as it is
 Codec = Literal["utf-8", "cp1252", "latin-1", "cp850"]
 
@@ -69,13 +72,38 @@ class RuleSpec(_Model):
     column: str
     #: soft_deleted: the values that mark a row deleted (default 1 / true)
     values: list[Any] | None = None
-    #: code: which code system the column holds
-    system: CodeSystem | None = None
+    #: code: which code system the column holds (a name of codes.REGISTRY or of the spec's code_systems)
+    system: str | None = None
+    #: code: a column naming each row's code system (mixed columns, e.g. ICD-9 and ICD-10 rows) ...
+    system_column: str | None = None
+    #: ... and its values -> code system names (a value not listed is an invalid code)
+    systems: dict[str, str] | None = None
 
     @model_validator(mode="after")
     def _code_needs_system(self) -> RuleSpec:
-        if self.rule == "code" and self.system is None:
-            raise ValueError("rule 'code' needs 'system' (icd10se, atc or npu)")
+        if self.rule != "code":
+            return self
+        if (self.system is None) == (self.system_column is None):
+            raise ValueError("rule 'code' needs either 'system' or 'system_column' with 'systems'")
+        if self.system_column is not None and not self.systems:
+            raise ValueError("rule 'code' with 'system_column' needs 'systems' (column value -> code system)")
+        return self
+
+    def system_names(self) -> list[str]:
+        return [self.system] if self.system else sorted(set((self.systems or {}).values()))
+
+
+class CodeListSpec(_Model):
+    """A local code list the mapping declares (a lab's own item ids, a clinic's own codes)."""
+
+    title: str = ""
+    codes: list[str] | None = None
+    pattern: str | None = None
+
+    @model_validator(mode="after")
+    def _something(self) -> CodeListSpec:
+        if self.codes is None and self.pattern is None:
+            raise ValueError("give 'codes' (the list) or 'pattern' (RE2)")
         return self
 
 
@@ -109,6 +137,7 @@ class TableSpec(_Model):
         cols = [self.key, self.patient_key]
         cols += [f.column for f in self.fields.values() if f.column]
         cols += [r.column for r in self.rules]
+        cols += [r.system_column for r in self.rules if r.system_column]
         cols += list(self.encodings)
         if self.cutoff_column:
             cols.append(self.cutoff_column)
@@ -169,6 +198,12 @@ class MappingSpec(_Model):
     tables: dict[str, TableSpec]
     #: the reference date for two-digit years in identifiers (never the clock)
     id_reference_date: str = "2025-01-01"
+    #: local code lists (name -> codes or pattern), usable as a rule's system beside codes.REGISTRY
+    code_systems: dict[str, CodeListSpec] = {}
+    #: identity schemes the region adds to the built-in ones (identity.SCHEMES), tried after them
+    identity_schemes: tuple[schemes_registry.IdentityScheme, ...] = ()
+    #: the schemes tried, in order (names of built-in and added schemes); none: every built-in, then the added
+    id_schemes: tuple[str, ...] = ()
     #: per table and reason, what becomes of a row with a finding; unlisted: keep_flagged
     dispositions: tuple[DispositionSpec, ...] = ()
     #: the correction list (YAML, a list of :class:`Correction`), a file under the spec's folder
@@ -201,6 +236,22 @@ class MappingSpec(_Model):
             raise ValueError(f"patient_table '{self.patient_table}' is not one of tables {sorted(self.tables)}")
         if self.tables[self.patient_table].entity != "patient":
             raise ValueError(f"patient_table '{self.patient_table}' must map to entity 'patient'")
+        for name, table in self.tables.items():
+            for i, rule in enumerate(table.rules):
+                for system in rule.system_names() if rule.rule == "code" else []:
+                    if system not in codes_registry.REGISTRY and system not in self.code_systems:
+                        known = ", ".join([*codes_registry.REGISTRY, *self.code_systems])
+                        raise ValueError(f"tables.{name}.rules.{i}: unknown code system '{system}' (known: {known})")
+        builtin = {s.name for s in schemes_registry.BUILTIN}
+        for i, scheme in enumerate(self.identity_schemes):
+            if scheme.name in builtin:
+                raise ValueError(f"identity_schemes.{i}: '{scheme.name}' is a built-in scheme's name")
+        known = builtin | {s.name for s in self.identity_schemes}
+        for i, name in enumerate(self.id_schemes):
+            if name not in known:
+                raise ValueError(
+                    f"id_schemes.{i}: unknown identity scheme '{name}' (known: {', '.join(sorted(known))})"
+                )
         seen: set[tuple[str | None, str]] = set()
         for i, d in enumerate(self.dispositions):
             if d.table is not None and d.table not in self.tables:
@@ -209,6 +260,17 @@ class MappingSpec(_Model):
                 raise ValueError(f"dispositions.{i}: a second disposition for {d.table or 'every table'}/{d.reason}")
             seen.add((d.table, d.reason))
         return self
+
+    def code_system(self, name: str) -> codes_registry.CodeSystem:
+        """A code system by name: the spec's own code lists first, then the registry."""
+        if name in self.code_systems:
+            c = self.code_systems[name]
+            return codes_registry.local(name, c.title, c.codes, c.pattern)
+        return codes_registry.REGISTRY[name]
+
+    def schemes(self) -> tuple[schemes_registry.IdentityScheme, ...]:
+        """The identity schemes tried on an identifier that is no personnummer, in order."""
+        return schemes_registry.chosen(self.id_schemes, self.identity_schemes)
 
     def source_table(self, name: str) -> str:
         return self.tables[name].table or name

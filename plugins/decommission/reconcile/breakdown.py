@@ -32,6 +32,8 @@ from decommission.package.records import ELEMENTS, NS, camel
 from decommission.plan.mapping_spec import MappingSpec, TableSpec
 from decommission.privacy import keyed_hash
 from decommission.reconcile.dispositions import findings_tables
+from decommission.reconcile.readback import CODE_ATTRIBUTES
+from decommission.reconcile.timecheck import converted_fields, utc_text
 from decommission.source import staging
 from decommission.source.database import FAR_FUTURE, Source
 from decommission.validate.tarindex import patient_records
@@ -170,15 +172,14 @@ def date_column(table: TableSpec) -> tuple[str | None, str]:
 
 def _columns(table: TableSpec) -> list[str]:
     cols = [table.key, table.patient_key, date_column(table)[0], _unit_column(table), *carried_fields(table).values()]
+    cols += converted_fields(table).values()
     return list(dict.fromkeys(c for c in cols if c))
 
 
-def _tally(
-    out: dict[str, Any], name: str, table: TableSpec, row: dict[str, Any], fate: str | None, tz: str = "UTC"
-) -> None:
+def _tally(out: dict[str, Any], name: str, table: TableSpec, row: dict[str, Any], fate: str | None, zone: str) -> None:
     """Count one row; ``fate`` is its disposition when it has a finding (None: archived as it is)."""
     column, transform = date_column(table)
-    year = _year(row.get(column), transform, tz) if column else NO_YEAR
+    year = _year(row.get(column), transform, zone) if column else NO_YEAR
     out["year"][(name, year)] += 1
     unit_col = _unit_column(table)
     unit = _text(row.get(unit_col)) or NO_YEAR if unit_col else None
@@ -194,6 +195,8 @@ def _tally(
         return
     carried = carried_fields(table)
     fields = {k: t for k, c in carried.items() if (t := _text(row.get(c), table.encodings.get(c, "utf-8"))) is not None}
+    # converted times enter as the archive must hold them, converted here value by value (timecheck)
+    fields |= {k: t for k, c in converted_fields(table).items() if (t := utc_text(row.get(c), zone)) is not None}
     entity = table.entity
     out["fp"][entity] = (out["fp"][entity] + record_digest(entity, _text(row.get(table.key)) or "", fields)) % _MOD
     out["fp_rows"][entity] += 1
@@ -265,8 +268,10 @@ def _staged_side(
 def _package_fingerprints(run: Run, spec: MappingSpec, package_ids: list[str]) -> Counter[str]:
     """Fingerprints of the record files in the packages, over the same carried fields."""
     fields_of: dict[str, set[str]] = defaultdict(set)
+    converted: set[str] = set()
     for table in spec.tables.values():
-        fields_of[table.entity] |= set(carried_fields(table))
+        fields_of[table.entity] |= set(carried_fields(table)) | set(converted_fields(table))
+        converted |= set(converted_fields(table))
     tags = {f"{{{NS}}}{element}": entity for entity, (_c, element) in ELEMENTS.items()}
     fp: Counter[str] = Counter()
     for pid in package_ids:
@@ -289,17 +294,28 @@ def _package_fingerprints(run: Run, spec: MappingSpec, package_ids: list[str]) -
                         found[names[local]] = child.text or ""
                     elif local == QUALITY:
                         flags = [dict(flag.attrib) for flag in child]
+                    for attribute, target in CODE_ATTRIBUTES.get(local, {}).items():
+                        if target in wanted and child.get(attribute) is not None:
+                            found[target] = child.get(attribute)  # a code's system: an attribute of its element
                 if entity == "patient" and any(f.get("reason") == Reason.ORPHAN for f in flags):
                     continue  # a placeholder holding orphans' rows: no source row of its own
-                found = _as_source(found, flags, names)
+                found = _as_source(
+                    found, flags, names, lambda f, v: utc_text(v, spec.timezone) if f in converted else v
+                )
                 fp[entity] = (fp[entity] + record_digest(entity, record_id, found)) % _MOD
                 if entity != "patient":
                     node.clear(keep_tail=True)
     return fp
 
 
-def _as_source(found: dict[str, str], flags: list[dict[str, str]], names: dict[str, str]) -> dict[str, str]:
-    """The carried fields as the source holds them: flagged transformations undone by what each flag says."""
+def _as_source(
+    found: dict[str, str], flags: list[dict[str, str]], names: dict[str, str], convert: Any = None
+) -> dict[str, str]:
+    """The carried fields as the source holds them: flagged transformations undone by what each flag says.
+
+    :param convert: (field, source text) -> the text the field holds for it (a corrected time's original
+        is converted as the source side converts it); None: the text as it is
+    """
     if not flags:
         return found
     out = dict(found)
@@ -316,4 +332,6 @@ def _as_source(found: dict[str, str], flags: list[dict[str, str]], names: dict[s
                     out.pop(target, None)
                 else:
                     out[target] = qflags.unescape(original)
+                    if convert is not None:
+                        out[target] = convert(target, out[target])
     return out

@@ -26,6 +26,7 @@ from decommission.model import ENTITIES, QUALITY
 from decommission.package.records import ELEMENTS, NS, camel, format_value
 from decommission.plan.mapping_spec import MappingSpec
 from decommission.privacy import keyed_hash
+from decommission.reconcile.timecheck import converted_fields, utc_text
 from decommission.source import staging
 from decommission.source.database import Partition, Source
 
@@ -33,6 +34,9 @@ from decommission.source.database import Partition, Source
 _NOT_IN_XML = {"patient_key", "content", QUALITY}
 _REFERENCES = {"case_id": "caseId", "document_id": "documentId"}
 _RESTRICTIONS = ("protected_identity", "blocked", "confidential")
+
+#: coded column -> attribute of its element -> the model column it carries (recordxml.coded_columns)
+CODE_ATTRIBUTES = {"code": {"codeSystem": "code_system", "codeSystemVersion": "code_system_version"}}
 
 #: fields of one record: name -> text as the record file carries it (absent fields are missing)
 Fields = dict[str, str]
@@ -55,11 +59,49 @@ def expected_records(source: Source, spec: MappingSpec, cut_off: dt.date, patien
         map_partition(
             spec, lambda t: staging.read_table(work / "extract" / f"{t}.parquet"), work / "mapped", staging.open_output
         )
-        out: Records = {}
-        for entity in ENTITIES:
-            rows = pq.read_table(work / "mapped" / f"{entity}.parquet").to_pylist()
-            out[entity] = {str(r[ENTITIES[entity].key]): _render(entity, r) for r in rows}
+        mapped = {
+            entity: {
+                str(r[ENTITIES[entity].key]): r
+                for r in pq.read_table(work / "mapped" / f"{entity}.parquet").to_pylist()
+            }
+            for entity in ENTITIES
+        }
+        _times_converted_independently(spec, work / "extract", mapped)
+        out: Records = {entity: {rid: _render(entity, r) for rid, r in rows.items()} for entity, rows in mapped.items()}
     return out
+
+
+def _times_converted_independently(spec: MappingSpec, extract: Path, mapped: dict[str, dict[str, dict]]) -> None:
+    """Replace each converted time of the mapped rows by the source value converted value by value.
+
+    The mapping's own output is not what the archive is checked against for these fields: a fault in
+    its vectorised conversion would otherwise agree with itself (:mod:`decommission.reconcile.timecheck`).
+    A value the correction list replaced keeps the mapping's value (the source holds the uncorrected one).
+    """
+    for name, table in spec.tables.items():
+        converted = converted_fields(table)
+        if not converted:
+            continue
+        columns = list(dict.fromkeys([table.key, *converted.values()]))
+        records = mapped[table.entity]
+        for row in pq.read_table(extract / f"{name}.parquet", columns=columns).to_pylist():
+            record = records.get(_key_text(row[table.key]))
+            if record is None:
+                continue  # disposed of by decision: not in the archive
+            corrected = {
+                f.get("column") for f in qflags.from_json(record.get(QUALITY)) if f.get("disposition") == "correct"
+            }
+            for target, column in converted.items():
+                if column not in corrected:
+                    text = utc_text(row[column], spec.timezone)
+                    record[target] = None if text is None else dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def _key_text(value: Any) -> str:
+    """A source key as the mapping writes it ('17', not '17.0')."""
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return str(value)
 
 
 def _render(entity: str, row: Mapping[str, Any]) -> Fields:
@@ -74,7 +116,12 @@ def _render(entity: str, row: Mapping[str, Any]) -> Fields:
             continue  # the writer leaves out nulls, and references that are empty
         fields[column] = text
     if entity == "patient" and "personal_id" not in fields:
-        fields.pop("id_type", None)  # the type is an attribute of the identifier
+        fields.pop("id_type", None)  # the type and scheme are attributes of the identifier
+        fields.pop("id_scheme", None)
+    for column, attributes in CODE_ATTRIBUTES.items():
+        if column in spec.schema.names and column not in fields:
+            for target in attributes.values():  # a code's system and version are attributes of its element
+                fields.pop(target, None)
     if entity == "attachment" and row.get("content") is not None:
         fields["sha256"] = hashlib.sha256(bytes(row["content"])).hexdigest()
     if row.get(QUALITY):
@@ -115,6 +162,8 @@ def parse_record(data: bytes) -> Records:
                         fields["personal_id"] = child.text or ""
                         if child.get("type") is not None:
                             fields["id_type"] = child.get("type")
+                        if child.get("scheme") is not None:
+                            fields["id_scheme"] = child.get("scheme")
                     elif local == "accessRestrictions":
                         for column in _RESTRICTIONS:
                             if child.get(camel(column)) is not None:
@@ -135,7 +184,11 @@ def parse_record(data: bytes) -> Records:
                     if local == QUALITY:
                         fields[QUALITY] = _flags(child, entity)
                         continue
-                    fields[names.get(local, local)] = child.text or ""
+                    column = names.get(local, local)
+                    fields[column] = child.text or ""
+                    for attribute, target in CODE_ATTRIBUTES.get(column, {}).items():
+                        if child.get(attribute) is not None:
+                            fields[target] = child.get(attribute)
             out[entity][record_id] = fields
     return out
 

@@ -33,13 +33,19 @@ BIRTH = date(1825, 6, 15)
 PNR = make_personnummer(BIRTH, 123)  # 182506151234-style, 12 digits
 SAMORD = make_samordningsnummer(BIRTH, 124)
 STHLM = make_reservnummer_sthlm(1825, 12345)
-VGR = make_reservnummer_vgr(BIRTH, "K", 123)
+VGR = make_reservnummer_vgr(BIRTH, "K", 12)
 CARELINK = make_reservnummer_carelink(1825, 6, 45, 123)
 
 
 def with_check(eleven: str) -> str:
     """Append the Luhn digit (over the last nine of the eleven digits) that makes the number pass."""
     return next(eleven + d for d in "0123456789" if luhn_ok(eleven[2:] + d))
+
+
+def _vgr_digit(yymmdd: str, letter: str, serial: str) -> str:
+    """The check digit of a VGR reserve number: Luhn with K=5, M=7, X=8."""
+    body = yymmdd + str({"K": 5, "M": 7, "X": 8}[letter]) + serial
+    return next(d for d in "0123456789" if luhn_ok(body + d))
 
 
 def bad_check(number: str) -> str:
@@ -64,10 +70,9 @@ class TestClassifyValid:
             pytest.param(SAMORD[:8] + "-" + SAMORD[8:], IdType.SAMORDNINGSNUMMER, SAMORD, id="samordning-hyphen"),
             pytest.param(STHLM, IdType.RESERVNUMMER, STHLM, id="reserv-stockholm"),
             pytest.param(VGR, IdType.RESERVNUMMER, VGR, id="reserv-vgr"),
-            pytest.param(VGR.lower(), IdType.RESERVNUMMER, VGR, id="reserv-vgr-lower-case"),
-            pytest.param(VGR[:8] + "-" + VGR[8:], IdType.RESERVNUMMER, VGR, id="reserv-vgr-hyphen"),
+            pytest.param(VGR.lower(), IdType.RESERVNUMMER, VGR.lower(), id="reserv-vgr-lower-case-as-written"),
             pytest.param(CARELINK, IdType.RESERVNUMMER, CARELINK, id="reserv-carelink"),
-            pytest.param(bad_check(CARELINK), IdType.RESERVNUMMER, bad_check(CARELINK), id="carelink-no-luhn"),
+            pytest.param("22950606-FH20", IdType.RESERVNUMMER, "22950606-FH20", id="reserv-national-as-written"),
             pytest.param("191212121212", IdType.TEST_NUMBER, "191212121212", id="test-number-12"),
             pytest.param("19121212-1212", IdType.TEST_NUMBER, "191212121212", id="test-number-hyphen"),
             pytest.param("121212+1212", IdType.TEST_NUMBER, "191212121212", id="test-number-10-plus"),
@@ -136,7 +141,10 @@ class TestClassifyInvalid:
             pytest.param(with_check("18250692123"), Reason.ID_INVALID_DATE, id="day-92"),
             pytest.param(with_check("17990615123"), Reason.ID_INVALID_DATE, id="year-before-1800"),
             pytest.param(with_check("18251345123"), Reason.ID_INVALID_DATE, id="carelink-month-13"),
-            pytest.param("18251301K123", Reason.ID_INVALID_DATE, id="vgr-month-13"),
+            pytest.param(bad_check(CARELINK), Reason.ID_INVALID_CHECKSUM, id="carelink-bad-luhn"),
+            pytest.param(bad_check(STHLM), Reason.ID_INVALID_CHECKSUM, id="stockholm-bad-luhn"),
+            pytest.param(bad_check(VGR), Reason.ID_INVALID_CHECKSUM, id="vgr-bad-luhn"),
+            pytest.param("18251301K12" + _vgr_digit("251301", "K", "12"), Reason.ID_INVALID_DATE, id="vgr-month-13"),
         ],
     )
     def test_classify_invalid(self, raw: object, reason: str) -> None:
@@ -153,7 +161,7 @@ class TestClassifyFrame:
     def test_classify_keeps_index_and_columns(self) -> None:
         values = pd.Series([PNR, None, VGR], index=["a", "b", "c"], dtype=object)
         out = classify(values)
-        assert list(out.columns) == ["id_type", "reason", "normalised"]
+        assert list(out.columns) == ["id_type", "reason", "normalised", "scheme"]
         assert list(out.index) == ["a", "b", "c"]
         assert all(dtype == np.dtype(object) for dtype in out.dtypes)
         assert out.loc["a", "reason"] is None
@@ -162,7 +170,7 @@ class TestClassifyFrame:
     def test_classify_empty_series(self) -> None:
         out = classify(pd.Series([], dtype=object))
         assert out.empty
-        assert list(out.columns) == ["id_type", "reason", "normalised"]
+        assert list(out.columns) == ["id_type", "reason", "normalised", "scheme"]
 
     def test_classify_string_dtype(self) -> None:
         out = classify(pd.Series([PNR, None], dtype="string"))
@@ -176,7 +184,7 @@ class TestClassifyFrame:
             (lambda b, s: make_personnummer(b, s)[:8] + "-" + make_personnummer(b, s)[8:], IdType.PERSONNUMMER, None),
             (lambda b, s: make_samordningsnummer(b, s), IdType.SAMORDNINGSNUMMER, None),
             (lambda b, s: make_reservnummer_sthlm(b.year, s * 7), IdType.RESERVNUMMER, None),
-            (lambda b, s: make_reservnummer_vgr(b, "ABCXYZ"[s % 6], s), IdType.RESERVNUMMER, None),
+            (lambda b, s: make_reservnummer_vgr(b, "KMX"[s % 3], 6 + s % 84), IdType.RESERVNUMMER, None),
             (lambda b, s: make_reservnummer_carelink(b.year, b.month, 32 + s % 28, s), IdType.RESERVNUMMER, None),
             (lambda b, s: bad_check(make_personnummer(b, s)), IdType.INVALID, Reason.ID_INVALID_CHECKSUM),
             (lambda b, s: make_personnummer(b, 0), IdType.INVALID, Reason.ID_INVALID_FORMAT),
@@ -232,10 +240,10 @@ class TestMakers:
     def test_make_reservnummer_sthlm_shape(self) -> None:
         number = make_reservnummer_sthlm(1812, 42)
         assert number.startswith("99181200042") and len(number) == 12
-        assert luhn_ok(number[2:])
+        assert luhn_ok(number[4:])  # Luhn over positions 5-11
 
     def test_make_reservnummer_vgr_shape(self) -> None:
-        assert make_reservnummer_vgr(date(1812, 3, 4), "T", 7) == "18120304T007"
+        assert make_reservnummer_vgr(date(1812, 3, 4), "M", 7) == "18120304M07" + _vgr_digit("120304", "M", "07")
 
     def test_make_reservnummer_carelink_day_field(self) -> None:
         assert make_reservnummer_carelink(1812, 3, 40, 7)[:11] == "18120340007"
@@ -246,7 +254,7 @@ class TestMakers:
             pytest.param(lambda: make_personnummer(BIRTH, 1000), "serial must be 0-999", id="serial-high"),
             pytest.param(lambda: make_personnummer(BIRTH, -1), "serial must be 0-999", id="serial-negative"),
             pytest.param(lambda: make_reservnummer_sthlm(1825, 100000), "serial must be 0-99999", id="sthlm"),
-            pytest.param(lambda: make_reservnummer_vgr(BIRTH, "Å", 1), "letter must be one of A-Z", id="vgr-letter"),
+            pytest.param(lambda: make_reservnummer_vgr(BIRTH, "Å", 1), "must be one of K, M, X", id="vgr-letter"),
             pytest.param(lambda: make_reservnummer_carelink(1825, 6, 31, 1), "day_code must be 32-59", id="day"),
             pytest.param(lambda: make_reservnummer_carelink(1825, 13, 40, 1), "month must be 1-12", id="month"),
         ],

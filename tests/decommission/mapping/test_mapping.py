@@ -109,6 +109,7 @@ class TestMapPartition:
         assert result.flagged["patient"] == {"ID_INVALID_CHECKSUM": 1}
         assert result.flagged["journalanteckning"] == {
             "ENCODING_SUSPECT": 2,
+            "LOCAL_TIME_ADJUSTED": 1,  # the ambiguous autumn hour, flagged and kept
             "ORPHAN": 1,
             "SENTINEL_DATE": 1,
             "XML_ILLEGAL_CHAR": 1,
@@ -143,6 +144,7 @@ class TestMapPartition:
             "patient_key": "1",
             "personal_id": GOOD,
             "id_type": "personnummer",
+            "id_scheme": "personnummer",
             "given_name": "Åsa",
             "family_name": "Öberg",
             "sex": "female",

@@ -376,12 +376,16 @@ def test_ambiguous_and_missing_local_hours_are_counted(tmp_path):
         "txt": [CLEAN_TEXT] * 3,
         "status": ["A"] * 3,
     }
-    result, _ = _run(tables, tmp_path)
+    result, findings = _run(tables, tmp_path)
     assert result.adjusted_times == 2
+    assert [(f["source_key"], f["reason"], f["column"], f["disposition"], f["detail"][:12]) for f in findings] == [
+        ("1", "LOCAL_TIME_ADJUSTED", "t", "keep_flagged", "ambiguous lo"),
+        ("2", "LOCAL_TIME_ADJUSTED", "t", "keep_flagged", "nonexistent "),
+    ]
     times = [d["time"] for d in pq.read_table(tmp_path / "document.parquet").to_pylist()]
     assert times[:2] == [
         dt.datetime(2020, 10, 25, 1, 30, tzinfo=dt.UTC),  # the ambiguous hour read as standard time
-        dt.datetime(2020, 3, 29, 1, 0, tzinfo=dt.UTC),  # the missing hour shifted forward
+        dt.datetime(2020, 3, 29, 1, 30, tzinfo=dt.UTC),  # a missing hour: the offset before the change
     ]
 
 

@@ -1,0 +1,101 @@
+"""Converted times are checked against a conversion made another way: a broken conversion is caught."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+import pytest
+
+from decommission.mapping import localtime
+from decommission.mapping.transform import map_partition
+from decommission.model import ENTITIES
+from decommission.plan.mapping_spec import MappingSpec
+from decommission.privacy import keyed_hash
+from decommission.reconcile import timecheck
+from decommission.reconcile.readback import _render, _times_converted_independently, compare
+
+SPEC = MappingSpec.model_validate(
+    {
+        "system": "boston",
+        "timezone": "America/New_York",
+        "patient_table": "pat",
+        "tables": {
+            "pat": {
+                "entity": "patient",
+                "key": "id",
+                "patient_key": "id",
+                "fields": {"patient_key": {"column": "id"}},
+            },
+            "note": {
+                "entity": "document",
+                "key": "id",
+                "patient_key": "pat",
+                "fields": {
+                    "document_id": {"column": "id"},
+                    "patient_key": {"column": "pat"},
+                    "time": {"column": "t", "transform": "local_time"},
+                },
+            },
+        },
+    }
+)
+TIMES = [dt.datetime(2180, 8, 7, 6, 15), dt.datetime(2025, 11, 2, 1, 30), dt.datetime(2025, 3, 9, 2, 30), None]
+
+
+def _arrow_only(local: pa.Array, zone: str):
+    """The conversion before this fix: Arrow's own rules, which stop applying DST after 2037."""
+    utc = pc.assume_timezone(local.cast(pa.timestamp("us")), zone, ambiguous="latest", nonexistent="latest")
+    return utc.cast(pa.timestamp("us", tz="UTC")), np.zeros(len(local), dtype=np.int8)
+
+
+def _differences(tmp_path) -> list[dict[str, str]]:
+    """Map the source, then compare the mapped records with the same records with times converted independently."""
+    extract = tmp_path / "extract"
+    extract.mkdir()
+    tables = {
+        "pat": pa.table({"id": [1]}),
+        "note": pa.table({"id": [1, 2, 3, 4], "pat": [1] * 4, "t": pa.array(TIMES, pa.timestamp("us"))}),
+    }
+    for name, table in tables.items():
+        pq.write_table(table, extract / f"{name}.parquet")
+    map_partition(SPEC, lambda t: pq.read_table(extract / f"{t}.parquet"), tmp_path / "mapped")
+    rows = pq.read_table(tmp_path / "mapped" / "document.parquet").to_pylist()
+    archived = {"document": {r["document_id"]: _render("document", r) for r in rows}}
+    mapped = {e: {} for e in ENTITIES} | {"document": {r["document_id"]: dict(r) for r in rows}}
+    _times_converted_independently(SPEC, extract, mapped)
+    expected = {"document": {k: _render("document", r) for k, r in mapped["document"].items()}}
+    return compare(expected, archived)
+
+
+def test_the_conversion_agrees_with_the_independent_one(tmp_path):
+    assert _differences(tmp_path) == []
+
+
+def test_a_broken_conversion_is_caught(tmp_path, monkeypatch):
+    monkeypatch.setattr(localtime, "convert", _arrow_only)
+    found = _differences(tmp_path)
+    # the 2180 summer time (no DST in Arrow's rules) and the spring-gap time (read another way) differ
+    assert [(d["entity"], d["record"], d["field"], d["kind"]) for d in found] == [
+        ("document", keyed_hash("1"), "time", "differs"),
+        ("document", keyed_hash("3"), "time", "differs"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [
+        (dt.datetime(2180, 8, 7, 6, 15), "2180-08-07T10:15:00Z"),
+        ("2180-08-07 06:15:00.250000", "2180-08-07T10:15:00.250000Z"),
+        (dt.date(2025, 11, 2), "2025-11-02T04:00:00Z"),
+        (dt.datetime(2025, 11, 2, 1, 30), "2025-11-02T06:30:00Z"),  # ambiguous: standard time, the later
+        (dt.datetime(2025, 3, 9, 2, 30), "2025-03-09T07:30:00Z"),  # missing: the offset before the change
+        (dt.datetime(2180, 8, 7, 10, 15, tzinfo=dt.UTC), "2180-08-07T10:15:00Z"),
+        (None, None),
+    ],
+)
+def test_utc_text_renders_as_the_record_file(value, text):
+    assert timecheck.utc_text(value, "America/New_York") == text
