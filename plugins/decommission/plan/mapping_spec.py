@@ -90,6 +90,10 @@ class TableSpec(_Model):
     )
     fields: dict[str, FieldSpec]
     rules: list[RuleSpec] = []
+    preserved: list[str] = Field(
+        default=[],
+        description="source columns kept in the raw representation (SIARD) only, with no field of the record model",
+    )
 
     @model_validator(mode="after")
     def _fields_match_entity(self) -> TableSpec:
