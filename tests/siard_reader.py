@@ -76,12 +76,12 @@ def read_siard(data: bytes) -> dict[str, ReadTable]:
     metadata = etree.fromstring(archive.read("header/metadata.xml"))
     assert metadata.tag == f"{_MD}siardArchive"
     tables: dict[str, ReadTable] = {}
-    for schema in metadata.iter(f"{_MD}schema"):
+    for schema in metadata.iterfind(f"{_MD}schemas/{_MD}schema"):
         schema_folder = schema.findtext(f"{_MD}folder")
-        for table in schema.iter(f"{_MD}table"):
+        for table in schema.iterfind(f"{_MD}tables/{_MD}table"):
             columns = [
                 ReadColumn(c.findtext(f"{_MD}name"), c.findtext(f"{_MD}type"), c.findtext(f"{_MD}typeOriginal") or "")
-                for c in table.iter(f"{_MD}column")
+                for c in table.iterfind(f"{_MD}columns/{_MD}column")
             ]
             folder = f"content/{schema_folder}/{table.findtext(f'{_MD}folder')}"
             read = ReadTable(
