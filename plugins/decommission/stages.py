@@ -263,6 +263,7 @@ def package_stage(run: Run, mapped: dict[str, Any]) -> dict[str, Any]:
         "counts": result.counts,
         "patients": result.patients,
         "raw_rows": result.raw_rows,
+        "raw_seconds": round(result.raw_seconds, 3),
     }
     run.record("package", {k: package[k] for k in ("package_id", "sha256", "size", "counts", "raw_rows")})
     return package

@@ -65,6 +65,8 @@ class PackageResult:
     patients: int
     #: rows per source table in the raw representation (SIARD); empty without one
     raw_rows: dict[str, int] = dataclasses.field(default_factory=dict)
+    #: seconds spent on the raw representation (measured, never in the package)
+    raw_seconds: float = 0.0
 
 
 def _slug(value: str, what: str) -> str:
@@ -187,4 +189,5 @@ def build_package(
         counts,
         counts["patient"],
         package.raw_rows,
+        package.raw_seconds,
     )
