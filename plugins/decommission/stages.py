@@ -87,7 +87,9 @@ def preflight(run: Run) -> dict[str, Any]:
     if key.demo:
         log.warning("keyed hashes use the public demo key (DECOMMISSION_ALLOW_DEMO_KEY=1): for demos and tests only")
     spec = run.spec
-    live = Source.for_system(run.system).live_schema([spec.source_table(t) for t in spec.tables])
+    live = Source.for_system(run.system).live_schema(
+        [spec.source_table(t) for t in spec.tables] + list(spec.reference_tables)
+    )
     problems = check_against_source(spec, live)
     if problems:
         raise MappingError("; ".join(problems))
@@ -141,17 +143,22 @@ def plan_partitions(run: Run) -> list[dict[str, Any]]:
 
 #: the catalogue entries of the partition's tables, beside their staged rows (the raw representation's metadata)
 RAW_CATALOGUE = "catalogue.json"
+#: the staged files of the tables not bound to a patient (``reference.<table>.parquet``)
+REFERENCE_PREFIX = "reference."
 
 
 def extract(run: Run, partition: dict[str, Any]) -> dict[str, Any]:
     """Every spec table of the partition, every column of it but those excluded by decision (the raw representation)."""
-    from decommission.source.catalogue import raw_scope, read_catalogue
+    from decommission.source.catalogue import raw_scope, read_catalogue, reference_scope
 
     part = Partition.from_dict(partition)
     spec = run.spec
     source = Source.for_system(run.system)
-    scope = raw_scope(read_catalogue(source, count=False), spec, run.system.exclusions)
+    catalogue = read_catalogue(source, count=False)
+    scope = raw_scope(catalogue, spec, run.system.exclusions)
     extra = {name: [c.name for c in table.columns] for name, table in scope.items()}
+    # tables not bound to a patient: whole, once per delivery, with the first partition (its range starts open)
+    reference = reference_scope(catalogue, spec, run.system.exclusions) if part.lo is None else {}
     final = staging.stage_dir(run.system.id, run.milestone.value, "extract", part.id)
     with staging.replacing(final) as tmp:
         totals = source.extract_partition(
@@ -161,8 +168,15 @@ def extract(run: Run, partition: dict[str, Any]) -> dict[str, Any]:
             lambda table: staging.open_output(tmp / f"{table}.parquet"),
             extra,
         )
+        totals |= source.extract_whole(
+            reference, lambda table: staging.open_output(tmp / f"{REFERENCE_PREFIX}{table}.parquet")
+        )
+        raw = {
+            "tables": {name: table.to_dict() for name, table in scope.items()},
+            "reference": {name: table.to_dict() for name, table in reference.items()},
+        }
         with staging.open_output(tmp / RAW_CATALOGUE) as fh:
-            fh.write(canonical({name: table.to_dict() for name, table in scope.items()}).encode())
+            fh.write(canonical(raw).encode())
     run.record("extract", {"partition": part.to_dict(), "totals": totals})
     return {"partition": part.to_dict(), "uri": str(final), "rows": {t: v["rows"] for t, v in totals.items()}}
 
@@ -201,9 +215,10 @@ def _raw_part(run: Run, extract_dir: Path, mapped_dir: Path) -> Any:
         for table, key in zip(rows.column("table").to_pylist(), rows.column("key").to_pylist(), strict=True):
             gone.setdefault(table, set()).add(key)
     tables, seen = [], set()
-    for name, entry in catalogue.items():
+
+    def add(entry: dict[str, Any], path: Path, key: str, disposed: set[str]) -> None:
         if entry["name"] in seen:  # two spec tables reading one source table: its rows once
-            continue
+            return
         seen.add(entry["name"])
         tables.append(
             RawTable(
@@ -211,14 +226,20 @@ def _raw_part(run: Run, extract_dir: Path, mapped_dir: Path) -> Any:
                 columns=tuple(
                     Column(c["name"], c["type"], c["nullable"], c.get("comment", "")) for c in entry["columns"]
                 ),
-                path=extract_dir / f"{name}.parquet",
-                key=spec.tables[name].key,
+                path=path,
+                key=key,
                 primary_key=tuple(entry["primary_key"]),
                 foreign_keys=tuple(entry["foreign_keys"]),
                 comment=entry.get("comment", ""),
-                disposed=frozenset(gone.get(name, ())),
+                disposed=frozenset(disposed),
             )
         )
+
+    for name, entry in catalogue["tables"].items():
+        add(entry, extract_dir / f"{name}.parquet", spec.tables[name].key, gone.get(name, set()))
+    for name, entry in catalogue["reference"].items():
+        key = (entry["primary_key"] or [entry["columns"][0]["name"]])[0]
+        add(entry, extract_dir / f"{REFERENCE_PREFIX}{name}.parquet", key, set())
     database = Database(
         name=run.system.name,
         schema=run.system.source.schema_name or run.system.id,

@@ -11,9 +11,13 @@ source holds, attachments as large-object files), and the rows disposed of by de
 from __future__ import annotations
 
 import datetime as dt
+import io
 import json
 import math
+import shutil
 import tarfile
+import zipfile
+from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
@@ -48,6 +52,30 @@ def own_database(pg_dsn: str) -> str:
         conn.execute(f"DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)")
 
 
+UNITS = [("SUN-AKM", "Sunderby sjukhus, akutmottagning", True), ("PIT\\VC", "Vårdcentral Piteå \\ norr", False)]
+
+
+def _plan_with_a_code_table(tmp_path: Path) -> Path:
+    """The demo plan, its VAS mapping naming the code table ``vardenhet`` as a table not bound to a patient."""
+    shutil.copytree(REPO / "include", tmp_path / "include")
+    path = tmp_path / "include" / "mappings" / "vas.yaml"
+    spec = yaml.safe_load(path.read_text(encoding="utf-8"))
+    spec["reference_tables"] = ["vardenhet"]
+    path.write_text(yaml.safe_dump(spec, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    return tmp_path / "include" / "programme.yaml"
+
+
+def _add_code_table(url: str) -> None:
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("CREATE TABLE vas.vardenhet (kod text PRIMARY KEY, namn text NOT NULL, aktiv boolean)")
+        conn.execute("COMMENT ON TABLE vas.vardenhet IS 'Vårdenheter (kodtabell)'")
+        conn.execute("COMMENT ON COLUMN vas.vardenhet.namn IS 'Enhetens namn'")
+        for unit in UNITS:
+            conn.execute("INSERT INTO vas.vardenhet VALUES (%s, %s, %s)", unit)
+
+
 def _source_rows(url: str, table: str, spec: dict) -> dict[int, dict]:
     """Every row of a source table inside the cut-off, minus the ones a dispose decision covers, by key."""
     import psycopg
@@ -76,6 +104,8 @@ def test_siard_parts_equal_the_postgres_source(tmp_path, monkeypatch, r7sim, air
     from decommission.embedded import source_connection
 
     build("vas", own_database, seed=11, patients=130, schema="vas")
+    _add_code_table(own_database)
+    monkeypatch.setenv("DECOMMISSION_PLAN", str(_plan_with_a_code_table(tmp_path)))
     monkeypatch.setenv("AIRFLOW_CONN_LEGACY_VAS", source_connection(own_database, "vas"))
     monkeypatch.setenv(
         "AIRFLOW_CONN_PROGRAMME_LEDGER", json.dumps({"conn_type": "sqlite", "host": str(tmp_path / "ledger.sqlite")})
@@ -96,7 +126,12 @@ def test_siard_parts_equal_the_postgres_source(tmp_path, monkeypatch, r7sim, air
             members = [m for m in tar.getmembers() if m.name.endswith(".siard")]
             assert len(members) == 1 and "/representations/rep2/data/" in members[0].name
             tables = read_siard(tar.extractfile(members[0]).read())
-        patients_of.append({row["pat_id"] for table in tables.values() for row in table.rows})
+        patients_of.append({row["pat_id"] for t in tables.values() for row in t.rows if "pat_id" in row})
+        with tarfile.open(package) as tar:
+            metadata = zipfile.ZipFile(io.BytesIO(tar.extractfile(members[0]).read())).read("header/metadata.xml")
+        # the code table once per delivery: in the first partition's package only, with its comments
+        assert ("vardenhet" in tables) == package.name.endswith("p0001-test.tar")
+        assert ("Vårdenheter (kodtabell)".encode() in metadata) == ("vardenhet" in tables)
         for name, table in tables.items():
             key = next(c.name for c in table.columns)  # the key comes first in every demo table
             assert table.rows_declared == len(table.rows)
@@ -131,6 +166,10 @@ def test_siard_parts_equal_the_postgres_source(tmp_path, monkeypatch, r7sim, air
     attachments = [row["innehall"] for row in read["bilaga"].values() if row["innehall"]]
     assert attachments and all(isinstance(a, bytes) for a in attachments)
 
+    assert sorted((r["kod"], r["namn"], r["aktiv"]) for r in read["vardenhet"].values()) == sorted(UNITS)
+
     result = json.loads((out / "reconciliation" / "test_delivery" / "result.json").read_text())
+    coverage = {t["table"]: t["class"] for t in result["coverage"]["tables"]}
+    assert coverage["vardenhet"] == "preserved"
     assert result["raw"]["reasons"] == []
     assert {t["table"]: t["siard"] for t in result["raw"]["tables"]} == {n: len(r) for n, r in read.items()}

@@ -117,7 +117,8 @@ def reconcile_stage(
         result["tables"],
         final=final,
     )
-    result["raw"] = raw_check(spec, source, mapped, packages)
+    reference = {t["table"]: t["rows"] for t in coverage["tables"] if t["class"] == "preserved"}
+    result["raw"] = raw_check(spec, source, mapped, packages, reference)
     result["reasons"] += result["raw"]["reasons"]
     result["dispositions"] = dispositions
     result["reasons"] += dispositions["reasons"]

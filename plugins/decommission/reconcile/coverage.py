@@ -51,11 +51,32 @@ def classify(
     excluded: dict[tuple[str, str | None], Exclusion] = {
         (e.table.lower(), e.column.lower() if e.column else None): e for e in exclusions
     }
+    reference = {n.lower() for n in spec.reference_tables}
     findings: list[str] = []
     tables = []
     for name, t in sorted(catalogue.items()):
         key = name.lower()
         whole = excluded.get((key, None))
+        if key in reference and whole is None:  # kept whole in the SIARD part, once per delivery
+            columns = [
+                {"name": c.name, "type": c.type, "class": "excluded", "by": d.reference or d.decision}
+                if (d := excluded.get((key, c.name.lower())))
+                else {"name": c.name, "type": c.type, "class": "preserved", "by": "SIARD"}
+                for c in t.columns
+            ]
+            tables.append(
+                {
+                    "table": name,
+                    "class": "preserved",
+                    "rows": t.rows,
+                    "rows_in_cutoff": t.rows,
+                    "rows_after_cutoff": 0,
+                    "primary_key": list(t.primary_key),
+                    "foreign_keys": list(t.foreign_keys),
+                    "columns": columns,
+                }
+            )
+            continue
         columns = []
         for c in t.columns:
             col = c.name.lower()
@@ -121,7 +142,8 @@ def classify(
         "tables": tables,
         "columns_by_class": totals,
         "tables_by_class": {
-            cls: sum(1 for t in tables if t["class"] == cls) for cls in ("mapped", "excluded", "unclassified")
+            cls: sum(1 for t in tables if t["class"] == cls)
+            for cls in ("mapped", "preserved", "excluded", "unclassified")
         },
         "rows": {
             "source": sum(t["rows"] for t in tables),

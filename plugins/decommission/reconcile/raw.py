@@ -20,12 +20,14 @@ def raw_check(
     source: Mapping[str, int],
     mapped: Sequence[Mapping[str, Any]],
     packages: Sequence[Mapping[str, Any]],
+    reference: Mapping[str, int] | None = None,
 ) -> dict[str, Any]:
     """Per spec table: source, disposed, expected (source - disposed) and SIARD rows; a reason per difference.
 
     :param source: rows per spec table within the cut-off
     :param mapped: the mapping's figures per partition (``disposed``: table -> reason -> rows)
     :param packages: the packages as the ledger recorded them (``raw_rows``: source table -> rows)
+    :param reference: rows of each table not bound to a patient (kept whole, once per delivery)
     """
     siard: dict[str, int] = {}
     for package in packages:
@@ -54,6 +56,15 @@ def raw_check(
             reasons.append(
                 f"raw representation (SIARD) of table {source_table}: {rows} rows, "
                 f"source {source.get(name, 0)} - disposed {disposed} = {expected}"
+            )
+    for table, count in sorted((reference or {}).items()):
+        rows = siard.get(table, 0)
+        tables.append(
+            {"table": table, "source": count, "disposed": 0, "expected": count, "siard": rows, "ok": rows == count}
+        )
+        if rows != count:
+            reasons.append(
+                f"raw representation (SIARD) of table {table} (not bound to a patient): {rows} rows, source {count}"
             )
     return {
         "tables": tables,

@@ -178,8 +178,18 @@ def raw_scope(catalogue: Mapping[str, Table], spec: MappingSpec, exclusions: Ite
     return out
 
 
-def table_to_json(table: Table) -> dict[str, Any]:
-    return table.to_dict()
+def reference_scope(catalogue: Mapping[str, Table], spec: MappingSpec, exclusions: Iterable[Any]) -> dict[str, Table]:
+    """The spec's tables not bound to a patient, each less the columns a plan exclusion leaves out."""
+    by_name = {name.lower(): table for name, table in catalogue.items()}
+    gone = {(e.table.lower(), e.column.lower() if e.column else None) for e in exclusions}
+    out = {}
+    for name in spec.reference_tables:
+        table = by_name.get(name.lower())
+        if table is None or (name.lower(), None) in gone:
+            continue
+        kept = tuple(c for c in table.columns if (name.lower(), c.name.lower()) not in gone)
+        out[table.name] = replace(table, columns=kept)
+    return out
 
 
 def table_from_json(data: Mapping[str, Any]) -> Table:

@@ -206,6 +206,37 @@ class Source:
                     totals[name] = staged_table.write(frame, table.key, fh, sorted(coerced | set(mixed)))
         return totals
 
+    def extract_whole(self, tables: Mapping[str, Any], sink: Any) -> dict[str, dict[str, Any]]:
+        """Write whole tables (catalogue entries: no patient range, no cut-off) to ``sink(table)``, from one snapshot.
+
+        For the tables not bound to a patient (code tables, units, users): small, read once per delivery.
+        """
+        totals: dict[str, dict[str, Any]] = {}
+        if not tables:
+            return totals
+        with self.snapshot() as conn:
+            for name, table in tables.items():
+                columns = [c.name for c in table.columns]
+                key = (list(table.primary_key) or columns)[0]
+                cur = conn.cursor()
+                try:
+                    cur.execute(f"SELECT {', '.join(quote(c) for c in columns)} FROM {self.qualified(name)}")
+                    parts, coerced = [], set()
+                    while batch := cur.fetchmany(BATCH_ROWS):
+                        frame, mixed = staged_table.from_rows(batch, columns)
+                        parts.append(frame)
+                        coerced.update(mixed)
+                except Exception as exc:
+                    raise SourceError(
+                        f"source '{self.conn_id}', table '{name}': query failed: {_failure(exc)}"
+                    ) from exc
+                finally:
+                    cur.close()
+                frame, mixed = staged_table.concat(parts, columns)
+                with sink(name) as fh:
+                    totals[f"reference:{name}"] = staged_table.write(frame, key, fh, sorted(coerced | set(mixed)))
+        return totals
+
     def _fast_conninfo(self) -> str | None:
         if not self.fast or self.dialect != "postgres" or not pg_fast.available():
             return None
