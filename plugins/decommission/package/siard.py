@@ -167,8 +167,7 @@ def hex_text(column: pa.Array) -> pa.Array:
 def _render_values(column: pa.Array, xs_type: str) -> pa.Array:
     kind = column.type
     if xs_type == "xs:string":
-        text = pa.types.is_string(kind) or pa.types.is_large_string(kind)
-        return escape_text(column if text else pc.cast(column, pa.large_string()))
+        return escape_text(_as_string(column))
     if xs_type == "xs:hexBinary":
         return hex_text(column)
     if xs_type == "xs:double":
@@ -181,6 +180,18 @@ def _render_values(column: pa.Array, xs_type: str) -> pa.Array:
         # a time without zone is written as the source holds it: no "Z" (as_text reads it as UTC)
         text = pc.utf8_slice_codeunits(text, 0, -1)
     return text
+
+
+def _as_string(column: pa.Array) -> pa.Array:
+    """Text as it is; another type (decimal text, time, interval, an own type) as Arrow or Python writes it."""
+    kind = column.type
+    if pa.types.is_string(kind) or pa.types.is_large_string(kind):
+        return column
+    try:
+        return pc.cast(column, pa.large_string())
+    except (pa.ArrowNotImplementedError, pa.ArrowInvalid):
+        # a type without a cast to text (an interval): value by value, the rare column that has one
+        return pa.array([None if v is None else str(v) for v in column.to_pylist()], pa.large_string())
 
 
 class _Lobs:

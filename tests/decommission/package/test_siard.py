@@ -207,3 +207,25 @@ def test_the_validator_finds_a_row_count_that_differs(tmp_path):
             archive.writestr(info, body)
     report = validate_package(built.directory)
     assert any(p.requirement == "SIARD-ROWS" for p in report.problems), report.to_text()
+
+
+def test_a_type_without_a_siard_form_is_kept_as_its_text(tmp_path):
+    staged = tmp_path / "odd.parquet"
+    pq.write_table(
+        pa.table(
+            {
+                "id": pa.array([1, 2], pa.int64()),
+                "at": pa.array([dt.time(8, 30), None], pa.time64("us")),
+                "codes": pa.array([[1, 2], None], pa.list_(pa.int64())),  # a PostgreSQL array, as ADBC gives it
+            }
+        ),
+        staged,
+    )
+    columns = (siard.Column("id", "integer"), siard.Column("at", "time"), siard.Column("codes", "ARRAY"))
+    target = tmp_path / "odd.siard"
+    siard.write_siard(target, DATABASE, [siard.RawTable("odd", columns, staged, "id")])
+    rows = read_siard(target.read_bytes())["odd"].rows
+    assert rows[0]["at"] == "08:30:00.000000" and rows[0]["codes"] == "[1, 2]" and rows[1]["codes"] is None
+    archive = zipfile.ZipFile(target)
+    schema = etree.XMLSchema(etree.fromstring(archive.read("content/schema0/table0/table0.xsd")))
+    schema.assertValid(etree.fromstring(archive.read("content/schema0/table0/table0.xml")))
