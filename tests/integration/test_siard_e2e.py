@@ -173,3 +173,6 @@ def test_siard_parts_equal_the_postgres_source(tmp_path, monkeypatch, r7sim, air
     assert coverage["vardenhet"] == "preserved"
     assert result["raw"]["reasons"] == []
     assert {t["table"]: t["siard"] for t in result["raw"]["tables"]} == {n: len(r) for n, r in read.items()}
+    html = (out / "reconciliation" / "test_delivery" / "report.html").read_text(encoding="utf-8")
+    total = f"{sum(len(r) for r in read.values()):,}".replace(",", "\u00a0")  # Swedish: 12 345
+    assert "Källraderna i SIARD-format" in html and f"(representations/rep2): {total} rader" in html
