@@ -198,6 +198,8 @@ def pipeline(workers: int, log: Any, *, until: str = "package") -> dict[str, Any
         "partitions": len(partitions),
         "packages": len(packages),
         "package_bytes": sum(p["size"] for p in packages),
+        "raw_rows": sum(sum(p.get("raw_rows", {}).values()) for p in packages),
+        "raw_task_seconds": sum(p.get("raw_seconds", 0.0) for p in packages),
         "timings": timings,
         # the summed workers, sampled; never below the kernel's own peak of the largest worker
         "peak_rss_mb": round(max(memory.peak_sum / 2**20, one), 1),

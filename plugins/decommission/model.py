@@ -212,6 +212,9 @@ FINDINGS_FIELDS = (
     ("decision", "string"),
 )
 FINDINGS_FILE = "findings.parquet"
+#: the own keys of the rows disposed of by decision, per spec table (staging only; the raw representation
+#: leaves them out)
+DISPOSED_FILE = "disposed.parquet"
 
 
 def __getattr__(name: str) -> Any:

@@ -25,7 +25,7 @@ from decommission.evidence.anchors import anchor_head
 from decommission.files import write_atomic
 from decommission.ledger import canonical, programme_ledger
 from decommission.mapping.transform import map_partition
-from decommission.model import FINDINGS_FILE
+from decommission.model import DISPOSED_FILE, FINDINGS_FILE
 from decommission.plan.mapping_spec import check_against_source
 from decommission.plan.programme import Plan, System
 from decommission.plan.run import Run, is_final, refuse_if_decommissioned, resolve_milestone, run_date
@@ -98,7 +98,9 @@ def preflight(run: Run) -> dict[str, Any]:
     if key.demo:
         log.warning("keyed hashes use the public demo key (DECOMMISSION_ALLOW_DEMO_KEY=1): for demos and tests only")
     spec = run.spec
-    live = Source.for_system(run.system).live_schema([spec.source_table(t) for t in spec.tables])
+    live = Source.for_system(run.system).live_schema(
+        [spec.source_table(t) for t in spec.tables] + list(spec.reference_tables)
+    )
     problems = check_against_source(spec, live)
     if problems:
         raise MappingError("; ".join(problems))
@@ -168,14 +170,42 @@ def plan_partitions(run: Run) -> list[dict[str, Any]]:
     return [p.to_dict() for p in make_partitions(keys, run.system.partition_patients)]
 
 
+#: the catalogue entries of the partition's tables, beside their staged rows (the raw representation's metadata)
+RAW_CATALOGUE = "catalogue.json"
+#: the staged files of the tables not bound to a patient (``reference.<table>.parquet``)
+REFERENCE_PREFIX = "reference."
+
+
 def extract(run: Run, partition: dict[str, Any]) -> dict[str, Any]:
+    """Every spec table of the partition, every column of it but those excluded by decision (the raw representation)."""
+    from decommission.source.catalogue import raw_scope, read_catalogue, reference_scope
+
     part = Partition.from_dict(partition)
     spec = run.spec
+    source = Source.for_system(run.system)
+    catalogue = read_catalogue(source, count=False)
+    scope = raw_scope(catalogue, spec, run.system.exclusions)
+    extra = {name: [c.name for c in table.columns] for name, table in scope.items()}
+    # tables not bound to a patient: whole, once per delivery, with the first partition (its range starts open)
+    reference = reference_scope(catalogue, spec, run.system.exclusions) if part.lo is None else {}
     final = staging.stage_slot(run.system.id, run.milestone.value, "extract", part.id)
     with staging.replacing(final) as tmp:
-        totals = Source.for_system(run.system).extract_partition(
-            spec, part, run.system.agreement.cut_off, lambda table: staging.open_output(tmp / f"{table}.parquet")
+        totals = source.extract_partition(
+            spec,
+            part,
+            run.system.agreement.cut_off,
+            lambda table: staging.open_output(tmp / f"{table}.parquet"),
+            extra,
         )
+        totals |= source.extract_whole(
+            reference, lambda table: staging.open_output(tmp / f"{REFERENCE_PREFIX}{table}.parquet")
+        )
+        raw = {
+            "tables": {name: table.to_dict() for name, table in scope.items()},
+            "reference": {name: table.to_dict() for name, table in reference.items()},
+        }
+        with staging.open_output(tmp / RAW_CATALOGUE) as fh:
+            fh.write(canonical(raw).encode())
     run.record("extract", {"partition": part.to_dict(), "totals": totals})
     return {"partition": part.to_dict(), "uri": str(final), "rows": {t: v["rows"] for t, v in totals.items()}}
 
@@ -190,13 +220,75 @@ def map_stage(run: Run, extracted: dict[str, Any]) -> dict[str, Any]:
         source_dir = staging.stage_dir(run.system.id, run.milestone.value, "extract", part.id)
     final = staging.stage_slot(run.system.id, run.milestone.value, "mapped", part.id)
     with staging.replacing(final) as tmp:
-        result = map_partition(
-            spec, lambda t: staging.read_row_groups(source_dir / f"{t}.parquet"), tmp, staging.open_output
-        )
+        result = map_partition(spec, lambda t: _spec_columns(spec, t, source_dir), tmp, staging.open_output)
     counts = result.to_dict()
     # the corrections applied (rows as keyed hashes, who decided): the ledger is where a correction is recorded
     run.record("mapping", {"partition": part.id, **counts, "corrections": result.corrections})
     return {"partition": part.to_dict(), "uri": str(final), **counts}
+
+
+def _spec_columns(spec: Any, table: str, source_dir: Any) -> Any:
+    """The staged row groups of a table, with the columns the spec reads (the rest are for the raw representation)."""
+    columns = spec.tables[table].columns()
+    return (rows.select(columns) for rows in staging.read_row_groups(source_dir / f"{table}.parquet"))
+
+
+def _raw_part(run: Run, extract_dir: Path, mapped_dir: Path) -> Any:
+    """The partition's source rows for the raw representation: catalogue, staged rows, disposed keys."""
+    import pyarrow.parquet as pq
+
+    from decommission.package.siard import Column, Database, RawPart, RawTable
+
+    spec = run.spec
+    catalogue = json.loads((extract_dir / RAW_CATALOGUE).read_text(encoding="utf-8"))
+    gone: dict[str, set[str]] = {}
+    disposed_path = mapped_dir / DISPOSED_FILE
+    if disposed_path.exists():
+        rows = pq.read_table(disposed_path)
+        for table, key in zip(rows.column("table").to_pylist(), rows.column("key").to_pylist(), strict=True):
+            gone.setdefault(table, set()).add(key)
+    tables, seen = [], set()
+
+    def add(entry: dict[str, Any], path: Path, key: str, disposed: set[str]) -> None:
+        if entry["name"] in seen:  # two spec tables reading one source table: its rows once
+            return
+        seen.add(entry["name"])
+        tables.append(
+            RawTable(
+                name=entry["name"],
+                columns=tuple(
+                    Column(c["name"], c["type"], c["nullable"], c.get("comment", "")) for c in entry["columns"]
+                ),
+                path=path,
+                key=key,
+                primary_key=tuple(entry["primary_key"]),
+                foreign_keys=tuple(entry["foreign_keys"]),
+                comment=entry.get("comment", ""),
+                disposed=frozenset(disposed),
+            )
+        )
+
+    for name, entry in catalogue["tables"].items():
+        add(entry, extract_dir / f"{name}.parquet", spec.tables[name].key, gone.get(name, set()))
+    for name, entry in catalogue["reference"].items():
+        key = (entry["primary_key"] or [entry["columns"][0]["name"]])[0]
+        add(entry, extract_dir / f"{REFERENCE_PREFIX}{name}.parquet", key, set())
+    database = Database(
+        name=run.system.name,
+        schema=run.system.source.schema_name or run.system.id,
+        data_owner=run.plan.region.name,
+        origin=f"-{run.system.agreement.cut_off.isoformat()}",
+        archived=run.package_created.date(),
+        producer=f"decommission {_version()}",
+        description=f"Raw rows of {run.system.name} ({run.system.supplier}), partition as in the package",
+    )
+    return RawPart(database, tuple(tables))
+
+
+def _version() -> str:
+    from decommission import __version__
+
+    return __version__
 
 
 def package_stage(run: Run, mapped: dict[str, Any]) -> dict[str, Any]:
@@ -208,14 +300,17 @@ def package_stage(run: Run, mapped: dict[str, Any]) -> dict[str, Any]:
     if not mapped_dir.exists():  # removed after acceptance: a rerun maps (and extracts) again
         log.info("the mapped rows of partition %s are gone (removed after acceptance); mapping again", part.id)
         map_stage(run, {"partition": part.to_dict()})
-    with staging.local_dir(mapped_dir) as local:
-        files = {p.stem: p for p in local.glob("*.parquet") if p.name != FINDINGS_FILE}
+        mapped_dir = staging.stage_dir(run.system.id, run.milestone.value, "mapped", part.id)
+    extract_dir = staging.stage_dir(run.system.id, run.milestone.value, "extract", part.id)
+    with staging.local_dir(mapped_dir) as local, staging.local_dir(extract_dir) as extracted:
+        files = {p.stem: p for p in local.glob("*.parquet") if p.name not in (FINDINGS_FILE, DISPOSED_FILE)}
         result = sip.build_package(
             mapped=files,
             context=_package_context(run, placeholders=int(mapped.get("placeholders", 0))),
             partition_id=part.id,
             out_dir=run.out("packages"),
             directory=False,  # the tar is what is delivered; a folder beside it would double the work
+            raw=_raw_part(run, extracted, local),
         )
     package = {
         "partition": part.id,
@@ -225,8 +320,10 @@ def package_stage(run: Run, mapped: dict[str, Any]) -> dict[str, Any]:
         "size": result.size,
         "counts": result.counts,
         "patients": result.patients,
+        "raw_rows": result.raw_rows,
+        "raw_seconds": round(result.raw_seconds, 3),
     }
-    run.record("package", {k: package[k] for k in ("package_id", "partition", "sha256", "size", "counts")})
+    run.record("package", {k: package[k] for k in ("package_id", "partition", "sha256", "size", "counts", "raw_rows")})
     return package
 
 
@@ -263,6 +360,12 @@ def validate_stage(run: Run, package: dict[str, Any]) -> dict[str, Any]:
     if not report.ok:
         first = "; ".join(f"{p.requirement} {p.path}: {p.message}" for p in report.problems[:5])
         raise PackageError(f"package {package['package_id']} is not valid ({len(report.problems)} problems): {first}")
+    if report.raw_rows != package.get("raw_rows", {}):
+        # the rows read back from the SIARD part must be those the build recorded in the ledger
+        raise PackageError(
+            f"package {package['package_id']}: the SIARD part holds {report.raw_rows} rows per table, "
+            f"the build recorded {package.get('raw_rows', {})}"
+        )
     return package
 
 

@@ -38,7 +38,7 @@ from decommission.mapping import localtime
 from decommission.mapping.arrow_text import as_array, key_text, mask, py_values
 from decommission.mapping.fields import timestamps, transform
 from decommission.mapping.rules import RULE_REASON, Finding, check, classify, decode
-from decommission.model import ENTITIES, FINDINGS_FILE, FINDINGS_SCHEMA, QUALITY, Disposition, Reason
+from decommission.model import DISPOSED_FILE, ENTITIES, FINDINGS_FILE, FINDINGS_SCHEMA, QUALITY, Disposition, Reason
 from decommission.plan.mapping_spec import Correction, MappingSpec, TableSpec
 from decommission.privacy import keyed_hash
 from decommission.source.staged_table import PARQUET_OPTIONS, row_group_rows
@@ -168,6 +168,7 @@ def map_partition(
     result = MapResult()
     entities = _Entities(out_dir, open_output)
     findings: list[pa.Table] = []
+    disposed_rows: list[pa.Table] = []
     reference_date = dt.date.fromisoformat(spec.id_reference_date)
     ptable = spec.tables[spec.patient_table]
     patients = list(_slices(read(spec.patient_table)))
@@ -193,6 +194,8 @@ def map_partition(
                 result.mapped[name] += mapped.table.num_rows
                 if mapped.findings is not None:
                     findings.append(mapped.findings)
+                if mapped.disposed_keys is not None:
+                    disposed_rows.append(_disposed_table(name, mapped.disposed_keys))
                 disposed_patients.update(mapped.disposed_patients)
                 for key in mapped.orphan_keys:
                     placeholders.setdefault(key, table.patient_key)
@@ -210,7 +213,17 @@ def map_partition(
     ftable = pa.concat_tables(findings) if findings else FINDINGS_SCHEMA.empty_table()
     with open_output(out_dir / FINDINGS_FILE) as fh:
         pq.write_table(ftable, fh, **PARQUET_OPTIONS)
+    gone = pa.concat_tables(disposed_rows) if disposed_rows else DISPOSED_SCHEMA.empty_table()
+    with open_output(out_dir / DISPOSED_FILE) as fh:
+        pq.write_table(gone, fh, **PARQUET_OPTIONS)
     return result
+
+
+DISPOSED_SCHEMA = pa.schema([pa.field("table", pa.large_string()), pa.field("key", pa.large_string())])
+
+
+def _disposed_table(name: str, keys: pa.Array) -> pa.Table:
+    return pa.table({"table": pa.array([name] * len(keys), pa.large_string()), "key": keys}, schema=DISPOSED_SCHEMA)
 
 
 @dataclass(frozen=True)
@@ -237,6 +250,8 @@ class _Mapped:
     findings: pa.Table | None = None
     disposed_patients: dict[str, str] = field(default_factory=dict)
     orphan_keys: list[str] = field(default_factory=list)
+    #: the own keys (as text) of the rows disposed of: the raw representation leaves them out too
+    disposed_keys: pa.Array | None = None
 
 
 def _map_slice(rows: pa.Table, ctx: _Context, result: MapResult) -> _Mapped:
@@ -315,7 +330,12 @@ def _map_slice(rows: pa.Table, ctx: _Context, result: MapResult) -> _Mapped:
         # a row naming no patient at all goes under the placeholder of no key
         column = mapped.schema.get_field_index("patient_key")
         mapped = mapped.set_column(column, "patient_key", pc.fill_null(mapped["patient_key"], NO_PATIENT_KEY))
-    return _Mapped(mapped, adjusted, outcome.findings, outcome.disposed_patients, sorted(outcome.orphan_keys))
+    gone = (
+        pc.cast(rows[table.key].filter(pa.array(outcome.disposed)), pa.large_string())
+        if outcome.disposed.any()
+        else None
+    )
+    return _Mapped(mapped, adjusted, outcome.findings, outcome.disposed_patients, sorted(outcome.orphan_keys), gone)
 
 
 def _add(

@@ -69,6 +69,11 @@ CONTENT_INFORMATION_TYPE = "citsehpj_v2_0"
 OTHER = "OTHER"
 SOFTWARE_NAME = "decommission"
 REPRESENTATION = "rep1"
+#: the raw representation (CITS SIARD): the source rows in one SIARD 2.2 file
+RAW_REPRESENTATION = "rep2"
+SIARD_CONTENT_TYPE = "SIARD2"
+SIARD_CATEGORY = "Databases"
+SIARD_REPRESENTATION_PROFILE = "https://citssiard.dilcis.eu/profile/E-ARK-SIARD-REPRESENTATION.xml"
 CHECKSUM_TYPE = "SHA-256"
 
 
@@ -224,6 +229,7 @@ def write_root_mets(
     documentation: Sequence[FileEntry],
     schemas: Sequence[FileEntry],
     representation: FileEntry,
+    raw: FileEntry | None = None,
 ) -> None:
     """Write the package (root) METS document.
 
@@ -232,6 +238,7 @@ def write_root_mets(
     :param manifest: the patient manifest in metadata/descriptive (dmdSec, EHR12)
     :param premis: the PREMIS file in metadata/preservation (amdSec/digiprovMD)
     :param representation: the representation METS (fileGrp Representations/rep1)
+    :param raw: the raw representation's METS (fileGrp Representations/rep2, SIARD2), if any
     """
     created = format_value(header.created) or ""
     rep_group = f"grp-{REPRESENTATION}"
@@ -257,11 +264,20 @@ def write_root_mets(
         _close(1, "mets:amdSec"),
         _open(1, "mets:fileSec", {"ID": "filesec"}),
     ]
-    for _group_id, attrib, entries in (
+    groups = [
         ("grp-documentation", {"ID": "grp-documentation", "USE": "Documentation"}, documentation),
         ("grp-schemas", {"ID": "grp-schemas", "USE": "Schemas"}, schemas),
         (rep_group, _group_attrib(rep_group, f"Representations/{REPRESENTATION}"), [representation]),
-    ):
+    ]
+    raw_group = f"grp-{RAW_REPRESENTATION}"
+    if raw is not None:
+        attrib = {
+            "ID": raw_group,
+            "USE": f"Representations/{RAW_REPRESENTATION}",
+            "csip:CONTENTINFORMATIONTYPE": SIARD_CONTENT_TYPE,
+        }
+        groups.append((raw_group, attrib, [raw]))
+    for _group_id, attrib, entries in groups:
         out.append(_open(2, "mets:fileGrp", attrib))
         out += [_file(3, entry, created) for entry in entries]
         out.append(_close(2, "mets:fileGrp"))
@@ -285,6 +301,45 @@ def write_root_mets(
     out += [
         _open(3, "mets:div", {"ID": f"div-{REPRESENTATION}", "LABEL": f"Representations/{REPRESENTATION}"}),
         _leaf(4, "mets:mptr", {**_link(representation.href), "xlink:title": rep_group}),
+        _close(3, "mets:div"),
+    ]
+    if raw is not None:
+        out += [
+            _open(3, "mets:div", {"ID": f"div-{RAW_REPRESENTATION}", "LABEL": f"Representations/{RAW_REPRESENTATION}"}),
+            _leaf(4, "mets:mptr", {**_link(raw.href), "xlink:title": raw_group}),
+            _close(3, "mets:div"),
+        ]
+    out += [
+        _close(2, "mets:div"),
+        _close(1, "mets:structMap"),
+        "\n</mets:mets>\n",
+    ]
+    stream.write("".join(out).encode())
+
+
+def write_raw_mets(stream: BinaryIO, *, header: Header, siard: FileEntry) -> None:
+    """The raw representation's METS (CITS SIARD): one SIARD file in ``data/``."""
+    attrib = {
+        "OBJID": RAW_REPRESENTATION,
+        "TYPE": SIARD_CATEGORY,
+        "csip:CONTENTINFORMATIONTYPE": SIARD_CONTENT_TYPE,
+        "PROFILE": SIARD_REPRESENTATION_PROFILE,
+        "xsi:schemaLocation": " ".join(f"{ns} {url}" for ns, url in SCHEMA_URLS.items()),
+    }
+    created = format_value(header.created) or ""
+    group = {"ID": "grp-siard", "USE": "Data", "csip:CONTENTINFORMATIONTYPE": SIARD_CONTENT_TYPE}
+    out = [
+        f"<?xml version='1.0' encoding='UTF-8'?>\n<mets:mets{_NAMESPACES}{_attrs(attrib)}>",
+        _header(header),
+        _open(1, "mets:fileSec", {"ID": "filesec"}),
+        _open(2, "mets:fileGrp", group),
+        _file(3, siard, created),
+        _close(2, "mets:fileGrp"),
+        _close(1, "mets:fileSec"),
+        _open(1, "mets:structMap", {"ID": "structmap-csip", "TYPE": "PHYSICAL", "LABEL": "CSIP"}),
+        _open(2, "mets:div", {"ID": "div-csip", "LABEL": RAW_REPRESENTATION}),
+        _open(3, "mets:div", {"ID": "div-csip-data", "LABEL": "Data"}),
+        _leaf(4, "mets:fptr", {"FILEID": "grp-siard"}),
         _close(3, "mets:div"),
         _close(2, "mets:div"),
         _close(1, "mets:structMap"),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import io
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -14,7 +15,7 @@ import pyarrow.compute as pc
 
 from decommission import __version__
 from decommission.errors import PackageError
-from decommission.package import mets, premis, records, recordxml, xmltext
+from decommission.package import mets, premis, records, recordxml, siard, xmltext
 from decommission.package.container import PackageWriter, Written
 from decommission.package.names import MIMETYPE_RE, XML, attachment_name, folder_name, mimetype, safe_filename
 
@@ -28,12 +29,14 @@ SCHEMA_FILES = (
     "mets.xsd",
     "premis.xsd",
     "record.xsd",
+    "siard2-2-metadata.xsd",
     "xlink.xsd",
 )
 METS_FILENAME = "METS.xml"
 MANIFEST_PATH = "metadata/descriptive/patients.xml"
 PREMIS_PATH = "metadata/preservation/premis.xml"
 REPRESENTATION_DIR = f"representations/{mets.REPRESENTATION}"
+RAW_DIR = f"representations/{mets.RAW_REPRESENTATION}"
 
 
 @dataclass
@@ -68,6 +71,9 @@ class Package:
             root, tar_path, name=pkg_id, mtime=created, max_bytes=context.max_bytes, directory=directory
         )
         self.files = 0
+        self.raw_mets: Written | None = None
+        self.raw_rows: dict[str, int] = {}
+        self.raw_seconds = 0.0
         self.rep_file = self.out.stream(f"{REPRESENTATION_DIR}/{METS_FILENAME}")
         self.premis_file = self.out.stream(PREMIS_PATH)
         self.manifest_file = self.out.stream(MANIFEST_PATH)
@@ -182,6 +188,25 @@ class Package:
         }
         return out
 
+    def write_raw(self, raw: siard.RawPart, scratch: Path, pkg_id: str) -> None:
+        """The raw representation: the SIARD file (built in ``scratch``, hashed into the tar) and its METS."""
+        started = time.perf_counter()
+        scratch.mkdir(parents=True, exist_ok=True)
+        built = scratch / f"{pkg_id}.siard"
+        built.unlink(missing_ok=True)
+        result = siard.write_siard(built, raw.database, raw.tables)
+        rel = f"data/{pkg_id}.siard"
+        written = self.out.copy(f"{RAW_DIR}/{rel}", built)
+        built.unlink()
+        self.premis.add_files([(f"{RAW_DIR}/{rel}", written.size, written.sha256, siard.MIMETYPE)])
+        body = io.BytesIO()
+        entry = mets.FileEntry("file-siard", rel, siard.MIMETYPE, written.size, written.sha256)
+        mets.write_raw_mets(body, header=self.header, siard=entry)
+        self.raw_mets = self.add(f"{RAW_DIR}/{METS_FILENAME}", [body.getvalue()])
+        self.files += 1
+        self.raw_rows = result.rows
+        self.raw_seconds = time.perf_counter() - started  # for the bench: the SIARD part's share of a build
+
     def finish(self, pkg_id: str) -> Written:
         """Close the streamed files, add schemas, documentation and the root METS; end the tar."""
         context = self.context
@@ -218,6 +243,9 @@ class Package:
             documentation=documentation,
             schemas=schemas,
             representation=_entry(f"file-{mets.REPRESENTATION}-mets", rep_rel, XML, rep),
+            raw=None
+            if self.raw_mets is None
+            else _entry(f"file-{mets.RAW_REPRESENTATION}-mets", f"{RAW_DIR}/{METS_FILENAME}", XML, self.raw_mets),
         )
         self.add(METS_FILENAME, [root.getvalue()])
         return self.out.close()

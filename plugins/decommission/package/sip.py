@@ -25,6 +25,7 @@ METS and PREMIS streamed: memory does not grow with the package. A package is bo
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import gc
 import os
 import re
@@ -42,6 +43,7 @@ from decommission.package.context import RECORD_STATUSES, PackageContext, check_
 from decommission.package.names import safe_filename
 from decommission.package.packing import Package
 from decommission.package.partition import PartitionReader
+from decommission.package.siard import RawPart
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping
@@ -61,6 +63,10 @@ class PackageResult:
     file_count: int
     counts: dict[str, int]
     patients: int
+    #: rows per source table in the raw representation (SIARD); empty without one
+    raw_rows: dict[str, int] = dataclasses.field(default_factory=dict)
+    #: seconds spent on the raw representation (measured, never in the package)
+    raw_seconds: float = 0.0
 
 
 def _slug(value: str, what: str) -> str:
@@ -104,7 +110,13 @@ def _cyclic_gc_paused() -> Iterator[None]:
 
 
 def build_package(
-    *, mapped: Mapping[str, Path], context: PackageContext, partition_id: str, out_dir: Path, directory: bool = True
+    *,
+    mapped: Mapping[str, Path],
+    context: PackageContext,
+    partition_id: str,
+    out_dir: Path,
+    directory: bool = True,
+    raw: RawPart | None = None,
 ) -> PackageResult:
     """Write one partition as an E-ARK SIP tar (and folder) under ``out_dir``; replace an older one.
 
@@ -114,6 +126,7 @@ def build_package(
     :param out_dir: where ``<package_id>.tar`` (and ``<package_id>/``) go
     :param directory: also write the package folder (the same bytes as the tar); without it the
         tar alone, which saves creating a file per record on disk
+    :param raw: the partition's source rows for the raw representation (SIARD 2.2, ``representations/rep2``)
     :raises PackageError: bad input (the message names entity, record and column, never a value),
         or a package beyond ``context.max_patients`` or ``context.max_bytes``
     """
@@ -146,6 +159,8 @@ def build_package(
                     for name, table in chunk.tables.items():
                         counts[name] += table.num_rows
                 counts["patient"] = len(reader)
+                if raw is not None:
+                    package.write_raw(raw, scratch / "raw", pkg_id)
                 tar = package.finish(pkg_id)
             shutil.rmtree(scratch, ignore_errors=True)
             if final.exists():
@@ -165,5 +180,14 @@ def build_package(
         shutil.rmtree(old, ignore_errors=True)
         shutil.rmtree(tmp, ignore_errors=True)
     return PackageResult(
-        pkg_id, final if directory else None, final_tar, tar.sha256, tar.size, package.files, counts, counts["patient"]
+        pkg_id,
+        final if directory else None,
+        final_tar,
+        tar.sha256,
+        tar.size,
+        package.files,
+        counts,
+        counts["patient"],
+        package.raw_rows,
+        package.raw_seconds,
     )

@@ -118,6 +118,10 @@ class TableSpec(_Model):
     )
     fields: dict[str, FieldSpec]
     rules: list[RuleSpec] = []
+    preserved: list[str] = Field(
+        default=[],
+        description="source columns kept in the raw representation (SIARD) only, with no field of the record model",
+    )
 
     @model_validator(mode="after")
     def _fields_match_entity(self) -> TableSpec:
@@ -208,6 +212,9 @@ class MappingSpec(_Model):
     dispositions: tuple[DispositionSpec, ...] = ()
     #: the correction list (YAML, a list of :class:`Correction`), a file under the spec's folder
     corrections: str | None = None
+    #: source tables not bound to a patient (code tables, units, users): no field of the record model,
+    #: kept whole in the raw representation once per delivery (the SIARD part of the first partition's package)
+    reference_tables: list[str] = []
     #: the loaded correction list (set by :func:`load_spec`)
     correction_list: tuple[Correction, ...] = Field(default=(), exclude=True)
     path: Path | None = Field(default=None, exclude=True)
@@ -274,6 +281,14 @@ class MappingSpec(_Model):
 
     def source_table(self, name: str) -> str:
         return self.tables[name].table or name
+
+    @model_validator(mode="after")
+    def _reference_tables_apart(self) -> MappingSpec:
+        mapped = {self.source_table(n).lower() for n in self.tables}
+        for i, name in enumerate(self.reference_tables):
+            if name.lower() in mapped:
+                raise ValueError(f"reference_tables.{i}: '{name}' is a mapped table (its rows are bound to a patient)")
+        return self
 
     def disposition(self, table: str, reason: str) -> DispositionSpec | None:
         """The declared disposition of ``reason`` in ``table`` (the table's own first); None: keep_flagged."""
@@ -373,6 +388,9 @@ def check_against_source(spec: MappingSpec, live: dict[str, list[str]]) -> list[
     """Compare the spec with the live schema (table -> columns); one message per problem."""
     where = spec.path or spec.system
     problems = []
+    for i, name in enumerate(spec.reference_tables):
+        if name not in live:
+            problems.append(f"{where}: reference_tables.{i}: source table '{name}' does not exist")
     for name, table in spec.tables.items():
         source = spec.source_table(name)
         if source not in live:

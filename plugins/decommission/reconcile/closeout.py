@@ -28,6 +28,7 @@ from decommission.reconcile.checks import (
 from decommission.reconcile.coverage import coverage_of
 from decommission.reconcile.dispositions import findings_tables, summarise
 from decommission.reconcile.fixity import audit_archive
+from decommission.reconcile.raw import raw_check
 from decommission.reconcile.readback import check_sample
 from decommission.source.database import Source
 
@@ -121,7 +122,9 @@ def reconcile_stage(
         result["tables"],
         final=final,
     )
-    # TODO(issue 13, item 2): with the SIARD raw representation, also check its rows = source - disposed per table
+    reference = {t["table"]: t["rows"] for t in coverage["tables"] if t["class"] == "preserved"}
+    result["raw"] = raw_check(spec, source, mapped, packages, reference)
+    result["reasons"] += result["raw"]["reasons"]
     result["dispositions"] = dispositions
     result["reasons"] += dispositions["reasons"]
     result["warnings"] += dispositions["warnings"]

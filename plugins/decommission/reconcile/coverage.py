@@ -1,8 +1,11 @@
 """Is every table and column of the legacy database in the archive, or left out by a recorded decision?
 
 The coverage inventory classifies every column of the live catalogue: *mapped* (it feeds a field
-of the record model), *used* (a key, rule or cut-off column the mapping reads without keeping it
-as a field), *excluded* (a plan exclusion with its decision) or *unclassified*. At the final
+of the record model), *preserved* (declared in the mapping spec's ``preserved``: kept in the raw
+representation, the SIARD part of every package, and nowhere else), *used* (a key, rule or
+cut-off column the mapping reads without keeping it as a field; it too is in the SIARD part),
+*excluded* (a plan exclusion with its decision: left out of the SIARD part as well) or
+*unclassified* (in the SIARD part, but no one has said what it is). At the final
 delivery an unclassified table or column, an exclusion without a decision reference, or a table
 whose every row lies outside the cut-off is a FAIL reason naming ``schema.table[.column]``; at the
 test and production deliveries the same findings are warnings.
@@ -19,7 +22,7 @@ from decommission.plan.programme import Exclusion, System
 from decommission.source.catalogue import Table, read_catalogue
 from decommission.source.database import Source
 
-CLASSES = ("mapped", "used", "excluded", "unclassified")
+CLASSES = ("mapped", "preserved", "used", "excluded", "unclassified")
 
 
 def classify(
@@ -37,8 +40,10 @@ def classify(
     """
     fields: dict[str, dict[str, list[str]]] = {}
     used: dict[str, set[str]] = {}
+    preserved: dict[str, set[str]] = {}
     for name, table in spec.tables.items():
         source = spec.source_table(name).lower()
+        preserved.setdefault(source, set()).update(c.lower() for c in table.preserved)
         for target, f in table.fields.items():
             if f.column:
                 fields.setdefault(source, {}).setdefault(f.column.lower(), []).append(f"{table.entity}.{target}")
@@ -46,11 +51,32 @@ def classify(
     excluded: dict[tuple[str, str | None], Exclusion] = {
         (e.table.lower(), e.column.lower() if e.column else None): e for e in exclusions
     }
+    reference = {n.lower() for n in spec.reference_tables}
     findings: list[str] = []
     tables = []
     for name, t in sorted(catalogue.items()):
         key = name.lower()
         whole = excluded.get((key, None))
+        if key in reference and whole is None:  # kept whole in the SIARD part, once per delivery
+            columns = [
+                {"name": c.name, "type": c.type, "class": "excluded", "by": d.reference or d.decision}
+                if (d := excluded.get((key, c.name.lower())))
+                else {"name": c.name, "type": c.type, "class": "preserved", "by": "SIARD"}
+                for c in t.columns
+            ]
+            tables.append(
+                {
+                    "table": name,
+                    "class": "preserved",
+                    "rows": t.rows,
+                    "rows_in_cutoff": t.rows,
+                    "rows_after_cutoff": 0,
+                    "primary_key": list(t.primary_key),
+                    "foreign_keys": list(t.foreign_keys),
+                    "columns": columns,
+                }
+            )
+            continue
         columns = []
         for c in t.columns:
             col = c.name.lower()
@@ -59,6 +85,8 @@ def classify(
                 cls, by = "mapped", ", ".join(fields[key][col])
             elif decision is not None:
                 cls, by = "excluded", decision.reference or decision.decision
+            elif col in preserved.get(key, ()):
+                cls, by = "preserved", "SIARD"
             elif col in used.get(key, ()):
                 cls, by = "used", ""
             else:
@@ -96,6 +124,16 @@ def classify(
         known = table in {n.lower() for n in catalogue}
         if not known:
             findings.append(f"the exclusion names {schema}.{table}, which the source does not have")
+    for name, table_spec in spec.tables.items():
+        source = spec.source_table(name)
+        have = {
+            c.name.lower() for c in catalogue.get(source, catalogue.get(source.lower(), Table(source, (), 0))).columns
+        }
+        for column in table_spec.preserved:
+            if column.lower() not in have:
+                findings.append(
+                    f"tables.{name}.preserved names {schema}.{source}.{column}, which the source does not have"
+                )
     totals = {cls: sum(1 for t in tables for c in t["columns"] if c["class"] == cls) for cls in CLASSES}
     columns_all = sum(totals.values())
     covered = columns_all - totals["unclassified"]
@@ -104,7 +142,8 @@ def classify(
         "tables": tables,
         "columns_by_class": totals,
         "tables_by_class": {
-            cls: sum(1 for t in tables if t["class"] == cls) for cls in ("mapped", "excluded", "unclassified")
+            cls: sum(1 for t in tables if t["class"] == cls)
+            for cls in ("mapped", "preserved", "excluded", "unclassified")
         },
         "rows": {
             "source": sum(t["rows"] for t in tables),

@@ -132,6 +132,14 @@ LABELS = {
         "rows_after_cutoff": "Rader efter brytdatum",
         "class_mapped": "arkiverad",
         "class_used": "nyckel eller regel",
+        "class_preserved": "bevarad i SIARD-delen",
+        "raw": "Källraderna i SIARD-format (rådata)",
+        "raw_text": (
+            "Varje paket har källans rader för sina patienter i en SIARD 2.2-fil (representations/rep2): "
+            "{rows} rader, lika med källans rader minus de gallrade ({expected})."
+        ),
+        "raw_siard": "I SIARD-delen",
+        "raw_expected": "Källan minus gallrade",
         "class_excluded": "undantagen genom beslut",
         "class_unclassified": "OKLASSAD",
         "warnings": "Varningar (blir skäl till UNDERKÄND vid slutleveransen)",
@@ -269,6 +277,14 @@ LABELS = {
         "rows_after_cutoff": "Rows after the cut-off",
         "class_mapped": "archived",
         "class_used": "key/rule",
+        "class_preserved": "kept in the SIARD part",
+        "raw": "The source rows in SIARD (raw representation)",
+        "raw_text": (
+            "Every package holds the source rows of its patients in a SIARD 2.2 file (representations/rep2): "
+            "{rows} rows, equal to the source rows less those disposed of ({expected})."
+        ),
+        "raw_siard": "In the SIARD part",
+        "raw_expected": "Source less disposed",
         "class_excluded": "excluded by decision",
         "class_unclassified": "UNCLASSIFIED",
         "warnings": "Warnings (FAIL reasons at the final delivery)",

@@ -100,6 +100,7 @@ def build(
         _tables(result, t, language),
         _checks(result, t, language),
         _coverage(result, t, language),
+        _raw(result, t, language),
         _fixity(result, t, language),
         _rejections(result, t),
         _waived(result, t, language),
@@ -307,6 +308,29 @@ def _coverage(result: Mapping[str, Any], t: Mapping[str, str], language: str) ->
                 ],
             )
         )
+    return section
+
+
+def _raw(result: Mapping[str, Any], t: Mapping[str, str], language: str) -> Section:
+    """The SIARD part: per table its rows against the source less those disposed of."""
+    raw = result.get("raw") or {}
+    section = Section("raw", t["raw"])
+    if not raw.get("tables"):
+        return section
+    section.paragraphs.append(
+        t["raw_text"].format(
+            rows=number(raw.get("rows", 0), language), expected=number(raw.get("expected", 0), language)
+        )
+    )
+    section.tables.append(
+        Table(
+            [t["table"], t["source"], t["disposed"], t["raw_expected"], t["raw_siard"]],
+            [
+                [tb["table"], *(number(tb[k], language) for k in ("source", "disposed", "expected", "siard"))]
+                for tb in raw["tables"]
+            ],
+        )
+    )
     return section
 
 

@@ -7,10 +7,12 @@ mapping does not name. Names are passed as parameters or quoted, never pasted ra
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from decommission.errors import SourceError
+from decommission.plan.mapping_spec import MappingSpec
 from decommission.source.database import Source, quote
 
 
@@ -19,6 +21,7 @@ class Column:
     name: str
     type: str
     nullable: bool = True
+    comment: str = ""
 
 
 @dataclass(frozen=True)
@@ -29,13 +32,16 @@ class Table:
     primary_key: tuple[str, ...] = ()
     #: each ``{"columns": [...], "table": ..., "references": [...]}``
     foreign_keys: tuple[dict[str, Any], ...] = field(default=())
+    comment: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
-def read_catalogue(source: Source) -> dict[str, Table]:
+def read_catalogue(source: Source, *, count: bool = True) -> dict[str, Table]:
     """Every base table of the source's schema (PostgreSQL) or file (SQLite), by name.
+
+    :param count: count each table's rows (False: ``rows`` is -1; the extraction needs only the shapes)
 
     :raises SourceError: the catalogue cannot be read (names the source, never a value)
     """
@@ -46,12 +52,18 @@ def read_catalogue(source: Source) -> dict[str, Table]:
             else:
                 shapes = _sqlite_shapes(conn)
             tables = {}
+            comments = _postgres_comments(conn, source.schema or "public") if source.dialect == "postgres" else {}
             for name, (columns, pk, fks) in sorted(shapes.items()):
-                cur = conn.cursor()
-                cur.execute(f"SELECT COUNT(*) FROM {source.qualified(name)}")
-                rows = int(cur.fetchone()[0])
-                cur.close()
-                tables[name] = Table(name, tuple(columns), rows, tuple(pk), tuple(fks))
+                rows = -1
+                if count:
+                    cur = conn.cursor()
+                    cur.execute(f"SELECT COUNT(*) FROM {source.qualified(name)}")
+                    rows = int(cur.fetchone()[0])
+                    cur.close()
+                described = [Column(c.name, c.type, c.nullable, comments.get((name, c.name), "")) for c in columns]
+                tables[name] = Table(
+                    name, tuple(described), rows, tuple(pk), tuple(fks), comments.get((name, None), "")
+                )
             return tables
     except SourceError:
         raise
@@ -107,6 +119,22 @@ def _postgres_shapes(conn: Any, schema: str) -> dict[str, tuple[list[Column], li
     return shapes
 
 
+def _postgres_comments(conn: Any, schema: str) -> dict[tuple[str, str | None], str]:
+    """The comments (COMMENT ON) of the schema's tables and columns: (table, column or None) -> text."""
+    cur = conn.cursor()
+    cur.execute(
+        "SELECT c.relname, a.attname, d.description FROM pg_catalog.pg_description d"
+        " JOIN pg_catalog.pg_class c ON c.oid = d.objoid AND d.classoid = 'pg_catalog.pg_class'::regclass"
+        " JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
+        " LEFT JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum = d.objsubid AND d.objsubid > 0"
+        " WHERE n.nspname = %s",
+        (schema,),
+    )
+    out = {(table, column): text for table, column, text in cur.fetchall() if text}
+    cur.close()
+    return out
+
+
 def _sqlite_shapes(conn: Any) -> dict[str, tuple[list[Column], list[str], list[dict]]]:
     cur = conn.cursor()
     cur.execute("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name")
@@ -125,3 +153,54 @@ def _sqlite_shapes(conn: Any) -> dict[str, tuple[list[Column], list[str], list[d
         shapes[table] = (columns, pk, [fks[k] for k in sorted(fks)])
     cur.close()
     return shapes
+
+
+def raw_scope(catalogue: Mapping[str, Table], spec: MappingSpec, exclusions: Iterable[Any]) -> dict[str, Table]:
+    """Per spec table, its catalogue entry less the columns a plan exclusion leaves out (by decision).
+
+    The raw representation keeps every other column, as the source holds it. A column the spec
+    reads stays even when excluded (the mapping needs it). A table the catalogue lacks is left out
+    here (preflight has refused such a spec already).
+    """
+    by_name = {name.lower(): table for name, table in catalogue.items()}
+    gone: set[tuple[str, str | None]] = {(e.table.lower(), e.column.lower() if e.column else None) for e in exclusions}
+    out = {}
+    for name, table_spec in spec.tables.items():
+        source = spec.source_table(name)
+        table = by_name.get(source.lower())
+        if table is None:
+            continue
+        needed = {c.lower() for c in table_spec.columns()}
+        whole = (source.lower(), None) in gone
+        kept = tuple(
+            c
+            for c in table.columns
+            if c.name.lower() in needed or not (whole or (source.lower(), c.name.lower()) in gone)
+        )
+        out[name] = replace(table, columns=kept)
+    return out
+
+
+def reference_scope(catalogue: Mapping[str, Table], spec: MappingSpec, exclusions: Iterable[Any]) -> dict[str, Table]:
+    """The spec's tables not bound to a patient, each less the columns a plan exclusion leaves out."""
+    by_name = {name.lower(): table for name, table in catalogue.items()}
+    gone = {(e.table.lower(), e.column.lower() if e.column else None) for e in exclusions}
+    out = {}
+    for name in spec.reference_tables:
+        table = by_name.get(name.lower())
+        if table is None or (name.lower(), None) in gone:
+            continue
+        kept = tuple(c for c in table.columns if (name.lower(), c.name.lower()) not in gone)
+        out[table.name] = replace(table, columns=kept)
+    return out
+
+
+def table_from_json(data: Mapping[str, Any]) -> Table:
+    return Table(
+        name=data["name"],
+        columns=tuple(Column(**c) for c in data["columns"]),
+        rows=int(data["rows"]),
+        primary_key=tuple(data.get("primary_key", ())),
+        foreign_keys=tuple(data.get("foreign_keys", ())),
+        comment=data.get("comment", ""),
+    )

@@ -12,7 +12,7 @@ import contextlib
 import datetime as dt
 import logging
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -186,9 +186,17 @@ class Source:
         return out
 
     def extract_partition(
-        self, spec: MappingSpec, part: Partition, cut_off: dt.date, sink: Any
+        self,
+        spec: MappingSpec,
+        part: Partition,
+        cut_off: dt.date,
+        sink: Any,
+        extra: Mapping[str, Sequence[str]] | None = None,
     ) -> dict[str, dict[str, Any]]:
         """Write every table of the partition to ``sink(table) -> writable file``, from one snapshot.
+
+        :param extra: per spec table, source columns to read beyond those the spec reads (the raw
+            representation keeps every column); they follow the spec's columns in the file
 
         PostgreSQL is read through its Arrow-native fast path when the driver is installed
         and the connection allows it; every other database through its DB-API cursor.
@@ -196,19 +204,20 @@ class Source:
 
         :returns: control totals per table: rows, distinct keys, SHA-256 of keys and rows.
         """
+        columns = {name: _columns(table, (extra or {}).get(name, ())) for name, table in spec.tables.items()}
         info = self._fast_conninfo()
         if info is not None:
-            return self._extract_fast(info, spec, part, cut_off, sink)
+            return self._extract_fast(info, spec, part, cut_off, sink, columns)
         totals: dict[str, dict[str, Any]] = {}
         with self.snapshot() as conn:
             for name, table in spec.tables.items():
                 where, params = self._where(table, part, cut_off)
                 cur = self._stream_cursor(conn, name)
                 try:
-                    cur.execute(self._select(spec, name, where), params)
+                    cur.execute(self._select(spec, name, where, columns[name]), params)
                     parts, coerced = [], set()
                     while batch := cur.fetchmany(BATCH_ROWS):
-                        frame, mixed = staged_table.from_rows(batch, table.columns())
+                        frame, mixed = staged_table.from_rows(batch, columns[name])
                         parts.append(frame)
                         coerced.update(mixed)
                 except SourceError:
@@ -217,9 +226,40 @@ class Source:
                     raise _query_failed(self.conn_id, name, exc) from exc
                 finally:
                     cur.close()
-                frame, mixed = staged_table.concat(parts, table.columns())
+                frame, mixed = staged_table.concat(parts, columns[name])
                 with sink(name) as fh:
                     totals[name] = staged_table.write(frame, table.key, fh, sorted(coerced | set(mixed)))
+        return totals
+
+    def extract_whole(self, tables: Mapping[str, Any], sink: Any) -> dict[str, dict[str, Any]]:
+        """Write whole tables (catalogue entries: no patient range, no cut-off) to ``sink(table)``, from one snapshot.
+
+        For the tables not bound to a patient (code tables, units, users): small, read once per delivery.
+        """
+        totals: dict[str, dict[str, Any]] = {}
+        if not tables:
+            return totals
+        with self.snapshot() as conn:
+            for name, table in tables.items():
+                columns = [c.name for c in table.columns]
+                key = (list(table.primary_key) or columns)[0]
+                cur = conn.cursor()
+                try:
+                    cur.execute(f"SELECT {', '.join(quote(c) for c in columns)} FROM {self.qualified(name)}")
+                    parts, coerced = [], set()
+                    while batch := cur.fetchmany(BATCH_ROWS):
+                        frame, mixed = staged_table.from_rows(batch, columns)
+                        parts.append(frame)
+                        coerced.update(mixed)
+                except Exception as exc:
+                    raise SourceError(
+                        f"source '{self.conn_id}', table '{name}': query failed: {_failure(exc)}"
+                    ) from exc
+                finally:
+                    cur.close()
+                frame, mixed = staged_table.concat(parts, columns)
+                with sink(name) as fh:
+                    totals[f"reference:{name}"] = staged_table.write(frame, key, fh, sorted(coerced | set(mixed)))
         return totals
 
     def _fast_conninfo(self) -> str | None:
@@ -228,36 +268,43 @@ class Source:
         return pg_fast.conninfo(self.hook)
 
     def _extract_fast(
-        self, info: str, spec: MappingSpec, part: Partition, cut_off: dt.date, sink: Any
+        self, info: str, spec: MappingSpec, part: Partition, cut_off: dt.date, sink: Any, columns: Any
     ) -> dict[str, dict[str, Any]]:
         try:
-            return self._extract_snapshot(info, spec, part, cut_off, sink, pg_fast.BUILTIN)
+            return self._extract_snapshot(info, spec, part, cut_off, sink, pg_fast.BUILTIN, columns)
         except pg_fast.UnknownTypes as exc:  # an enum or other own type: the server's catalogue names it
             log.info("source '%s': %s has a type outside the driver's catalogue; reading again", self.conn_id, exc)
-            return self._extract_snapshot(info, spec, part, cut_off, sink, pg_fast.SERVER)
+            return self._extract_snapshot(info, spec, part, cut_off, sink, pg_fast.SERVER, columns)
 
     def _extract_snapshot(
-        self, info: str, spec: MappingSpec, part: Partition, cut_off: dt.date, sink: Any, types: str
+        self,
+        info: str,
+        spec: MappingSpec,
+        part: Partition,
+        cut_off: dt.date,
+        sink: Any,
+        types: str,
+        columns: Mapping[str, list[str]],
     ) -> dict[str, dict[str, Any]]:
         totals: dict[str, dict[str, Any]] = {}
         with pg_fast.snapshot(info, self.conn_id, types) as conn:
             for name, table in spec.tables.items():
                 where = self._where_literal(table, part, cut_off)
                 try:
-                    batches = list(pg_fast.read_batches(conn, self._select(spec, name, where)))
+                    batches = list(pg_fast.read_batches(conn, self._select(spec, name, where, columns[name])))
                 except pg_fast.UnknownTypes:
                     raise
                 except Exception as exc:
                     raise _query_failed(self.conn_id, name, exc) from exc
                 parts = [pa.Table.from_batches([b]) for b in batches]
-                frame, coerced = staged_table.concat(parts, table.columns())
+                frame, coerced = staged_table.concat(parts, columns[name])
                 del batches, parts
                 with sink(name) as fh:
                     totals[name] = staged_table.write(frame, table.key, fh, coerced)
         return totals
 
-    def _select(self, spec: MappingSpec, name: str, where: str) -> str:
-        cols = ", ".join(f'"{c}"' for c in spec.tables[name].columns())
+    def _select(self, spec: MappingSpec, name: str, where: str, columns: Sequence[str] | None = None) -> str:
+        cols = ", ".join(quote(c) for c in (columns or spec.tables[name].columns()))
         return f"SELECT {cols} FROM {self.qualified(spec.source_table(name))}{where}"
 
     def _where_literal(self, table: TableSpec, part: Partition | None, cut_off: dt.date) -> str:
@@ -276,6 +323,11 @@ class Source:
             # a named (server-side) cursor keeps memory flat whatever the table size
             return conn.cursor(name=f"extract_{name}")
         return conn.cursor()
+
+
+def _columns(table: TableSpec, extra: Sequence[str]) -> list[str]:
+    """The spec's columns, then the extra ones it does not read, each once."""
+    return list(dict.fromkeys([*table.columns(), *extra]))
 
 
 def quote(name: str) -> str:

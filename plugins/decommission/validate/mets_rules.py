@@ -58,10 +58,25 @@ def is_ehealth1(element: etree._Element) -> bool:
     return info == mets.CONTENT_INFORMATION_TYPE or (info == mets.OTHER and other == mets.CONTENT_INFORMATION_TYPE)
 
 
+def is_siard(element: etree._Element) -> bool:
+    """The raw representation (CITS SIARD): csip:CONTENTINFORMATIONTYPE SIARD2."""
+    return element.get(f"{{{C}}}CONTENTINFORMATIONTYPE") == mets.SIARD_CONTENT_TYPE
+
+
 def _check_root_element(v: Checker, doc: etree._Element, rel: str, folder: str, root: bool) -> None:
-    """CSIP1-6 and the eHealth1 content type (EHR2-4 in the root METS, EH3-5 in a representation's)."""
+    """CSIP1-6 and the eHealth1 content type (EHR2-4 in the root METS, EH3-5 in a representation's).
+
+    The raw representation's METS is CITS SIARD instead: TYPE Databases, SIARD2 (checked in full
+    by :mod:`decommission.validate.siard` on the SIARD file itself).
+    """
     ehr = ("EHR2", "EHR3", "EHR4") if root else ("EH3", "EH4", "EH5")
     if not v.need(doc.tag == _m("mets"), "CSIP1000", rel, "the root element is not mets:mets"):
+        return
+    if not root and is_siard(doc):
+        objid = doc.get("OBJID")
+        v.need(objid == folder, "CSIP1", rel, f"mets/@OBJID {objid!r} is not the folder name {folder!r}")
+        v.need(doc.get("TYPE") == mets.SIARD_CATEGORY, "CSIP2", rel, "mets/@TYPE of a SIARD representation")
+        v.need(doc.get("PROFILE"), "CSIP6", rel, "mets/@PROFILE is missing")
         return
     objid = doc.get("OBJID")
     if v.need(objid, "CSIP1", rel, "mets/@OBJID is missing"):
@@ -426,7 +441,7 @@ class _MetsReader:
             if representation:
                 info = group.get(f"{{{C}}}CONTENTINFORMATIONTYPE")
                 v.need(info, "CSIP62", rel, f"{where}: Representations fileGrp has no csip:CONTENTINFORMATIONTYPE")
-                v.need(is_ehealth1(group), "EHR22", rel, f"{where}: fileGrp is not citsehpj_v2_0")
+                v.need(is_ehealth1(group) or is_siard(group), "EHR22", rel, f"{where}: fileGrp is not citsehpj_v2_0")
         self.groups.append(_Group(group.sourceline or 0, representation))
 
     def _end_file(self, file: etree._Element) -> None:

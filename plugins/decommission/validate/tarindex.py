@@ -201,6 +201,19 @@ class Window(io.RawIOBase):
         self._pos += len(data)
         return len(data)
 
+    def seekable(self) -> bool:
+        return True
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        """Seek inside the window (a SIARD file in a package is a ZIP, read from its central directory)."""
+        start = self._offset
+        base = {io.SEEK_SET: start, io.SEEK_CUR: self._pos, io.SEEK_END: self._end}[whence]
+        self._pos = min(max(start, base + offset), self._end)
+        return self._pos - start
+
+    def tell(self) -> int:
+        return self._pos - self._offset
+
 
 RECORD_FILE = "record.xml"
 

@@ -30,6 +30,7 @@ from decommission.validate.content import check_premis, check_records
 from decommission.validate.limits import Budget, Limits, Stop
 from decommission.validate.mets_rules import check_mets
 from decommission.validate.package_source import Checker, Findings, PackageSource, Problem
+from decommission.validate.siard import check_siard_files
 
 __all__ = ["Limits", "Problem", "ValidationReport", "validate_package"]
 
@@ -46,9 +47,16 @@ class ValidationReport:
     package_id: str
     ok: bool
     problems: list[Problem] = field(default_factory=list)
+    #: rows per source table counted in the raw representation's SIARD file(s)
+    raw_rows: dict[str, int] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
-        return {"package_id": self.package_id, "ok": self.ok, "problems": [asdict(p) for p in self.problems]}
+        return {
+            "package_id": self.package_id,
+            "ok": self.ok,
+            "problems": [asdict(p) for p in self.problems],
+            "raw_rows": self.raw_rows,
+        }
 
     def to_text(self) -> str:
         if self.ok:
@@ -74,10 +82,11 @@ def validate_package(path: Path, limits: Limits | None = None) -> ValidationRepo
     findings = Findings(limits.max_findings)
     package = path.name
     source: PackageSource | None = None
+    raw_rows: dict[str, int] = {}
     try:
         source = PackageSource(path, findings, limits, budget)
         package = source.name or path.name
-        package = _check(Checker(source, findings, limits, budget)) or package
+        package = _check(Checker(source, findings, limits, budget), raw_rows) or package
     except Stop as stop:
         findings.limit += 1  # the reason validation stopped is reported even when the findings are capped
         findings.append(Problem(stop.requirement, stop.path or path.name, stop.message))
@@ -94,10 +103,10 @@ def validate_package(path: Path, limits: Limits | None = None) -> ValidationRepo
         if source is not None:
             source.close()
     problems = findings.result()
-    return ValidationReport(package, not problems, problems)
+    return ValidationReport(package, not problems, problems, raw_rows)
 
 
-def _check(v: Checker) -> str | None:
+def _check(v: Checker, raw_rows: dict[str, int]) -> str | None:
     """Every check in turn; returns the package's OBJID when the root METS could be read."""
     root = check_mets(v, "METS.xml", v.src.name, root=True)
     if root is None:
@@ -108,6 +117,9 @@ def _check(v: Checker) -> str | None:
         check_premis(v, premis_path)
     v.need(root.metadata.get("PREMIS"), "PREMIS", "METS.xml", "no digiprovMD references a PREMIS file")
     check_records(v, root.metadata.get("PatientManifest", []))
+    for counted in check_siard_files(v).values():
+        for table, rows in counted.items():
+            raw_rows[table] = raw_rows.get(table, 0) + rows
     for rel in v.src.files.unmarked("referenced"):
         if not _SCHEMAS.match(rel):
             v.add("EXTRA-FILE", rel, "no METS document references this file")

@@ -68,13 +68,40 @@ class TestClassify:
         assert classes[("note", "extra")] == "unclassified"
         assert classes[("codes", "label")] == "excluded"
         assert cov["findings"] == ["column s.note.extra is in no mapping and no exclusion"]
-        assert cov["columns_by_class"] == {"mapped": 5, "used": 2, "excluded": 2, "unclassified": 1}
+        assert cov["columns_by_class"] == {"mapped": 5, "preserved": 0, "used": 2, "excluded": 2, "unclassified": 1}
         assert cov["coverage"] == 0.9
+
+    def test_a_column_declared_preserved_is_covered_by_the_siard_part(self) -> None:
+        raw = SPEC.model_dump()
+        raw["tables"]["note"]["preserved"] = ["extra", "gone"]
+        spec = MappingSpec.model_validate(raw)
+        cov = classify(CATALOGUE, spec, [exclusion("codes")], {"patient": 5, "note": 5}, CUT_OFF, "s")
+        classes = {(t["table"], c["name"]): c["class"] for t in cov["tables"] for c in t["columns"]}
+        assert classes[("note", "extra")] == "preserved"
+        assert cov["columns_by_class"]["unclassified"] == 0 and cov["columns_by_class"]["preserved"] == 1
+        # a preserved column the source does not have is named (a typo would otherwise pass silently)
+        assert cov["findings"] == ["tables.note.preserved names s.note.gone, which the source does not have"]
+
+    def test_a_table_not_bound_to_a_patient_is_preserved_whole(self) -> None:
+        raw = SPEC.model_dump()
+        raw["reference_tables"] = ["codes"]
+        spec = MappingSpec.model_validate(raw)
+        cov = classify(CATALOGUE, spec, [exclusion("note", "extra")], {"patient": 5, "note": 5}, CUT_OFF, "s")
+        codes = next(t for t in cov["tables"] if t["table"] == "codes")
+        assert codes["class"] == "preserved" and {c["class"] for c in codes["columns"]} == {"preserved"}
+        assert codes["rows_in_cutoff"] == 3 and cov["findings"] == []
+        assert cov["tables_by_class"]["preserved"] == 1
+
+    def test_a_reference_table_cannot_be_a_mapped_one(self) -> None:
+        raw = SPEC.model_dump()
+        raw["reference_tables"] = ["note"]
+        with pytest.raises(ValueError, match="reference_tables.0: 'note' is a mapped table"):
+            MappingSpec.model_validate(raw)
 
     def test_a_table_in_no_mapping_is_named(self) -> None:
         cov = classify(CATALOGUE, SPEC, [exclusion("note", "extra")], {"patient": 5, "note": 5}, CUT_OFF, "s")
         assert cov["findings"] == ["table s.codes (3 rows) is in no mapping and no exclusion"]
-        assert cov["tables_by_class"] == {"mapped": 2, "excluded": 0, "unclassified": 1}
+        assert cov["tables_by_class"] == {"mapped": 2, "preserved": 0, "excluded": 0, "unclassified": 1}
 
     def test_an_exclusion_needs_its_decision_reference(self) -> None:
         found = classify(

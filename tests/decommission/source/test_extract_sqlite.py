@@ -111,3 +111,22 @@ def test_text_that_is_not_utf8_is_kept_as_its_bytes_not_a_crash(vas_sqlite, tmp_
     assert {"reason": "ENCODING_SUSPECT", "encoding": "base64", "codec": "utf-8"}.items() <= json.loads(doc["quality"])[
         -1
     ].items()
+    # and in the raw representation: the column holds bytes, so every value is its bytes (hex in SIARD)
+    from decommission.package import siard
+    from decommission.source.catalogue import read_catalogue
+    from tests.siard_reader import read_siard
+
+    entry = read_catalogue(source, count=False)["journalanteckning"]
+    staged = tmp_path / "stage" / parts[0].id / "journalanteckning.parquet"
+    columns = tuple(
+        siard.Column(c.name, c.type, c.nullable) for c in entry.columns if c.name in pq.read_schema(staged).names
+    )
+    target = tmp_path / "raw.siard"
+    database = siard.Database("VAS", "vas", "Region", "-2024-09-30", dt.date(2025, 1, 1), "test")
+    siard.write_siard(target, database, [siard.RawTable("journalanteckning", columns, staged, "ant_id")])
+    table = read_siard(target.read_bytes())["journalanteckning"]
+    by_key = {row["ant_id"]: row for row in table.rows}
+    assert by_key[note[0]]["anteckning"] == bytes.fromhex("48656A7361E57661")
+    assert {c.name: (c.type, c.original) for c in table.columns}["anteckning"] == ("BINARY VARYING", "TEXT")
+    other = next(row for key, row in by_key.items() if key != note[0] and row["anteckning"])
+    assert other["anteckning"].decode("utf-8")  # the rest: their UTF-8 bytes, as the source holds them

@@ -104,3 +104,29 @@ def test_eark_validator_runs_offline_and_catches_a_real_error(demo, tmp_path):
     report = run_eark(broken)
     rules = {m["rule_id"] for m in report["metadata"]["schematron_results"]["messages"] if m["severity"] == "Error"}
     assert {"CSIP2", "CSIP6"} <= rules
+
+
+def test_eark_validator_accepts_a_package_with_the_siard_representation(tmp_path):
+    """representations/rep2 (CITS SIARD) adds no error of the reference validator's own."""
+    if not EARK_PYTHON.exists():
+        if os.environ.get("CI"):
+            pytest.fail(f"{EARK_PYTHON} is missing: `make eark-venv` must run before the tests")
+        pytest.skip("eark-validator's venv is missing: run `make eark-venv`")
+    from decommission.package import siard
+    from tests.decommission.package.test_siard import DATABASE, _raw_table, _staged
+
+    raw = siard.RawPart(DATABASE, (_raw_table(_staged(tmp_path / "note.parquet")),))
+    built = sip.build_package(
+        mapped=write_mapped(tmp_path / "mapped"),
+        context=make_context(tmp_path / "docs"),
+        partition_id="3",
+        out_dir=tmp_path / "out",
+        raw=raw,
+    )
+    assert validate_package(built.directory).ok
+    report = run_eark(built.directory)
+    assert report["structure"]["status"] == "WellFormed", report["structure"]
+    assert report["metadata"]["schema_results"]["status"] == "VALID", report["metadata"]["schema_results"]
+    root = etree.parse(str(built.directory / "METS.xml")).getroot()
+    errors = [m for m in report["metadata"]["schematron_results"]["messages"] if m["severity"] == "Error"]
+    assert [f"{m['rule_id']} at {m.get('location')}" for m in errors if not _tolerated(m, root)] == []

@@ -260,6 +260,7 @@ class TestReport:
             "package_id": "pkg",
             "ok": False,
             "problems": [{"requirement": "FIXITY", "path": "a/b.xml", "message": "SHA-256 differs"}],
+            "raw_rows": {},
         }
         assert ValidationReport("pkg", True).to_text() == "pkg: valid"
 

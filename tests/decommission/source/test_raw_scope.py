@@ -1,0 +1,63 @@
+"""What of the catalogue the raw representation holds: every column but those a decision excludes."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from decommission.plan.mapping_spec import MappingSpec
+from decommission.plan.programme import Exclusion
+from decommission.source.catalogue import Column, Table, raw_scope, reference_scope
+
+SPEC = MappingSpec.model_validate(
+    {
+        "system": "demo",
+        "patient_table": "patient",
+        "tables": {
+            "patient": {
+                "entity": "patient",
+                "key": "id",
+                "patient_key": "id",
+                "fields": {"patient_key": {"column": "id"}, "personal_id": {"column": "pnr"}},
+            },
+            "operation": {
+                "entity": "document",
+                "key": "op_id",
+                "patient_key": "patient",
+                "fields": {"document_id": {"column": "op_id"}, "patient_key": {"column": "patient"}},
+            },
+        },
+        "reference_tables": ["enhet"],
+    }
+)
+
+
+def _table(name: str, *columns: str) -> Table:
+    return Table(name, tuple(Column(c, "text") for c in columns), 5, (columns[0],))
+
+
+CATALOGUE = {
+    "patient": _table("patient", "id", "pnr", "notering"),
+    "operation": _table("operation", "op_id", "patient", "asa_klass", "anteckning"),
+    "enhet": _table("enhet", "kod", "namn", "intern"),
+    "okand": _table("okand", "x"),
+}
+
+
+def _exclusion(table: str, column: str | None) -> Exclusion:
+    return Exclusion(
+        table=table, column=column, decision="gallras", reference="RN 1", decided_by="A", date=dt.date(2025, 1, 1)
+    )
+
+
+def test_every_column_but_the_excluded_ones_of_every_mapped_table():
+    scope = raw_scope(CATALOGUE, SPEC, [_exclusion("operation", "asa_klass"), _exclusion("patient", "id")])
+    assert [c.name for c in scope["operation"].columns] == ["op_id", "patient", "anteckning"]
+    # a column the mapping reads stays, even when an exclusion names it: the mapping needs it
+    assert [c.name for c in scope["patient"].columns] == ["id", "pnr", "notering"]
+    assert set(scope) == {"patient", "operation"}
+
+
+def test_reference_tables_whole_but_for_exclusions():
+    scope = reference_scope(CATALOGUE, SPEC, [_exclusion("enhet", "intern")])
+    assert list(scope) == ["enhet"] and [c.name for c in scope["enhet"].columns] == ["kod", "namn"]
+    assert reference_scope(CATALOGUE, SPEC, [_exclusion("enhet", None)]) == {}  # a whole table excluded by decision
