@@ -21,6 +21,7 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -99,6 +100,17 @@ def _embedded_packages(d: Distributed, milestone: str, monkeypatch: pytest.Monke
     return built
 
 
+def start_worker(processes: AirflowProcesses, worker: str, home: Path, queue: str, name: str | None = None) -> None:
+    """A Celery worker with its own AIRFLOW_HOME and DECOMMISSION_HOME (kept across its restarts)."""
+    own = {
+        "AIRFLOW_HOME": str(home.parent / "airflow"),
+        "DECOMMISSION_HOME": str(home),
+        "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
+    }
+    args = ("celery", "worker", "--queues", queue, "--concurrency", "2", "--celery-hostname", f"{worker}@%h")
+    processes.start(name or worker, *args, env=own)
+
+
 def _tasks_logged(airflow_home: Path) -> set[str]:
     """``run_id/task_id`` of every task attempt whose log this worker wrote."""
     logs = airflow_home / "logs" / f"dag_id={DAG_ID}"
@@ -116,7 +128,14 @@ def _database(pg_dsn: str, name: str, *, drop: bool = False) -> None:
 
 
 def _environment(
-    tmp: Path, pg: str, db_url: str, plan: Path, archive: R7SimServer, s3: object_storage.S3Server, api_port: int
+    tmp: Path,
+    pg: str,
+    db_url: str,
+    plan: Path,
+    archive: R7SimServer,
+    s3: object_storage.S3Server,
+    api_port: int,
+    chunk_size: int | None = None,
 ) -> dict[str, str]:
     """What every process shares: PostgreSQL, Redis (a queue of this test's own), the S3 base URL."""
     from decommission import embedded
@@ -142,7 +161,10 @@ def _environment(
             "AIRFLOW__CELERY__BROKER_URL": "redis://127.0.0.1:6379/0",
             "AIRFLOW__CELERY__RESULT_BACKEND": f"db+postgresql://postgres@127.0.0.1:5432/{db_url}",
             "AIRFLOW__OPERATORS__DEFAULT_QUEUE": queue,
-            "AIRFLOW_CONN_R7_ARCHIVE": archive.connection_uri(timeout=30),
+            "AIRFLOW_CONN_R7_ARCHIVE": archive.connection_uri(timeout=30, chunk_size=chunk_size),
+            # a worker killed mid-task: its task's heartbeat stops, the scheduler fails the attempt and retries it
+            "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "30",
+            "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL": "5",
             "AIRFLOW_CONN_PROGRAMME_LEDGER": json.dumps(ledger),
             "AIRFLOW_CONN_DECOMMISSION_ARTEFACTS": s3.connection(),
             f"AIRFLOW_CONN_LEGACY_{SYSTEM.upper()}": embedded.source_connection(pg, SYSTEM),
@@ -158,7 +180,9 @@ def _environment(
 
 
 @pytest.fixture
-def distributed(tmp_path: Path, pg_dsn: str) -> Iterator[Distributed]:
+def distributed(request: pytest.FixtureRequest, tmp_path: Path, pg_dsn: str) -> Iterator[Distributed]:
+    """The stack; ``request.param`` (indirect parametrisation) may give r7sim's arguments and a chunk size."""
+    faults = getattr(request, "param", {})
     airflow = Path(sys.executable).parent / "airflow"
     missing = object_storage.available()
     if missing:
@@ -175,11 +199,11 @@ def distributed(tmp_path: Path, pg_dsn: str) -> Iterator[Distributed]:
 
     source_url = f"postgresql://postgres@127.0.0.1:5432/{database}"
     dirt = build(SYSTEM, source_url, seed=7, patients=20, schema=source_schema)
-    archive = R7SimServer(tmp_path / "r7sim", logs / "r7sim.log")
+    archive = R7SimServer(tmp_path / "r7sim", logs / "r7sim.log", faults.get("archive_args", ()))
     archive.data_dir.mkdir(parents=True)
     s3 = object_storage.S3Server(tmp_path / "s3", logs / "s3rver.log")
     api_port = free_port()
-    env = _environment(tmp_path, source_url, database, plan, archive, s3, api_port)
+    env = _environment(tmp_path, source_url, database, plan, archive, s3, api_port, faults.get("chunk_size"))
     processes = AirflowProcesses(airflow, env, logs)
     api = httpx.Client(base_url=f"http://127.0.0.1:{api_port}", timeout=30)
     homes = {w: tmp_path / w / "home" for w in WORKERS}
@@ -195,14 +219,8 @@ def distributed(tmp_path: Path, pg_dsn: str) -> Iterator[Distributed]:
         for command in ("api-server", "scheduler", "dag-processor", "triggerer"):
             processes.start(command, command)
         queue = env["AIRFLOW__OPERATORS__DEFAULT_QUEUE"]
-        for worker, home in homes.items():
-            own = {
-                "AIRFLOW_HOME": str(home.parent / "airflow"),
-                "DECOMMISSION_HOME": str(home),
-                "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
-            }
-            args = ("celery", "worker", "--queues", queue, "--concurrency", "2", "--celery-hostname", f"{worker}@%h")
-            processes.start(worker, *args, env=own)
+        for worker in homes:
+            start_worker(processes, worker, homes[worker], queue)
         home, airflow_home = Path(env["DECOMMISSION_HOME"]), Path(env["AIRFLOW_HOME"])
         stack = Stack(processes, archive, api, home, airflow_home, dirt, budget, DAG_ID)
         yield Distributed(stack, s3, env, homes, plan, source_url, tmp_path)
@@ -284,3 +302,97 @@ def test_celery_workers_share_nothing_but_databases_broker_and_object_storage(
     except BaseException:
         print(stack.diagnostics())
         raise
+
+
+FAULTS = {"archive_args": ("--drip", "chunk", "--drip-seconds", "0.01"), "chunk_size": 16 * 1024}
+
+
+@pytest.mark.parametrize("distributed", [FAULTS], indirect=True, ids=["slow-uploads"])
+def test_workers_killed_mid_package_and_mid_upload_and_storage_restarted(distributed: Distributed) -> None:
+    """SIGKILL the worker running ``package``, restart the object storage, SIGKILL the worker mid-upload:
+    each attempt is retried on a worker still alive and the delivery completes exactly once."""
+    stack, budget, d = distributed.stack, distributed.stack.budget, distributed
+    run_id = RUNS["test_delivery"]
+    queue = d.env["AIRFLOW__OPERATORS__DEFAULT_QUEUE"]
+    try:
+        budget.wait_for(
+            f"{DAG_ID} to be parsed",
+            lambda: (
+                stack.api.get("/api/v2/version").status_code == 200
+                and stack.get(f"/api/v2/dags/{DAG_ID}").status_code == 200
+            ),
+            interval=2.0,
+            check=stack.processes.check_running,
+        )
+        response = stack.api.patch(f"/api/v2/dags/{DAG_ID}", json={"is_paused": False}, headers=stack.headers())
+        assert response.status_code == 200, response.text
+
+        killed = _kill_worker_running(d, run_id, "package", queue)
+        print(f"{budget.elapsed():5.0f} s  {killed} killed while it ran package; object storage restarted")
+        d.s3.restart(down_s=3.0)
+        killed = _kill_worker_running(d, run_id, "submit", queue, after=lambda: _upload_started(stack))
+        print(f"{budget.elapsed():5.0f} s  {killed} killed in the middle of an upload")
+
+        state = stack.wait_run_end(run_id)
+        assert state == "success", f"{run_id} ended {state}"
+        response = stack.api.patch(f"/api/v2/dags/{DAG_ID}", json={"is_paused": True}, headers=stack.headers())
+        tries = {
+            t: stack.get(f"/api/v2/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/{t}/0").json()["try_number"]
+            for t in ("package", "submit")
+        }
+        assert tries["package"] >= 2 and tries["submit"] >= 2, f"the killed attempts were not retried: {tries}"
+
+        # exactly once: the archive holds each sent package once, with the bytes the build hashed
+        sent = _ledger_packages(d)
+        held = sorted(p.stem for p in (stack.archive.data_dir / PACKAGES_DIR).glob("*.tar"))
+        assert held == sorted(sent), (held, sent)
+        for package_id, sha256 in sent.items():
+            data = (stack.archive.data_dir / PACKAGES_DIR / f"{package_id}.tar").read_bytes()
+            assert hashlib.sha256(data).hexdigest() == sha256, package_id
+        result = json.loads(_stored(d, f"{SYSTEM}/reconciliation/test_delivery/result.json"))
+        assert result["verdict"] == "PASS", result["reasons"]
+    except BaseException:
+        print(stack.diagnostics())
+        raise
+
+
+def _kill_worker_running(d: Distributed, run_id: str, task_id: str, queue: str, after: Any = None) -> str:
+    """Wait until a worker runs ``task_id`` (its log file appears there), SIGKILL that worker, start it again."""
+    stack = d.stack
+
+    def running_on() -> str | None:
+        ti = stack.get(f"/api/v2/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/{task_id}/0")
+        if ti.status_code != 200 or ti.json()["state"] != "running" or (after is not None and not after()):
+            return None
+        for worker, home in d.worker_homes.items():
+            logs = home.parent / "airflow" / "logs" / f"dag_id={DAG_ID}" / f"run_id={run_id}" / f"task_id={task_id}"
+            if any(logs.rglob("attempt=1.log")):
+                return worker
+        return None
+
+    worker = stack.budget.wait_for(
+        f"a worker to run {task_id}", running_on, interval=0.2, check=stack.processes.check_running
+    )
+    started = next(s for s in reversed(stack.processes.started) if s.name.split("~")[0] == worker)
+    os.killpg(started.pgid, signal.SIGKILL)
+    started.popen.wait(timeout=10)
+    started.service = False  # killed on purpose: check_running must not take it for a crash
+    restarts = sum(1 for s in stack.processes.started if s.name.split("~")[0] == worker)
+    start_worker(stack.processes, worker, d.worker_homes[worker], queue, name=f"{worker}~{restarts}")
+    return worker
+
+
+def _upload_started(stack: Stack) -> bool:
+    """r7sim has committed at least one chunk of an upload (its log says so)."""
+    return "committed" in stack.archive.log_text()
+
+
+def _ledger_packages(d: Distributed) -> dict[str, str]:
+    """package id -> SHA-256 of every package the ledger says was built for the test delivery."""
+    import psycopg
+
+    ledger = json.loads(d.env["AIRFLOW_CONN_PROGRAMME_LEDGER"])
+    with psycopg.connect(f"postgresql://postgres@127.0.0.1:5432/{ledger['schema']}") as db:
+        query = "SELECT payload FROM ledger_entry WHERE kind = 'package' AND run_id = %s"
+        rows = [json.loads(r[0]) for r in db.execute(query, (RUNS["test_delivery"],))]
+    return {r["package_id"]: r["sha256"] for r in rows}
