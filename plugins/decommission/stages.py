@@ -87,7 +87,7 @@ def preflight(run: Run) -> dict[str, Any]:
     if key.demo:
         log.warning("keyed hashes use the public demo key (DECOMMISSION_ALLOW_DEMO_KEY=1): for demos and tests only")
     spec = run.spec
-    live = Source.for_system(run.system).live_schema([spec.source_table(t) for t in spec.tables])
+    live = Source.for_system(run.system).live_schema([r for t in spec.tables for r in spec.relations(t)])
     problems = check_against_source(spec, live)
     if problems:
         raise MappingError("; ".join(problems))
