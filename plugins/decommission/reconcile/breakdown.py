@@ -136,8 +136,9 @@ def id_column(table: TableSpec) -> str:
 
 
 def record_digest(entity: str, record_id: str, fields: dict[str, str]) -> int:
-    body = "\x1f".join([entity, record_id, *(f"{k}={v}" for k, v in sorted(fields.items()))])
-    return _digest(body.encode("utf-8", "surrogatepass"))
+    """A record's digest: over its entity, id and carried fields (sorted), each as ``<length>:<text>``."""
+    parts = [entity, record_id, *(f"{k}={v}" for k, v in sorted(fields.items()))]
+    return _digest("".join(f"{len(p)}:{p}" for p in parts).encode("utf-8", "surrogatepass"))
 
 
 def _digest(body: bytes) -> int:
@@ -282,14 +283,19 @@ def _tally(out: dict[str, Any], name: str, table: TableSpec, rows: pa.Table, fat
     record_ids = pc.fill_null(_texts(kept[id_column(table)]), "")
     if ids:
         out["ids"][name].append(record_ids)
-    parts: list[Any] = [pa.repeat(pa.scalar(table.entity), kept.num_rows), record_ids]
+    parts: list[Any] = [_netstring(pa.repeat(pa.scalar(table.entity), kept.num_rows)), _netstring(record_ids)]
     for field, column in sorted(carried_fields(table).items()):
         value = _texts(kept[column], table.encodings.get(column, "utf-8"))
-        parts.append(pc.binary_join_element_wise(f"{field}=", value, "", null_handling="emit_null"))
-    bodies = pc.binary_join_element_wise(*parts, "\x1f", null_handling="skip").cast(pa.binary())
+        parts.append(_netstring(pc.binary_join_element_wise(f"{field}=", value, "", null_handling="emit_null")))
+    bodies = pc.binary_join_element_wise(*parts, "", null_handling="skip").cast(pa.binary())
     total = sum(_digest(body) for body in bodies.to_pylist())
     out["fp"][name] = (out["fp"][name] + total) % _MOD
     out["fp_rows"][name] += kept.num_rows
+
+
+def _netstring(values: pa.Array) -> pa.Array:
+    """``<length in characters>:<text>`` of each value (null stays null): parts that cannot run into each other."""
+    return pc.binary_join_element_wise(pc.cast(pc.utf8_length(values), pa.string()), ":", values, "")
 
 
 def _counted(name: str, values: pa.Array) -> Iterator[tuple[tuple[str, Any], int]]:
@@ -349,52 +355,155 @@ def _owners(spec: MappingSpec, ids: dict[str, list[pa.Array]]) -> _Owners:
     return owners
 
 
+class _RecordReader:
+    """Reads the records of record files back into digests per source table (see :func:`_package_fingerprints`)."""
+
+    def __init__(self, spec: MappingSpec, owners: _Owners) -> None:
+        self.owners = owners
+        self.fields_of = {name: frozenset(carried_fields(t)) for name, t in spec.tables.items()}
+        wanted_of: dict[str, set[str]] = defaultdict(set)
+        for name, t in spec.tables.items():
+            wanted_of[t.entity] |= self.fields_of[name]
+        self.tags = {f"{{{NS}}}{element}": entity for entity, (_c, element) in ELEMENTS.items()}
+        # per entity, once: the child elements and reference attributes that hold its carried fields
+        self.children = {e: {f"{{{NS}}}{camel(f)}": f for f in wanted} for e, wanted in wanted_of.items()}
+        self.names = {e: {camel(f): f for f in wanted} for e, wanted in wanted_of.items()}
+        self.attributes = {
+            e: [(a, f) for f, a in (("case_id", "caseId"), ("document_id", "documentId")) if f in wanted]
+            for e, wanted in wanted_of.items()
+        }
+        self.quality = f"{{{NS}}}{QUALITY}"
+        # one field set per entity (each table feeding it carries the same fields): its records are read by
+        # a stylesheet (libxslt, in C) into their digest bodies; a flagged record, and the records of an entity
+        # whose tables carry different fields, one by one here
+        uniform = {
+            t.entity
+            for t in spec.tables.values()
+            if len({self.fields_of[n] for n, u in spec.tables.items() if u.entity == t.entity}) == 1
+        }
+        self.transform = etree.XSLT(_stylesheet({e: sorted(w) for e, w in wanted_of.items() if e in uniform}))
+        self.mixed = [f"<{element}".encode() for e, (_c, element) in ELEMENTS.items() if e not in uniform]
+        self.parser = etree.XMLParser(huge_tree=True, resolve_entities=False)
+        self.fp: Counter[str] = Counter()
+        self.rows: Counter[str] = Counter()
+
+    def _table(self, entity: str, record_id: str) -> str:
+        return self.owners.table(entity, record_id) or f"({entity}: no source table made this id)"
+
+    def read(self, record: bytes) -> None:
+        if any(m in record for m in self.mixed):
+            for _event, node in etree.iterparse(
+                io.BytesIO(record), events=("end",), tag=list(self.tags), huge_tree=True, resolve_entities=False
+            ):
+                self._one(node)
+                if self.tags[node.tag] != "patient":
+                    node.clear(keep_tail=True)
+            return
+        doc = etree.fromstring(record, self.parser)
+        single = self.owners.single
+        for mark, body in _netstrings(str(self.transform(doc))):
+            entity = _MARKS[mark]
+            table = single.get(entity) or self._table(entity, _head(body)[1])
+            self.fp[table] += _digest(body.encode("utf-8"))
+            self.rows[table] += 1
+        if b"<quality>" in record:  # the stylesheet leaves flagged records out
+            for flags in doc.iter(self.quality):
+                self._one(flags.getparent())
+
+    def _one(self, node: Any) -> None:
+        """One record, field by field: its flagged transformations undone (see :func:`_as_source`)."""
+        entity = self.tags[node.tag]
+        record_id = node.get("key" if entity == "patient" else "id", "")
+        found = {f: v for a, f in self.attributes.get(entity, ()) if (v := node.get(a)) is not None}
+        mine = self.children.get(entity, {})
+        flags = None
+        for child in node:
+            field = mine.get(child.tag)
+            if field is not None:
+                found[field] = child.text or ""
+            elif child.tag == self.quality:
+                flags = [dict(flag.attrib) for flag in child]
+        if flags:
+            if entity == "patient" and any(f.get("reason") == Reason.ORPHAN for f in flags):
+                return  # a placeholder holding orphans' rows: no source row of its own
+            found = _as_source(found, flags, self.names[entity])
+        table = self._table(entity, record_id)
+        own = self.fields_of.get(table, frozenset())
+        if len(own) != len(found) or not own.issuperset(found):
+            found = {k: v for k, v in found.items() if k in own}
+        self.fp[table] += record_digest(entity, record_id, found)
+        self.rows[table] += 1
+
+
 def _package_fingerprints(
     run: Run, spec: MappingSpec, package_ids: list[str], owners: _Owners
 ) -> tuple[Counter[str], Counter[str]]:
     """Fingerprints of the record files in the packages, per source table over that table's carried fields."""
-    fields_of = {name: frozenset(carried_fields(t)) for name, t in spec.tables.items()}
-    wanted_of: dict[str, set[str]] = defaultdict(set)
-    for name, t in spec.tables.items():
-        wanted_of[t.entity] |= fields_of[name]
-    tags = {f"{{{NS}}}{element}": entity for entity, (_c, element) in ELEMENTS.items()}
-    # per entity, once: the child elements and reference attributes that hold its carried fields
-    children = {e: {f"{{{NS}}}{camel(f)}": f for f in wanted} for e, wanted in wanted_of.items()}
-    names = {e: {camel(f): f for f in wanted} for e, wanted in wanted_of.items()}
-    attributes = {
-        e: [(a, f) for f, a in (("case_id", "caseId"), ("document_id", "documentId")) if f in wanted]
-        for e, wanted in wanted_of.items()
-    }
-    quality = f"{{{NS}}}{QUALITY}"
-    fp: Counter[str] = Counter()
-    rows: Counter[str] = Counter()
+    reader = _RecordReader(spec, owners)
     for pid in package_ids:
         for _key, record in patient_records(run.out("packages") / f"{pid}.tar"):
-            for _event, node in etree.iterparse(io.BytesIO(record), events=("end",), tag=list(tags), huge_tree=True):
-                entity = tags[node.tag]
-                record_id = node.get("key" if entity == "patient" else "id", "")
-                found = {f: v for a, f in attributes.get(entity, ()) if (v := node.get(a)) is not None}
-                mine = children.get(entity, {})
-                flags = None
-                for child in node:
-                    field = mine.get(child.tag)
-                    if field is not None:
-                        found[field] = child.text or ""
-                    elif child.tag == quality:
-                        flags = [dict(flag.attrib) for flag in child]
-                if entity != "patient":
-                    node.clear(keep_tail=True)
-                if flags:
-                    if entity == "patient" and any(f.get("reason") == Reason.ORPHAN for f in flags):
-                        continue  # a placeholder holding orphans' rows: no source row of its own
-                    found = _as_source(found, flags, names[entity])
-                table = owners.table(entity, record_id) or f"({entity}: no source table made this id)"
-                own = fields_of.get(table, frozenset())
-                if len(own) != len(found) or not own.issuperset(found):
-                    found = {k: v for k, v in found.items() if k in own}
-                fp[table] += record_digest(entity, record_id, found)
-                rows[table] += 1
-    return Counter({t: v % _MOD for t, v in fp.items()}), rows
+            reader.read(record)
+    return Counter({t: v % _MOD for t, v in reader.fp.items()}), reader.rows
+
+
+def _stylesheet(fields: dict[str, list[str]]) -> etree._Element:
+    """XSLT writing each record of a record file as ``<mark><body>``, the body as :func:`record_digest` makes it.
+
+    The mark is a letter naming the entity (:data:`_MARKS`); a body's parts start with digits.
+
+    ``fields``: per entity, its carried fields in sorted order. Lengths are in characters, as XPath's
+    ``string-length`` and Python's ``len`` count them.
+    """
+    xsl = "http://www.w3.org/1999/XSL/Transform"
+
+    def part(expression: str) -> str:
+        return f"<xsl:value-of select=\"concat(string-length({expression}), ':', {expression})\"/>"
+
+    templates = []
+    for entity, (_container, element) in ELEMENTS.items():
+        key = "@key" if entity == "patient" else "@id"
+        body = [part(f"'{entity}'"), part(f"string({key})")]
+        for field in fields.get(entity, []):
+            attribute = {"case_id": "caseId", "document_id": "documentId"}.get(field)
+            node = f"@{attribute}" if attribute else f"r:{camel(field)}"
+            value = part("concat('" + field + "=', " + node + ")")
+            body.append(f'<xsl:if test="{node}">{value}</xsl:if>')
+        mark = _MARK_OF[entity]
+        templates.append(f'<xsl:template match="r:{element}">{mark}{"".join(body)}</xsl:template>')
+        templates.append(f'<xsl:template match="r:{element}[r:{QUALITY}]" priority="2"/>')
+    every = " | ".join(f"//r:{element}" for _c, element in ELEMENTS.values())
+    text = (
+        f'<xsl:stylesheet version="1.0" xmlns:xsl="{xsl}" xmlns:r="{NS}">'
+        '<xsl:output method="text" encoding="utf-8"/>'
+        f'<xsl:template match="/"><xsl:apply-templates select="{every}"/></xsl:template>'
+        f"{''.join(templates)}</xsl:stylesheet>"
+    )
+    return etree.XML(text)
+
+
+#: the letter that starts an entity's record in the stylesheet's output
+_MARK_OF = {entity: chr(ord("a") + i) for i, entity in enumerate(ELEMENTS)}
+_MARKS = {mark: entity for entity, mark in _MARK_OF.items()}
+
+
+def _netstrings(text: str) -> Iterator[tuple[str, str]]:
+    """(mark, body) of ``<mark><body><mark><body>...``: a body's parts are ``<length>:<text>``, digits first."""
+    pos, end = 0, len(text)
+    while pos < end:
+        mark = text[pos]
+        start = pos = pos + 1
+        while pos < end and text[pos].isdigit():
+            colon = text.index(":", pos)
+            pos = colon + 1 + int(text[pos:colon])
+        yield mark, text[start:pos]
+
+
+def _head(body: str) -> tuple[str, str]:
+    """The entity and record id a digest body starts with."""
+    colon = body.index(":")
+    entity_end = colon + 1 + int(body[:colon])
+    second = body.index(":", entity_end)
+    return body[colon + 1 : entity_end], body[second + 1 : second + 1 + int(body[entity_end:second])]
 
 
 def _as_source(found: dict[str, str], flags: list[dict[str, str]], names: dict[str, str]) -> dict[str, str]:
