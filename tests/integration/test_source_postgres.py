@@ -105,7 +105,14 @@ def test_preflight_names_the_missing_column(source, vas_pg, tmp_path, monkeypatc
     with pytest.raises(MappingError) as err:
         preflight(run)
     message = str(err.value)
-    assert "mappings/vas.yaml: tables.journalanteckning: column 'anteckningstext' not in source table" in message
+    import re
+
+    found = re.search(
+        r"mappings/vas\.yaml: line (\d+): tables\.journalanteckning: column 'anteckningstext' not in", message
+    )
+    assert found, message
+    written = (tmp_path / "mappings" / "vas.yaml").read_text(encoding="utf-8").splitlines()
+    assert "anteckningstext" in written[int(found.group(1)) - 1]  # the line that names the column
     assert json.dumps(message)  # one line, printable; names no patient data
 
 
@@ -223,7 +230,9 @@ def test_a_schema_name_with_a_quote_stays_a_name(vas_pg, monkeypatch):
     monkeypatch.setenv("AIRFLOW_CONN_LEGACY_EVIL", source_connection(dsn, schema))
     evil = Source("legacy_evil", schema=f'{schema}"; DROP TABLE "{schema}".patient; --')
     assert read_catalogue(evil) == {}  # no such schema: nothing listed, nothing run
-    assert evil.live_schema(["patient"]) == {}  # preflight then names the table as missing
+    from decommission.plan.mapping_spec import Relation
+
+    assert evil.live_schema([Relation(None, None, "patient")]) == {}  # preflight then names the table as missing
     with psycopg.connect(dsn) as db:
         assert db.execute(f'SELECT COUNT(*) FROM "{schema}".patient').fetchone()[0] > 0
 

@@ -574,7 +574,7 @@ def _column_path(table: TableSpec, column: str) -> tuple[Any, ...]:
             return (attr,)
     for target, f in table.fields.items():
         if column in f.columns():
-            return ("fields", target)
+            return ("fields", target, "compose" if f.compose is not None else "column")
     for i, r in enumerate(table.rules):
         if r.column == column:
             return ("rules", i)

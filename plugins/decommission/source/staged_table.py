@@ -135,7 +135,9 @@ def with_row_key(table: pa.Table, columns: Sequence[str], prefix: str, name: str
     else:
         joined = pc.binary_join_element_wise(*parts, pa.scalar(separator, pa.large_string()), null_handling="emit_null")
         if prefix:
-            joined = pc.binary_join_element_wise(pa.scalar(prefix, pa.large_string()), joined, "")
+            joined = pc.binary_join_element_wise(
+                pa.scalar(prefix, pa.large_string()), joined, pa.scalar("", pa.large_string())
+            )
     return table.append_column(pa.field(name, pa.large_string()), joined)
 
 
