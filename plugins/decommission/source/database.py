@@ -153,7 +153,8 @@ class Source:
         with self.snapshot() as conn:
             cur = conn.cursor()
             key = column_ref(t, t.patient_key)
-            cur.execute(f"SELECT {key} FROM {self.relation(spec, spec.patient_table)} ORDER BY {key}")
+            # no bind parameters here: a '%' of a query stays as it is
+            cur.execute(f"SELECT {key} FROM {self.relation(spec, spec.patient_table, bound=False)} ORDER BY {key}")
             return [int(r[0]) for r in cur.fetchall()]
 
     def _where(self, table: TableSpec, part: Partition | None, cut_off: dt.date) -> tuple[str, list[Any]]:
