@@ -383,3 +383,24 @@ def test_preflight_names_the_spec_line_of_a_missing_join_column(his_pg, tmp_path
     problems = check_against_source(spec, source.live_schema([r for t in spec.tables for r in spec.relations(t)]))
     assert len(problems) == 1
     assert f"{broken}: line 14: tables.person: column 'familjenamn' not in source table" in problems[0]
+
+
+@pytest.mark.parametrize("fast", [True, False], ids=["arrow", "dbapi"])
+def test_a_patient_table_from_a_query_keeps_its_percent_signs(his_pg, tmp_path, fast):
+    spec, _, _ = his_pg
+    text = spec.path.read_text(encoding="utf-8")
+    demo = text.split("schema: ", 1)[1].split("\n", 1)[0]
+    person = text[text.index("  person:\n") : text.index("  diagnos:\n")]
+    query = (
+        "  person:\n    entity: patient\n"
+        f"    query: SELECT person_id, fornamn FROM \"{demo}\".namn WHERE fornamn LIKE '%n%'\n"
+        "    key: person_id\n    patient_key: person_id\n"
+        "    fields:\n      patient_key: {column: person_id}\n      given_name: {column: fornamn}\n"
+        "    constants: {protected_identity: false, blocked: false, confidential: false}\n"
+    )
+    path = tmp_path / "query.yaml"
+    path.write_text(text.replace(person, query), encoding="utf-8")
+    source = Source("legacy_his", fast=fast)
+    spec = load_spec(path)
+    assert source.patient_keys(spec) == [1]  # 'Anna' has an n; 'Erik' and 'Lo' do not
+    assert source.count_rows(spec, dt.date(2024, 9, 30))["person"] == 1
