@@ -455,27 +455,30 @@ def _stylesheet(fields: dict[str, list[str]]) -> etree._Element:
     ``string-length`` and Python's ``len`` count them.
     """
     xsl = "http://www.w3.org/1999/XSL/Transform"
-
-    def part(expression: str) -> str:
-        return f"<xsl:value-of select=\"concat(string-length({expression}), ':', {expression})\"/>"
-
     templates = []
     for entity, (_container, element) in ELEMENTS.items():
         key = "@key" if entity == "patient" else "@id"
-        body = [part(f"'{entity}'"), part(f"string({key})")]
+        # constant text written as it is; a value as its length (plus its constant prefix), ':' and itself
+        body = [
+            f"{len(entity)}:{entity}",
+            f'<xsl:value-of select="string-length({key})"/>:<xsl:value-of select="{key}"/>',
+        ]
         for field in fields.get(entity, []):
             attribute = {"case_id": "caseId", "document_id": "documentId"}.get(field)
             node = f"@{attribute}" if attribute else f"r:{camel(field)}"
-            value = part("concat('" + field + "=', " + node + ")")
-            body.append(f'<xsl:if test="{node}">{value}</xsl:if>')
+            body.append(
+                f'<xsl:for-each select="{node}"><xsl:value-of select="string-length(.) + {len(field) + 1}"/>'
+                f':{field}=<xsl:value-of select="."/></xsl:for-each>'
+            )
         mark = _MARK_OF[entity]
         templates.append(f'<xsl:template match="r:{element}">{mark}{"".join(body)}</xsl:template>')
         templates.append(f'<xsl:template match="r:{element}[r:{QUALITY}]" priority="2"/>')
-    every = " | ".join(f"//r:{element}" for _c, element in ELEMENTS.values())
     text = (
         f'<xsl:stylesheet version="1.0" xmlns:xsl="{xsl}" xmlns:r="{NS}">'
         '<xsl:output method="text" encoding="utf-8"/>'
-        f'<xsl:template match="/"><xsl:apply-templates select="{every}"/></xsl:template>'
+        # the patient, and the records in each container: no search of the whole tree per entity
+        '<xsl:template match="/"><xsl:apply-templates select="r:record/r:patient | r:record/*/*"/></xsl:template>'
+        '<xsl:template match="*"/>'
         f"{''.join(templates)}</xsl:stylesheet>"
     )
     return etree.XML(text)
