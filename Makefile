@@ -13,6 +13,9 @@ $(VENV)/.installed: requirements.lock
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	test -x $(UV) || $(VENV)/bin/pip install --quiet uv==0.13.9
 	$(UV) pip sync --quiet --python $(PY) requirements.lock
+	# the project itself, as Airflow and the image see it (plugins/ and the repository on the path), so that
+	# `python -m decommission ...` works from the venv as the README writes it
+	printf '%s\n' "$(CURDIR)/plugins" "$(CURDIR)" > "$$($(PY) -c 'import sysconfig; print(sysconfig.get_path("purelib"))')/decommission-repo.pth"
 	touch $@
 
 install: $(VENV)/.installed

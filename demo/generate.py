@@ -152,7 +152,7 @@ _SCHEMAS: dict[str, tuple[Table, ...]] = {
         ),
     ),
     "anestesi": (
-        Table("ana_patient", _cols("id:i personnummer:t namn:t"), None),
+        Table("ana_patient", _cols("id:i personnummer:t fornamn:t efternamn:t"), None),
         Table(
             "operation",
             _cols("op_id:i patient:i op_datum:t asa_klass:t anestesiform:t anteckning:t makulerad:i"),
@@ -604,7 +604,7 @@ def _orphan_lab(g: _Gen, table: str) -> None:
 def _emit_anestesi(g: _Gen, index: int, kind: str, shape: tuple[int, ...]) -> None:
     add, invalid = g.sink.add, kind in _PATIENT_REASON
     p = g.person(kind, "compact")
-    add("ana_patient", (index + 1, p.ident, f"{p.given} {p.family}"), _PATIENT_REASON.get(kind))
+    add("ana_patient", (index + 1, p.ident, p.given, p.family), _PATIENT_REASON.get(kind))
     for _ in range(shape[0]):
         op_id, dirt = g.next_id("operation"), g.dirt("operation", invalid)
         h, m, _s = g.clock(7, 20)

@@ -218,8 +218,8 @@ MEDICINES = (
 # (NPU code, analysis, unit, low, high, decimals)
 ANALYSES = (
     ("NPU02319", "B-Hemoglobin (Hb)", "g/L", 95, 170, 0),
-    ("NPU03230", "P-Natrium", "mmol/L", 130, 148, 0),
-    ("NPU03429", "P-Kalium", "mmol/L", 3.2, 5.4, 1),
+    ("NPU03429", "P-Natrium", "mmol/L", 130, 148, 0),
+    ("NPU03230", "P-Kalium", "mmol/L", 3.2, 5.4, 1),
     ("NPU19748", "P-CRP", "mg/L", 1, 180, 0),
     ("NPU04998", "P-Kreatinin", "µmol/L", 45, 180, 0),
     ("NPU02593", "B-Leukocyter", "10^9/L", 3.0, 18.0, 1),
@@ -227,7 +227,7 @@ ANALYSES = (
     ("NPU27300", "B-HbA1c", "mmol/mol", 30, 95, 0),
     ("NPU22089", "fP-Glukos", "mmol/L", 4.0, 14.0, 1),
     ("NPU03577", "P-TSH", "mIU/L", 0.3, 6.0, 1),
-    ("NPU01370", "P-Albumin", "g/L", 28, 48, 0),
+    ("NPU19673", "P-Albumin", "g/L", 28, 48, 0),
 )
 BAD_ICD = ("XYZ", "12.3", "J1", "189.J", "JJ8.9", "I10.999")
 BAD_ATC = ("N2B", "N02BE1", "02BE01", "N02BEX1", "XYZ")

@@ -48,8 +48,12 @@ def _pools(args: argparse.Namespace) -> int:
     from decommission.plan.programme import load_plan, pools
     from decommission.settings import plan_path
 
-    print(json.dumps(pools(load_plan(args.plan or plan_path())), indent=2, ensure_ascii=False))
-    return 0
+    plan = load_plan(args.plan or plan_path())
+    # the valid systems' pools still go out (the others keep running), but a broken entry is no success
+    print(json.dumps(pools(plan), indent=2, ensure_ascii=False))
+    for problem in plan.problems:
+        print(f"error: {problem}", file=sys.stderr)
+    return 1 if plan.problems else 0
 
 
 def add_ledger(subparsers: argparse._SubParsersAction) -> None:
@@ -108,8 +112,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Run one command; return its exit status."""
+    from decommission.errors import DecommissionError
+
     args = build_parser().parse_args(argv)
-    return args.handler(args)
+    try:
+        return args.handler(args)
+    except DecommissionError as exc:  # a broken input: its message names the file and the fault
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

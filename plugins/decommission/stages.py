@@ -26,7 +26,7 @@ from decommission.files import write_atomic
 from decommission.ledger import canonical, programme_ledger
 from decommission.mapping.transform import map_partition
 from decommission.model import DISPOSED_FILE, FINDINGS_FILE
-from decommission.plan.mapping_spec import check_against_source
+from decommission.plan.mapping_spec import Relation, check_against_source
 from decommission.plan.programme import Plan, System
 from decommission.plan.run import Run, is_final, refuse_if_decommissioned, resolve_milestone, run_date
 from decommission.privacy import current_key
@@ -98,9 +98,9 @@ def preflight(run: Run) -> dict[str, Any]:
     if key.demo:
         log.warning("keyed hashes use the public demo key (DECOMMISSION_ALLOW_DEMO_KEY=1): for demos and tests only")
     spec = run.spec
-    live = Source.for_system(run.system).live_schema(
-        [spec.source_table(t) for t in spec.tables] + list(spec.reference_tables)
-    )
+    relations = [r for t in spec.tables for r in spec.relations(t)]
+    relations += [Relation(None, None, name) for name in spec.reference_tables]
+    live = Source.for_system(run.system).live_schema(relations)
     problems = check_against_source(spec, live)
     if problems:
         raise MappingError("; ".join(problems))

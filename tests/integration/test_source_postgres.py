@@ -12,7 +12,7 @@ import pytest
 
 from decommission.errors import MappingError
 from decommission.mapping.transform import map_partition
-from decommission.plan.mapping_spec import load_spec
+from decommission.plan.mapping_spec import check_against_source, load_spec
 from decommission.reconcile.checks import sum_counts
 from decommission.source.database import Source, make_partitions
 from demo.generate import build
@@ -115,7 +115,14 @@ def test_preflight_names_the_missing_column(source, vas_pg, tmp_path, monkeypatc
     with pytest.raises(MappingError) as err:
         preflight(run)
     message = str(err.value)
-    assert "mappings/vas.yaml: tables.journalanteckning: column 'anteckningstext' not in source table" in message
+    import re
+
+    found = re.search(
+        r"mappings/vas\.yaml: line (\d+): tables\.journalanteckning: column 'anteckningstext' not in", message
+    )
+    assert found, message
+    written = (tmp_path / "mappings" / "vas.yaml").read_text(encoding="utf-8").splitlines()
+    assert "anteckningstext" in written[int(found.group(1)) - 1]  # the line that names the column
     assert json.dumps(message)  # one line, printable; names no patient data
 
 
@@ -233,7 +240,9 @@ def test_a_schema_name_with_a_quote_stays_a_name(vas_pg, monkeypatch):
     monkeypatch.setenv("AIRFLOW_CONN_LEGACY_EVIL", source_connection(dsn, schema))
     evil = Source("legacy_evil", schema=f'{schema}"; DROP TABLE "{schema}".patient; --')
     assert read_catalogue(evil) == {}  # no such schema: nothing listed, nothing run
-    assert evil.live_schema(["patient"]) == {}  # preflight then names the table as missing
+    from decommission.plan.mapping_spec import Relation
+
+    assert evil.live_schema([Relation(None, None, "patient")]) == {}  # preflight then names the table as missing
     with psycopg.connect(dsn) as db:
         assert db.execute(f'SELECT COUNT(*) FROM "{schema}".patient').fetchone()[0] > 0
 
@@ -343,3 +352,172 @@ def test_preflight_names_a_login_that_could_write(vas_pg, tmp_path, monkeypatch,
     assert [e.payload["read_only"] for e in access] == [False, False]
     with pytest.raises(SourceWritable):
         preflight(_preflight_run(tmp_path, schema, "legacy_owner", Milestone.PRODUCTION_DELIVERY))
+
+
+# ------------------------------------------------------------------ a real schema: two schemas, joins, a query
+
+
+HIS_SPEC = """\
+system: his
+patient_table: person
+tables:
+  person:
+    entity: patient
+    schema: {demo}
+    key: person_id
+    patient_key: person_id
+    join:
+      - {{table: namn, schema: {demo}, as: n, on: {{person_id: person_id}}}}
+    fields:
+      patient_key: {{column: person_id}}
+      given_name: {{column: n.fornamn}}
+      family_name: {{column: n.efternamn}}
+    constants: {{protected_identity: false, blocked: false, confidential: false}}
+  diagnos:
+    entity: diagnosis
+    schema: {klinik}
+    key: [vistelse_id, rad]
+    key_prefix: "icd10-"
+    patient_key: person_id
+    cutoff_column: tid
+    fields:
+      patient_key: {{column: person_id}}
+      code: {{column: kod}}
+      case_id: {{compose: "vistelse-{{vistelse_id}}"}}
+  diagnos9:
+    entity: diagnosis
+    # a '%' in the query is the query's own (not a bind parameter), on every driver path
+    query: >-
+      SELECT d.vistelse_id, d.rad, v.person_id, d.kod9, v.tid FROM "{klinik}".diagnos9 d
+      JOIN "{klinik}".vistelse v ON v.vistelse_id = d.vistelse_id WHERE d.kod9 NOT LIKE 'E%'
+    key: [vistelse_id, rad]
+    key_prefix: "icd9-"
+    patient_key: person_id
+    cutoff_column: tid
+    fields:
+      patient_key: {{column: person_id}}
+      code: {{column: kod9}}
+"""
+
+
+@pytest.fixture
+def his_pg(pg_dsn, monkeypatch, tmp_path):
+    """Two schemas: demographics (person + names) and the clinic (diagnoses, ICD-9 by stay)."""
+    from decommission.embedded import source_connection
+
+    demo, klinik = f"it_demo_{os.getpid()}", f"it_klinik_{os.getpid()}"
+    with psycopg.connect(pg_dsn, autocommit=True) as db:
+        for s in (demo, klinik):
+            db.execute(f'DROP SCHEMA IF EXISTS "{s}" CASCADE; CREATE SCHEMA "{s}"')
+        db.execute(f'CREATE TABLE "{demo}".person (person_id int PRIMARY KEY)')
+        db.execute(f'CREATE TABLE "{demo}".namn (person_id int, fornamn text, efternamn text)')
+        db.execute(f'CREATE TABLE "{klinik}".vistelse (vistelse_id int, person_id int, tid timestamp)')
+        db.execute(
+            f'CREATE TABLE "{klinik}".diagnos (vistelse_id int, rad int, person_id int, kod char(7), tid timestamp)'
+        )
+        db.execute(f'CREATE TABLE "{klinik}".diagnos9 (vistelse_id int, rad int, kod9 text)')
+        db.execute(f'INSERT INTO "{demo}".person VALUES (1), (2), (3)')
+        db.execute(f"INSERT INTO \"{demo}\".namn VALUES (1, 'Anna', 'Berg'), (2, 'Erik', 'Ek'), (3, 'Lo', NULL)")
+        db.execute(
+            f"INSERT INTO \"{klinik}\".vistelse VALUES (10, 1, '2020-01-02'), (11, 2, '2021-03-04'), "
+            "(12, 3, '2030-01-01')"
+        )
+        # (10, 1) and (11, 1): the row number repeats across stays, only the pair is a key
+        db.execute(
+            f"INSERT INTO \"{klinik}\".diagnos VALUES (10, 1, 1, 'I10', '2020-01-02'), (10, 2, 1, 'E11', '2020-01-02'),"
+            " (11, 1, 2, 'J45', '2021-03-04'), (12, 1, 3, 'K35', '2030-01-01')"
+        )
+        db.execute(f"INSERT INTO \"{klinik}\".diagnos9 VALUES (10, 1, '401.9'), (11, 1, 'V45'), (11, 2, 'E880')")
+    spec_path = tmp_path / "his.yaml"
+    spec_path.write_text(HIS_SPEC.format(demo=demo, klinik=klinik), encoding="utf-8")
+    monkeypatch.setenv("AIRFLOW_CONN_LEGACY_HIS", source_connection(pg_dsn, None))
+    yield load_spec(spec_path), pg_dsn, klinik
+    with psycopg.connect(pg_dsn, autocommit=True) as db:
+        for s in (demo, klinik):
+            db.execute(f'DROP SCHEMA IF EXISTS "{s}" CASCADE')
+
+
+@pytest.mark.parametrize("fast", [True, False], ids=["arrow", "dbapi"])
+def test_joins_schemas_queries_and_composite_keys_extract_and_map(his_pg, tmp_path, fast):
+    import pyarrow.parquet as pq
+
+    from decommission.source.database import Partition
+
+    spec, _, _ = his_pg
+    source = Source("legacy_his", fast=fast)
+    live = source.live_schema([r for t in spec.tables for r in spec.relations(t)])
+    assert check_against_source(spec, live) == []
+    assert source.patient_keys(spec) == [1, 2, 3]
+    cut_off = dt.date(2024, 9, 30)
+    assert source.count_rows(spec, cut_off) == {"person": 3, "diagnos": 3, "diagnos9": 2}
+    totals = source.extract_partition(
+        spec, Partition("p1", None, None), cut_off, lambda t: (tmp_path / f"{t}.parquet").open("wb")
+    )
+    assert {t: v["rows"] for t, v in totals.items()} == {"person": 3, "diagnos": 3, "diagnos9": 2}
+    assert pq.read_table(tmp_path / "diagnos.parquet")["_row_key"].to_pylist() == [
+        "icd10-10-1",
+        "icd10-10-2",
+        "icd10-11-1",
+    ]
+    result = map_partition(spec, lambda t: pq.read_table(tmp_path / f"{t}.parquet"), tmp_path / "mapped")
+    assert result.mapped == {"person": 3, "diagnos": 3, "diagnos9": 2}
+    people = pq.read_table(tmp_path / "mapped" / "patient.parquet").to_pylist()
+    assert [(p["given_name"], p["family_name"]) for p in people] == [("Anna", "Berg"), ("Erik", "Ek"), ("Lo", None)]
+    diagnoses = pq.read_table(tmp_path / "mapped" / "diagnosis.parquet").to_pylist()
+    assert [(d["diagnosis_id"], d["case_id"]) for d in diagnoses] == [
+        ("icd10-10-1", "vistelse-10"),
+        ("icd10-10-2", "vistelse-10"),
+        ("icd10-11-1", "vistelse-11"),
+        ("icd9-10-1", None),
+        ("icd9-11-1", None),
+    ]
+
+
+@pytest.mark.parametrize("fast", [True, False], ids=["arrow", "dbapi"])
+def test_a_duplicate_key_fails_extraction_naming_table_and_key_columns(his_pg, tmp_path, fast):
+    from decommission.errors import SourceError
+    from decommission.privacy import keyed_hash
+    from decommission.source.database import Partition
+
+    spec, dsn, klinik = his_pg
+    with psycopg.connect(dsn, autocommit=True) as db:
+        db.execute(f"INSERT INTO \"{klinik}\".diagnos VALUES (10, 2, 1, 'E12', '2020-01-02')")
+    with pytest.raises(SourceError) as err:
+        Source("legacy_his", fast=fast).extract_partition(
+            spec, Partition("p1", None, None), dt.date(2024, 9, 30), lambda t: (tmp_path / f"{t}.parquet").open("wb")
+        )
+    message = str(err.value)
+    assert "table 'diagnos': 2 rows share their key with another row (key columns: vistelse_id, rad;" in message
+    assert keyed_hash("icd10-10-2") in message and "E12" not in message and "icd10-10-2" not in message
+
+
+def test_preflight_names_the_spec_line_of_a_missing_join_column(his_pg, tmp_path):
+    spec, _, _ = his_pg
+    broken = tmp_path / "broken.yaml"
+    broken.write_text(spec.path.read_text(encoding="utf-8").replace("n.efternamn", "n.familjenamn"), encoding="utf-8")
+    spec = load_spec(broken)
+    source = Source("legacy_his")
+    problems = check_against_source(spec, source.live_schema([r for t in spec.tables for r in spec.relations(t)]))
+    assert len(problems) == 1
+    assert f"{broken}: line 14: tables.person: column 'familjenamn' not in source table" in problems[0]
+
+
+@pytest.mark.parametrize("fast", [True, False], ids=["arrow", "dbapi"])
+def test_a_patient_table_from_a_query_keeps_its_percent_signs(his_pg, tmp_path, fast):
+    spec, _, _ = his_pg
+    text = spec.path.read_text(encoding="utf-8")
+    demo = text.split("schema: ", 1)[1].split("\n", 1)[0]
+    person = text[text.index("  person:\n") : text.index("  diagnos:\n")]
+    query = (
+        "  person:\n    entity: patient\n"
+        f"    query: SELECT person_id, fornamn FROM \"{demo}\".namn WHERE fornamn LIKE '%n%'\n"
+        "    key: person_id\n    patient_key: person_id\n"
+        "    fields:\n      patient_key: {column: person_id}\n      given_name: {column: fornamn}\n"
+        "    constants: {protected_identity: false, blocked: false, confidential: false}\n"
+    )
+    path = tmp_path / "query.yaml"
+    path.write_text(text.replace(person, query), encoding="utf-8")
+    source = Source("legacy_his", fast=fast)
+    spec = load_spec(path)
+    assert source.patient_keys(spec) == [1]  # 'Anna' has an n; 'Erik' and 'Lo' do not
+    assert source.count_rows(spec, dt.date(2024, 9, 30))["person"] == 1

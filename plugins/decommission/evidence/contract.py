@@ -18,10 +18,12 @@ import datetime as dt
 import hashlib
 import json
 from collections.abc import Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dateutil.relativedelta import relativedelta
 
+from decommission import settings
 from decommission.deliver.transport import archive_transport
 from decommission.evidence.anchors import anchor_head
 from decommission.evidence.records import EXIT_KIND, exit_records, next_version, record_name
@@ -118,7 +120,8 @@ def contract_exit(run: Run) -> dict[str, Any]:
             "verdict": verified.verdict,
             "result_sha256": verified.sha256,
             "report_pdf_sha256": verified.pdf_sha256,
-            "report": str(verified.folder / "report.html"),
+            # under DECOMMISSION_HOME: the record travels to procurement, a machine's path would not help them
+            "report": _home_relative(verified.folder / "report.html"),
         },
         "evidence_pack": pack,
         "archive_content": archive_content(verified.result),
@@ -152,11 +155,16 @@ def contract_exit(run: Run) -> dict[str, Any]:
     anchor = anchor_head(archive_transport(), programme_ledger(), run.system.id, f"contract exit {digest}")
     return {
         "anchored_seq": anchor["seq"] if anchor else None,
-        "path": str(json_path),
+        "path": _home_relative(json_path),
         "sha256": digest,
         "version": version,
         "contract_end_date": record["contract_end_date"],
     }
+
+
+def _home_relative(path: Path) -> str:
+    """``path`` relative to the outputs' root (``DECOMMISSION_HOME``), in POSIX form."""
+    return path.resolve().relative_to(settings.home().resolve()).as_posix()
 
 
 _KIND_TEXT = {

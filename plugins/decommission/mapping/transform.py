@@ -36,6 +36,7 @@ import pyarrow.parquet as pq
 from decommission.mapping import flags as qflags
 from decommission.mapping import localtime
 from decommission.mapping.arrow_text import as_array, key_text, mask, py_values
+from decommission.mapping.compose import compose
 from decommission.mapping.fields import timestamps, transform
 from decommission.mapping.rules import RULE_REASON, Finding, check, classify, decode
 from decommission.model import DISPOSED_FILE, ENTITIES, FINDINGS_FILE, FINDINGS_SCHEMA, QUALITY, Disposition, Reason
@@ -383,7 +384,7 @@ def _apply_corrections(rows: pa.Table, ctx: _Context, undecodable: list[_Item]) 
     corrections = ctx.spec.corrections_of(ctx.name)
     if not corrections or not rows.num_rows:
         return rows, applied
-    keys = key_text(rows[ctx.table.key])
+    keys = key_text(rows[ctx.table.row_key])
     by_column: dict[str, list[Correction]] = {}
     for c in corrections:
         by_column.setdefault(c.column, []).append(c)
@@ -481,7 +482,7 @@ def _dispose_or_flag(
         raws = item.finding.raw(rows_i) if item.finding.raw is not None else [None] * len(rows_i)
         for r, reason, detail, raw in zip(rows_i, reasons, details, raws, strict=True):
             per_row[int(r)].append((str(reason), item.column, detail, raw, item))
-    source_keys = key_text(rows[table.key]).take(pa.array(hit_rows, pa.int64())).to_pylist()
+    source_keys = key_text(rows[table.row_key]).take(pa.array(hit_rows, pa.int64())).to_pylist()
     patient_keys = pkey.take(pa.array(hit_rows, pa.int64())).to_pylist()
     disposed = np.zeros(n, dtype=bool)
     quality = np.full(n, None, dtype=object)
@@ -636,6 +637,9 @@ def _map_fields(
         fspec = table.fields.get(target.name)
         if fspec is None:
             columns.append(pa.nulls(rows.num_rows, target.type))
+            continue
+        if fspec.compose is not None:
+            columns.append(compose(fspec.compose, rows).cast(target.type))
             continue
         col = rows[fspec.column] if fspec.column is not None else None
 

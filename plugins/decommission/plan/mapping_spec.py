@@ -12,6 +12,9 @@ source schema and names the spec line of every missing table or column.
 from __future__ import annotations
 
 import datetime as dt
+import re
+import string
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -22,7 +25,7 @@ from decommission.errors import MappingError
 from decommission.model import ENTITIES, Disposition, Reason
 from decommission.plan import code_systems as codes_registry
 from decommission.plan import identity_schemes as schemes_registry
-from decommission.plan.yamlfile import YamlFileError, read_yaml
+from decommission.plan.yamlfile import YamlFileError, line_of, read_yaml
 
 MAX_SPEC_BYTES = 1 << 20
 #: a correction list may name many rows (a line each), yet is read by every map task
@@ -52,18 +55,92 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class FieldSpec(_Model):
-    """How one target field is computed: from a column (with a transform or lookup) or a constant."""
+#: the staged column holding a table's row key when the key is composite or prefixed (made at extraction)
+ROW_KEY = "_row_key"
+#: between the parts of a composite key in the row key
+KEY_SEPARATOR = "-"
+#: a join's name: what goes before the dot of ``alias.column``
+_ALIAS = r"^[A-Za-z_][A-Za-z0-9_]*$"
 
-    column: str | None = None
+
+def template_columns(template: str) -> list[str]:
+    """The columns a ``compose`` template names (``"{fornamn} {efternamn}"``), in order; a bad one raises."""
+    try:
+        parts = list(string.Formatter().parse(template))
+    except ValueError as exc:
+        raise ValueError(f"compose template {template!r}: {exc}") from None
+    names = []
+    for _literal, name, spec, conversion in parts:
+        if name is None:
+            continue
+        if not name or spec or conversion:
+            raise ValueError(f"compose template {template!r}: '{{{name}}}' must name a column, nothing else")
+        names.append(name)
+    if not names:
+        raise ValueError(f"compose template {template!r} names no column (a constant is 'value')")
+    return list(dict.fromkeys(names))
+
+
+class FieldSpec(_Model):
+    """How one target field is computed: from a column (transform or lookup), a template of columns, or a constant."""
+
+    column: str | None = Field(default=None, min_length=1)
     transform: Transform = "str"
     lookup: dict[str, str] | None = None
     value: Any = None
+    #: text made of several columns, e.g. ``"{fornamn} {efternamn}"`` (a null column reads as empty text);
+    #: the template travels in the package with the spec, so a reader knows how the value was made
+    compose: str | None = None
 
     @model_validator(mode="after")
     def _one_source(self) -> FieldSpec:
-        if self.column is None and self.value is None:
-            raise ValueError("give either 'column' or 'value'")
+        given = [k for k in ("column", "value", "compose") if getattr(self, k) is not None]
+        if not given:
+            raise ValueError("give 'column', 'compose' or 'value'")
+        if len(given) > 1:
+            raise ValueError(f"give only one of 'column', 'compose' and 'value' (got {', '.join(given)})")
+        if self.compose is not None:
+            template_columns(self.compose)
+            if self.transform != "str" or self.lookup is not None:
+                raise ValueError("'compose' makes text: no 'transform' or 'lookup' with it")
+        return self
+
+    def columns(self) -> list[str]:
+        """The source columns this field reads."""
+        if self.compose is not None:
+            return template_columns(self.compose)
+        return [self.column] if self.column else []
+
+
+class JoinSpec(_Model):
+    """Another table of the system joined to a spec table's rows: ``alias.column`` then names its columns."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    table: str = Field(min_length=1)
+    schema_name: str | None = Field(default=None, alias="schema", min_length=1)
+    alias: str | None = Field(default=None, alias="as", pattern=_ALIAS)
+    #: left column (of the spec table, or ``alias.column`` of an earlier join) -> column of this table
+    on: dict[str, str] = Field(min_length=1)
+    type: Literal["left", "inner"] = "left"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _yaml_on(cls, data: Any) -> Any:
+        # YAML 1.1 reads a bare ``on`` key as the boolean true: it is still the join condition
+        if isinstance(data, dict) and True in data and "on" not in data:
+            data = {("on" if k is True else k): v for k, v in data.items()}
+        return data
+
+    @property
+    def name(self) -> str:
+        """The alias its columns go by (default: the table's name)."""
+        return self.alias or self.table
+
+    @model_validator(mode="after")
+    def _plain_names(self) -> JoinSpec:
+        if not re.match(_ALIAS, self.name):
+            raise ValueError(f"join of '{self.table}' needs an alias ('as') of letters, digits and _")
         return self
 
 
@@ -108,20 +185,61 @@ class CodeListSpec(_Model):
 
 
 class TableSpec(_Model):
+    """One source of an entity's rows: a table (optionally with joins, in any schema) or a read-only query.
+
+    The row's key is one column or several (``key: [a, b]``), optionally with a prefix so that the ids
+    of two tables feeding one entity do not collide (``key_prefix: "proc-"``): then the row key is the
+    prefix and the key columns' text joined by ``-``, made at extraction, and the entity's key field
+    defaults to it.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
     entity: str
-    table: str | None = Field(default=None, description="source table; defaults to the spec key")
-    key: str = Field(description="the row's own key column")
-    patient_key: str = Field(description="column holding the internal patient key")
+    table: str | None = Field(default=None, min_length=1, description="source table; defaults to the spec key")
+    schema_name: str | None = Field(
+        default=None, alias="schema", min_length=1, description="the table's schema; default: the source's"
+    )
+    join: tuple[JoinSpec, ...] = Field(default=(), description="other tables joined to the rows (alias.column)")
+    query: str | None = Field(
+        default=None,
+        description="a read-only SELECT whose rows are the table's (the partition and cut-off bounds are ours)",
+    )
+    key: str | list[str] = Field(description="the row's own key column, or its columns")
+    key_prefix: str = Field(default="", description="put before the row key (two tables into one entity)")
+    patient_key: str = Field(min_length=1, description="column holding the internal patient key")
     cutoff_column: str | None = Field(default=None, description="date column bounded by the cut-off")
     encodings: dict[str, Codec] = Field(
         default={}, description="column -> codec of a bytes column; what does not decode is kept as base64, flagged"
     )
     fields: dict[str, FieldSpec]
+    #: target field -> constant value, for every row of this table (shorthand of ``{value: ...}``)
+    constants: dict[str, Any] = {}
     rules: list[RuleSpec] = []
     preserved: list[str] = Field(
         default=[],
         description="source columns kept in the raw representation (SIARD) only, with no field of the record model",
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _defaults(cls, data: Any) -> Any:
+        """The entity's key field defaults to the row key; constants become fields."""
+        if not isinstance(data, dict) or not isinstance(data.get("fields"), dict):
+            return data
+        fields = dict(data["fields"])
+        entity = ENTITIES.get(data.get("entity", ""))
+        constants = data.get("constants") or {}
+        if isinstance(constants, dict):
+            both = sorted(set(constants) & set(fields))
+            if both:
+                raise ValueError(f"constants: {both} are also in fields: give each field once")
+            fields |= {name: {"value": value} for name, value in constants.items()}
+        key = data.get("key")
+        if entity is not None and entity.key not in fields and key is not None:
+            derived = isinstance(key, list) or bool(data.get("key_prefix"))
+            fields[entity.key] = {"column": ROW_KEY if derived else key}
+        return {**data, "fields": fields}
 
     @model_validator(mode="after")
     def _fields_match_entity(self) -> TableSpec:
@@ -136,16 +254,89 @@ class TableSpec(_Model):
             raise ValueError(f"fields must define '{entity.key}' and 'patient_key'")
         return self
 
+    @model_validator(mode="after")
+    def _source_shape(self) -> TableSpec:
+        keys = self.key_columns
+        if not keys or len(set(keys)) != len(keys) or not all(isinstance(k, str) and k for k in keys):
+            raise ValueError("key: one column, or a list of different columns")
+        if self.query is not None:
+            if self.table is not None or self.schema_name is not None or self.join:
+                raise ValueError("query: reads the rows itself: no 'table', 'schema' or 'join' with it")
+            _check_query(self.query)
+        aliases = [j.name for j in self.join]
+        if len(set(aliases)) != len(aliases):
+            raise ValueError(f"join: two joins go by one name ({', '.join(aliases)}); give each an 'as'")
+        for i, j in enumerate(self.join):
+            earlier = set(aliases[:i])
+            for left in j.on:
+                if "." in left and left.split(".", 1)[0] in set(aliases) - earlier:
+                    raise ValueError(f"join.{i}.on: '{left}' names a later join")
+        if not self.derived_key and any(f.column == ROW_KEY for f in self.fields.values()):
+            raise ValueError(f"'{ROW_KEY}' is the row key of a composite or prefixed key; this key is neither")
+        return self
+
+    def join_of(self, column: str) -> tuple[str | None, str]:
+        """(join name, column) of ``alias.column`` when ``alias`` is a join; (None, column) for the table's own."""
+        alias, dot, rest = column.partition(".")
+        if dot and any(j.name == alias for j in self.join):
+            return alias, rest
+        return None, column
+
+    @property
+    def key_columns(self) -> list[str]:
+        return [self.key] if isinstance(self.key, str) else list(self.key)
+
+    @property
+    def derived_key(self) -> bool:
+        """True when the row key is made at extraction (composite or prefixed), in :data:`ROW_KEY`."""
+        return len(self.key_columns) > 1 or bool(self.key_prefix)
+
+    @property
+    def row_key(self) -> str:
+        """The staged column that holds the row's key."""
+        return ROW_KEY if self.derived_key else self.key_columns[0]
+
     def columns(self) -> list[str]:
-        """Every source column the spec reads, in a stable order."""
-        cols = [self.key, self.patient_key]
-        cols += [f.column for f in self.fields.values() if f.column]
+        """Every source column the spec reads, in a stable order (the row key it makes is not one)."""
+        cols = [*self.key_columns, self.patient_key]
+        for f in self.fields.values():
+            cols += f.columns()
         cols += [r.column for r in self.rules]
         cols += [r.system_column for r in self.rules if r.system_column]
         cols += list(self.encodings)
         if self.cutoff_column:
             cols.append(self.cutoff_column)
-        return list(dict.fromkeys(cols))
+        return [c for c in dict.fromkeys(cols) if c != ROW_KEY]
+
+    def staged_columns(self) -> list[str]:
+        """The columns of the table's staging file: what the spec reads, then the row key it makes."""
+        return [*self.columns(), ROW_KEY] if self.derived_key else self.columns()
+
+
+@dataclass(frozen=True)
+class Relation:
+    """One table (or the query) a spec table reads; ``alias`` None is the table itself, else a join's name."""
+
+    alias: str | None
+    schema: str | None
+    table: str | None
+    query: str | None = None
+
+    @property
+    def label(self) -> str:
+        """How messages and the live schema name it."""
+        if self.query is not None:
+            return "(its query)"
+        return f"{self.schema}.{self.table}" if self.schema else str(self.table)
+
+
+def _check_query(query: str) -> None:
+    """A single SELECT (or WITH ... SELECT); the read-only transaction it runs in refuses any write anyway."""
+    body = query.strip()
+    if not re.match(r"(?is)^(select|with)\b", body):
+        raise ValueError("query: must be a SELECT (or WITH ... SELECT)")
+    if ";" in body.rstrip(";") or body.endswith(";"):
+        raise ValueError("query: one statement, without ';'")
 
 
 #: reasons a spec may give a disposition for (a disposed patient's rows follow the patient's decision)
@@ -218,6 +409,8 @@ class MappingSpec(_Model):
     #: the loaded correction list (set by :func:`load_spec`)
     correction_list: tuple[Correction, ...] = Field(default=(), exclude=True)
     path: Path | None = Field(default=None, exclude=True)
+    #: the line of every node of the spec file by its path (set by :func:`load_spec`), for messages
+    lines: dict[tuple[Any, ...], int] = Field(default={}, exclude=True)
 
     @field_validator("timezone")
     @classmethod
@@ -280,6 +473,7 @@ class MappingSpec(_Model):
         return schemes_registry.chosen(self.id_schemes, self.identity_schemes)
 
     def source_table(self, name: str) -> str:
+        """The table a spec table reads (its own name by default; for a query, the spec table's name)."""
         return self.tables[name].table or name
 
     @model_validator(mode="after")
@@ -289,6 +483,20 @@ class MappingSpec(_Model):
             if name.lower() in mapped:
                 raise ValueError(f"reference_tables.{i}: '{name}' is a mapped table (its rows are bound to a patient)")
         return self
+
+    def relations(self, name: str) -> list[Relation]:
+        """What spec table ``name`` reads: its table (or query), then its joins."""
+        t = self.tables[name]
+        if t.query is not None:
+            return [Relation(None, None, None, t.query)]
+        return [Relation(None, t.schema_name, self.source_table(name))] + [
+            Relation(j.name, j.schema_name, j.table) for j in t.join
+        ]
+
+    def line(self, *path: Any) -> str:
+        """``line N: `` of a place in the spec file (or of its nearest parent there), for messages."""
+        found = line_of(self.lines, path)
+        return f"line {found}: " if found is not None else ""
 
     def disposition(self, table: str, reason: str) -> DispositionSpec | None:
         """The declared disposition of ``reason`` in ``table`` (the table's own first); None: keep_flagged."""
@@ -313,8 +521,9 @@ class MappingSpec(_Model):
 def load_spec(path: str | Path) -> MappingSpec:
     """Load and validate a mapping spec; :class:`MappingError` names the file and field."""
     path = Path(path)
+    lines: dict[tuple[Any, ...], int] = {}
     try:
-        raw = read_yaml(path, max_bytes=MAX_SPEC_BYTES, what="mapping spec")
+        raw = read_yaml(path, max_bytes=MAX_SPEC_BYTES, what="mapping spec", lines=lines)
     except FileNotFoundError as exc:
         raise MappingError(f"{path}: mapping file not found") from exc
     except YamlFileError as exc:
@@ -322,13 +531,23 @@ def load_spec(path: str | Path) -> MappingSpec:
     try:
         spec = MappingSpec.model_validate(raw)
     except ValidationError as exc:
-        msgs = [
-            f"{'.'.join(str(p) for p in e['loc']) or '(top)'}: {e['msg'].removeprefix('Value error, ')}"
-            for e in exc.errors()
-        ]
+        msgs = []
+        for e in exc.errors():
+            loc = tuple(p for p in e["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+            line = line_of(lines, (*loc, *_named_in(e["msg"])))
+            where = f"line {line}: " if line is not None else ""
+            msgs.append(f"{where}{'.'.join(str(p) for p in loc) or '(top)'}: {e['msg'].removeprefix('Value error, ')}")
         raise MappingError(f"{path}: " + "; ".join(msgs)) from exc
-    spec = spec.model_copy(update={"path": path})
+    spec = spec.model_copy(update={"path": path, "lines": lines})
     return spec.model_copy(update={"correction_list": load_corrections(spec)})
+
+
+def _named_in(message: str) -> tuple[Any, ...]:
+    """The place a validator's message starts with (``"key: ..."``, ``"join.1.on: ..."``), as a path."""
+    head = message.removeprefix("Value error, ").split(": ", 1)[0]
+    if " " in head or head == message:
+        return ()
+    return tuple(int(p) if p.isdigit() else p for p in head.split("."))
 
 
 def load_corrections(spec: MappingSpec) -> tuple[Correction, ...]:
@@ -369,7 +588,7 @@ def load_corrections(spec: MappingSpec) -> tuple[Correction, ...]:
         if c.column not in table.columns():
             problems.append(f"corrections.{i}.column: '{c.column}' is not a column the spec reads from '{c.table}'")
             continue
-        if c.column in (table.key, table.patient_key):
+        if c.column in (*table.key_columns, table.patient_key):
             # a key decides where a row lands (its partition, its patient): correcting one is not a value change
             problems.append(f"corrections.{i}.column: '{c.column}' is a key of '{c.table}' and cannot be corrected")
             continue
@@ -385,22 +604,60 @@ def load_corrections(spec: MappingSpec) -> tuple[Correction, ...]:
 
 
 def check_against_source(spec: MappingSpec, live: dict[str, list[str]]) -> list[str]:
-    """Compare the spec with the live schema (table -> columns); one message per problem."""
+    """Compare the spec with the live schema (relation label -> columns; see :meth:`MappingSpec.relations`).
+
+    One message per problem, each naming the spec file and line: a table (or query) that cannot be
+    read, a column it does not have, a join's column.
+    """
     where = spec.path or spec.system
     problems = []
     for i, name in enumerate(spec.reference_tables):
         if name not in live:
             problems.append(f"{where}: reference_tables.{i}: source table '{name}' does not exist")
     for name, table in spec.tables.items():
-        source = spec.source_table(name)
-        if source not in live:
-            problems.append(f"{where}: tables.{name}: source table '{source}' does not exist")
-            continue
-        have = {c.lower() for c in live[source]}
-        for col in table.columns():
-            if col.lower() not in have:
+        relations = {r.alias: r for r in spec.relations(name)}
+        missing = set()
+        for r in relations.values():
+            if r.label not in live:
+                at = ("tables", name, "query") if r.query else ("tables", name, "join") if r.alias else ("tables", name)
+                what = "its query cannot be read" if r.query else f"source table '{r.label}' does not exist"
+                problems.append(f"{where}: {spec.line(*at)}tables.{name}: {what}")
+                missing.add(r.alias)
+        wanted = [(c, ("tables", name)) for c in table.columns()]
+        wanted += [(c, ("tables", name, "join", i, "on")) for i, j in enumerate(table.join) for c in j.on]
+        wanted += [
+            (f"{j.name}.{c}", ("tables", name, "join", i, "on"))
+            for i, j in enumerate(table.join)
+            for c in j.on.values()
+        ]
+        for col, at in wanted:
+            alias, column = table.join_of(col)
+            r = relations[alias]
+            if alias in missing:
+                continue
+            have = {c.lower() for c in live[r.label]}
+            if column.lower() not in have:
+                line = spec.line(*at, *_column_path(table, col)) if at == ("tables", name) else spec.line(*at)
                 problems.append(
-                    f"{where}: tables.{name}: column '{col}' not in source table '{source}' "
-                    f"(it has: {', '.join(sorted(live[source]))})"
+                    f"{where}: {line}tables.{name}: column '{column}' not in source table '{r.label}' "
+                    f"(it has: {', '.join(sorted(live[r.label]))})"
                 )
     return problems
+
+
+def _column_path(table: TableSpec, column: str) -> tuple[Any, ...]:
+    """Where in a table's spec a column is first named (for its line), relative to the table."""
+    if column in table.key_columns:
+        return ("key",)
+    for attr in ("patient_key", "cutoff_column"):
+        if getattr(table, attr) == column:
+            return (attr,)
+    for target, f in table.fields.items():
+        if column in f.columns():
+            return ("fields", target, "compose" if f.compose is not None else "column")
+    for i, r in enumerate(table.rules):
+        if r.column == column:
+            return ("rules", i)
+    if column in table.encodings:
+        return ("encodings", column)
+    return ()

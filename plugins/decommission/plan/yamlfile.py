@@ -21,8 +21,11 @@ class YamlFileError(ValueError):
     """The file cannot be read as the plan's YAML; the message names the file and the fault."""
 
 
-def read_yaml(path: Path, *, max_bytes: int, what: str) -> Any:
+def read_yaml(path: Path, *, max_bytes: int, what: str, lines: dict[tuple[Any, ...], int] | None = None) -> Any:
     """The parsed YAML of ``path``, which must be a regular file of at most ``max_bytes``.
+
+    :param lines: when given, filled with the line (1-based) of every node, by its path of keys and
+        list positions (``("tables", "diagnos", "key")``), so a fault found later can name its line
 
     :raises FileNotFoundError: no such file
     :raises YamlFileError: not a regular file, too large, aliases, or not valid YAML
@@ -56,6 +59,8 @@ def read_yaml(path: Path, *, max_bytes: int, what: str) -> Any:
                     f"{path}: line {alias.start_mark.line + 1}: YAML aliases (*{alias.anchor}) are not allowed "
                     f"in the {what}"
                 )
+            if lines is not None and node is not None:
+                lines.update(node_lines(node))
             return None if node is None else loader.construct_document(node)
         finally:
             loader.dispose()
@@ -63,6 +68,32 @@ def read_yaml(path: Path, *, max_bytes: int, what: str) -> Any:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}, column {mark.column + 1}:" if mark else ""
         raise YamlFileError(f"{path}:{where} not valid YAML: {getattr(exc, 'problem', None) or exc}") from exc
+
+
+def node_lines(root: yaml.Node) -> dict[tuple[Any, ...], int]:
+    """The line (1-based) of every node under ``root``, by its path; a mapping's scalar keys name the path."""
+    out: dict[tuple[Any, ...], int] = {}
+    stack: list[tuple[tuple[Any, ...], yaml.Node]] = [((), root)]
+    while stack:
+        path, node = stack.pop()
+        out.setdefault(path, node.start_mark.line + 1)  # a mapping's value: the line of its key, set below
+        if isinstance(node, yaml.SequenceNode):
+            stack += [((*path, i), child) for i, child in enumerate(node.value)]
+        elif isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                if isinstance(key, yaml.ScalarNode):
+                    stack.append(((*path, key.value), value))
+                    out[(*path, key.value)] = key.start_mark.line + 1
+    return out
+
+
+def line_of(lines: dict[tuple[Any, ...], int], path: tuple[Any, ...]) -> int | None:
+    """The line of ``path``, or of its nearest ancestor the file holds (a missing key: its parent's line)."""
+    for end in range(len(path), -1, -1):
+        found = lines.get(tuple(path[:end]))
+        if found is not None:
+            return found
+    return None
 
 
 def _repeated_node(root: yaml.Node | None) -> yaml.Node | None:

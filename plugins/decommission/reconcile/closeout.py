@@ -225,9 +225,16 @@ def breakdown_reasons(b: Mapping[str, Any]) -> list[str]:
     if b["patients"]["differing"]:
         reasons.append(f"{len(b['patients']['differing'])} patients have other row counts extracted than in the source")
     reasons += [
-        f"content fingerprint of {entity} differs: source {f['source']} against packages {f['package']}"
-        for entity, f in b["fingerprints"].items()
+        f"content fingerprint of table {table} ({f.get('entity') or 'no entity'}, fields "
+        f"{', '.join(f.get('fields', [])) or 'none beyond the id'}) differs: source {f['source']} "
+        f"against packages {f['package']} ({f['rows']} rows archived, {f.get('package_rows', 0)} records found)"
+        for table, f in b["fingerprints"].items()
         if f["source"] != f["package"]
+    ]
+    reasons += [
+        f"{c['ids']} record ids of {c['entity']} are made by both table {c['tables'][0]} and table "
+        f"{c['tables'][1]}: one record id, two source rows; give the tables a key_prefix"
+        for c in b.get("id_collisions", [])
     ]
     return reasons
 

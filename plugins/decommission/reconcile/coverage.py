@@ -44,10 +44,28 @@ def classify(
     for name, table in spec.tables.items():
         source = spec.source_table(name).lower()
         preserved.setdefault(source, set()).update(c.lower() for c in table.preserved)
+        relations = {r.alias: r for r in spec.relations(name)}
+
+        def where(column: str) -> tuple[str | None, str]:
+            """(catalogue table, column) a spec column reads; None for a query's or another schema's."""
+            alias, col = table.join_of(column)  # noqa: B023 - used within this iteration only
+            r = relations[alias]  # noqa: B023
+            return (None if r.query or (r.schema and r.schema != schema) else str(r.table).lower()), col.lower()
+
         for target, f in table.fields.items():
-            if f.column:
-                fields.setdefault(source, {}).setdefault(f.column.lower(), []).append(f"{table.entity}.{target}")
-        used.setdefault(source, set()).update(c.lower() for c in table.columns())
+            for column in f.columns():
+                source, col = where(column)
+                if source is not None:
+                    fields.setdefault(source, {}).setdefault(col, []).append(f"{table.entity}.{target}")
+        read = [
+            *table.columns(),
+            *(c for j in table.join for c in j.on),
+            *(f"{j.name}.{c}" for j in table.join for c in j.on.values()),
+        ]
+        for column in read:
+            source, col = where(column)
+            if source is not None:
+                used.setdefault(source, set()).add(col)
     excluded: dict[tuple[str, str | None], Exclusion] = {
         (e.table.lower(), e.column.lower() if e.column else None): e for e in exclusions
     }

@@ -20,7 +20,8 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import pyarrow as pa
 
 from decommission.errors import SourceError
-from decommission.plan.mapping_spec import MappingSpec, TableSpec
+from decommission.plan.mapping_spec import KEY_SEPARATOR, ROW_KEY, MappingSpec, Relation, TableSpec
+from decommission.privacy import keyed_hash
 from decommission.source import pg_fast, privileges, staged_table
 
 if TYPE_CHECKING:
@@ -29,6 +30,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 BATCH_ROWS = 10_000
+#: the SQL alias of a spec table's own table (or its query); a join goes by its own name
+MAIN = "_src"
 #: far-future sentinels (9999-12-31) are kept past the cut-off bound, so the rules see them
 FAR_FUTURE = "9999-01-01"
 
@@ -83,11 +86,35 @@ class Source:
     def placeholder(self) -> str:
         return "%s" if self.dialect == "postgres" else "?"
 
-    def qualified(self, table: str) -> str:
+    def qualified(self, table: str, schema: str | None = None) -> str:
+        """The table's name in SQL: in ``schema`` when the spec names one, else in the source's schema."""
+        if schema:
+            return f"{quote(schema)}.{quote(table)}"
         # a schema only exists on server databases; an embedded SQLite file has none
         if self.schema and self.dialect == "postgres":
             return f"{quote(self.schema)}.{quote(table)}"
         return quote(table)
+
+    def relation(self, spec: MappingSpec, name: str, *, bound: bool = True) -> str:
+        """The FROM clause of spec table ``name``: its table with its joins, or its query as a subquery.
+
+        Every name is quoted (:func:`quote`); the query is the spec's own text, run in the same
+        read-only transaction as every read, with our bounds applied outside it.
+
+        :param bound: the SQL goes with bound parameters (psycopg's ``%s``: a ``%`` of the query is doubled)
+        """
+        t = spec.tables[name]
+        if t.query is not None:
+            query = t.query.strip()
+            if bound and self.placeholder == "%s":
+                query = query.replace("%", "%%")
+            return f"({query}) AS {quote(MAIN)}"
+        sql = f"{self.qualified(spec.source_table(name), t.schema_name)} AS {quote(MAIN)}"
+        for j in t.join:
+            on = " AND ".join(f"{column_ref(t, left)} = {quote(j.name)}.{quote(right)}" for left, right in j.on.items())
+            kind = "LEFT JOIN" if j.type == "left" else "JOIN"
+            sql += f" {kind} {self.qualified(j.table, j.schema_name)} AS {quote(j.name)} ON {on}"
+        return sql
 
     @contextlib.contextmanager
     def snapshot(self) -> Iterator[Any]:
@@ -132,15 +159,16 @@ class Source:
             "only PostgreSQL and SQLite sources are"
         ]
 
-    def live_schema(self, tables: list[str]) -> dict[str, list[str]]:
-        """Columns of each table that exists, for checking a mapping spec before a run."""
+    def live_schema(self, relations: list[Relation]) -> dict[str, list[str]]:
+        """Columns of each table (or query) that can be read, by its label, for checking a mapping spec."""
         out: dict[str, list[str]] = {}
         with self.snapshot() as conn:
-            for table in tables:
+            for r in relations:
                 cur = conn.cursor()
+                source = f"({r.query.strip()})" if r.query else self.qualified(str(r.table), r.schema)
                 try:
-                    cur.execute(f"SELECT * FROM {self.qualified(table)} WHERE 1 = 0")
-                    out[table] = [d[0] for d in cur.description]
+                    cur.execute(f"SELECT * FROM {source} AS {quote(MAIN)} WHERE 1 = 0")
+                    out[r.label] = [d[0] for d in cur.description]
                 except Exception:  # noqa: BLE001 - a missing table is reported by the caller
                     conn.rollback()
                 finally:
@@ -151,23 +179,23 @@ class Source:
         t = spec.tables[spec.patient_table]
         with self.snapshot() as conn:
             cur = conn.cursor()
-            cur.execute(
-                f'SELECT "{t.patient_key}" FROM {self.qualified(spec.source_table(spec.patient_table))} '
-                f'ORDER BY "{t.patient_key}"'
-            )
+            key = column_ref(t, t.patient_key)
+            # no bind parameters here: a '%' of a query stays as it is
+            cur.execute(f"SELECT {key} FROM {self.relation(spec, spec.patient_table, bound=False)} ORDER BY {key}")
             return [int(r[0]) for r in cur.fetchall()]
 
     def _where(self, table: TableSpec, part: Partition | None, cut_off: dt.date) -> tuple[str, list[Any]]:
         clauses, params = [], []
         p = self.placeholder
+        key = column_ref(table, table.patient_key)
         if part is not None and part.lo is not None:
-            clauses.append(f'"{table.patient_key}" >= {p}')
+            clauses.append(f"{key} >= {p}")
             params.append(part.lo)
         if part is not None and part.hi is not None:
-            clauses.append(f'"{table.patient_key}" < {p}')
+            clauses.append(f"{key} < {p}")
             params.append(part.hi)
         if table.cutoff_column:
-            c = f'"{table.cutoff_column}"'
+            c = column_ref(table, table.cutoff_column)
             bound = (cut_off + dt.timedelta(days=1)).isoformat()
             clauses.append(f"({c} IS NULL OR {c} < {p} OR {c} >= {p})")
             params += [bound, FAR_FUTURE]
@@ -180,10 +208,57 @@ class Source:
             for name, table in spec.tables.items():
                 where, params = self._where(table, None, cut_off)
                 cur = conn.cursor()
-                cur.execute(f"SELECT COUNT(*) FROM {self.qualified(spec.source_table(name))}{where}", params)
+                cur.execute(f"SELECT COUNT(*) FROM {self.relation(spec, name)}{where}", params)
                 out[name] = int(cur.fetchone()[0])
                 cur.close()
         return out
+
+    def stream(
+        self, spec: MappingSpec, columns: dict[str, list[str]], cut_off: dt.date
+    ) -> Iterator[tuple[str, pa.Table]]:
+        """Every row within the cut-off of each spec table named in ``columns`` (only those columns, and
+        the row key a composite or prefixed key makes), as (table, Arrow batch), from one snapshot.
+
+        What the reconciliation reads again: the same FROM and bounds as extraction, no partitions.
+        """
+        selects = {}
+        for name, wanted in columns.items():
+            table = spec.tables[name]
+            read = [c for c in dict.fromkeys([*wanted, *table.key_columns]) if c != ROW_KEY]
+            selects[name] = (read, table)
+        info = self._fast_conninfo()
+        if info is not None:
+            try:
+                yield from self._stream_fast(info, spec, selects, cut_off, pg_fast.BUILTIN)
+            except pg_fast.UnknownTypes:  # raised before a batch of that table: nothing is read twice
+                yield from self._stream_fast(info, spec, selects, cut_off, pg_fast.SERVER)
+            return
+        with self.snapshot() as conn:
+            for name, (read, table) in selects.items():
+                where, params = self._where(table, None, cut_off)
+                cur = self._stream_cursor(conn, f"stream_{name}")
+                try:
+                    cur.execute(self._select(spec, name, where, columns=read), params)
+                    while batch := cur.fetchmany(BATCH_ROWS):
+                        frame, _mixed = staged_table.from_rows(batch, read)
+                        yield name, self._with_key(table, staged_table.canonical(frame))
+                finally:
+                    cur.close()
+
+    def _stream_fast(
+        self, info: str, spec: MappingSpec, selects: dict[str, Any], cut_off: dt.date, types: str
+    ) -> Iterator[tuple[str, pa.Table]]:
+        with pg_fast.snapshot(info, self.conn_id, types) as conn:
+            for name, (read, table) in selects.items():
+                sql = self._select(spec, name, self._where_literal(table, None, cut_off), bound=False, columns=read)
+                for batch in pg_fast.read_batches(conn, sql):
+                    yield name, self._with_key(table, staged_table.canonical(pa.Table.from_batches([batch])))
+
+    @staticmethod
+    def _with_key(table: TableSpec, frame: pa.Table) -> pa.Table:
+        if not table.derived_key:
+            return frame
+        return staged_table.with_row_key(frame, table.key_columns, table.key_prefix, ROW_KEY, KEY_SEPARATOR)
 
     def extract_partition(
         self,
@@ -214,7 +289,7 @@ class Source:
                 where, params = self._where(table, part, cut_off)
                 cur = self._stream_cursor(conn, name)
                 try:
-                    cur.execute(self._select(spec, name, where, columns[name]), params)
+                    cur.execute(self._select(spec, name, where, columns=columns[name]), params)
                     parts, coerced = [], set()
                     while batch := cur.fetchmany(BATCH_ROWS):
                         frame, mixed = staged_table.from_rows(batch, columns[name])
@@ -227,8 +302,9 @@ class Source:
                 finally:
                     cur.close()
                 frame, mixed = staged_table.concat(parts, columns[name])
+                frame = self._keyed(name, table, frame)
                 with sink(name) as fh:
-                    totals[name] = staged_table.write(frame, table.key, fh, sorted(coerced | set(mixed)))
+                    totals[name] = staged_table.write(frame, table.row_key, fh, sorted(coerced | set(mixed)))
         return totals
 
     def extract_whole(self, tables: Mapping[str, Any], sink: Any) -> dict[str, dict[str, Any]]:
@@ -252,9 +328,7 @@ class Source:
                         parts.append(frame)
                         coerced.update(mixed)
                 except Exception as exc:
-                    raise SourceError(
-                        f"source '{self.conn_id}', table '{name}': query failed: {_failure(exc)}"
-                    ) from exc
+                    raise _query_failed(self.conn_id, name, exc) from exc
                 finally:
                     cur.close()
                 frame, mixed = staged_table.concat(parts, columns)
@@ -291,7 +365,9 @@ class Source:
             for name, table in spec.tables.items():
                 where = self._where_literal(table, part, cut_off)
                 try:
-                    batches = list(pg_fast.read_batches(conn, self._select(spec, name, where, columns[name])))
+                    batches = list(
+                        pg_fast.read_batches(conn, self._select(spec, name, where, bound=False, columns=columns[name]))
+                    )
                 except pg_fast.UnknownTypes:
                     raise
                 except Exception as exc:
@@ -299,13 +375,34 @@ class Source:
                 parts = [pa.Table.from_batches([b]) for b in batches]
                 frame, coerced = staged_table.concat(parts, columns[name])
                 del batches, parts
+                frame = self._keyed(name, table, frame)
                 with sink(name) as fh:
-                    totals[name] = staged_table.write(frame, table.key, fh, coerced)
+                    totals[name] = staged_table.write(frame, table.row_key, fh, coerced)
         return totals
 
-    def _select(self, spec: MappingSpec, name: str, where: str, columns: Sequence[str] | None = None) -> str:
-        cols = ", ".join(quote(c) for c in (columns or spec.tables[name].columns()))
-        return f"SELECT {cols} FROM {self.qualified(spec.source_table(name))}{where}"
+    def _keyed(self, name: str, table: TableSpec, frame: pa.Table) -> pa.Table:
+        """The frame with its row key made (composite or prefixed keys), its keys checked unique.
+
+        A key two rows share would make two records of one id: refused here, naming the table and
+        its key columns (the keys as keyed hashes), not found later as a fingerprint that differs.
+        """
+        frame = self._with_key(table, frame)
+        rows, keys = staged_table.duplicate_keys(frame, table.row_key)
+        if rows:
+            raise SourceError(
+                f"source '{self.conn_id}', table '{name}': {rows} rows share their key with another row "
+                f"(key columns: {', '.join(table.key_columns)}; keys, as keyed hashes: "
+                f"{', '.join(keyed_hash(k) for k in keys)}{' ...' if rows > len(keys) * 2 else ''}); "
+                "the key must name one row: give the mapping a key that does (key: [col_a, col_b])"
+            )
+        return frame
+
+    def _select(
+        self, spec: MappingSpec, name: str, where: str, *, bound: bool = True, columns: list[str] | None = None
+    ) -> str:
+        table = spec.tables[name]
+        cols = ", ".join(f"{column_ref(table, c)} AS {quote(c)}" for c in columns or table.columns())
+        return f"SELECT {cols} FROM {self.relation(spec, name, bound=bound)}{where}"
 
     def _where_literal(self, table: TableSpec, part: Partition | None, cut_off: dt.date) -> str:
         """The same bound as :meth:`_where`, with literals: a binary COPY takes no parameters.
@@ -328,6 +425,12 @@ class Source:
 def _columns(table: TableSpec, extra: Sequence[str]) -> list[str]:
     """The spec's columns, then the extra ones it does not read, each once."""
     return list(dict.fromkeys([*table.columns(), *extra]))
+
+
+def column_ref(table: TableSpec, column: str) -> str:
+    """A spec column in SQL: ``"_src"."col"`` for the table's own, ``"alias"."col"`` for a join's."""
+    alias, name = table.join_of(column)
+    return f"{quote(alias or MAIN)}.{quote(name)}"
 
 
 def quote(name: str) -> str:

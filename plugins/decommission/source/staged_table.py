@@ -124,6 +124,38 @@ def _cast_batch(part: pa.Table, schema: pa.Schema) -> pa.Table:
     return pa.Table.from_arrays(columns, schema=schema)
 
 
+def with_row_key(table: pa.Table, columns: Sequence[str], prefix: str, name: str, separator: str = "-") -> pa.Table:
+    """``table`` with column ``name``: ``prefix`` and the text of ``columns`` joined by ``separator``.
+
+    A null in any key column gives a null row key (the row has no whole key).
+    """
+    parts = [pc.cast(table[c], pa.large_string()) for c in columns]
+    if table.num_rows == 0:
+        joined: Any = pa.array([], pa.large_string())
+    else:
+        joined = pc.binary_join_element_wise(*parts, pa.scalar(separator, pa.large_string()), null_handling="emit_null")
+        if prefix:
+            joined = pc.binary_join_element_wise(
+                pa.scalar(prefix, pa.large_string()), joined, pa.scalar("", pa.large_string())
+            )
+    return table.append_column(pa.field(name, pa.large_string()), joined)
+
+
+def duplicate_keys(table: pa.Table, key: str) -> tuple[int, list[str]]:
+    """Rows whose (non-null) key another row has too, and the first few such keys as text (for keyed hashes)."""
+    col = table[key]
+    if table.num_rows < 2 or _strictly_increasing(col):
+        return 0, []
+    counts = pc.value_counts(pc.drop_null(col))
+    values, n = counts.field("values"), counts.field("counts")
+    repeated = pc.greater(n, 1)
+    if not pc.any(repeated).as_py():
+        return 0, []
+    rows = pc.sum(pc.filter(n, repeated)).as_py()
+    first = pc.filter(values, repeated)[:5].cast(pa.large_string()).to_pylist()
+    return int(rows), [str(v) for v in first]
+
+
 def in_key_order(table: pa.Table, key: str) -> pa.Table:
     """Rows sorted by ``key``; duplicate keys are ordered by every other column, so the order is total."""
     if table.num_rows < 2 or _strictly_increasing(table[key]):

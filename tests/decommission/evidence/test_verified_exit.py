@@ -312,8 +312,12 @@ class TestVerifiedExit:
         _sign(run.run_id, "information_owner", OWNER, at=dt.datetime(2026, 11, 30, 15, 0, tzinfo=dt.UTC))
         _sign(run.run_id, "archivist", ARCHIVIST, at=APPROVED)
         out = _exit(run)
-        record = json.loads(Path(out["path"]).read_text(encoding="utf-8"))
-        assert Path(out["path"]).name == "contract-exit.json"
+        # paths under DECOMMISSION_HOME, never the machine's: the record travels to procurement
+        assert out["path"] == "vas/evidence/contract-exit.json"
+        record_file = home.parent / out["path"]
+        record = json.loads(record_file.read_text(encoding="utf-8"))
+        assert str(home.parent) not in record_file.read_text(encoding="utf-8")
+        assert record["reconciliation"]["report"] == "vas/reconciliation/final_delivery/report.html"
         assert record["version"] == 1 and record["supersedes"] is None
         assert record["reconciliation"]["verdict"] == "PASS"
         assert record["reconciliation"]["result_sha256"] == summary["result_sha256"]
@@ -325,7 +329,7 @@ class TestVerifiedExit:
         assert record["approved_on"] == record["earliest_notice_date"] == "2026-12-03"
         assert record["contract_end_date"] == "2027-12-03" and record["planned_contract_end"] == "2026-06-30"
         assert record["deviation"]["actual"] == "2027-12-03" and record["deviation"]["planned"] == "2026-06-30"
-        assert Path(out["path"]).with_suffix(".pdf").read_bytes().startswith(b"%PDF")
+        assert record_file.with_suffix(".pdf").read_bytes().startswith(b"%PDF")
         with (home / "evidence" / "evidence-vas-final_delivery.tar").open("rb") as fh:
             assert record["evidence_pack"]["sha256"] == hashlib.file_digest(fh, "sha256").hexdigest()
         assert _kinds(home)[-2:] == ["contract_exit", "system_status"]
@@ -382,7 +386,7 @@ class TestVersionsAndWithdrawal:
         assert (home / "evidence" / "contract-exit.json").read_bytes() == v1, "version 1 was changed"
         assert Path(second["path"]).name == "contract-exit-v2.json" and second["version"] == 2
         assert (home / "evidence" / "contract-exit-v2.pdf").exists()
-        record = json.loads(Path(second["path"]).read_text(encoding="utf-8"))
+        record = json.loads((home.parent / second["path"]).read_text(encoding="utf-8"))
         assert record["supersedes"] == {
             "version": 1,
             "file": "contract-exit.json",
@@ -420,5 +424,5 @@ class TestVersionsAndWithdrawal:
         again = _run("manual__2027-01-15")
         _report(again)
         _both_sign(again.run_id)
-        record = json.loads(Path(_exit(again)["path"]).read_text(encoding="utf-8"))
+        record = json.loads((home.parent / _exit(again)["path"]).read_text(encoding="utf-8"))
         assert record["version"] == 2 and record["supersedes"]["withdrawn"] is True

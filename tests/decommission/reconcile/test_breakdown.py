@@ -1,0 +1,59 @@
+"""Fingerprints of the package side: the stylesheet reads record files into the same digests as the records
+read one by one, whatever their text holds."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from lxml import etree
+
+from decommission.package.records import NS
+from decommission.plan.mapping_spec import load_spec
+from decommission.reconcile.breakdown import _owners, _RecordReader
+
+REPO = Path(__file__).resolve().parents[3]
+
+RECORD = f"""<?xml version='1.0' encoding='UTF-8'?>
+<record xmlns="{NS}" version="1">
+  <patient key="7">
+    <personalId type="personnummer">197806012832</personalId>
+    <givenName>Åsa;12:x</givenName>
+    <familyName></familyName>
+    <sex>female</sex>
+  </patient>
+  <cases>
+    <case id="23"><careUnit>Avd 3\U0001f600</careUnit><caseType>Öppen
+vård&#13;</caseType><startTime>1999-04-06T13:48:44Z</startTime></case>
+    <case id=""><caseType>9:a</caseType></case>
+  </cases>
+  <documents>
+    <document id="46" caseId="23"><time>1999-04-06T05:56:48Z</time><title>a=b</title>
+      <text>Rad ett.
+Rad två &amp; tre &lt;ok&gt;</text></document>
+    <document id="47"><text/></document>
+  </documents>
+</record>
+""".encode()
+
+
+def test_the_stylesheet_gives_the_digests_of_records_read_one_by_one():
+    spec = load_spec(REPO / "include" / "mappings" / "vas.yaml")
+    fast = _RecordReader(spec, _owners(spec, {}))
+    fast.read(RECORD)
+    slow = _RecordReader(spec, _owners(spec, {}))
+    tags = set(slow.tags)
+    for node in etree.fromstring(RECORD).iter():
+        if node.tag in tags:
+            slow._one(node)
+    assert sum(fast.rows.values()) == sum(slow.rows.values()) == 5
+    assert fast.fp == slow.fp
+    assert fast.rows == slow.rows
+
+
+def test_a_changed_value_changes_the_digest():
+    spec = load_spec(REPO / "include" / "mappings" / "vas.yaml")
+    one, other = _RecordReader(spec, _owners(spec, {})), _RecordReader(spec, _owners(spec, {}))
+    one.read(RECORD)
+    other.read(RECORD.replace(b"Rad ett.", b"Rad ett!"))
+    assert one.fp["journalanteckning"] != other.fp["journalanteckning"]
+    assert one.fp["vardkontakt"] == other.fp["vardkontakt"]
