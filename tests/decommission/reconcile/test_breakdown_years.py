@@ -5,8 +5,10 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
+import pyarrow as pa
+
 from decommission.plan.mapping_spec import load_spec
-from decommission.reconcile.breakdown import NO_YEAR, _year, date_column
+from decommission.reconcile.breakdown import NO_YEAR, _years, date_column
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -22,8 +24,12 @@ def test_a_table_without_a_cut_off_column_counts_under_its_date_fields_year():
 
 def test_unix_seconds_give_the_local_year():
     new_year_utc = int(dt.datetime(2019, 12, 31, 23, 30, tzinfo=dt.UTC).timestamp())
-    assert _year(new_year_utc, "epoch_seconds", "Europe/Stockholm") == "2020"
-    assert _year(str(new_year_utc), "epoch_seconds", "UTC") == "2019"
-    assert _year(None, "epoch_seconds", "Europe/Stockholm") == NO_YEAR
-    assert _year("2003-04-05 10:00", "local_time") == "2003"
-    assert _year("", "str") == NO_YEAR
+
+    def year(value, transform, zone="UTC"):
+        return _years(pa.array([value]), 1, transform, zone).to_pylist()[0]
+
+    assert year(new_year_utc, "epoch_seconds", "Europe/Stockholm") == "2020"
+    assert year(str(new_year_utc), "epoch_seconds", "UTC") == "2019"
+    assert year(None, "epoch_seconds", "Europe/Stockholm") == NO_YEAR
+    assert year("2003-04-05 10:00", "local_time") == "2003"
+    assert year("", "str") == NO_YEAR
