@@ -111,6 +111,17 @@ def start_worker(processes: AirflowProcesses, worker: str, home: Path, queue: st
     processes.start(name or worker, *args, env=own)
 
 
+def _redis_answers() -> bool:
+    import socket
+
+    with socket.socket() as sock:
+        sock.settimeout(1.0)
+        if sock.connect_ex(("127.0.0.1", 6379)) != 0:
+            return False
+        sock.sendall(b"PING\r\n")
+        return sock.recv(16).startswith(b"+PONG")
+
+
 def _tasks_logged(airflow_home: Path) -> set[str]:
     """``run_id/task_id`` of every task attempt whose log this worker wrote."""
     logs = airflow_home / "logs" / f"dag_id={DAG_ID}"
@@ -187,6 +198,8 @@ def distributed(request: pytest.FixtureRequest, tmp_path: Path, pg_dsn: str) -> 
     missing = object_storage.available()
     if missing:
         pytest.fail(f"the distributed test needs an S3 server: {missing}")
+    if not _redis_answers():
+        pytest.skip("no Redis at 127.0.0.1:6379 (the Celery broker); on Debian: apt-get install redis-server")
     budget = Budget(BUDGET_S)
     logs = tmp_path / "logs"
     logs.mkdir()
