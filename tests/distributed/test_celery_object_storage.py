@@ -209,9 +209,13 @@ def distributed(request: pytest.FixtureRequest, tmp_path: Path, pg_dsn: str) -> 
     source_schema = SYSTEM  # the source lives in the test's own database, schema named as the system
 
     from demo.generate import build
+    from demo.readonly import create_reader, drop_reader
 
-    source_url = f"postgresql://postgres@127.0.0.1:5432/{database}"
-    dirt = build(SYSTEM, source_url, seed=7, patients=20, schema=source_schema)
+    owner_url = f"postgresql://postgres@127.0.0.1:5432/{database}"
+    dirt = build(SYSTEM, owner_url, seed=7, patients=20, schema=source_schema)
+    # the programme reads the source through a SELECT-only login (preflight refuses one that could write)
+    reader = f"{database}_reader"
+    source_url = create_reader(owner_url, source_schema, name=reader)
     archive = R7SimServer(tmp_path / "r7sim", logs / "r7sim.log", faults.get("archive_args", ()))
     archive.data_dir.mkdir(parents=True)
     s3 = object_storage.S3Server(tmp_path / "s3", logs / "s3rver.log")
@@ -245,6 +249,7 @@ def distributed(request: pytest.FixtureRequest, tmp_path: Path, pg_dsn: str) -> 
             processes.stop_all()
             archive.stop()
             s3.stop()
+            drop_reader(owner_url, source_schema, name=reader)
             _database(pg_dsn, database, drop=True)
         finally:
             if main:
