@@ -102,9 +102,10 @@ def read_bytes(path: Path, sha256: str | None = None) -> bytes:
 def find(path: Path) -> Path | None:
     """The file, fetched if another worker wrote it; None when it is nowhere."""
     try:
-        return fetch(path)
+        found = fetch(path)
     except FileNotFoundError:
         return None
+    return found if found.is_file() else None
 
 
 def names(folder: Path, pattern: str = "*") -> list[Path]:
@@ -136,6 +137,8 @@ def publish(path: Path) -> None:
     if store() is None:
         return
     target = remote(path)
+    if target.protocol in ("file", "local"):  # object storage has no folders to make
+        target.parent.mkdir(parents=True, exist_ok=True)
     with Path(path).open("rb") as src, target.open("wb") as out:
         while block := src.read(CHUNK):
             out.write(block)
