@@ -229,8 +229,10 @@ def map_stage(run: Run, extracted: dict[str, Any]) -> dict[str, Any]:
 
 def _spec_columns(spec: Any, table: str, source_dir: Any) -> Any:
     """The staged row groups of a table, with the columns the spec reads (the rest are for the raw representation)."""
-    columns = spec.tables[table].columns()
-    return (rows.select(columns) for rows in staging.read_row_groups(source_dir / f"{table}.parquet"))
+    t = spec.tables[table]
+    columns = list(dict.fromkeys([*t.columns(), t.row_key]))  # a composite or prefixed key's row key too
+    for rows in staging.read_row_groups(source_dir / f"{table}.parquet"):
+        yield rows.select([c for c in columns if c in rows.column_names])
 
 
 def _raw_part(run: Run, extract_dir: Path, mapped_dir: Path) -> Any:
