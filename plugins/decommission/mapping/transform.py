@@ -277,7 +277,7 @@ def _map_slice(rows: pa.Table, ctx: _Context, result: MapResult) -> _Mapped:
     rows, applied = _apply_corrections(rows, ctx, undecodable)
     pkey = key_text(rows[table.patient_key])
     ids = _identities(rows, table, ctx.reference_date, spec.schemes())
-    times = _local_times(rows, table, spec.timezone)
+    times = _local_times(rows, table, spec.timezone, ctx.name)
     items: list[_Item] = []
     scans: dict[str, Any] = {}
     for reason in Reason.ORDER:
@@ -361,12 +361,18 @@ _TIME_DETAIL = {
 }
 
 
-def _local_times(rows: pa.Table, table: TableSpec, zone: str) -> dict[str, tuple[pa.Array, np.ndarray]]:
+def _local_times(rows: pa.Table, table: TableSpec, zone: str, name: str = "") -> dict[str, tuple[pa.Array, np.ndarray]]:
     """Each source column of wall-clock times converted once: (UTC column, adjustment per row), for the
     flags (``LOCAL_TIME_ADJUSTED``) and the fields alike. Columns that already hold instants are left out."""
     out = {}
-    for column in sorted({f.column for f in table.fields.values() if f.transform == "local_time" and f.column}):
-        ts = timestamps(rows[column])
+    fields = {f.column: (target, f) for target, f in table.fields.items() if f.transform == "local_time" and f.column}
+    for column in sorted(fields):
+        try:
+            ts = timestamps(rows[column])
+        except _VALUE_FAULTS as exc:
+            # the libraries' messages quote the value: name the place, the row's keyed hash and the kind
+            target, fspec = fields[column]
+            raise _field_error(rows, table, name, target, fspec, exc, lambda c, n: (timestamps(c), 0)) from None
         if not ts.type.tz:
             out[column] = localtime.convert(ts, zone)
     return out
