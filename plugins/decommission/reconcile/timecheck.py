@@ -73,43 +73,45 @@ def utc_texts(column: pa.Array | pa.ChunkedArray, zone: str) -> pa.Array:
     wall = _walls(column)
     if wall is None:
         return pa.array([utc_text(v, zone) for v in column.to_pylist()], pa.string())
+    read = pc.is_valid(wall).to_numpy(zero_copy_only=False)
     micros = pc.cast(wall, pa.int64()).fill_null(0).to_numpy(zero_copy_only=False)
-    valid = pc.is_valid(wall).to_numpy(zero_copy_only=False)
     unique, inverse = np.unique(np.floor_divide(micros, _DAY_US), return_inverse=True)
     found = [_day_offset(day, zone) for day in unique.tolist()]
     offset = np.array([0 if f is None else f for f in found], dtype=np.int64)[inverse]
     uniform = np.array([f is not None for f in found], dtype=bool)[inverse]
     # UTC as a naive column: Arrow writes it fast ("YYYY-MM-DD hh:mm:ss.ffffff"; with a zone it looks it up per value)
-    utc = pa.array(micros - offset, pa.int64(), mask=~valid).cast(pa.timestamp("us"))
+    utc = pa.array(micros - offset, pa.int64(), mask=~read).cast(pa.timestamp("us"))
     text = pc.replace_substring(pc.cast(utc, pa.string()), pattern=" ", replacement="T", max_replacements=1)
     text = pc.binary_join_element_wise(pc.replace_substring(text, pattern=".000000", replacement=""), "Z", "")
-    odd = np.flatnonzero(valid & ~uniform)
-    if odd.size:  # a day with a change: each of its values on its own
+    # each on its own: the values of a day with a change, and those not read as a plain time in years 1-9998
+    odd = np.flatnonzero(pc.is_valid(column).to_numpy(zero_copy_only=False) & ~(read & uniform))
+    if odd.size:
         singles = pa.array([utc_text(column[int(i)].as_py(), zone) for i in odd], pa.string())
-        mask = np.zeros(len(micros), dtype=bool)
+        mask = np.zeros(len(column), dtype=bool)
         mask[odd] = True
         text = pc.replace_with_mask(text, pa.array(mask), singles)
     return text
 
 
 def _walls(column: pa.Array) -> pa.Array | None:
-    """Naive wall-clock ``timestamp[us]`` of a column of plain times (text or temporal); None: go value by value."""
+    """Naive wall-clock ``timestamp[us]`` of each value read as a plain time in years 1-9998, else null;
+    None: a column of another type, value by value."""
     kind = column.type
     if pa.types.is_timestamp(kind) and kind.tz is None:
         wall = pc.cast(column, pa.timestamp("us"), safe=False)
     elif pa.types.is_date(kind):
         wall = pc.cast(pc.cast(column, pa.date32()).cast(pa.timestamp("s")), pa.timestamp("us"))
     elif pa.types.is_string(kind) or pa.types.is_large_string(kind):
+        text = pc.utf8_trim_whitespace(column)
         try:
-            wall = pc.cast(pc.utf8_trim_whitespace(column), pa.timestamp("us"))
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-            return None
+            wall = pc.cast(text, pa.timestamp("us"))
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):  # some other form: the common one, the rest alone
+            wall = pc.strptime(text, format="%Y-%m-%d %H:%M:%S", unit="us", error_is_null=True)
     else:  # a zone-aware time is an instant already; other types as utc_text reads them
         return None
     years = pc.year(wall)
-    if pc.any(pc.or_(pc.less(years, 1), pc.greater(years, 9998))).as_py():
-        return None
-    return wall
+    inside = pc.fill_null(pc.and_(pc.greater_equal(years, 1), pc.less_equal(years, 9998)), False)
+    return pc.if_else(inside, wall, pa.scalar(None, wall.type))
 
 
 @functools.lru_cache(maxsize=65_536)

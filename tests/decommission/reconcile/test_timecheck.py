@@ -135,3 +135,12 @@ def test_a_column_of_other_forms_goes_value_by_value():
         "2025-03-09T06:00:00Z",
         None,
     ]
+
+
+def test_values_outside_the_plain_form_go_alone_the_rest_together():
+    column = pa.array(
+        ["2025-07-01 10:00:00", "9999-12-31 00:00:00", "1 July 2025 10:00", " 2025-07-01 10:00:00.5 ", None]
+    )
+    assert timecheck.utc_texts(column, "Europe/Stockholm").to_pylist() == [
+        timecheck.utc_text(v, "Europe/Stockholm") for v in column.to_pylist()
+    ]
