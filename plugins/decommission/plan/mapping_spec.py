@@ -155,6 +155,8 @@ class RuleSpec(_Model):
     system_column: str | None = None
     #: ... and its values -> code system names (a value not listed is an invalid code)
     systems: dict[str, str] | None = None
+    #: code: a row without a code (null) is no finding (a cause of death only the deceased have, say)
+    optional: bool = False
 
     @model_validator(mode="after")
     def _code_needs_system(self) -> RuleSpec:
@@ -333,10 +335,19 @@ def _implied_code_rules(entity: str, fields: dict[str, Any], rules: list[Any]) -
         copied = f.get("lookup") is None and f.get("transform", "str") in ("str", "trim")
         if not isinstance(column, str) or not copied or column in checked:
             continue
+        # an implied check judges the codes that are there: a row without one has nothing to check
         if isinstance(sys.get("value"), str) and sys.get("column") is None:
-            out.append({"rule": "code", "column": column, "system": sys["value"]})
+            out.append({"rule": "code", "column": column, "system": sys["value"], "optional": True})
         elif isinstance(sys.get("column"), str) and isinstance(sys.get("lookup"), dict) and sys["lookup"]:
-            out.append({"rule": "code", "column": column, "system_column": sys["column"], "systems": sys["lookup"]})
+            out.append(
+                {
+                    "rule": "code",
+                    "column": column,
+                    "system_column": sys["column"],
+                    "systems": sys["lookup"],
+                    "optional": True,
+                }
+            )
         checked.add(column)
     return out
 
