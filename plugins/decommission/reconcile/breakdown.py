@@ -25,8 +25,13 @@ import base64
 import datetime as dt
 import hashlib
 import io
+import logging
+import multiprocessing
+import os
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
@@ -51,6 +56,8 @@ from decommission.validate.tarindex import patient_records
 
 if TYPE_CHECKING:
     from decommission.plan.run import Run
+
+log = logging.getLogger(__name__)
 
 #: a coded element (its name in a record file) -> its attributes -> the model columns they carry
 _CODE_ELEMENTS = {camel(column): attributes for column, attributes in CODE_ATTRIBUTES.items()}
@@ -510,12 +517,62 @@ class _RecordReader:
 def _package_fingerprints(
     run: Run, spec: MappingSpec, package_ids: list[str], owners: _Owners
 ) -> tuple[Counter[str], Counter[str]]:
-    """Fingerprints of the record files in the packages, per source table over that table's carried fields."""
-    reader = _RecordReader(spec, owners)
-    for pid in package_ids:
-        for _key, record in patient_records(artefacts.fetch(run.out("packages") / f"{pid}.tar")):
-            reader.read(record)
-    return Counter({t: v % _MOD for t, v in reader.fp.items()}), reader.rows
+    """Fingerprints of the record files in the packages, per source table over that table's carried fields.
+
+    Reading the records back is most of a reconciliation's work (their XML parsed, a stylesheet, a
+    SHA-256 each, with the GIL held): the packages are read in processes of their own, at most
+    :func:`readers` (the sums are added up here, so the result is the same in any order).
+    """
+    # fetched here: a worker process has no connection to the object storage
+    tars = [artefacts.fetch(run.out("packages") / f"{pid}.tar") for pid in package_ids]
+    parts = _read_all(spec, owners, tars)
+    fp: Counter[str] = Counter()
+    rows: Counter[str] = Counter()
+    for part_fp, part_rows in parts:
+        fp.update(part_fp)
+        rows.update(part_rows)
+    return Counter({t: v % _MOD for t, v in fp.items()}), rows
+
+
+def readers() -> int:
+    """Processes that read packages back: ``DECOMMISSION_RECONCILE_PROCESSES``, else the CPUs (at most 4)."""
+    setting = os.environ.get("DECOMMISSION_RECONCILE_PROCESSES", "").strip()
+    return max(1, int(setting)) if setting.isdigit() else max(1, min(4, os.cpu_count() or 1))
+
+
+def _read_all(spec: MappingSpec, owners: _Owners, tars: list[Any]) -> list[tuple[Counter[str], Counter[str]]]:
+    workers = min(len(tars), readers())
+    if workers <= 1:
+        _start_reader(spec, owners)
+        return [_read_package(tar) for tar in tars]
+    context = multiprocessing.get_context("spawn")  # no fork of a task process that may hold threads
+    try:
+        with ProcessPoolExecutor(
+            workers, mp_context=context, initializer=_start_reader, initargs=(spec, owners)
+        ) as pool:
+            return list(pool.map(_read_package, tars))
+    except (BrokenProcessPool, AssertionError, RuntimeError) as exc:
+        # a process that may not start others (a daemon, a script without a main guard): slower, not wrong
+        log.warning("packages read back in this process: no reader processes (%s)", type(exc).__name__)
+        _start_reader(spec, owners)
+        return [_read_package(tar) for tar in tars]
+
+
+_READER: _RecordReader | None = None
+
+
+def _start_reader(spec: MappingSpec, owners: _Owners) -> None:
+    global _READER
+    _READER = _RecordReader(spec, owners)
+
+
+def _read_package(tar: Any) -> tuple[Counter[str], Counter[str]]:
+    """One package's digests and records per source table (in a reader process, or in this one)."""
+    assert _READER is not None
+    _READER.fp, _READER.rows = Counter(), Counter()
+    for _key, record in patient_records(tar):
+        _READER.read(record)
+    return _READER.fp, _READER.rows
 
 
 def _stylesheet(fields: dict[str, list[str]]) -> etree._Element:
