@@ -122,3 +122,84 @@ def test_scaffolded_draft_carries_a_test_delivery_to_valid_packages(
         report = json.loads((tmp_path / "home" / system / "validation" / f"{package['package_id']}.json").read_text())
         assert report["ok"] is True, report["problems"][:5]
     assert extracted > 0 and mapped > 0
+
+
+#: a second schema beside the lab system's own: a table bound to its patients by a foreign key across the
+#: schemas (with a column no field takes), and a code table bound to no patient; plus a code table in the own schema
+EXTRA_SCHEMA = """
+CREATE SCHEMA {extra};
+CREATE TABLE {extra}.vitalparameter (
+    obs_id integer PRIMARY KEY, lid integer NOT NULL REFERENCES {own}.lab_patient (lid),
+    varde text, enhet text, matt_tid timestamp, kommentar_intern text);
+INSERT INTO {extra}.vitalparameter
+    SELECT lid * 10, lid, '37,2', 'Cel', timestamp '2020-01-02 08:00' + lid * interval '1 day', 'intern ' || lid
+    FROM {own}.lab_patient;
+CREATE TABLE {extra}.enhetskod (kod text PRIMARY KEY, namn text);
+INSERT INTO {extra}.enhetskod VALUES ('Cel', 'grader Celsius');
+CREATE TABLE {own}.avdelningskod (kod text PRIMARY KEY, namn text);
+INSERT INTO {own}.avdelningskod VALUES ('MED', 'Medicinkliniken'), ('KIR', 'Kirurgkliniken');
+"""
+
+
+def test_several_schemas_on_postgres_reach_the_packages_and_their_raw_part(pg_dsn, tmp_path, monkeypatch, capsys):
+    import tarfile
+
+    import psycopg
+
+    from decommission.embedded import source_connection
+    from decommission.plan.mapping_spec import load_spec
+    from decommission.plan.programme import Milestone, load_plan
+    from decommission.plan.run import Run
+    from decommission.stages import extract, map_stage, package_stage, plan_partitions, validate_stage
+    from demo.generate import build
+    from demo.readonly import create_reader, drop_reader
+    from tests.siard_reader import read_siard
+
+    own, extra, role = "scaffold_ms", "scaffold_ms_extra", "scaffold_ms_reader"
+    with psycopg.connect(pg_dsn, autocommit=True) as db:
+        db.execute(f"DROP SCHEMA IF EXISTS {extra} CASCADE")
+    build("lab", pg_dsn, seed=5, patients=PATIENTS, schema=own)
+    with psycopg.connect(pg_dsn, autocommit=True) as db:
+        db.execute(EXTRA_SCHEMA.format(own=own, extra=extra))
+    create_reader(pg_dsn, own, name=role)
+    url = create_reader(pg_dsn, extra, name=role)
+    try:
+        monkeypatch.setenv("AIRFLOW_CONN_LEGACY_LAB", source_connection(url, own))
+        monkeypatch.setenv(
+            "AIRFLOW_CONN_PROGRAMME_LEDGER", json.dumps({"conn_type": "sqlite", "host": str(tmp_path / "l.sqlite")})
+        )
+        monkeypatch.setenv("DECOMMISSION_HOME", str(tmp_path / "home"))
+        monkeypatch.setenv("DECOMMISSION_STAGING", (tmp_path / "staging").as_uri())
+        draft = tmp_path / "include" / "mappings" / "lab.yaml"
+        draft.parent.mkdir(parents=True)
+        args = ["scaffold", "--conn-id", "legacy_lab", "--schema", own, "--schema", extra, "--out", str(draft)]
+        assert main([*args, "--format", "json"]) == 0
+        inventory = json.loads(capsys.readouterr().out)
+        roles = {(t["schema"], t["table"]): (t["role"], t["entity"]) for t in inventory["tables"]}
+        assert roles[(extra, "vitalparameter")][0] == "entity"
+        assert roles[(own, "avdelningskod")] == ("reference", None)
+        assert roles[(extra, "enhetskod")] == ("unlinked", None)  # reference_tables reads the own schema only
+        assert inventory["totals"]["foreign_keys"] == 1
+        spec = load_spec(draft)
+        vital = spec.tables["vitalparameter"]
+        assert vital.schema_name == extra and vital.patient_key == "lid" and "kommentar_intern" in vital.preserved
+        assert spec.reference_tables == ["avdelningskod"]
+        assert "NOT IN THE DRAFT scaffold_ms_extra.enhetskod" in draft.read_text(encoding="utf-8")
+
+        plan_path = _plan(tmp_path / "include", "lab", "legacy_lab", own, draft)
+        plan = load_plan(plan_path)
+        run = Run(plan, plan.system("lab"), Milestone.TEST_DELIVERY, "scaffold-ms", LOGICAL_DATE)
+        raw_rows: dict[str, int] = {}
+        for partition in plan_partitions(run):
+            package = validate_stage(run, package_stage(run, map_stage(run, extract(run, partition))))
+            with tarfile.open(tmp_path / "home" / package["container"]) as tar:
+                member = next(m for m in tar.getmembers() if m.name.endswith(".siard"))
+                for name, table in read_siard(tar.extractfile(member).read()).items():
+                    raw_rows[name] = raw_rows.get(name, 0) + len(table.rows)
+                    if name == "vitalparameter":  # the other schema's table, its preserved column too
+                        assert "kommentar_intern" in {c.name for c in table.columns}
+        assert raw_rows["vitalparameter"] == PATIENTS and raw_rows["avdelningskod"] == 2
+    finally:
+        drop_reader(pg_dsn, own, name=role)
+        with psycopg.connect(pg_dsn, autocommit=True) as db:
+            db.execute(f"DROP SCHEMA IF EXISTS {extra} CASCADE")

@@ -155,18 +155,29 @@ def _sqlite_shapes(conn: Any) -> dict[str, tuple[list[Column], list[str], list[d
     return shapes
 
 
-def raw_scope(catalogue: Mapping[str, Table], spec: MappingSpec, exclusions: Iterable[Any]) -> dict[str, Table]:
+def raw_scope(
+    catalogue: Mapping[str, Table],
+    spec: MappingSpec,
+    exclusions: Iterable[Any],
+    others: Mapping[str, Mapping[str, Table]] | None = None,
+) -> dict[str, Table]:
     """Per spec table, its catalogue entry less the columns a plan exclusion leaves out (by decision).
 
     The raw representation keeps every other column, as the source holds it. A column the spec
     reads stays even when excluded (the mapping needs it). A table the catalogue lacks is left out
     here (preflight has refused such a spec already).
+
+    :param others: the catalogues of the other schemas the spec's tables name (``schema:``), by schema
     """
-    by_name = {name.lower(): table for name, table in catalogue.items()}
+    by_schema = {
+        schema: {name.lower(): table for name, table in cat.items()} for schema, cat in (others or {}).items()
+    }
+    own = {name.lower(): table for name, table in catalogue.items()}
     gone: set[tuple[str, str | None]] = {(e.table.lower(), e.column.lower() if e.column else None) for e in exclusions}
     out = {}
     for name, table_spec in spec.tables.items():
         source = spec.source_table(name)
+        by_name = by_schema.get(table_spec.schema_name or "", own)
         table = by_name.get(source.lower())
         if table is None:
             continue
