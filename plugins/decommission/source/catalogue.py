@@ -169,9 +169,7 @@ def raw_scope(
 
     :param others: the catalogues of the other schemas the spec's tables name (``schema:``), by schema
     """
-    by_schema = {
-        schema: {name.lower(): table for name, table in cat.items()} for schema, cat in (others or {}).items()
-    }
+    by_schema = {schema: {name.lower(): table for name, table in cat.items()} for schema, cat in (others or {}).items()}
     own = {name.lower(): table for name, table in catalogue.items()}
     gone: set[tuple[str, str | None]] = {(e.table.lower(), e.column.lower() if e.column else None) for e in exclusions}
     out = {}
