@@ -8,6 +8,7 @@ by writing such a function and listing it in :data:`COMMANDS`.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 from pathlib import Path
 
@@ -76,6 +77,11 @@ def _ledger(args: argparse.Namespace) -> int:
     from decommission.ledger import Ledger
     from decommission.settings import LEDGER_CONN_ID
 
+    if args.sqlite is not None:
+        problem = _not_a_ledger(args.sqlite)
+        if problem:  # Ledger.sqlite would create an empty ledger there, and call it intact
+            print(f"error: {problem}", file=sys.stderr)
+            return 1
     ledger = Ledger.sqlite(args.sqlite) if args.sqlite else Ledger.from_conn_id(args.conn_id or LEDGER_CONN_ID)
     broken = ledger.verify()
     if broken is not None:
@@ -153,6 +159,20 @@ def _scaffold(args: argparse.Namespace) -> int:
     return 0
 
 
+def _not_a_ledger(path: Path) -> str | None:
+    """Why the SQLite file at ``path`` is no ledger to verify (opened read-only), or None."""
+    import sqlite3
+
+    if not path.is_file():
+        return f"{path}: no ledger file there"
+    try:
+        with contextlib.closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)) as db:
+            found = db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'ledger_entry'").fetchone()
+    except sqlite3.DatabaseError as exc:
+        return f"{path}: not a SQLite database ({exc})"
+    return None if found else f"{path}: a SQLite database without a ledger (no table ledger_entry)"
+
+
 COMMANDS = (add_validate, add_pools, add_ledger, add_scaffold)
 
 
@@ -174,6 +194,16 @@ def main(argv: list[str] | None = None) -> int:
     except DecommissionError as exc:  # a broken input: its message names the file and the fault
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    except OSError as exc:  # a file of the command line: the message names the path
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except Exception as exc:
+        from airflow.sdk.exceptions import AirflowNotFoundException
+
+        if isinstance(exc, AirflowNotFoundException):  # "The conn_id `x` isn't defined"
+            print(f"error: {exc} (define it as AIRFLOW_CONN_<ID> or in the Airflow UI)", file=sys.stderr)
+            return 1
+        raise
 
 
 if __name__ == "__main__":

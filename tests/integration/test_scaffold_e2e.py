@@ -203,3 +203,15 @@ def test_several_schemas_on_postgres_reach_the_packages_and_their_raw_part(pg_ds
         drop_reader(pg_dsn, own, name=role)
         with psycopg.connect(pg_dsn, autocommit=True) as db:
             db.execute(f"DROP SCHEMA IF EXISTS {extra} CASCADE")
+
+
+def test_a_missing_schema_exits_1_naming_it_and_writes_nothing(pg_dsn, tmp_path, monkeypatch, capsys):
+    from decommission.embedded import source_connection
+
+    monkeypatch.setenv("AIRFLOW_CONN_LEGACY_NONE", source_connection(pg_dsn, None))
+    out = tmp_path / "none.yaml"
+    args = ["scaffold", "--conn-id", "legacy_none", "--schema", "public", "--schema", "scaffold_no_such_schema"]
+    assert main([*args, "--out", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert "has no schema 'scaffold_no_such_schema' that its login may use" in err and "Traceback" not in err
+    assert not out.exists()

@@ -336,10 +336,14 @@ def _own_key(t: DraftTable, unique: Unique) -> bool:
         t.key = list(t.table.primary_key)
         t.key_why = "the table's primary key"
         return True
+    tried: set[str] = set()
     for pattern in pt.OWN_KEY:
         for c in t.table.columns:
             if c.name == t.patient_key or not pt.matches(pattern, c.name) or kind(c.type) in ("bytes", "other"):
                 continue
+            if c.name in tried:
+                continue
+            tried.add(c.name)
             if unique(t.schema, t.table.name, [c.name]):
                 t.key, t.key_why = [c.name], f"no primary key; the column name matched '{pattern}' and it is unique"
                 return True

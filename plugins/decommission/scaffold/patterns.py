@@ -85,7 +85,9 @@ ENTITY_RULES: tuple[EntityRule, ...] = (
             FieldRule("given_name", ("fornamn*", "tilltalsnamn", "given*", "first name", "firstname", "forename")),
             FieldRule("family_name", ("efternamn*", "family*", "last name", "lastname", "surname")),
             FieldRule("sex", ("kon", "sex", "gender", "kon kod")),
-            FieldRule("birth_date", ("fodelsedatum", "fodelsedag", "fodd", "birth*", "dob", "date of birth")),
+            FieldRule(
+                "birth_date", ("fodelsedatum", "fodelse datum", "fodelsedag", "fodd", "birth*", "dob", "date of birth")
+            ),
             FieldRule("protected_identity", ("skyddad*", "protected*", "sekretessmarker*")),
             FieldRule("blocked", ("sparr*", "blocked", "sparrad")),
             FieldRule("confidential", ("konfidentiell*", "confidential*", "sekretess")),
@@ -159,7 +161,7 @@ ENTITY_RULES: tuple[EntityRule, ...] = (
             FieldRule("code", ("kva*", "atgardskod", "opkod", "op kod", "procedure code"), True, (("kva*", "kva"),)),
             FieldRule("text", ("beskrivning", "benamning", "text", "*text")),
             FieldRule("rank", ("rang*", "rank*", "ordning*", "seq num")),
-            FieldRule("start_time", ("start*", "op datum", "opdatum", "op tid", *_TIME)),
+            FieldRule("start_time", ("start*", "utford*", "performed*", "op datum", "opdatum", "op tid", *_TIME)),
             FieldRule("end_time", ("slut*", "end*", "stop*")),
         ),
     ),
