@@ -215,3 +215,54 @@ def test_a_missing_schema_exits_1_naming_it_and_writes_nothing(pg_dsn, tmp_path,
     err = capsys.readouterr().err
     assert "has no schema 'scaffold_no_such_schema' that its login may use" in err and "Traceback" not in err
     assert not out.exists()
+
+
+HOSPITAL_SQLITE = """
+CREATE TABLE patient (pat_id INTEGER PRIMARY KEY, personnr TEXT, fornamn TEXT, efternamn TEXT);
+CREATE TABLE vardtillfalle (vtf_id INTEGER PRIMARY KEY, pat_id INTEGER REFERENCES patient (pat_id),
+    avdelning TEXT, inskriven TEXT, utskriven TEXT);
+CREATE TABLE diagnos (diag_id INTEGER PRIMARY KEY, vtf_id INTEGER REFERENCES vardtillfalle (vtf_id),
+    icd10 TEXT, satt_tid TEXT);
+"""
+
+
+def test_a_table_bound_to_its_patient_through_another_is_joined(tmp_path, monkeypatch, capsys):
+    """Diagnoses that name only their care episode reach their patient through a left join to it."""
+    import sqlite3
+
+    from decommission.plan.mapping_spec import load_spec
+    from decommission.plan.programme import Milestone, load_plan
+    from decommission.plan.run import Run
+    from decommission.stages import extract, map_stage, package_stage, plan_partitions, validate_stage
+
+    db_path = tmp_path / "hospital.sqlite"
+    with sqlite3.connect(db_path) as db:
+        db.executescript(HOSPITAL_SQLITE)
+        for p in range(1, 21):
+            db.execute("INSERT INTO patient VALUES (?, ?, 'Test', 'Testsson')", (p, f"19121212{p:04d}"))
+            db.execute("INSERT INTO vardtillfalle VALUES (?, ?, 'MED', '2020-01-02 08:00', NULL)", (p * 10, p))
+            db.execute("INSERT INTO diagnos VALUES (?, ?, 'J18.9', '2020-01-02 09:00')", (p * 100, p * 10))
+        db.execute("INSERT INTO diagnos VALUES (9999, NULL, 'I10', '2020-01-03 09:00')")  # no episode: no patient
+    monkeypatch.setenv("AIRFLOW_CONN_LEGACY_SJUKHUS", json.dumps({"conn_type": "sqlite", "host": str(db_path)}))
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_PROGRAMME_LEDGER", json.dumps({"conn_type": "sqlite", "host": str(tmp_path / "l.sqlite")})
+    )
+    monkeypatch.setenv("DECOMMISSION_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("DECOMMISSION_STAGING", (tmp_path / "staging").as_uri())
+    draft = tmp_path / "include" / "mappings" / "sjukhus.yaml"
+    draft.parent.mkdir(parents=True)
+    assert main(["scaffold", "--conn-id", "legacy_sjukhus", "--out", str(draft)]) == 0
+    capsys.readouterr()
+    diagnos = load_spec(draft).tables["diagnos"]
+    assert diagnos.entity == "diagnosis" and diagnos.patient_key == "vardtillfalle.pat_id"
+    assert [(j.table, dict(j.on), j.type) for j in diagnos.join] == [("vardtillfalle", {"vtf_id": "vtf_id"}, "left")]
+    assert diagnos.fields["case_id"].column == "vtf_id" and diagnos.preserved == []
+
+    plan = load_plan(_plan(tmp_path / "include", "sjukhus", "legacy_sjukhus", "sjukhus", draft))
+    run = Run(plan, plan.system("sjukhus"), Milestone.TEST_DELIVERY, "scaffold-join", LOGICAL_DATE)
+    partitions = plan_partitions(run)
+    assert len(partitions) == 1
+    mapped = map_stage(run, extract(run, partitions[0]))
+    assert validate_stage(run, package_stage(run, mapped))["package_id"]
+    # the row without an episode has no patient: archived under a placeholder patient, flagged ORPHAN
+    assert mapped["extracted"]["diagnos"] == 21 and mapped["flagged"]["diagnos"] == {"ORPHAN": 1}

@@ -10,6 +10,7 @@ does not map is listed as preserved, every table has a role: ``patient``, ``enti
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -112,6 +113,9 @@ class DraftTable:
     key_prefix: str = ""
     patient_key: str | None = None
     patient_why: str = ""
+    #: a left join to the table that holds the patient's key, when this one holds none itself
+    join: dict[str, Any] | None = None
+    join_why: str = ""
     cutoff: str | None = None
     fields: list[FieldGuess] = field(default_factory=list)
     rules: list[RuleGuess] = field(default_factory=list)
@@ -123,7 +127,11 @@ class DraftTable:
         return f"{self.schema}.{self.table.name}" if self.schema else self.table.name
 
     def column(self, name: str) -> Column:
-        return next(c for c in self.table.columns if c.name == name)
+        """The table's own column (a joined table's ``alias.column`` is none: a KeyError)."""
+        found = next((c for c in self.table.columns if c.name == name), None)
+        if found is None:
+            raise KeyError(name)
+        return found
 
 
 @dataclass
@@ -169,9 +177,14 @@ def draft(
     d.patient_table = patient.name
     _map_patient(patient, model["patient"])
     for t in tables:
+        if t is not patient:
+            _link(t, patient)
+    direct = [t for t in tables if t.patient_key is not None and t is not patient]
+    for t in tables:
         if t is patient:
             continue
-        _link(t, patient)
+        if t.patient_key is None:
+            _link_through(t, direct, own)
         if t.patient_key is None:
             t.role = "reference" if t.schema == own else "unlinked"
             t.why = "no column holds the patient's key" + (
@@ -297,6 +310,42 @@ def _link(t: DraftTable, patient: DraftTable) -> None:
             if pt.matches(pattern, c.name) and pattern == pt.words(c.name) and fits(c):
                 t.patient_key, t.patient_why = c.name, f"the column name is '{pattern}' (a patient's key)"
                 return
+
+
+def _link_through(t: DraftTable, linked: list[DraftTable], own: str | None) -> None:
+    """No column of its own holds the patient's key: take it from a table this one refers to, by a left join.
+
+    A foreign key to that table's one-column primary key, else a column with that key's name. Left, so a row
+    whose referred row is missing still counts in the source: with no patient key it is an ORPHAN when the
+    delivery has one partition, and a difference in ``source = extracted`` when it has several (never silent).
+    """
+    for fk in t.table.foreign_keys:
+        if len(fk["columns"]) != 1:
+            continue
+        for u in linked:
+            if u.table.name == fk["table"] and list(u.table.primary_key) == list(fk["references"]):
+                _join(t, u, fk["columns"][0], f"a foreign key to {u.label}", own)
+                return
+    for u in linked:
+        pk = u.table.primary_key
+        if len(pk) != 1 or pk[0].lower() in ("id", "nr"):
+            continue
+        c = next((c for c in t.table.columns if c.name.lower() == pk[0].lower()), None)
+        if c is not None:
+            _join(t, u, c.name, f"the same name as {u.label}'s key", own)
+            return
+
+
+def _join(t: DraftTable, u: DraftTable, column: str, why: str, own: str | None) -> None:
+    alias = u.table.name if _ALIAS.fullmatch(u.table.name) and u.table.name != t.table.name else "linked"
+    t.join = {"table": u.table.name, "schema": u.schema if u.schema != own else None, "as": alias}
+    t.join |= {"on": {column: u.table.primary_key[0]}, "type": "left"}
+    t.patient_key = f"{alias}.{u.patient_key}"
+    t.patient_why = f"{u.label}'s {u.patient_key}, through the join"
+    t.join_why = f"{why}; a left join: a row without a match has no patient key (see source = extracted)"
+
+
+_ALIAS = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 def _choose_entity(t: DraftTable, model: dict[str, Entity]) -> None:
@@ -456,7 +505,8 @@ def _finish(t: DraftTable, model: dict[str, Entity]) -> None:
     texts: dict[str, str] = {}
     for f in t.fields:
         col = f.spec.get("column")
-        if col and f.field in string_fields and kind(t.column(col).type) in ("text", "char", "any"):
+        own = col is not None and any(c.name == col for c in t.table.columns)  # not a joined table's column
+        if own and f.field in string_fields and kind(t.column(col).type) in ("text", "char", "any"):
             texts.setdefault(col, f.field)
     for col, target in texts.items():
         if any(r.spec["rule"] == "personal_id" and r.spec["column"] == col for r in t.rules):
@@ -468,5 +518,6 @@ def _finish(t: DraftTable, model: dict[str, Entity]) -> None:
         if f.field == "content" and f.spec.get("transform") == "bytes":
             t.rules.append(RuleGuess({"rule": "not_empty", "column": f.spec["column"]}, "an empty file flagged"))
     read = {*t.key, str(t.patient_key), *(c for f in t.fields for c in _columns_of(f.spec))}
+    read |= set((t.join or {}).get("on", {}))
     read |= {r.spec["column"] for r in t.rules}
     t.preserved = sorted((c.name for c in t.table.columns if c.name not in read), key=str.lower)

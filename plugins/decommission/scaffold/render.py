@@ -118,6 +118,12 @@ def _table(t: DraftTable, d: Draft) -> list[str]:
             f"    key_prefix: {scalar(t.key_prefix):<21} "
             + _comment("another table feeds the same entity: the prefix keeps their ids apart")
         )
+    if t.join:
+        j = {k: v for k, v in t.join.items() if v is not None and k != "on"}
+        on = "{" + ", ".join(f"{scalar(a)}: {scalar(b)}" for a, b in t.join["on"].items()) + "}"
+        entry = flow(j)[:-1] + f", {scalar('on')}: {on}" + "}"
+        out.append("    join:")
+        out.append(f"      - {entry:<56} {_comment(t.join_why)}")
     out.append(f"    patient_key: {scalar(t.patient_key):<20} {_comment(t.patient_why)}")
     if t.cutoff:
         out.append(
