@@ -159,7 +159,7 @@ ENTITY_RULES: tuple[EntityRule, ...] = (
             FieldRule("case_id", _CASE),
             FieldRule("care_unit", _UNIT),
             FieldRule("code", ("kva*", "atgardskod", "opkod", "op kod", "procedure code"), True, (("kva*", "kva"),)),
-            FieldRule("text", ("beskrivning", "benamning", "text", "*text")),
+            FieldRule("text", ("beskrivning", "benamning", "text", "*text", "*anteckning", "*berattelse")),
             FieldRule("rank", ("rang*", "rank*", "ordning*", "seq num")),
             FieldRule("start_time", ("start*", "utford*", "performed*", "op datum", "opdatum", "op tid", *_TIME)),
             FieldRule("end_time", ("slut*", "end*", "stop*")),
