@@ -400,10 +400,22 @@ def _own_key(t: DraftTable, unique: Unique) -> bool:
     return False
 
 
+#: fields that name another record: a part of a composite key may be one (a diagnosis keyed by episode and rank)
+LINK_FIELDS = {"case_id": "case", "document_id": "document"}
+
+
 def _candidates(t: DraftTable, entity: Entity, field_name: str) -> list[Column]:
     """Columns not yet used whose kind can become the field's type."""
     model_type = dict(entity.fields)[field_name]
-    return [c for c in _free(t) if transform_for(model_type, kind(c.type)) is not None]
+    free = _free(t)
+    if field_name in LINK_FIELDS and len(t.key) > 1:
+        parts = [
+            c
+            for c in t.table.columns
+            if c.name in t.key and c.name not in {u for f in t.fields for u in _columns_of(f.spec)}
+        ]
+        free = [c for c in t.table.columns if c in free or c in parts]
+    return [c for c in free if transform_for(model_type, kind(c.type)) is not None]
 
 
 def _free(t: DraftTable) -> list[Column]:
@@ -423,23 +435,31 @@ def _map_fields(t: DraftTable, entity: Entity, first_of: dict[str | None, DraftT
     if t.role == "entity":
         t.fields.append(FieldGuess("patient_key", {"column": t.patient_key}, t.patient_why))
     done = {f.field for f in t.fields} | {entity.key}
-    for link, target in (("case_id", "case"), ("document_id", "document")):
+    for link, target in LINK_FIELDS.items():
         other = first_of.get(target)
         if link in names and other is not None and other is not t and len(other.key) == 1:
-            c = next((c for c in _free(t) if c.name.lower() == other.key[0].lower()), None)
+            c = next((c for c in _candidates(t, entity, link) if c.name.lower() == other.key[0].lower()), None)
             if c is not None:
                 t.fields.append(FieldGuess(link, {"column": c.name}, f"the same name as {other.label}'s key"))
                 done.add(link)
     for rule in _ENTITY[entity.name].fields:
         if rule.field in done or rule.field not in names:
             continue
-        for pattern in rule.names:
-            c = next((c for c in _candidates(t, entity, rule.field) if pt.matches(pattern, c.name)), None)
-            if c is None:
-                continue
-            done.add(rule.field)
-            _add_field(t, entity, rule, pattern, c)
-            break
+        candidates = _candidates(t, entity, rule.field)
+        if names[rule.field] in ("timestamp", "date32"):
+            # a column typed as a time first, whatever pattern it matches; text or integer only if no such one
+            # does, and never one whose name says it is something else (discharge_location)
+            typed = [c for c in candidates if kind(c.type) in ("date", "timestamp", "timestamptz")]
+            loose = [c for c in candidates if c not in typed and pt.first_match(pt.NOT_TIME, c.name) is None]
+            passes = [typed, loose]
+        else:
+            passes = [candidates]
+        for group in passes:
+            hit = next(((p, c) for p in rule.names for c in group if pt.matches(p, c.name)), None)
+            if hit is not None:
+                done.add(rule.field)
+                _add_field(t, entity, rule, *hit)
+                break
 
 
 def _add_field(t: DraftTable, entity: Entity, rule: pt.FieldRule, pattern: str, c: Column) -> None:

@@ -71,6 +71,7 @@ _TIME = ("*tid", "*tidpunkt", "time", "*time", "timestamp", "*datum", "date", "*
 _CASE = ("*kontakt* id", "*kontakt*id", "*vardtillfalle* id", "vtf id", "besok* id", "encounter* id", "visit* id")
 _CASE += ("case id", "caseid", "episode* id", "hadm id", "remiss* id")
 _UNIT = ("vardenhet*", "*enhet", "avdelning*", "avd", "klinik*", "mottagning*", "ward", "department", "care unit")
+_UNIT += ("careunit",)
 _CODE_ICD = ("icd 10", "icd 9", "icd*", "diagnoskod", "diagnos kod", "diag kod", "dx")
 
 #: in the record model's order of entities; the first of equally likely entities is taken
@@ -97,12 +98,13 @@ ENTITY_RULES: tuple[EntityRule, ...] = (
     ),
     EntityRule(
         "case",
-        ("vardkontakt*", "kontakt*", "besok*", "vardtillfalle*", "encounter*", "visit*", "episode*", "case*"),
+        ("vardkontakt*", "kontakt*", "besok*", "vardtillfalle*", "inlaggning*", "encounter*", "visit*", "episode*")
+        + ("case*", "admission*"),
         (
             FieldRule("care_unit", _UNIT, sign=True),
             FieldRule("case_type", ("kontakttyp", "*typ", "type", "*type", "vardform", "kategori")),
             FieldRule("start_time", ("start*", "inkom*", "inskriv*", "admit*", "admission*", "in tid", "fran*")),
-            FieldRule("end_time", ("slut*", "utskriv*", "discharge*", "end*", "ut tid", "till*", "tom")),
+            FieldRule("end_time", ("slut*", "utskriv*", "discharge*", "disch*", "end*", "ut tid", "till*", "tom")),
             FieldRule("admission_source", ("inskrivningssatt", "kom fran", "admission source")),
             FieldRule("discharge_destination", ("utskriven till", "discharge destination", "discharge location")),
         ),
@@ -242,7 +244,8 @@ ENTITY_RULES: tuple[EntityRule, ...] = (
         ("*logg", "logg*", "log", "*log", "audit*", "atkomst*", "access*", "handelselogg*"),
         (
             FieldRule("user", ("anvandare*", "user*", "login", "signatur", "operator"), sign=True),
-            FieldRule("event", ("handelse*", "event*", "action", "atgard", "aktivitet"), sign=True),
+            # not a sign: an event column alone (a transfer's, an order's) says nothing of an access log
+            FieldRule("event", ("handelse*", "event*", "action", "atgard", "aktivitet")),
             FieldRule("time", _TIME),
         ),
     ),
@@ -259,5 +262,8 @@ PATIENT_KEY = ("pat id", "patid", "patient id", "patientid", "id", "pid", "subje
 SOFT_DELETED = ("makulerad*", "deleted", "is deleted", "raderad*", "borttagen", "struken", "makul*", "deleted at")
 #: a row's own key, when the table declares none
 OWN_KEY = ("id", "*id", "* id", "nr", "*nr", "lopnr", "rad id")
+#: a text or integer column named so is no time, whatever else its name says ("discharge_location")
+NOT_TIME = ("*location", "plats", "*plats", "ort", "typ", "*typ", "type", "*type", "status", "kod", "*kod", "code")
+NOT_TIME += ("namn", "name", "id", "* id", "enhet", "unit", "flag*", "text")  # not "*id": "svarstid"
 #: fields whose free text deserves the mojibake check (the encoding rule) as well as the XML one
 FREE_TEXT = ("text",)

@@ -157,3 +157,31 @@ def test_tables_of_two_schemas_sharing_a_name_are_kept_apart() -> None:
 def test_kinds_and_the_time_transform_they_take(type_name, expected, time) -> None:
     assert kind(type_name) == expected
     assert transform_for("timestamp", expected) == time
+
+
+def test_english_names_of_a_research_extract() -> None:
+    """MIMIC-like names: subject_id is the patient's key, hadm_id the case; a location is no time."""
+    catalogue = {
+        "patients": table("patients", "subject_id:integer gender:text dod:date", pk=("subject_id",)),
+        "admissions": table(
+            "admissions",
+            "subject_id:integer hadm_id:integer admittime:timestamp discharge_location:text dischtime:timestamp",
+            pk=("hadm_id",),
+        ),
+        "diagnoses_icd": table(
+            "diagnoses_icd",
+            "subject_id:integer hadm_id:integer seq_num:integer icd_code:text",
+            pk=("hadm_id", "seq_num"),
+        ),
+        "transfers": table(
+            "transfers", "transfer_id:integer subject_id:integer eventtype:text careunit:text intime:timestamp"
+        ),
+    }
+    d = draft("mimic", "c", [("mimiciv", catalogue)], unique=unique_always)
+    by = {t.name: t for t in d.tables}
+    assert d.patient_table == "patients" and {f.field for f in by["patients"].fields} >= {"patient_key", "sex"}
+    fields = {f.field: f.spec for f in by["admissions"].fields}
+    assert by["admissions"].entity == "case" and fields["start_time"]["column"] == "admittime"
+    assert fields["end_time"]["column"] == "dischtime"  # not discharge_location, a text that names a place
+    assert {f.field: f.spec for f in by["diagnoses_icd"].fields}["case_id"] == {"column": "hadm_id"}
+    assert by["transfers"].entity != "access_log"  # an event column alone is no access log
