@@ -214,12 +214,20 @@ def _tables(catalogues: Sequence[tuple[str | None, dict[str, Table]]], own: str 
     for _, cat in catalogues:
         for name in cat:
             seen[name.lower()] = seen.get(name.lower(), 0) + 1
-    out = []
+    out, taken = [], set()
     for schema, cat in catalogues:
         for name, table in sorted(cat.items()):
             spec_name = name if seen[name.lower()] == 1 or schema == own else f"{schema}_{name}"
+            # the spec's name of a table names its staging files: nothing a path could read as a folder
+            spec_name = _SAFE.sub("_", spec_name).lstrip(".") or "table"
+            while spec_name.lower() in taken:
+                spec_name += "_"
+            taken.add(spec_name.lower())
             out.append(DraftTable(schema, table, spec_name))
     return out
+
+
+_SAFE = re.compile(r"[^\w\- ]")
 
 
 def _patient(tables: list[DraftTable], wanted: str | None, unique: Unique) -> DraftTable | None:

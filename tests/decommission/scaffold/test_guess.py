@@ -185,3 +185,14 @@ def test_english_names_of_a_research_extract() -> None:
     assert fields["end_time"]["column"] == "dischtime"  # not discharge_location, a text that names a place
     assert {f.field: f.spec for f in by["diagnoses_icd"].fields}["case_id"] == {"column": "hadm_id"}
     assert by["transfers"].entity != "access_log"  # an event column alone is no access log
+
+
+def test_a_table_name_that_could_be_a_path_gets_a_safe_spec_name() -> None:
+    catalogue = {
+        "patient": table("patient", "pat_id:integer pnr:text", pk=("pat_id",)),
+        "../labb/svar": table("../labb/svar", "svar_id:integer pat_id:integer varde:text", pk=("svar_id",)),
+        "___labb_svar": table("___labb_svar", "k:text"),
+    }
+    d = draft("x", "c", [(None, catalogue)], unique=unique_always)
+    names = {t.table.name: t.name for t in d.tables}
+    assert names["../labb/svar"] == "___labb_svar" and names["___labb_svar"] == "___labb_svar_"
