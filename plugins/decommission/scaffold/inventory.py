@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from decommission.scaffold.guess import Draft, DraftTable
+from decommission.scaffold.drafts import Draft, DraftTable
 from decommission.words import number
 
 #: what each column of a table became: a field, a key or rule only, preserved (SIARD only), or nothing yet

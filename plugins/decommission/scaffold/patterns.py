@@ -251,6 +251,8 @@ ENTITY_RULES: tuple[EntityRule, ...] = (
     ),
 )
 
+RULES_BY_ENTITY = {r.entity: r for r in ENTITY_RULES}
+
 #: a column of another table that holds the patient's key (besides a foreign key or the key's own name)
 PATIENT_LINK = ("pat id", "patid", "patient id", "patientid", "patient", "pat", "pid", "subject id", "person id")
 PATIENT_LINK += ("personid", "individ id", "pat nr", "patientnr", "patient nr", "lid")

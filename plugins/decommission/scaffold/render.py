@@ -12,7 +12,7 @@ import json
 import re
 from typing import Any
 
-from decommission.scaffold.guess import Draft, DraftTable
+from decommission.scaffold.drafts import Draft, DraftTable
 
 _PLAIN = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 #: words a YAML 1.1 reader takes for booleans or null when they stand plain

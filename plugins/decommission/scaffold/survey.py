@@ -16,7 +16,8 @@ from decommission.errors import DecommissionError, MappingError, SourceError
 from decommission.files import write_atomic
 from decommission.plan.mapping_spec import load_spec
 from decommission.plan.programme import SYSTEM_ID
-from decommission.scaffold.guess import Draft, draft
+from decommission.scaffold.drafts import Draft
+from decommission.scaffold.guess import draft
 from decommission.scaffold.render import render
 from decommission.source.catalogue import is_unique, missing_schemas, read_catalogue
 from decommission.source.database import Source

@@ -6,7 +6,8 @@ import pytest
 
 from decommission.model import ENTITIES, Entity
 from decommission.scaffold import patterns
-from decommission.scaffold.guess import draft, kind, transform_for
+from decommission.scaffold.guess import draft
+from decommission.scaffold.kinds import kind, transform_for
 from decommission.source.catalogue import Column, Table
 
 
