@@ -205,6 +205,21 @@ def test_several_schemas_on_postgres_reach_the_packages_and_their_raw_part(pg_ds
                     if name == "vitalparameter":  # the other schema's table, its preserved column too
                         assert "kommentar_intern" in {c.name for c in table.columns}
         assert raw_rows["vitalparameter"] == PATIENTS and raw_rows["avdelningskod"] == 2
+
+        # the coverage inventory reads every schema the mapping names: the other schema's tables too
+        from decommission.reconcile.coverage import coverage_of
+        from decommission.source.database import Source
+
+        source = Source.for_system(run.system)
+        coverage = coverage_of(run.system, run.spec, source, source.count_rows(run.spec, run.system.agreement.cut_off))
+        tables = {t["table"]: t for t in coverage["tables"]}
+        assert coverage["schemas"] == [own, extra]
+        assert tables[f"{extra}.vitalparameter"]["class"] == "mapped"
+        classes = {c["name"]: c["class"] for c in tables[f"{extra}.vitalparameter"]["columns"]}
+        assert classes["kommentar_intern"] == "preserved" and classes["lid"] == "mapped"
+        assert tables["avdelningskod"]["class"] == "preserved" and tables["prov"]["class"] == "mapped"
+        # the code table of the other schema is what the draft named for a decision: unclassified until then
+        assert coverage["findings"] == [f"table {extra}.enhetskod (1 rows) is in no mapping and no exclusion"]
     finally:
         drop_reader(pg_dsn, own, name=role)
         with psycopg.connect(pg_dsn, autocommit=True) as db:
