@@ -30,3 +30,25 @@ def test_the_guide_s_demo_block_runs_as_written(tmp_path) -> None:
     spec = load_spec(tmp_path / "out" / "onboarding" / "lab.yaml")
     assert spec.patient_table == "lab_patient" and spec.tables["prov"].entity == "lab_result"
     assert spec.tables["prov"].preserved == ["status"]  # as the guide says
+
+
+def test_the_guide_s_plan_entry_loads_with_a_scaffolded_mapping(tmp_path) -> None:
+    import shutil
+
+    import yaml
+
+    from decommission.plan.programme import load_plan
+
+    guide = (REPO / "docs" / "onboarding.md").read_text(encoding="utf-8")
+    entry = re.search(r"## 4\. The plan entry.*?```yaml\n(.*?)```", guide, re.S).group(1)
+    include = tmp_path / "include"
+    shutil.copytree(REPO / "include", include)
+    # the lab system's draft stands in for the radiology system's
+    shutil.copyfile(include / "mappings" / "lab.yaml", include / "mappings" / "ris.yaml")
+    plan_path = include / "programme.yaml"
+    raw = yaml.safe_load(plan_path.read_text(encoding="utf-8"))
+    raw["systems"] += yaml.safe_load(entry)
+    plan_path.write_text(yaml.safe_dump(raw, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    plan = load_plan(plan_path)
+    assert not plan.problems, plan.problems
+    assert plan.system("ris").source.schema_name == "ris" and plan.system("ris").kind == "radiology"
