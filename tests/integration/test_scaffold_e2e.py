@@ -57,12 +57,22 @@ def _source(backend: str, system: str, tmp_path: Path, request: pytest.FixtureRe
     schema = f"scaffold_{system}"
     build(system, dsn, seed=5, patients=PATIENTS, schema=schema)
     schemas = [s.format(s=schema) for s in SOURCES[system]]
+    request.addfinalizer(lambda: _drop_schemas(dsn, schemas))  # runs last: after the login is dropped
     role = f"scaffold_{system}_reader"
     url = ""
     for s in schemas:  # one SELECT-only login for every schema of the system
         url = create_reader(dsn, s, name=role)
     request.addfinalizer(lambda: drop_reader(dsn, schemas[0], name=role))
     return source_connection(url, schemas[0]), schemas
+
+
+def _drop_schemas(dsn: str, schemas: list[str]) -> None:
+    import psycopg
+    from psycopg import sql
+
+    with psycopg.connect(dsn, autocommit=True) as db:
+        for s in schemas:
+            db.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(s)))
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgres"])
@@ -222,8 +232,7 @@ def test_several_schemas_on_postgres_reach_the_packages_and_their_raw_part(pg_ds
         assert coverage["findings"] == [f"table {extra}.enhetskod (1 rows) is in no mapping and no exclusion"]
     finally:
         drop_reader(pg_dsn, own, name=role)
-        with psycopg.connect(pg_dsn, autocommit=True) as db:
-            db.execute(f"DROP SCHEMA IF EXISTS {extra} CASCADE")
+        _drop_schemas(pg_dsn, [own, extra])
 
 
 def test_a_missing_schema_exits_1_naming_it_and_writes_nothing(pg_dsn, tmp_path, monkeypatch, capsys):
