@@ -184,7 +184,10 @@ def extract(run: Run, partition: dict[str, Any]) -> dict[str, Any]:
     spec = run.spec
     source = Source.for_system(run.system)
     catalogue = read_catalogue(source, count=False)
-    scope = raw_scope(catalogue, spec, run.system.exclusions)
+    # a spec table in another schema (``schema:``) keeps every column in the raw representation too
+    schemas = sorted({t.schema_name for t in spec.tables.values() if t.schema_name} - {source.schema or ""})
+    others = {s: read_catalogue(Source(source.conn_id, schema=s), count=False) for s in schemas}
+    scope = raw_scope(catalogue, spec, run.system.exclusions, others)
     extra = {name: [c.name for c in table.columns] for name, table in scope.items()}
     # tables not bound to a patient: whole, once per delivery, with the first partition (its range starts open)
     reference = reference_scope(catalogue, spec, run.system.exclusions) if part.lo is None else {}

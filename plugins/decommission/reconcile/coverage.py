@@ -32,25 +32,31 @@ def classify(
     in_scope: Mapping[str, int],
     cut_off: dt.date,
     schema: str,
+    *,
+    own: str | None = None,
+    elsewhere: Iterable[str] = (),
 ) -> dict[str, Any]:
-    """Classify every table and column; return the inventory, per-class totals and the findings.
+    """Classify every table and column of one schema; return the inventory, per-class totals and the findings.
 
     :param in_scope: rows per source table inside the cut-off bound (as the reconciliation counts them)
-    :param schema: the schema name used in the findings (``schema.table.column``)
+    :param schema: the schema of ``catalogue``, named in the findings (``schema.table.column``)
+    :param own: the source's own schema, where a spec table without ``schema:`` lives (default: ``schema``)
+    :param elsewhere: tables of the source's other schemas (an exclusion may name one of them)
     """
+    own = own or schema
     fields: dict[str, dict[str, list[str]]] = {}
     used: dict[str, set[str]] = {}
     preserved: dict[str, set[str]] = {}
     for name, table in spec.tables.items():
-        source = spec.source_table(name).lower()
-        preserved.setdefault(source, set()).update(c.lower() for c in table.preserved)
+        if (table.schema_name or own) == schema and table.query is None:
+            preserved.setdefault(spec.source_table(name).lower(), set()).update(c.lower() for c in table.preserved)
         relations = {r.alias: r for r in spec.relations(name)}
 
         def where(column: str) -> tuple[str | None, str]:
             """(catalogue table, column) a spec column reads; None for a query's or another schema's."""
             alias, col = table.join_of(column)  # noqa: B023 - used within this iteration only
             r = relations[alias]  # noqa: B023
-            return (None if r.query or (r.schema and r.schema != schema) else str(r.table).lower()), col.lower()
+            return (None if r.query or (r.schema or own) != schema else str(r.table).lower()), col.lower()
 
         for target, f in table.fields.items():
             for column in f.columns():
@@ -69,7 +75,7 @@ def classify(
     excluded: dict[tuple[str, str | None], Exclusion] = {
         (e.table.lower(), e.column.lower() if e.column else None): e for e in exclusions
     }
-    reference = {n.lower() for n in spec.reference_tables}
+    reference = {n.lower() for n in spec.reference_tables} if schema == own else set()  # the own schema's only
     findings: list[str] = []
     tables = []
     for name, t in sorted(catalogue.items()):
@@ -134,15 +140,19 @@ def classify(
                 "columns": columns,
             }
         )
+    known = {n.lower() for n in catalogue} | {n.lower() for n in elsewhere}
     for (table, column), e in sorted(excluded.items(), key=lambda kv: (kv[0][0], kv[0][1] or "")):
+        if schema != own:  # the exclusions' findings once, with the own schema
+            break
         if not e.reference:
             findings.append(
                 f"the exclusion of {schema}.{table}{'.' + column if column else ''} has no decision reference"
             )
-        known = table in {n.lower() for n in catalogue}
-        if not known:
+        if table not in known:
             findings.append(f"the exclusion names {schema}.{table}, which the source does not have")
     for name, table_spec in spec.tables.items():
+        if (table_spec.schema_name or own) != schema or table_spec.query is not None:
+            continue
         source = spec.source_table(name)
         have = {
             c.name.lower() for c in catalogue.get(source, catalogue.get(source.lower(), Table(source, (), 0))).columns
@@ -175,19 +185,57 @@ def classify(
 
 
 def coverage_of(system: System, spec: MappingSpec, source: Source, in_scope: Mapping[str, int]) -> dict[str, Any]:
-    """Read the source's live catalogue and classify it for this plan entry.
+    """Read the source's live catalogue and classify it for this plan entry: its own schema, and every other
+    schema a spec table or join names (``schema:``), each whole. The own schema's tables go by their names,
+    the other schemas' by ``schema.table``.
 
     :param in_scope: rows inside the cut-off per mapping table (``Source.count_rows``)
     """
-    by_source: dict[str, int] = {}
-    for name, rows in in_scope.items():
-        source_table = spec.source_table(name)
-        by_source[source_table] = by_source.get(source_table, 0) + rows
-    return classify(
-        read_catalogue(source),
-        spec,
-        system.exclusions,
-        by_source,
-        system.agreement.cut_off,
-        system.source.schema_name or system.id,
+    own = system.source.schema_name or system.id
+    others = sorted(
+        {t.schema_name for t in spec.tables.values() if t.schema_name}
+        | {j.schema_name for t in spec.tables.values() for j in t.join if j.schema_name} - {own}
     )
+    catalogues = {own: read_catalogue(source)}
+    catalogues |= {s: read_catalogue(Source(source.conn_id, schema=s)) for s in others}
+    by_source: dict[str, dict[str, int]] = {}
+    for name, rows in in_scope.items():
+        schema, table = spec.tables[name].schema_name or own, spec.source_table(name)
+        by_source.setdefault(schema, {})[table] = by_source.setdefault(schema, {}).get(table, 0) + rows
+    parts = [
+        classify(
+            catalogue,
+            spec,
+            system.exclusions,
+            by_source.get(schema, {}),
+            system.agreement.cut_off,
+            schema,
+            own=own,
+            elsewhere=[n for s, c in catalogues.items() if s != schema for n in c],
+        )
+        for schema, catalogue in catalogues.items()
+    ]
+    return _merged(parts, own)
+
+
+def _merged(parts: list[dict[str, Any]], own: str) -> dict[str, Any]:
+    """One inventory of the per-schema ones: the own schema's first, the others' tables as ``schema.table``."""
+    if len(parts) == 1:
+        return parts[0]
+    tables = [
+        {**t, "table": t["table"] if p["schema"] == own else f"{p['schema']}.{t['table']}"}
+        for p in parts
+        for t in p["tables"]
+    ]
+    columns = {c: sum(p["columns_by_class"][c] for p in parts) for c in CLASSES}
+    total = sum(columns.values())
+    return {
+        "schema": own,
+        "schemas": [p["schema"] for p in parts],
+        "tables": tables,
+        "columns_by_class": columns,
+        "tables_by_class": {c: sum(p["tables_by_class"][c] for p in parts) for c in parts[0]["tables_by_class"]},
+        "rows": {k: sum(p["rows"][k] for p in parts) for k in parts[0]["rows"]},
+        "coverage": round((total - columns["unclassified"]) / total, 4) if total else 1.0,
+        "findings": [f for p in parts for f in p["findings"]],
+    }
