@@ -287,3 +287,21 @@ def run_bench_packaging(*args: str, timeout: int) -> dict:
     )
     assert done.returncode == 0, done.stderr[-2000:]
     return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def patient_table(*, scheme: bool = False, **fields: dict) -> dict:
+    """A mapping spec's patient table ``pat`` (key ``id``, identity number in ``pnr``), with more fields."""
+    identity = {
+        "patient_key": {"column": "id"},
+        "personal_id": {"column": "pnr", "transform": "personal_id"},
+        "id_type": {"column": "pnr", "transform": "id_type"},
+    }
+    if scheme:
+        identity["id_scheme"] = {"column": "pnr", "transform": "id_scheme"}
+    return {
+        "entity": "patient",
+        "key": "id",
+        "patient_key": "id",
+        "fields": identity | fields,
+        "rules": [{"rule": "personal_id", "column": "pnr"}],
+    }

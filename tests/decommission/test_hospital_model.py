@@ -30,7 +30,7 @@ from decommission.reconcile import breakdown
 from decommission.reconcile.readback import _render, compare, parse_record
 from decommission.validate.tarindex import patient_records
 from decommission.validate.validator import validate_package
-from tests.decommission.fixtures import make_context
+from tests.decommission.fixtures import make_context, patient_table
 
 NS = {"r": records.NS}
 NEW_ENTITIES = ("transfer", "procedure", "observation", "order")
@@ -42,21 +42,12 @@ SPEC = {
     "patient_table": "pat",
     "code_systems": {"vitalparametrar": {"title": "the ward's own vital sign codes", "codes": ["PULS", "BTS", "SPO2"]}},
     "tables": {
-        "pat": {
-            "entity": "patient",
-            "key": "id",
-            "patient_key": "id",
-            "fields": {
-                "patient_key": {"column": "id"},
-                "personal_id": {"column": "pnr", "transform": "personal_id"},
-                "id_type": {"column": "pnr", "transform": "id_type"},
-                "death_date": {"column": "dod", "transform": "date"},
-                "death_cause": {"column": "dodsorsak"},
-                "death_cause_system": {"value": "icd10se"},
-                "death_cause_system_version": {"value": "2024"},
-            },
-            "rules": [{"rule": "personal_id", "column": "pnr"}],
-        },
+        "pat": patient_table(
+            death_date={"column": "dod", "transform": "date"},
+            death_cause={"column": "dodsorsak"},
+            death_cause_system={"value": "icd10se"},
+            death_cause_system_version={"value": "2024"},
+        ),
         "vtf": {
             "entity": "case",
             "key": "id",

@@ -16,6 +16,7 @@ from decommission.mapping.identity import classify
 from decommission.mapping.transform import map_partition
 from decommission.plan.identity_schemes import BUILTIN, IdentityScheme, chosen
 from decommission.plan.mapping_spec import MappingSpec, load_spec
+from tests.decommission.fixtures import patient_table
 
 #: (scheme, published example): HL7 Sweden basprofiler (SEBasePatient) and Inera's list of local reserve identities
 PUBLISHED = [
@@ -108,18 +109,7 @@ def _spec(**extra) -> dict:
         "system": "region",
         "patient_table": "pat",
         "tables": {
-            "pat": {
-                "entity": "patient",
-                "key": "id",
-                "patient_key": "id",
-                "fields": {
-                    "patient_key": {"column": "id"},
-                    "personal_id": {"column": "pnr", "transform": "personal_id"},
-                    "id_type": {"column": "pnr", "transform": "id_type"},
-                    "id_scheme": {"column": "pnr", "transform": "id_scheme"},
-                },
-                "rules": [{"rule": "personal_id", "column": "pnr"}],
-            },
+            "pat": patient_table(scheme=True),
             "note": {
                 "entity": "document",
                 "key": "id",

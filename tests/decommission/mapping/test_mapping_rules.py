@@ -15,6 +15,7 @@ from decommission.mapping.identity import luhn_ok, make_personnummer
 from decommission.mapping.transform import map_partition
 from decommission.plan.mapping_spec import MappingSpec
 from decommission.privacy import keyed_hash
+from tests.decommission.fixtures import patient_table
 
 GOOD_ID = make_personnummer(dt.date(1970, 5, 17), 241)
 #: 30 February 1970 with a correct check digit: only the date is wrong
@@ -27,17 +28,7 @@ SPEC = MappingSpec.model_validate(
         "system": "rules",
         "patient_table": "pat",
         "tables": {
-            "pat": {
-                "entity": "patient",
-                "key": "id",
-                "patient_key": "id",
-                "fields": {
-                    "patient_key": {"column": "id"},
-                    "personal_id": {"column": "pnr", "transform": "personal_id"},
-                    "id_type": {"column": "pnr", "transform": "id_type"},
-                },
-                "rules": [{"rule": "personal_id", "column": "pnr"}],
-            },
+            "pat": patient_table(),
             "note": {
                 "entity": "document",
                 "key": "id",
