@@ -777,6 +777,15 @@ def expected_outcome(report: dict, spec: MappingSpec) -> dict[str, dict[str, dic
     return out
 
 
+def expected_by_reason(report: dict, spec: MappingSpec) -> dict[str, int]:
+    """:func:`expected_outcome` summed per reason over classes and tables (a result's ``findings_by_reason``)."""
+    total: Counter[str] = Counter()
+    for tables in expected_outcome(report, spec).values():
+        for by_reason in tables.values():
+            total.update(by_reason)
+    return dict(total)
+
+
 def _reasons_found(table: Any, patient_table: bool) -> set[str]:
     """The reasons a spec table's rows can be found with: its rules', and an orphan's (its patient missing)."""
     found = {RULE_REASON[r.rule] for r in table.rules}
