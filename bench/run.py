@@ -225,6 +225,7 @@ def main(argv: list[str] | None = None) -> int:
     stages = {
         name: {
             "seconds": round(t["seconds"], 3),
+            "task_seconds": round(t["task_seconds"], 3),
             "rows_per_s": _rate(rows, t["seconds"]),
             "rows_per_task_s": _rate(rows, t["task_seconds"]),
             "rows_per_cpu_s": _rate(rows, t["cpu_seconds"]),
@@ -301,11 +302,11 @@ def run_distributed(args: argparse.Namespace, work: Path) -> dict[str, Any]:
 def report_distributed(summary: dict[str, Any]) -> None:
     """Stage by stage, embedded beside distributed (progress on stderr, as the rest)."""
     d = summary["distributed"]
-    log(f"{'stage':14s} {'embedded s':>10s} {'distributed s':>13s} {'(task s)':>9s}")
+    log(f"{'stage':18s} {'embedded s':>10s} {'(task s)':>9s} {'distributed s':>13s} {'(task s)':>9s}")
     for name, st in d["stages"].items():
-        embedded = summary["stages"].get(name, {}).get("seconds")
-        shown = f"{embedded:10.2f}" if embedded is not None else f"{'-':>10s}"
-        log(f"{name:14s} {shown} {st['seconds']:13.2f} {st['task_seconds']:9.2f}")
+        embedded = summary["stages"].get(name)
+        shown = f"{embedded['seconds']:10.2f} {embedded['task_seconds']:9.2f}" if embedded else f"{'-':>10s} {'':9s}"
+        log(f"{name:18s} {shown} {st['seconds']:13.2f} {st['task_seconds']:9.2f}")
     log(
         f"extract+map+package: embedded {summary['rows_per_s']:.0f} rows/s, distributed {d['rows_per_s']:.0f} rows/s "
         f"(stage spans added up), {d['through_rows_per_s']:.0f} rows/s first extract to last package"
