@@ -70,8 +70,8 @@ def measure(
     database = f"decommission_bench_{uuid.uuid4().hex[:8]}"
     the_run = run_id(plan)
     reader_url = create_reader(url, schema)
-    celery.create_database(url, database)
     try:
+        celery.create_database(url, database)
         log(f"distributed: starting the Celery stack (2 workers x {concurrency} slot(s), S3 staging), DAG {DAG_ID}")
         with celery.celery_stack(
             work,
@@ -83,22 +83,23 @@ def measure(
             budget=Budget(budget_s),
             concurrency=concurrency,
             extra_env={"DECOMMISSION_HASH_KEY": secrets.token_hex(32)},
-        ) as stack:
+        ) as running:
+            stack = running.stack
             try:
-                stack.stack.open_dag()
+                stack.open_dag()
                 log(f"distributed: {DAG_ID} parsed and unpaused; waiting for {the_run}")
-                state = stack.stack.wait_run_end(the_run)
-                stack.stack.set_paused(True)  # catch-up would start the production delivery next
+                state = stack.wait_run_end(the_run)
+                stack.set_paused(True)  # catch-up would start the production delivery next
                 if state != "success":
                     raise RuntimeError(f"the distributed run {the_run} ended {state}")
-                tis = stack.stack.task_instances(the_run)
-                dag_run = stack.stack.get(f"/api/v2/dags/{DAG_ID}/dagRuns/{the_run}").json()
-                result = json.loads(stack.stored(f"{SYSTEM}/reconciliation/{MILESTONE}/result.json"))
+                tis = stack.task_instances(the_run)
+                dag_run = stack.get(f"/api/v2/dags/{DAG_ID}/dagRuns/{the_run}").json()
+                result = json.loads(running.stored(f"{SYSTEM}/reconciliation/{MILESTONE}/result.json"))
                 if result["verdict"] not in ("PASS", "PASS_WITH_WAIVER"):  # the bench reports no run that fails
                     raise RuntimeError(f"the distributed run's reconciliation says {result['verdict']}")
-                attempts = stack.attempts_logged()
+                attempts = running.attempts_logged()
             except BaseException:
-                log(stack.stack.diagnostics())
+                log(stack.diagnostics())
                 raise
         rows = extracted_rows(url, database, the_run)
     finally:
