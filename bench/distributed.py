@@ -175,6 +175,8 @@ def summarise(
         "fixed_task_seconds": round(fixed, 3) if fixed is not None else None,
         "retried": sorted(name for name, s in stages.items() if s["tries"] > 1),
         "tasks_by_worker": workers,
+        # the comparison assumes both workers took a share of the stages it covers
+        "idle_workers": sorted(w for w, ran in workers.items() if not set(ran) & set(throughput_tasks)),
         "verdict": result["verdict"],
         "load_average": [round(x, 2) for x in os.getloadavg()],
     }

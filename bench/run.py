@@ -314,6 +314,8 @@ def report_distributed(summary: dict[str, Any]) -> None:
     log(f"delivery (submit, await_ingest; not in rows/s) {d['delivery_seconds']:.1f} s; run {d['run_seconds']:.1f} s")
     log(f"a task's fixed cost on a worker (is_final_delivery): {d['fixed_task_seconds']} s")
     log(f"tasks by worker: {d['tasks_by_worker']}; retried: {d['retried'] or 'none'}; verdict {d['verdict']}")
+    if d["idle_workers"]:
+        log(f"NOTE: {d['idle_workers']} ran no extract, map or package task: these figures are one worker's")
 
 
 if __name__ == "__main__":

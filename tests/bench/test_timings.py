@@ -103,6 +103,12 @@ class TestSummary:
         assert d["fixed_task_seconds"] == 1.5  # the lightest task: what any task costs before its work
         assert d["retried"] == ["package"]
         assert d["stages"]["map"]["instances"] == 3 and d["workers"] == 2
+        assert d["idle_workers"] == []
+
+    def test_a_worker_that_ran_none_of_the_compared_stages_is_named(self):
+        run = {"start_date": ti("x", 0, 1)["start_date"], "end_date": ti("x", 0, 1)["end_date"]}
+        workers = {"worker1": {"extract": 3, "package": 3}, "worker2": {"preflight": 1, "submit": 2}}
+        assert summarise(RUN, run, 1, workers, {"verdict": "PASS"}, 1)["idle_workers"] == ["worker2"]
 
     def test_a_run_without_a_timed_delivery_is_refused(self):
         run = {"start_date": ti("x", 0, 1)["start_date"], "end_date": ti("x", 0, 1)["end_date"]}
