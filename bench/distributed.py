@@ -148,6 +148,8 @@ def summarise(
             "task_seconds": round(s["task_seconds"], 3),
             "instances": s["instances"],
             "tries": s["tries"],
+            # instances at work at once, on average over the span (2 slots: up to 2)
+            "parallelism": round(s["task_seconds"] / s["seconds"], 2) if s["seconds"] > 0 else None,
             "rows_per_s": round(rows / s["seconds"], 1) if s["seconds"] > 0 else 0.0,
         }
         for name, s in timings.by_stage(spans).items()

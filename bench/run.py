@@ -302,11 +302,12 @@ def run_distributed(args: argparse.Namespace, work: Path) -> dict[str, Any]:
 def report_distributed(summary: dict[str, Any]) -> None:
     """Stage by stage, embedded beside distributed (progress on stderr, as the rest)."""
     d = summary["distributed"]
-    log(f"{'stage':18s} {'embedded s':>10s} {'(task s)':>9s} {'distributed s':>13s} {'(task s)':>9s}")
+    log(f"{'stage':18s} {'embedded s':>10s} {'(task s)':>9s} {'distributed s':>13s} {'(task s)':>9s} {'at once':>7s}")
     for name, st in d["stages"].items():
         embedded = summary["stages"].get(name)
         shown = f"{embedded['seconds']:10.2f} {embedded['task_seconds']:9.2f}" if embedded else f"{'-':>10s} {'':9s}"
-        log(f"{name:18s} {shown} {st['seconds']:13.2f} {st['task_seconds']:9.2f}")
+        at_once = f"{st['parallelism']:7.2f}" if st["parallelism"] is not None else f"{'-':>7s}"
+        log(f"{name:18s} {shown} {st['seconds']:13.2f} {st['task_seconds']:9.2f} {at_once}")
     log(
         f"extract+map+package: embedded {summary['rows_per_s']:.0f} rows/s, distributed {d['rows_per_s']:.0f} rows/s "
         f"(stage spans added up), {d['through_rows_per_s']:.0f} rows/s first extract to last package"

@@ -104,6 +104,7 @@ class TestSummary:
         assert d["retried"] == ["package"]
         assert d["stages"]["map"]["instances"] == 3 and d["workers"] == 2
         assert d["idle_workers"] == []
+        assert d["stages"]["extract"]["parallelism"] == round(21 / 12, 2)  # 21 task seconds over a 12 s span
 
     def test_a_worker_that_ran_none_of_the_compared_stages_is_named(self):
         run = {"start_date": ti("x", 0, 1)["start_date"], "end_date": ti("x", 0, 1)["end_date"]}
