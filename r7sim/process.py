@@ -115,7 +115,10 @@ class R7SimServer:
         command = [sys.executable, "-m", "r7sim", "--data-dir", str(self.data_dir), "--port", str(self.port)]
         env = {
             **os.environ,
-            "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_DIR), os.environ.get("PYTHONPATH")])),
+            # this checkout's validator (r7sim imports decommission), whatever else the venv's path names
+            "PYTHONPATH": os.pathsep.join(
+                filter(None, [str(REPO_DIR), str(REPO_DIR / "plugins"), os.environ.get("PYTHONPATH")])
+            ),
             # the accounts go by environment, not argv: other users' ps would show them
             "R7SIM_SUBMITTER": ":".join(self.accounts["submitter"]),
             "R7SIM_ARCHIVIST": ":".join(self.accounts["archivist"]),
