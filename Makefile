@@ -6,8 +6,10 @@ UV     := $(VENV)/bin/uv
 PATIENTS ?= 300
 PG ?=
 ROWS ?= 2000000
+# make bench MODE=distributed: also the DAG on two Celery workers with S3 staging (Redis, s3rver)
+MODE ?= embedded
 
-.PHONY: demo ui test lint lock install compose-check clean bench bench-package eark-venv s3-server
+.PHONY: demo ui test lint lock install compose-check clean bench bench-distributed bench-package eark-venv s3-server
 
 $(VENV)/.installed: requirements.lock
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -44,8 +46,15 @@ demo: install
 ui: install
 	$(PY) -m demo.ui
 
-bench: install
-	$(PY) -m bench.run --rows $(ROWS)
+ifeq ($(filter $(MODE),embedded distributed),)
+$(error MODE=$(MODE): make bench knows MODE=embedded (the default) and MODE=distributed)
+endif
+
+bench: install $(if $(filter distributed,$(MODE)),s3-server)
+	$(PY) -m bench.run --rows $(ROWS) $(if $(filter distributed,$(MODE)),--distributed)
+
+bench-distributed:
+	$(MAKE) bench MODE=distributed
 
 bench-package: install
 	$(PY) -m bench.packaging

@@ -9,6 +9,11 @@ has slots (:mod:`bench.pipeline`). Progress goes to stderr; the last stdout line
 JSON object with counts and rates only (no patient data): ``ratio`` covers extraction,
 mapping and packaging with SHA-256; ``ratio_with_validation`` adds the validation gate. The schema and the temporary
 folder are removed at the end, also on failure.
+
+``--distributed`` then runs the system's real DAG (its test delivery) on two Celery workers with
+staging and artefacts on an S3 server (:mod:`bench.distributed`) and adds its stage times and
+rows/s to the JSON line as ``distributed``; it fails before building anything if Redis or the
+S3 server is missing.
 """
 
 from __future__ import annotations
@@ -165,11 +170,28 @@ def main(argv: list[str] | None = None) -> int:
         default="reconcile",
         help="last stage (partial runs: dev only)",
     )
+    parser.add_argument(
+        "--distributed",
+        action="store_true",
+        help="then run the DAG on two Celery workers with S3 staging (needs Redis and `make s3-server`)",
+    )
+    parser.add_argument("--worker-concurrency", type=int, default=1, help="task slots of each Celery worker")
+    parser.add_argument("--budget", type=float, default=3600.0, help="seconds the distributed run may take at most")
     args = parser.parse_args(argv)
     _paths()
     from bench.pipeline import pipeline, write_plan
 
+    if args.distributed:
+        from bench.distributed import missing
+
+        lacks = missing()
+        if lacks:  # before the long build, never a silent skip
+            parser.exit(2, "make bench: the distributed mode cannot run here: " + "; ".join(lacks) + "\n")
+        if args.until != "reconcile":
+            parser.error("--distributed compares whole runs: leave --until at reconcile")
+    load_before = os.getloadavg()
     work = Path(tempfile.mkdtemp(prefix="decommission-bench-"))
+    distributed = None
     try:
         build_database(args.url, args.schema, args.rows)
         copy = measure_copy(args.url, args.schema)
@@ -181,6 +203,9 @@ def main(argv: list[str] | None = None) -> int:
         os.environ.pop("PYTHONDONTWRITEBYTECODE", None)  # warm workers use cached bytecode, as installed ones do
         log(f"running the DAG's tasks stage by stage, {args.workers} worker processes per stage")
         result = pipeline(args.workers, log, until=args.until)
+        load_after = os.getloadavg()
+        if args.distributed:
+            distributed = run_distributed(args, work)
     finally:
         shutil.rmtree(work, ignore_errors=True)
         try:
@@ -200,6 +225,7 @@ def main(argv: list[str] | None = None) -> int:
     stages = {
         name: {
             "seconds": round(t["seconds"], 3),
+            "task_seconds": round(t["task_seconds"], 3),
             "rows_per_s": _rate(rows, t["seconds"]),
             "rows_per_task_s": _rate(rows, t["task_seconds"]),
             "rows_per_cpu_s": _rate(rows, t["cpu_seconds"]),
@@ -240,9 +266,57 @@ def main(argv: list[str] | None = None) -> int:
         "flagged": result["flagged"],
         "disposed": result["disposed"],
         "package_bytes": result["package_bytes"],
+        "load_average": [round(x, 2) for x in (*load_before, *load_after)],
     }
+    if distributed is not None:
+        if distributed["rows"] != rows:  # the same database at rest: both must read every row once
+            raise RuntimeError(f"the distributed run extracted {distributed['rows']} rows, the embedded one {rows}")
+        summary["distributed"] = distributed | {"embedded_rows_per_s": rows_per_s}
+        report_distributed(summary)
     print(json.dumps(summary), flush=True)
     return 0
+
+
+def run_distributed(args: argparse.Namespace, work: Path) -> dict[str, Any]:
+    """The DAG's test delivery on the Celery stack, over the same database (see :mod:`bench.distributed`)."""
+    from bench import distributed
+    from bench.pipeline import write_plan
+
+    folder = work / "distributed"
+    plan = write_plan(
+        REPO, folder, conn_id=CONN_ID, schema=args.schema, per_partition=args.per_partition, slots=args.workers
+    )
+    return distributed.measure(
+        url=args.url,
+        schema=args.schema,
+        conn_id=CONN_ID,
+        plan=plan,
+        work=folder / "stack",
+        slots=args.workers,
+        concurrency=args.worker_concurrency,
+        budget_s=args.budget,
+        log=log,
+    )
+
+
+def report_distributed(summary: dict[str, Any]) -> None:
+    """Stage by stage, embedded beside distributed (progress on stderr, as the rest)."""
+    d = summary["distributed"]
+    log(f"{'stage':18s} {'embedded s':>10s} {'(task s)':>9s} {'distributed s':>13s} {'(task s)':>9s} {'at once':>7s}")
+    for name, st in d["stages"].items():
+        embedded = summary["stages"].get(name)
+        shown = f"{embedded['seconds']:10.2f} {embedded['task_seconds']:9.2f}" if embedded else f"{'-':>10s} {'':9s}"
+        at_once = f"{st['parallelism']:7.2f}" if st["parallelism"] is not None else f"{'-':>7s}"
+        log(f"{name:18s} {shown} {st['seconds']:13.2f} {st['task_seconds']:9.2f} {at_once}")
+    log(
+        f"extract+map+package: embedded {summary['rows_per_s']:.0f} rows/s, distributed {d['rows_per_s']:.0f} rows/s "
+        f"(stage spans added up), {d['through_rows_per_s']:.0f} rows/s first extract to last package"
+    )
+    log(f"delivery (submit, await_ingest; not in rows/s) {d['delivery_seconds']:.1f} s; run {d['run_seconds']:.1f} s")
+    log(f"a task's fixed cost on a worker (is_final_delivery): {d['fixed_task_seconds']} s")
+    log(f"tasks by worker: {d['tasks_by_worker']}; retried: {d['retried'] or 'none'}; verdict {d['verdict']}")
+    if d["idle_workers"]:
+        log(f"NOTE: {d['idle_workers']} ran no extract, map or package task: these figures are one worker's")
 
 
 if __name__ == "__main__":

@@ -19,8 +19,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from devstack.processes import AirflowProcesses
 from r7sim.process import free_port
-from tests.airflow_processes import AirflowProcesses
 from tests.decommission.overview.programme_fixture import TOTALS, build
 
 pytestmark = pytest.mark.browser

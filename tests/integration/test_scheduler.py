@@ -24,9 +24,9 @@ import pytest
 
 from decommission.plan.mapping_spec import load_spec
 from demo.generate import expected_by_reason
+from devstack.processes import AirflowProcesses
+from devstack.stack import Budget, Stack, airflow_service_settings, interrupt, one_system_plan
 from r7sim.process import R7SimServer, free_port
-from tests.airflow_processes import AirflowProcesses
-from tests.airflow_stack import Budget, Stack, airflow_service_settings, interrupt, one_system_plan
 
 pytestmark = pytest.mark.scheduler
 
@@ -165,20 +165,7 @@ def test_scheduler_runs_every_milestone_and_signoff_over_rest(stack: Stack) -> N
     budget = stack.budget
     try:
         # 1. the API answers and the dag-processor has parsed the DAG
-        budget.wait_for(
-            "the api-server to answer /api/v2/version",
-            lambda: stack.api.get("/api/v2/version").status_code == 200,
-            check=stack.processes.check_running,
-        )
-        budget.wait_for(
-            f"{DAG_ID} to be known to the API (parsed by the dag-processor)",
-            lambda: stack.get(f"/api/v2/dags/{DAG_ID}").status_code == 200,
-            interval=2.0,
-            check=stack.processes.check_running,
-        )
-        response = stack.api.patch(f"/api/v2/dags/{DAG_ID}", json={"is_paused": False}, headers=stack.headers())
-        assert response.status_code == 200, response.text
-        assert response.json()["is_paused"] is False
+        stack.open_dag()
         print(f"{budget.elapsed():5.0f} s  {DAG_ID} parsed and unpaused")
 
         # 2. catch-up: the scheduler creates and runs every milestone of 2025, one at a time

@@ -1,4 +1,4 @@
-"""Run real Airflow processes (api-server, scheduler, ...) from a test and make sure none outlives it.
+"""Run real Airflow processes (api-server, scheduler, ...) from a test or the bench; none outlives its owner.
 
 Every process starts in its own session (process group) with a marker variable in its
 environment. ``stop_all()`` sends SIGTERM to every group, waits, then SIGKILLs the groups

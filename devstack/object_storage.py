@@ -1,4 +1,4 @@
-"""An S3-compatible object storage served by a real process, for the distributed tests.
+"""An S3-compatible object storage served by a real process, for the distributed tests and bench.
 
 s3rver (npm, installed under ``tests/s3`` by ``make s3-server``) keeps its objects on disk, so
 a restart in the middle of a run keeps what was written: that is what the fault tests need

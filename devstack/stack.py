@@ -1,6 +1,7 @@
-"""A real Airflow stack in a test: one deadline, the API as an admin sees it, diagnostics on failure.
+"""A real Airflow stack: one deadline, the API as an admin sees it, diagnostics on failure.
 
-Shared by the scheduler test (LocalExecutor) and the distributed test (CeleryExecutor).
+Shared by the scheduler test (LocalExecutor), the distributed test and ``make bench MODE=distributed``
+(CeleryExecutor, :mod:`devstack.celery`).
 """
 
 from __future__ import annotations
@@ -16,15 +17,15 @@ from typing import Any
 import httpx
 import yaml
 
+from devstack.processes import AirflowProcesses
 from r7sim.process import R7SimServer, free_port
-from tests.airflow_processes import AirflowProcesses
 
 REPO = Path(__file__).resolve().parents[1]
 ADMIN = ("admin", "admin")
 
 
 class Budget:
-    """One deadline for the whole test; every wait names what it waited for."""
+    """One deadline for the whole run (a test, a bench); every wait names what it waited for."""
 
     def __init__(self, seconds: float) -> None:
         self.seconds = seconds
@@ -51,7 +52,7 @@ class Budget:
             if time.monotonic() > self.end:
                 note = f" (last error: {last_error!r})" if last_error else ""
                 raise TimeoutError(
-                    f"gave up waiting for {what} after {time.monotonic() - began:.0f} s: the test's budget of "
+                    f"gave up waiting for {what} after {time.monotonic() - began:.0f} s: the budget of "
                     f"{self.seconds:.0f} s is spent{note}"
                 )
             time.sleep(interval)
@@ -81,6 +82,41 @@ class Stack:
 
     def get(self, path: str) -> httpx.Response:
         return self.api.get(path, headers=self.headers())
+
+    def open_dag(self) -> None:
+        """Wait until the api-server answers and the dag-processor has parsed the DAG, then unpause it."""
+        self.budget.wait_for(
+            "the api-server to answer /api/v2/version",
+            lambda: self.api.get("/api/v2/version").status_code == 200,
+            check=self.processes.check_running,
+        )
+        self.budget.wait_for(
+            f"{self.dag_id} to be known to the API (parsed by the dag-processor)",
+            lambda: self.get(f"/api/v2/dags/{self.dag_id}").status_code == 200,
+            interval=2.0,
+            check=self.processes.check_running,
+        )
+        self.set_paused(False)
+
+    def set_paused(self, paused: bool) -> None:
+        """Pause or unpause the DAG; raise with the API's answer if it did not take."""
+        response = self.api.patch(f"/api/v2/dags/{self.dag_id}", json={"is_paused": paused}, headers=self.headers())
+        if response.status_code != 200 or response.json().get("is_paused") is not paused:
+            raise RuntimeError(
+                f"could not set is_paused={paused} on {self.dag_id}: {response.status_code} {response.text}"
+            )
+
+    def task_instances(self, run_id: str) -> list[dict[str, Any]]:
+        """Every task instance of the run (mapped ones one by one), as the API lists them."""
+        path = f"/api/v2/dags/{self.dag_id}/dagRuns/{run_id}/taskInstances"
+        found: list[dict[str, Any]] = []
+        while True:
+            response = self.get(f"{path}?limit=100&offset={len(found)}")
+            response.raise_for_status()
+            page = response.json()
+            found += page["task_instances"]
+            if not page["task_instances"] or len(found) >= page["total_entries"]:
+                return found
 
     def run_state(self, run_id: str) -> str | None:
         response = self.get(f"/api/v2/dags/{self.dag_id}/dagRuns/{run_id}")
@@ -177,7 +213,7 @@ def interrupt(signum: int, frame: Any) -> None:
 
 
 def airflow_service_settings(api_port: int) -> dict[str, str]:
-    """What every process of one test stack shares: keys, the API's address, free log-server ports, a calm parser."""
+    """What every process of one stack shares: keys, the API's address, free log-server ports, a calm parser."""
     from cryptography.fernet import Fernet
 
     return {
