@@ -288,7 +288,8 @@ def _write_table(archive: zipfile.ZipFile, number: int, table: RawTable) -> tupl
     )
     with archive.open(_info(f"{folder}/{_folder(number)}.xml"), "w", force_zip64=True) as out:
         out.write(head.encode())
-        for batch in _batches(table.path, names):
+        # the key (a composite key's row key made at extraction) is read for the disposed rows only
+        for batch in _batches(table.path, list(dict.fromkeys([*names, table.key]))):
             batch = _kept(batch, table.key, table.disposed)
             if not batch.num_rows:
                 continue

@@ -17,7 +17,7 @@ import datetime as dt
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from decommission.plan.mapping_spec import MappingSpec
+from decommission.plan.mapping_spec import MappingSpec, qualified_name, split_name
 from decommission.plan.programme import Exclusion, System
 from decommission.source.catalogue import Table, read_catalogue
 from decommission.source.database import Source
@@ -41,16 +41,21 @@ def classify(
     fields: dict[str, dict[str, list[str]]] = {}
     used: dict[str, set[str]] = {}
     preserved: dict[str, set[str]] = {}
+
+    def full(table: str) -> str:
+        """``schema.table`` of a catalogue name (a table of another schema is named so already)."""
+        return table if "." in table else f"{schema}.{table}"
+
     for name, table in spec.tables.items():
-        source = spec.source_table(name).lower()
+        source = spec.source_name(name, schema).lower()
         preserved.setdefault(source, set()).update(c.lower() for c in table.preserved)
         relations = {r.alias: r for r in spec.relations(name)}
 
         def where(column: str) -> tuple[str | None, str]:
-            """(catalogue table, column) a spec column reads; None for a query's or another schema's."""
+            """(catalogue table, column) a spec column reads; None for a query's."""
             alias, col = table.join_of(column)  # noqa: B023 - used within this iteration only
             r = relations[alias]  # noqa: B023
-            return (None if r.query or (r.schema and r.schema != schema) else str(r.table).lower()), col.lower()
+            return (None if r.query else qualified_name(r.schema, str(r.table), schema).lower()), col.lower()
 
         for target, f in table.fields.items():
             for column in f.columns():
@@ -69,7 +74,7 @@ def classify(
     excluded: dict[tuple[str, str | None], Exclusion] = {
         (e.table.lower(), e.column.lower() if e.column else None): e for e in exclusions
     }
-    reference = {n.lower() for n in spec.reference_tables}
+    reference = {qualified_name(*split_name(n), schema).lower() for n in spec.reference_tables}
     findings: list[str] = []
     tables = []
     for name, t in sorted(catalogue.items()):
@@ -110,17 +115,17 @@ def classify(
             else:
                 cls, by = "unclassified", ""
                 if whole is None and key in used:
-                    findings.append(f"column {schema}.{name}.{c.name} is in no mapping and no exclusion")
+                    findings.append(f"column {full(name)}.{c.name} is in no mapping and no exclusion")
             columns.append({"name": c.name, "type": c.type, "class": cls, "by": by})
         if key not in used and whole is None:
-            findings.append(f"table {schema}.{name} ({t.rows} rows) is in no mapping and no exclusion")
+            findings.append(f"table {full(name)} ({t.rows} rows) is in no mapping and no exclusion")
             table_class = "unclassified"
         else:
             table_class = "excluded" if whole is not None and key not in used else "mapped"
         rows_in = in_scope.get(name, in_scope.get(key, t.rows)) if key in used else 0
         if key in used and t.rows and not rows_in:
             findings.append(
-                f"table {schema}.{name} has {t.rows} rows in the source but none on or before the cut-off {cut_off}"
+                f"table {full(name)} has {t.rows} rows in the source but none on or before the cut-off {cut_off}"
             )
         tables.append(
             {
@@ -136,21 +141,19 @@ def classify(
         )
     for (table, column), e in sorted(excluded.items(), key=lambda kv: (kv[0][0], kv[0][1] or "")):
         if not e.reference:
-            findings.append(
-                f"the exclusion of {schema}.{table}{'.' + column if column else ''} has no decision reference"
-            )
+            findings.append(f"the exclusion of {full(table)}{'.' + column if column else ''} has no decision reference")
         known = table in {n.lower() for n in catalogue}
         if not known:
-            findings.append(f"the exclusion names {schema}.{table}, which the source does not have")
+            findings.append(f"the exclusion names {full(table)}, which the source does not have")
     for name, table_spec in spec.tables.items():
-        source = spec.source_table(name)
+        source = spec.source_name(name, schema)
         have = {
             c.name.lower() for c in catalogue.get(source, catalogue.get(source.lower(), Table(source, (), 0))).columns
         }
         for column in table_spec.preserved:
             if column.lower() not in have:
                 findings.append(
-                    f"tables.{name}.preserved names {schema}.{source}.{column}, which the source does not have"
+                    f"tables.{name}.preserved names {full(source)}.{column}, which the source does not have"
                 )
     totals = {cls: sum(1 for t in tables for c in t["columns"] if c["class"] == cls) for cls in CLASSES}
     columns_all = sum(totals.values())
@@ -179,15 +182,16 @@ def coverage_of(system: System, spec: MappingSpec, source: Source, in_scope: Map
 
     :param in_scope: rows inside the cut-off per mapping table (``Source.count_rows``)
     """
+    schema = system.source.schema_name or system.id
     by_source: dict[str, int] = {}
     for name, rows in in_scope.items():
-        source_table = spec.source_table(name)
+        source_table = spec.source_name(name, schema)
         by_source[source_table] = by_source.get(source_table, 0) + rows
     return classify(
-        read_catalogue(source),
+        read_catalogue(source, schemas=spec.schemas(schema)),
         spec,
         system.exclusions,
         by_source,
         system.agreement.cut_off,
-        system.source.schema_name or system.id,
+        schema,
     )
