@@ -312,12 +312,12 @@ def _dst_days() -> tuple[tuple[int, ...], tuple[int, ...]]:
     spring, autumn = [], []
     for index, day in enumerate(_DAYS):
         d = date.fromisoformat(day)
-        if d.weekday() != 6 or d.month not in (3, 10) or d.day < 25:
+        if d.weekday() != 6:  # the clocks change on a Sunday (in September until 1995, then October)
             continue
         before = datetime(d.year, d.month, d.day, 1, 0, tzinfo=zone).utcoffset()
         after = datetime(d.year, d.month, d.day, 4, 0, tzinfo=zone).utcoffset()
-        if before != after:
-            (spring if d.month == 3 else autumn).append(index)
+        if before is not None and after is not None and before != after:
+            (spring if after > before else autumn).append(index)
     return tuple(spring), tuple(autumn)
 
 
