@@ -689,7 +689,8 @@ def _emit_stay(
                 (
                     "administrering",
                     (g.next_id("administrering"), ord_id, patient_id, given, dose, unit_, g.pick(g.plan.users)),
-                    None,
+                    # an administration carries its order's code: an invalid one is invalid here too
+                    Reason.CODE_INVALID if dirt == Reason.CODE_INVALID else None,
                 )
             )
     for _ in range(stay.requests):

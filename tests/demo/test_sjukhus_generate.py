@@ -159,6 +159,8 @@ def test_every_kind_of_dirt_is_there_and_counted_independently(built, patients):
             "CODE_INVALID",
             sum(1 for (c,) in db.execute("SELECT atc FROM klinik.ordination") if not ATC.fullmatch(c.rstrip())),
         )
+        given = "SELECT o.atc FROM klinik.administrering a JOIN klinik.ordination o ON o.ord_id = a.ord_id"
+        count("administrering", "CODE_INVALID", sum(1 for (c,) in db.execute(given) if not ATC.fullmatch(c.rstrip())))
     reasons = {t: {r: n for r, n in c.items()} for t, c in found.items()}
     patient = expected.pop("patient")
     assert reasons == expected
