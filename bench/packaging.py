@@ -154,9 +154,15 @@ def write_partition(directory: Path, patients: int, notes: int) -> int:
         },
     }
     rows = 0
-    for name, columns in tables.items():
-        columns["quality"] = pa.nulls(len(next(iter(columns.values()))), pa.string())  # no findings here
-        table = pa.table(columns).select(ENTITIES[name].schema.names).cast(ENTITIES[name].schema)
+    for name, entity in ENTITIES.items():
+        if name == "document":
+            continue  # written below
+        columns = tables.get(name, {})
+        count = len(next(iter(columns.values()))) if columns else 0
+        # the model's other fields null (no findings here: quality null too); an entity not listed has no rows
+        table = pa.table({f.name: columns.get(f.name, pa.nulls(count, f.type)) for f in entity.schema}).cast(
+            entity.schema
+        )
         # row groups and codec as the map stage writes them (a package reads the map stage's files)
         pq.write_table(table, directory / f"{name}.parquet", row_group_size=row_group_rows(table), **PARQUET_OPTIONS)
         rows += table.num_rows

@@ -115,7 +115,11 @@ class R7SimServer:
         command = [sys.executable, "-m", "r7sim", "--data-dir", str(self.data_dir), "--port", str(self.port)]
         env = {
             **os.environ,
-            "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_DIR), os.environ.get("PYTHONPATH")])),
+            # this checkout's validator (plugins/ first): a venv shared with another checkout must not
+            # validate with that checkout's record schema
+            "PYTHONPATH": os.pathsep.join(
+                filter(None, [str(REPO_DIR / "plugins"), str(REPO_DIR), os.environ.get("PYTHONPATH")])
+            ),
             # the accounts go by environment, not argv: other users' ps would show them
             "R7SIM_SUBMITTER": ":".join(self.accounts["submitter"]),
             "R7SIM_ARCHIVIST": ":".join(self.accounts["archivist"]),

@@ -83,6 +83,10 @@ ENTITIES: dict[str, Entity] = {
                 ("protected_identity", "bool"),
                 ("blocked", "bool"),
                 ("confidential", "bool"),
+                ("death_date", "date32"),
+                ("death_cause", "string"),  # in death_cause_system (ICD-10-SE, ...), where the source holds one
+                ("death_cause_system", "string"),
+                ("death_cause_system_version", "string"),
                 _quality,
             ),
         ),
@@ -94,6 +98,23 @@ ENTITIES: dict[str, Entity] = {
                 ("patient_key", "string"),
                 ("care_unit", "string"),
                 ("case_type", "string"),
+                ("start_time", _ts),
+                ("end_time", _ts),
+                ("admission_source", "string"),  # where the patient came from (as written)
+                ("discharge_destination", "string"),  # where the patient went (as written)
+                _quality,
+            ),
+            "start_time",
+        ),
+        Entity(
+            "transfer",
+            "transfer_id",
+            (  # a stay at, or a move between, care units within a case
+                ("transfer_id", "string"),
+                ("patient_key", "string"),
+                ("case_id", "string"),
+                ("care_unit", "string"),
+                ("event", "string"),  # admission, transfer, discharge or as written
                 ("start_time", _ts),
                 ("end_time", _ts),
                 _quality,
@@ -127,9 +148,30 @@ ENTITIES: dict[str, Entity] = {
                 ("code_system", "string"),  # a name of plan.code_systems.REGISTRY or of the spec's code lists
                 ("code_system_version", "string"),
                 ("time", _ts),
+                ("rank", "string"),  # as written: "1", "huvud", "bi", ...
+                ("text", "string"),  # the diagnosis in words, as written
                 _quality,
             ),
             "time",
+        ),
+        Entity(
+            "procedure",
+            "procedure_id",
+            (
+                ("procedure_id", "string"),
+                ("patient_key", "string"),
+                ("case_id", "string"),
+                ("care_unit", "string"),
+                ("code", "string"),  # in code_system (KVÅ, ICD-9-CM procedures, ICD-10-PCS, a local list, ...)
+                ("code_system", "string"),
+                ("code_system_version", "string"),
+                ("text", "string"),
+                ("rank", "string"),  # as written
+                ("start_time", _ts),
+                ("end_time", _ts),
+                _quality,
+            ),
+            "start_time",
         ),
         Entity(
             "medication",
@@ -137,10 +179,18 @@ ENTITIES: dict[str, Entity] = {
             (
                 ("medication_id", "string"),
                 ("patient_key", "string"),
-                ("atc", "string"),
+                ("atc", "string"),  # in atc_system (ATC at any level, or a local list)
                 ("product", "string"),
                 ("dose", "string"),
-                ("time", _ts),
+                ("time", _ts),  # the time of the prescription or administration record
+                ("case_id", "string"),
+                ("atc_system", "string"),
+                ("atc_system_version", "string"),
+                ("route", "string"),  # as written
+                ("unit", "string"),
+                ("frequency", "string"),  # as written
+                ("start_time", _ts),
+                ("stop_time", _ts),
                 _quality,
             ),
             "time",
@@ -159,6 +209,53 @@ ENTITIES: dict[str, Entity] = {
                 ("value", "string"),
                 ("unit", "string"),
                 ("time", _ts),
+                # the reference range as the source holds it: two bounds, or one text ("3,5-5,0", "<0.5")
+                ("reference_low", "string"),
+                ("reference_high", "string"),
+                ("reference_range", "string"),
+                ("abnormal_flag", "string"),  # as written: "H", "L", "abnormal", ...
+                _quality,
+            ),
+            "time",
+        ),
+        Entity(
+            "observation",
+            "observation_id",
+            (  # vital signs, measurements and scores (an ASA class, say)
+                ("observation_id", "string"),
+                ("patient_key", "string"),
+                ("case_id", "string"),
+                ("code", "string"),  # what was observed, in code_system
+                ("code_system", "string"),
+                ("code_system_version", "string"),
+                ("name", "string"),
+                ("value", "string"),  # as written: never converted to a number
+                ("unit", "string"),
+                ("reference_low", "string"),
+                ("reference_high", "string"),
+                ("abnormal_flag", "string"),
+                ("time", _ts),
+                _quality,
+            ),
+            "time",
+        ),
+        Entity(
+            "order",
+            "order_id",
+            (  # orders and referrals
+                ("order_id", "string"),
+                ("patient_key", "string"),
+                ("case_id", "string"),
+                ("order_type", "string"),  # order, referral or as written
+                ("code", "string"),  # what was ordered, in code_system
+                ("code_system", "string"),
+                ("code_system_version", "string"),
+                ("text", "string"),
+                ("ordering_unit", "string"),
+                ("performing_unit", "string"),
+                ("status", "string"),
+                ("time", _ts),
+                ("completed_time", _ts),
                 _quality,
             ),
             "time",
@@ -191,6 +288,26 @@ ENTITIES: dict[str, Entity] = {
         ),
     )
 }
+
+
+def coded_columns(columns: Sequence[str]) -> dict[str, tuple[str, str]]:
+    """Coded column -> its code system and version columns (``atc`` -> ``atc_system``, ``atc_system_version``).
+
+    A column is coded when both columns named by :data:`CODE_SYSTEM_SUFFIXES` follow it in the model.
+    """
+    have = set(columns)
+    return {
+        c: (c + CODE_SYSTEM_SUFFIXES[0], c + CODE_SYSTEM_SUFFIXES[1])
+        for c in columns
+        if all(c + suffix in have for suffix in CODE_SYSTEM_SUFFIXES)
+    }
+
+
+#: every coded column of the model (by entity): code -> (system column, version column)
+CODED: dict[str, dict[str, tuple[str, str]]] = {
+    name: found for name, e in ENTITIES.items() if (found := coded_columns(e.field_names))
+}
+
 
 #: Columns of a findings file (one per partition): one row per source row the mapping found
 #: something on, or corrected, whatever became of it. ``source_key`` is the row's own key in the

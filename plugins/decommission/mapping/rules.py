@@ -176,8 +176,9 @@ def _code_finding(
 ) -> Finding:
     """Codes judged by their system (one for the column, or one per row from ``system_column``), padding aside."""
     values = trimmed(col)
+    absent = mask(pc.is_null(values)) if rule.optional else np.zeros(len(values), dtype=bool)
     if rule.system is not None:
-        ok = codes.valid(code_system(rule.system), values)
+        ok = codes.valid(code_system(rule.system), values) | absent
         return Finding(~ok, Reason.CODE_INVALID, _fixed(f"not a valid {rule.system} code"), raw)
     which = key_text(rows[rule.system_column]) if rows is not None else pa.nulls(len(values), pa.string())
     named = pc.index_in(pc.utf8_trim_whitespace(which), value_set=pa.array(list(rule.systems), pa.string()))
@@ -187,6 +188,7 @@ def _code_finding(
         rows_i = np.flatnonzero(named == i)
         if len(rows_i):
             ok[rows_i] = codes.valid(code_system(system), values.take(pa.array(rows_i, pa.int64())))
+    ok |= absent
     systems = list(rule.systems.values())
 
     def detail(hit_rows: np.ndarray) -> list[str]:

@@ -27,15 +27,20 @@ RECORD_FILENAME = "record.xml"
 ELEMENTS: dict[str, tuple[str | None, str]] = {
     "patient": (None, "patient"),
     "case": ("cases", "case"),
+    "transfer": ("transfers", "transfer"),
     "document": ("documents", "document"),
     "diagnosis": ("diagnoses", "diagnosis"),
+    "procedure": ("procedures", "procedure"),
     "medication": ("medications", "medication"),
     "lab_result": ("labResults", "labResult"),
+    "observation": ("observations", "observation"),
+    "order": ("orders", "order"),
     "attachment": ("attachments", "attachment"),
     "access_log": ("accessLog", "logEntry"),
 }
-#: the entities below the patient, in the order they appear in a record file
+#: the entities below the patient, in the order they appear in a record file (the model's order)
 RECORD_ENTITIES: tuple[str, ...] = tuple(name for name in ENTITIES if name != "patient")
+assert set(ELEMENTS) == set(ENTITIES), "every entity of the model needs its record file elements"
 
 
 def _q(name: str) -> str:

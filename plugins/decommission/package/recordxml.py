@@ -16,7 +16,7 @@ import pyarrow.compute as pc
 
 from decommission.errors import PackageError
 from decommission.mapping import flags as qflags
-from decommission.model import CODE_SYSTEM_SUFFIXES, ENTITIES, QUALITY
+from decommission.model import CODED, ENTITIES, QUALITY, coded_columns
 from decommission.package import xmltext
 from decommission.package.records import ELEMENTS, NS, RECORD_ENTITIES, RECORD_VERSION, camel
 
@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 _REFERENCES = {"case_id": "caseId", "document_id": "documentId"}
 #: columns never written as elements
 _SKIPPED = {"patient_key", "content", "__rank", QUALITY}
-_RECORD_PATIENT = ("given_name", "family_name", "sex", "birth_date")
+_RECORD_PATIENT = ("given_name", "family_name", "sex", "birth_date", "death_date", "death_cause")
 _MANIFEST_PATIENT = ("given_name", "family_name", "birth_date")
 _RESTRICTIONS = ("protected_identity", "blocked", "confidential")
 DECLARATION = "<?xml version='1.0' encoding='UTF-8'?>\n"
@@ -127,9 +127,15 @@ def patient_fragments(
         f"\n{inner}<personalId",
         "</personalId>",
     )
+    coded = CODED["patient"]
     for column in columns:
         tag = camel(column)
-        rows.value(_escaped("patient", patients, column, keys), f"\n{inner}<{tag}>", f"</{tag}>")
+        value = _escaped("patient", patients, column, keys)
+        if column in coded:
+            value = _with_code_system("patient", patients, coded[column], keys, value)
+            rows.value(value, f"\n{inner}<{tag}", f"</{tag}>")
+            continue
+        rows.value(value, f"\n{inner}<{tag}>", f"</{tag}>")
     rows.text(f"\n{inner}<accessRestrictions")
     for column in _RESTRICTIONS:
         rows.value(_escaped("patient", patients, column, keys, attribute=True), f' {camel(column)}="', '"')
@@ -162,16 +168,8 @@ def entity_fragments(entity: str, table: pa.Table, extra: dict[str, pa.Array] | 
         element = camel(column)
         value = _escaped(entity, table, column, keys)
         if column in coded:
-            # the code's system and version are attributes of its element (absent where null)
-            system, version = (_escaped(entity, table, c, keys, attribute=True) for c in coded[column])
-            attributes = pc.binary_join_element_wise(
-                xmltext.wrap(system, ' codeSystem="', '"'),
-                xmltext.wrap(version, ' codeSystemVersion="', '"'),
-                xmltext.lit(">"),
-                value,
-                xmltext.lit(""),
-            )
-            rows.value(attributes, f"\n      <{element}", f"</{element}>")
+            value = _with_code_system(entity, table, coded[column], keys, value)
+            rows.value(value, f"\n      <{element}", f"</{element}>")
             continue
         rows.value(value, f"\n      <{element}>", f"</{element}>")
     for name, values in (extra or {}).items():
@@ -182,14 +180,19 @@ def entity_fragments(entity: str, table: pa.Table, extra: dict[str, pa.Array] | 
     return rows.text(f"\n    </{tag}>").render()
 
 
-def coded_columns(columns: list[str]) -> dict[str, tuple[str, str]]:
-    """Coded column -> its code system and version columns (``code`` -> ``code_system``, ``code_system_version``)."""
-    have = set(columns)
-    return {
-        c: (c + CODE_SYSTEM_SUFFIXES[0], c + CODE_SYSTEM_SUFFIXES[1])
-        for c in columns
-        if all(c + suffix in have for suffix in CODE_SYSTEM_SUFFIXES)
-    }
+def _with_code_system(
+    entity: str, table: pa.Table, system_columns: tuple[str, str], keys: pa.Array, value: pa.Array
+) -> pa.Array:
+    """`` codeSystem=".." codeSystemVersion="..">value`` of a coded column: the code's system and version are
+    attributes of its element (each absent where null); null where the code is null (no element)."""
+    system, version = (_escaped(entity, table, c, keys, attribute=True) for c in system_columns)
+    return pc.binary_join_element_wise(
+        xmltext.wrap(system, ' codeSystem="', '"'),
+        xmltext.wrap(version, ' codeSystemVersion="', '"'),
+        xmltext.lit(">"),
+        value,
+        xmltext.lit(""),
+    )
 
 
 class _Slices:

@@ -22,7 +22,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from decommission.errors import MappingError
-from decommission.model import ENTITIES, Disposition, Reason
+from decommission.model import CODED, ENTITIES, Disposition, Reason
 from decommission.plan import code_systems as codes_registry
 from decommission.plan import identity_schemes as schemes_registry
 from decommission.plan.yamlfile import YamlFileError, line_of, read_yaml
@@ -170,6 +170,8 @@ class RuleSpec(_Model):
     system_column: str | None = None
     #: ... and its values -> code system names (a value not listed is an invalid code)
     systems: dict[str, str] | None = None
+    #: code: a row without a code (null) is no finding (a cause of death only the deceased have, say)
+    optional: bool = False
 
     @model_validator(mode="after")
     def _code_needs_system(self) -> RuleSpec:
@@ -254,7 +256,9 @@ class TableSpec(_Model):
         if entity is not None and entity.key not in fields and key is not None:
             derived = isinstance(key, list) or bool(data.get("key_prefix"))
             fields[entity.key] = {"column": ROW_KEY if derived else key}
-        return {**data, "fields": fields}
+        rules = data.get("rules") or []
+        implied = _implied_code_rules(data.get("entity", ""), fields, rules) if isinstance(rules, list) else []
+        return {**data, "fields": fields, **({"rules": [*rules, *implied]} if implied else {})}
 
     @model_validator(mode="after")
     def _fields_match_entity(self) -> TableSpec:
@@ -326,6 +330,41 @@ class TableSpec(_Model):
     def staged_columns(self) -> list[str]:
         """The columns of the table's staging file: what the spec reads, then the row key it makes."""
         return [*self.columns(), ROW_KEY] if self.derived_key else self.columns()
+
+
+def _implied_code_rules(entity: str, fields: dict[str, Any], rules: list[Any]) -> list[dict[str, Any]]:
+    """The code rules a table's coded fields imply: every code is checked against the system the spec names.
+
+    A coded field copied from a column (as it is, or trimmed) whose system field is a constant or a
+    lookup of a column is checked like an explicit ``code`` rule on that column; a column an explicit
+    ``code`` rule already checks is left to it. A system taken from a column as it is implies nothing
+    (the column's values are not known to name systems): declare the rule.
+    """
+    checked = {r.get("column") for r in rules if isinstance(r, dict) and r.get("rule") == "code"}
+    out = []
+    for code, (system, _version) in CODED.get(entity, {}).items():
+        f, sys = fields.get(code), fields.get(system)
+        if not (isinstance(f, dict) and isinstance(sys, dict)):
+            continue
+        column = f.get("column")
+        copied = f.get("lookup") is None and f.get("transform", "str") in ("str", "trim")
+        if not isinstance(column, str) or not copied or column in checked:
+            continue
+        # an implied check judges the codes that are there: a row without one has nothing to check
+        if isinstance(sys.get("value"), str) and sys.get("column") is None:
+            out.append({"rule": "code", "column": column, "system": sys["value"], "optional": True})
+        elif isinstance(sys.get("column"), str) and isinstance(sys.get("lookup"), dict) and sys["lookup"]:
+            out.append(
+                {
+                    "rule": "code",
+                    "column": column,
+                    "system_column": sys["column"],
+                    "systems": sys["lookup"],
+                    "optional": True,
+                }
+            )
+        checked.add(column)
+    return out
 
 
 @dataclass(frozen=True)
@@ -401,6 +440,28 @@ class Correction(_Model):
         return self
 
 
+def _check_coded_fields(name: str, table: TableSpec, known: list[str]) -> None:
+    """Each coded field's system names a known code system, and agrees with the rule that checks its column."""
+    for code, (system, _version) in CODED.get(table.entity, {}).items():
+        f = table.fields.get(system)
+        if f is None:
+            continue
+        at = f"tables.{name}.fields.{system}"
+        named = [f.value] if f.value is not None else sorted(set((f.lookup or {}).values()))
+        for value in named:
+            if value not in known:
+                raise ValueError(f"{at}: unknown code system {value!r} (known: {', '.join(known)})")
+        source = table.fields.get(code)
+        if f.value is None or source is None or source.column is None:
+            continue
+        for rule in table.rules:
+            if rule.rule == "code" and rule.column == source.column and rule.system not in (None, f.value):
+                raise ValueError(
+                    f"{at}: says '{f.value}', but the code rule on column '{source.column}' checks "
+                    f"'{rule.system}': the record would name another system than the codes were checked against"
+                )
+
+
 class MappingSpec(_Model):
     system: str
     timezone: str = "Europe/Stockholm"
@@ -451,7 +512,9 @@ class MappingSpec(_Model):
             raise ValueError(f"patient_table '{self.patient_table}' is not one of tables {sorted(self.tables)}")
         if self.tables[self.patient_table].entity != "patient":
             raise ValueError(f"patient_table '{self.patient_table}' must map to entity 'patient'")
+        known_systems = [*codes_registry.REGISTRY, *self.code_systems]
         for name, table in self.tables.items():
+            _check_coded_fields(name, table, known_systems)
             for i, rule in enumerate(table.rules):
                 for system in rule.system_names() if rule.rule == "code" else []:
                     if system not in codes_registry.REGISTRY and system not in self.code_systems:

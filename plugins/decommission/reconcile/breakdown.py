@@ -52,6 +52,8 @@ from decommission.validate.tarindex import patient_records
 if TYPE_CHECKING:
     from decommission.plan.run import Run
 
+#: a coded element (its name in a record file) -> its attributes -> the model columns they carry
+_CODE_ELEMENTS = {camel(column): attributes for column, attributes in CODE_ATTRIBUTES.items()}
 NO_YEAR = "-"
 MAX_LISTED = 1000
 _MOD = 2**64
@@ -472,7 +474,7 @@ class _RecordReader:
                 found[field] = child.text or ""
             elif child.tag == self.quality:
                 flags = [dict(flag.attrib) for flag in child]
-            for attribute, target in CODE_ATTRIBUTES.get(etree.QName(child).localname, {}).items():
+            for attribute, target in _CODE_ELEMENTS.get(etree.QName(child).localname, {}).items():
                 if target in wanted and child.get(attribute) is not None:
                     found[target] = child.get(attribute)  # a code's system: an attribute of its element
         if flags:
@@ -520,7 +522,7 @@ def _stylesheet(fields: dict[str, list[str]]) -> etree._Element:
         for field in fields.get(entity, []):
             attribute = {"case_id": "caseId", "document_id": "documentId"}.get(field)
             coded = next(
-                (f"r:{el}/@{a}" for el, attrs in CODE_ATTRIBUTES.items() for a, t in attrs.items() if t == field), None
+                (f"r:{el}/@{a}" for el, attrs in _CODE_ELEMENTS.items() for a, t in attrs.items() if t == field), None
             )
             node = f"@{attribute}" if attribute else coded or f"r:{camel(field)}"
             body.append(

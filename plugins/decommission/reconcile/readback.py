@@ -22,7 +22,7 @@ from lxml import etree
 from decommission.errors import ArchiveError
 from decommission.mapping import flags as qflags
 from decommission.mapping.transform import map_partition
-from decommission.model import ENTITIES, QUALITY
+from decommission.model import CODED, ENTITIES, QUALITY
 from decommission.package.records import ELEMENTS, NS, camel, format_value
 from decommission.plan.mapping_spec import MappingSpec
 from decommission.privacy import keyed_hash
@@ -35,8 +35,12 @@ _NOT_IN_XML = {"patient_key", "content", QUALITY}
 _REFERENCES = {"case_id": "caseId", "document_id": "documentId"}
 _RESTRICTIONS = ("protected_identity", "blocked", "confidential")
 
-#: coded column -> attribute of its element -> the model column it carries (recordxml.coded_columns)
-CODE_ATTRIBUTES = {"code": {"codeSystem": "code_system", "codeSystemVersion": "code_system_version"}}
+#: coded column -> attribute of its element -> the model column it carries (model.CODED, as recordxml writes it)
+CODE_ATTRIBUTES: dict[str, dict[str, str]] = {
+    column: {"codeSystem": system, "codeSystemVersion": version}
+    for coded in CODED.values()
+    for column, (system, version) in coded.items()
+}
 
 #: fields of one record: name -> text as the record file carries it (absent fields are missing)
 Fields = dict[str, str]
@@ -172,7 +176,9 @@ def parse_record(data: bytes) -> Records:
                     elif local == QUALITY:
                         fields[QUALITY] = _flags(child, entity)
                     else:
-                        fields[names.get(local, local)] = child.text or ""
+                        column = names.get(local, local)
+                        fields[column] = child.text or ""
+                        _code_system(child, column, fields)
             else:
                 record_id = node.get("id", "")
                 for column, attribute in _REFERENCES.items():
@@ -187,11 +193,16 @@ def parse_record(data: bytes) -> Records:
                         continue
                     column = names.get(local, local)
                     fields[column] = child.text or ""
-                    for attribute, target in CODE_ATTRIBUTES.get(column, {}).items():
-                        if child.get(attribute) is not None:
-                            fields[target] = child.get(attribute)
+                    _code_system(child, column, fields)
             out[entity][record_id] = fields
     return out
+
+
+def _code_system(child: Any, column: str, fields: Fields) -> None:
+    """A code's system and version, attributes of its element, as the model columns they carry."""
+    for attribute, target in CODE_ATTRIBUTES.get(column, {}).items():
+        if child.get(attribute) is not None:
+            fields[target] = child.get(attribute)
 
 
 def compare(expected: Records, archived: Records) -> list[dict[str, str]]:

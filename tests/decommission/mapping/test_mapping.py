@@ -152,6 +152,10 @@ class TestMapPartition:
             "protected_identity": True,
             "blocked": False,
             "confidential": False,
+            "death_date": None,
+            "death_cause": None,
+            "death_cause_system": None,
+            "death_cause_system_version": None,
             "quality": None,
         }
         docs = pq.read_table(out / "document.parquet").to_pandas()

@@ -89,10 +89,14 @@ class TestWriteRecord:
         assert counts == {
             "patient": 1,
             "case": 2,
+            "transfer": 0,
             "document": 2,
             "diagnosis": 1,
+            "procedure": 0,
             "medication": 0,
             "lab_result": 1,
+            "observation": 0,
+            "order": 0,
             "attachment": 2,
             "access_log": 1,
         }

@@ -64,6 +64,39 @@ def test_every_demo_row_is_archived_or_disposed_per_table(source, vas_sqlite, tm
     assert sum(r.placeholders for r in mapped) == dirt["placeholder_patients"]
 
 
+def test_the_anaesthesia_operations_become_documents_and_asa_observations_with_exact_figures(tmp_path, monkeypatch):
+    """One source table, two spec tables: its dirt counts once per record it becomes, as the generator says."""
+    dirt = build("anestesi", str(tmp_path / "anestesi.sqlite"), seed=11, patients=60)
+    conn = json.dumps({"conn_type": "sqlite", "host": str(tmp_path / "anestesi.sqlite")})
+    monkeypatch.setenv("AIRFLOW_CONN_LEGACY_ANESTESI", conn)
+    source = Source("legacy_anestesi", schema="anestesi")
+    spec = load_spec(REPO / "include" / "mappings" / "anestesi.yaml")
+    parts = make_partitions(source.patient_keys(spec), 30)
+    extracted, mapped = _extract_and_map(source, spec, tmp_path / "stage", parts)
+    rows = sum_counts({t: v["rows"] for t, v in e.items()} for e in extracted)
+    assert rows["operation"] == rows["operation_asa"] == dirt["tables"]["operation"]
+    found: dict[str, dict[str, dict[str, int]]] = {"flagged": {}, "corrected": {}, "disposed": {}}
+    for result in mapped:
+        for kind, counts in found.items():
+            for table, reasons in getattr(result, kind).items():
+                counts[table] = sum_counts([counts.get(table, {}), reasons])
+    expected = expected_outcome(dirt, spec)
+    assert found == expected
+    # the ASA class has no encoding rule: the damaged notes are the document's findings only
+    assert "ENCODING_SUSPECT" in expected["flagged"]["operation"]
+    assert "ENCODING_SUSPECT" not in expected["flagged"].get("operation_asa", {})
+    assert expected["disposed"]["operation_asa"] == expected["disposed"]["operation"]
+    observations = [
+        r
+        for p in parts
+        for r in pq.read_table(tmp_path / "stage" / p.id / "mapped" / "observation.parquet").to_pylist()
+    ]
+    documents = sum(result.mapped["operation"] for result in mapped)
+    assert len(observations) == documents > 0
+    assert {o["code_system"] for o in observations} == {"asa"} and {o["name"] for o in observations} == {"ASA-klass"}
+    assert all(o["code"] == o["value"] and o["code"].startswith("ASA ") for o in observations)
+
+
 def test_control_totals_do_not_depend_on_the_partitioning(source, tmp_path):
     """The same rows give the same digests whether read as one partition or several."""
     spec = load_spec(REPO / "include" / "mappings" / "vas.yaml")
