@@ -805,8 +805,11 @@ def expected_outcome(report: dict, spec: MappingSpec) -> dict[str, dict[str, dic
 
 
 def _reasons_found(table: Any, patient_table: bool) -> set[str]:
-    """The reasons a spec table's rows can be found with: its rules', and an orphan's (its patient missing)."""
+    """The reasons a spec table's rows can be found with: its rules', an orphan's (its patient missing), and a
+    wall-clock time's that names no one instant (a field converted from local time)."""
     found = {RULE_REASON[r.rule] for r in table.rules}
+    if any(f.transform == "local_time" for f in table.fields.values()):
+        found.add(Reason.LOCAL_TIME_ADJUSTED)
     if any(r.rule == "personal_id" for r in table.rules):
         found |= {Reason.ID_INVALID_FORMAT, Reason.ID_INVALID_CHECKSUM, Reason.ID_INVALID_DATE}
     if not patient_table:

@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 import tarfile
 import zipfile
+from collections import Counter
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -124,22 +126,29 @@ def _delivered_and_reconciled(dag, report: dict, out: Path) -> dict:
 
 
 def _check_records(out: Path, report: dict) -> None:
-    """Padded codes archived trimmed, with their code system; ICD-9 and ICD-10 side by side."""
-    codes: dict[str, set[str]] = {}
+    """Every table in its own kind of record; padded codes trimmed, each with its code system."""
+    seen: Counter[str] = Counter()
     for package in sorted((out / "packages").glob("*.tar")):
         with tarfile.open(package) as tar:
             for member in tar.getmembers():
                 if member.name.endswith("record.xml"):
                     text = tar.extractfile(member).read().decode("utf-8")
-                    for system in ("icd10se", "icd9cm", "sjukhus_lab"):
-                        if f'codeSystem="{system}"' in text:
-                            codes.setdefault(system, set()).add(member.name)
-                    assert "I10    " not in text and 'codeSystem="icd10se">J18.9 <' not in text
+                    for tag in ("transfer", "procedure", "observation", "order", "deathDate", "referenceHigh"):
+                        seen[tag] += text.count(f"<{tag}>") + text.count(f"<{tag} ")
+                    for system in ("icd10se", "icd9cm", "kva", "sjukhus_lab", "vitalparametrar", "atc"):
+                        seen[system] += text.count(f'codeSystem="{system}"')
+                    assert not re.search(r'codeSystem="[a-z0-9_]+">[^<]* <', text), "a padded code archived"
                 elif member.name.endswith(".siard"):
                     siard = zipfile.ZipFile(tar.extractfile(member))
                     assert "header/metadata.xml" in siard.namelist()
-    assert set(codes) == {"icd10se", "icd9cm", "sjukhus_lab"}, codes
-    assert report["clean_but_hard"]["padded_codes"] > 0 and report["clean_but_hard"]["icd9_diagnoses"] > 0
+    tables = report["tables"]
+    disposed = report["expected_findings"]["labsvar"]["SOFT_DELETED"]
+    assert seen["transfer"] == tables["transfer"] and seen["procedure"] == tables["atgard"]
+    assert seen["observation"] == tables["vitalparameter"]
+    assert seen["order"] == tables["provtagning"] + tables["bestallning"] + tables["remiss"]
+    assert seen["deathDate"] == report["clean_but_hard"]["deaths"] > 0
+    assert 0 < seen["referenceHigh"] <= tables["labsvar"] - disposed + tables["vitalparameter"]
+    assert seen["icd9cm"] > 0 and seen["icd10se"] > 0 and seen["kva"] > 0 and seen["atc"] > 0, seen
 
 
 def test_the_hospital_system_on_sqlite_reconciles_pass_with_exact_figures(tmp_path, monkeypatch, r7sim, airflow_db):
@@ -157,5 +166,6 @@ def test_the_hospital_system_on_postgres_reconciles_pass_with_exact_figures(
     try:
         dag, report = _wire(tmp_path, monkeypatch, own_database)
         _delivered_and_reconciled(dag, report, tmp_path / "out" / "sjukhus")
+        _check_records(tmp_path / "out" / "sjukhus", report)
     finally:
         drop_reader(own_database, "adt", name="hospital_e2e_reader")
