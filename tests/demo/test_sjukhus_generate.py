@@ -246,9 +246,9 @@ def test_postgres_build_matches_sqlite(pg_dsn, tmp_path):
 
 def test_a_clock_change_day_is_found_by_zoneinfo_too():
     from demo.generate import _DAYS
-    from demo.sjukhus import _dst_days
+    from demo.sjukhus_values import dst_days
 
-    spring, autumn = _dst_days()
+    spring, autumn = dst_days()
     for index in (*spring, *autumn):
         day = datetime.fromisoformat(_DAYS[index])
         before = (day + timedelta(hours=1)).replace(tzinfo=ZONE).utcoffset()
