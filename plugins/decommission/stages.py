@@ -26,7 +26,7 @@ from decommission.files import write_atomic
 from decommission.ledger import canonical, programme_ledger
 from decommission.mapping.transform import map_partition
 from decommission.model import DISPOSED_FILE, FINDINGS_FILE
-from decommission.plan.mapping_spec import check_against_source
+from decommission.plan.mapping_spec import check_against_source, split_name
 from decommission.plan.programme import Plan, System
 from decommission.plan.run import Run, is_final, refuse_if_decommissioned, resolve_milestone, run_date
 from decommission.privacy import current_key
@@ -268,6 +268,8 @@ def _raw_part(run: Run, extract_dir: Path, mapped_dir: Path) -> Any:
                 foreign_keys=tuple(entry["foreign_keys"]),
                 comment=entry.get("comment", ""),
                 disposed=frozenset(disposed),
+                # a table of another schema than the source's is named schema.table (source/catalogue.py)
+                schema=split_name(entry["name"])[0],
             )
         )
 

@@ -11,6 +11,7 @@ demo's decision, each under its reason.
 from __future__ import annotations
 
 import datetime as dt
+import io
 import json
 import re
 import tarfile
@@ -23,6 +24,7 @@ import pytest
 
 from demo.generate import build, expected_outcome
 from tests.integration.test_dag_e2e import REPO
+from tests.siard_reader import read_siard
 
 DATABASE = "decommission_hospital_e2e"
 PATIENTS = 60
@@ -128,6 +130,7 @@ def _delivered_and_reconciled(dag, report: dict, out: Path) -> dict:
 def _check_records(out: Path, report: dict) -> None:
     """Every table in its own kind of record; padded codes trimmed, each with its code system."""
     seen: Counter[str] = Counter()
+    raw_tables: dict[str, int] = {}
     for package in sorted((out / "packages").glob("*.tar")):
         with tarfile.open(package) as tar:
             for member in tar.getmembers():
@@ -139,8 +142,11 @@ def _check_records(out: Path, report: dict) -> None:
                         seen[system] += text.count(f'codeSystem="{system}"')
                     assert not re.search(r'codeSystem="[a-z0-9_]+">[^<]* <', text), "a padded code archived"
                 elif member.name.endswith(".siard"):
-                    siard = zipfile.ZipFile(tar.extractfile(member))
-                    assert "header/metadata.xml" in siard.namelist()
+                    # the two schemas each a schema of the SIARD part, read by the reader that is not ours
+                    data = tar.extractfile(member).read()
+                    assert b"<name>adt</name>" in zipfile.ZipFile(io.BytesIO(data)).read("header/metadata.xml")
+                    for name, table in read_siard(data).items():
+                        raw_tables[name] = raw_tables.get(name, 0) + len(table.rows)
     tables = report["tables"]
     disposed = report["expected_findings"]["labsvar"]["SOFT_DELETED"]
     assert seen["transfer"] == tables["transfer"] and seen["procedure"] == tables["atgard"]
@@ -148,6 +154,9 @@ def _check_records(out: Path, report: dict) -> None:
     assert seen["order"] == tables["provtagning"] + tables["bestallning"] + tables["remiss"]
     assert seen["deathDate"] == report["clean_but_hard"]["deaths"] > 0
     assert 0 < seen["referenceHigh"] <= tables["labsvar"] - disposed + tables["vitalparameter"]
+    assert raw_tables["klinik.diagnos"] == tables["diagnos"] and raw_tables["patient"] == tables["patient"]
+    assert raw_tables["klinik.labsvar"] == tables["labsvar"] - disposed and raw_tables["klinik.kodverk"] == 4
+    assert len(raw_tables) == 21
     assert seen["icd9cm"] > 0 and seen["icd10se"] > 0 and seen["kva"] > 0 and seen["atc"] > 0, seen
 
 
