@@ -9,7 +9,8 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def plan_path() -> Path:
-    return Path(os.environ.get("DECOMMISSION_PLAN", REPO / "include" / "programme.yaml"))
+    # set but empty is unset, as in a shell (Path("") would be the working folder)
+    return Path(os.environ.get("DECOMMISSION_PLAN") or REPO / "include" / "programme.yaml")
 
 
 def home() -> Path:

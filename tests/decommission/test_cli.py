@@ -71,3 +71,74 @@ def test_the_module_runs_as_the_readme_writes_it(tmp_path):
     )
     assert done.returncode == 0, done.stderr
     assert "legacy_vas" in json.loads(done.stdout)
+
+
+def test_ledger_verify_of_no_ledger_is_an_error_not_an_intact_empty_ledger(tmp_path, capsys):
+    missing = tmp_path / "nowhere" / "ledger.sqlite"
+    assert main(["ledger", "verify", "--sqlite", str(missing)]) == 1
+    assert "no ledger file there" in capsys.readouterr().err
+    assert not missing.exists() and not missing.parent.exists()  # verifying creates nothing
+    other = tmp_path / "other.sqlite"
+    with sqlite3.connect(other) as db:
+        db.execute("CREATE TABLE t (x)")
+    assert main(["ledger", "verify", "--sqlite", str(other)]) == 1
+    assert "without a ledger (no table ledger_entry)" in capsys.readouterr().err
+    garbage = tmp_path / "garbage.sqlite"
+    garbage.write_bytes(b"not a database at all" * 100)
+    assert main(["ledger", "verify", "--sqlite", str(garbage)]) == 1
+    assert "not a SQLite database" in capsys.readouterr().err
+
+
+def test_ledger_verify_with_an_unknown_connection_exits_1_with_a_sentence(capsys):
+    assert main(["ledger", "verify", "--conn-id", "no_such_ledger"]) == 1
+    err = capsys.readouterr().err
+    assert "no_such_ledger" in err and "isn't defined" in err and "Traceback" not in err
+
+
+def test_pools_with_a_folder_or_an_empty_setting_for_the_plan(tmp_path, monkeypatch, capsys):
+    assert main(["pools", str(tmp_path)]) == 1
+    assert "is not a regular file" in capsys.readouterr().err
+    monkeypatch.setenv("DECOMMISSION_PLAN", "")  # set but empty: the default plan, as an unset variable
+    assert main(["pools"]) == 0
+    assert "legacy_vas" in json.loads(capsys.readouterr().out)
+
+
+def test_pools_with_every_system_broken_print_none_and_exit_1(tmp_path, capsys):
+    import shutil
+
+    shutil.copytree(REPO / "include", tmp_path / "include")
+    for spec in (tmp_path / "include" / "mappings").glob("*.yaml"):
+        spec.write_text(spec.read_text(encoding="utf-8").replace("patient_table:", "patient_tabel:"), "utf-8")
+    assert main(["pools", str(tmp_path / "include" / "programme.yaml")]) == 1
+    out = capsys.readouterr()
+    assert json.loads(out.out) == {} and out.err.count(": system ") == 4  # vas, lab, anestesi, sjukhus
+
+
+def _readme_commands() -> list[list[str]]:
+    """Every ``python -m decommission ...`` the README and the guides write, as arguments."""
+    import re
+    import shlex
+
+    found = []
+    for doc in [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]:
+        text = doc.read_text(encoding="utf-8").replace("\\\n", " ")  # a shell line continued
+        for match in re.finditer(r"python -m decommission ([^`|\n]+)", text):
+            words = match.group(1).replace("[", " ").replace("]", " ").split(" | ")[0]
+            found.append(shlex.split(words.replace("|", " ")))
+    return found
+
+
+def test_every_command_the_readme_writes_exists_with_its_options():
+    from decommission.__main__ import build_parser
+
+    parser = build_parser()
+    commands = {a.dest: a for a in parser._actions if a.dest == "command"}["command"].choices
+    seen = set()
+    for words in _readme_commands():
+        assert words and words[0] in commands, f"README: python -m decommission {' '.join(words)}"
+        seen.add(words[0])
+        options = {o for a in commands[words[0]]._actions for o in a.option_strings}
+        for word in words[1:]:
+            if word.startswith("--"):
+                assert word.split("=")[0] in options, f"README: {' '.join(words)}: no option {word}"
+    assert seen == set(commands), f"commands the README does not show: {set(commands) - seen}"

@@ -157,11 +157,16 @@ def schema_folders(database: Database, tables: Sequence[RawTable]) -> dict[str |
 def escape_text(column: pa.Array) -> pa.Array:
     """SIARD text: ``\\`` and what XML 1.0 forbids as ``\\uXXXX``, then the XML escapes (whole column)."""
     column = pc.cast(column, pa.large_string())
-    found = pc.match_substring_regex(column, _ESCAPE_RE2)
+    if isinstance(column, pa.ChunkedArray):  # replace_with_mask takes arrays
+        column = column.combine_chunks()
+    found = pc.fill_null(pc.match_substring_regex(column, _ESCAPE_RE2), False)
     if pc.any(found).as_py():
-        for char in _ESCAPED:
-            if pc.any(pc.match_substring(column, char)).as_py():
-                column = pc.replace_substring(column, char, f"\\u{ord(char):04x}")
+        # only the few values that hold one are rewritten (a pass per character over a whole
+        # column of journal text would cost more than writing it)
+        changed = pc.filter(column, found)
+        for char in _ESCAPED:  # the backslash first: the escapes written after it hold one
+            changed = pc.replace_substring(changed, char, f"\\u{ord(char):04x}")
+        column = pc.replace_with_mask(column, found, changed)
     return xmltext.escape(column)
 
 

@@ -36,10 +36,10 @@ def read_yaml(path: Path, *, max_bytes: int, what: str, lines: dict[tuple[Any, .
         raise
     except OSError as exc:
         raise YamlFileError(f"{path}: the {what} cannot be opened ({type(exc).__name__})") from exc
+    if not stat.S_ISREG(os.fstat(fd).st_mode):  # before fdopen, which refuses a folder with its own error
+        os.close(fd)
+        raise YamlFileError(f"{path}: the {what} is not a regular file")
     with os.fdopen(fd, "rb") as f:
-        info = os.fstat(f.fileno())
-        if not stat.S_ISREG(info.st_mode):
-            raise YamlFileError(f"{path}: the {what} is not a regular file")
         data = f.read(max_bytes + 1)
     if len(data) > max_bytes:
         raise YamlFileError(f"{path}: the {what} is larger than {max_bytes} bytes")

@@ -25,8 +25,13 @@ import base64
 import datetime as dt
 import hashlib
 import io
+import logging
+import multiprocessing
+import os
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
@@ -44,13 +49,15 @@ from decommission.plan.mapping_spec import MappingSpec, TableSpec
 from decommission.privacy import keyed_hash
 from decommission.reconcile.dispositions import findings_tables
 from decommission.reconcile.readback import CODE_ATTRIBUTES
-from decommission.reconcile.timecheck import converted_fields, utc_text
+from decommission.reconcile.timecheck import converted_fields, utc_text, utc_texts
 from decommission.source import staging
 from decommission.source.database import Source
 from decommission.validate.tarindex import patient_records
 
 if TYPE_CHECKING:
     from decommission.plan.run import Run
+
+log = logging.getLogger(__name__)
 
 #: a coded element (its name in a record file) -> its attributes -> the model columns they carry
 _CODE_ELEMENTS = {camel(column): attributes for column, attributes in CODE_ATTRIBUTES.items()}
@@ -67,7 +74,8 @@ def reconcile_breakdown(run: Run, partition_ids: list[str], package_ids: list[st
     fates = _Fates(findings_tables(run, partition_ids, ["source_table", "source_key", "disposition"]))
     columns = {name: _columns(table) for name, table in spec.tables.items()}
     source = _tally_all(spec, Source.for_system(run.system).stream(spec, columns, run.system.agreement.cut_off), fates)
-    extracted = _tally_all(spec, _staged(run, spec, partition_ids, columns), fates, ids=True)
+    # the staged side is counted, not fingerprinted: the fingerprints compare the source with the packages
+    extracted = _tally_all(spec, _staged(run, spec, partition_ids, columns), fates, ids=True, digests=False)
     years: dict[str, Counter[str]] = defaultdict(Counter)
     units = []
     for side, counts in (("source", source), ("extracted", extracted)):
@@ -270,15 +278,21 @@ _KINDS = ("year", "unit", "patient", "year_disposed", "unit_disposed", "year_fla
 
 
 def _tally_all(
-    spec: MappingSpec, batches: Iterator[tuple[str, pa.Table]], fates: _Fates, *, ids: bool = False
+    spec: MappingSpec,
+    batches: Iterator[tuple[str, pa.Table]],
+    fates: _Fates,
+    *,
+    ids: bool = False,
+    digests: bool = True,
 ) -> dict[str, Any]:
-    """Counts of every batch; with ``ids``, also the record ids each table archived (to attribute records)."""
+    """Counts of every batch; with ``ids``, also the record ids each table archived (to attribute records);
+    with ``digests``, the fingerprints."""
     out: dict[str, Any] = {k: Counter() for k in _KINDS}
     out["ids"] = defaultdict(list)
     keep_ids = _shared_entities(spec) if ids else set()
     for name, batch in batches:
         table = spec.tables[name]
-        _tally(out, name, table, batch, fates, table.entity in keep_ids, spec.timezone)
+        _tally(out, name, table, batch, fates, table.entity in keep_ids, spec.timezone, digests)
     return out
 
 
@@ -297,7 +311,14 @@ def _count(counter: Counter, name: str, values: pa.Array) -> None:
 
 
 def _tally(
-    out: dict[str, Any], name: str, table: TableSpec, rows: pa.Table, fates: _Fates, ids: bool, zone: str = "UTC"
+    out: dict[str, Any],
+    name: str,
+    table: TableSpec,
+    rows: pa.Table,
+    fates: _Fates,
+    ids: bool,
+    zone: str = "UTC",
+    digests: bool = True,
 ) -> None:
     """Count one batch of rows of table ``name``: years, units, patients, fates and the fingerprint."""
     n = rows.num_rows
@@ -327,18 +348,20 @@ def _tally(
     record_ids = pc.fill_null(_texts(kept[id_column(table)]), "")
     if ids:
         out["ids"][name].append(record_ids)
+    out["fp_rows"][name] += kept.num_rows
+    if not digests:
+        return
     parts: list[Any] = [_netstring(pa.repeat(pa.scalar(table.entity), kept.num_rows)), _netstring(record_ids)]
     converted = converted_fields(table)
     for field, column in sorted(compared_fields(table).items()):
         if field in converted:  # converted here value by value, independently of the mapping (timecheck)
-            value = pa.array([utc_text(v, zone) for v in kept[column].to_pylist()], pa.string())
+            value = utc_texts(kept[column], zone)
         else:
             value = _texts(kept[column], table.encodings.get(column, "utf-8"))
         parts.append(_netstring(pc.binary_join_element_wise(f"{field}=", value, "", null_handling="emit_null")))
     bodies = pc.binary_join_element_wise(*parts, "", null_handling="skip").cast(pa.binary())
     total = sum(_digest(body) for body in bodies.to_pylist())
     out["fp"][name] = (out["fp"][name] + total) % _MOD
-    out["fp_rows"][name] += kept.num_rows
 
 
 def _netstring(values: pa.Array) -> pa.Array:
@@ -494,16 +517,67 @@ class _RecordReader:
 def _package_fingerprints(
     run: Run, spec: MappingSpec, package_ids: list[str], owners: _Owners
 ) -> tuple[Counter[str], Counter[str]]:
-    """Fingerprints of the record files in the packages, per source table over that table's carried fields."""
-    reader = _RecordReader(spec, owners)
-    for pid in package_ids:
-        for _key, record in patient_records(artefacts.fetch(run.out("packages") / f"{pid}.tar")):
-            reader.read(record)
-    return Counter({t: v % _MOD for t, v in reader.fp.items()}), reader.rows
+    """Fingerprints of the record files in the packages, per source table over that table's carried fields.
+
+    Reading the records back is most of a reconciliation's work (their XML parsed, a stylesheet, a
+    SHA-256 each, with the GIL held): the packages are read in processes of their own, at most
+    :func:`readers` (the sums are added up here, so the result is the same in any order).
+    """
+    # fetched here: a worker process has no connection to the object storage
+    tars = [artefacts.fetch(run.out("packages") / f"{pid}.tar") for pid in package_ids]
+    parts = _read_all(spec, owners, tars)
+    fp: Counter[str] = Counter()
+    rows: Counter[str] = Counter()
+    for part_fp, part_rows in parts:
+        fp.update(part_fp)
+        rows.update(part_rows)
+    return Counter({t: v % _MOD for t, v in fp.items()}), rows
+
+
+def readers() -> int:
+    """Processes that read packages back: ``DECOMMISSION_RECONCILE_PROCESSES``, else the CPUs (at most 4)."""
+    setting = os.environ.get("DECOMMISSION_RECONCILE_PROCESSES", "").strip()
+    return max(1, int(setting)) if setting.isdigit() else max(1, min(4, os.cpu_count() or 1))
+
+
+def _read_all(spec: MappingSpec, owners: _Owners, tars: list[Any]) -> list[tuple[Counter[str], Counter[str]]]:
+    workers = min(len(tars), readers())
+    if workers <= 1:
+        _start_reader(spec, owners)
+        return [_read_package(tar) for tar in tars]
+    context = multiprocessing.get_context("spawn")  # no fork of a task process that may hold threads
+    try:
+        with ProcessPoolExecutor(
+            workers, mp_context=context, initializer=_start_reader, initargs=(spec, owners)
+        ) as pool:
+            return list(pool.map(_read_package, tars))
+    except (BrokenProcessPool, AssertionError, RuntimeError) as exc:
+        # a process that may not start others (a daemon, a script without a main guard): slower, not wrong
+        log.warning("packages read back in this process: no reader processes (%s)", type(exc).__name__)
+        _start_reader(spec, owners)
+        return [_read_package(tar) for tar in tars]
+
+
+_READER: _RecordReader | None = None
+
+
+def _start_reader(spec: MappingSpec, owners: _Owners) -> None:
+    global _READER
+    _READER = _RecordReader(spec, owners)
+
+
+def _read_package(tar: Any) -> tuple[Counter[str], Counter[str]]:
+    """One package's digests and records per source table (in a reader process, or in this one)."""
+    assert _READER is not None
+    _READER.fp, _READER.rows = Counter(), Counter()
+    for _key, record in patient_records(tar):
+        _READER.read(record)
+    return _READER.fp, _READER.rows
 
 
 def _stylesheet(fields: dict[str, list[str]]) -> etree._Element:
-    """XSLT writing each record of a record file as ``<mark><body>``, the body as :func:`record_digest` makes it.
+    """XSLT writing each record of a record file as ``<mark><length>:<body>``, the body as
+    :func:`record_digest` makes it.
 
     The mark is a letter naming the entity (:data:`_MARKS`); a body's parts start with digits.
 
@@ -530,7 +604,11 @@ def _stylesheet(fields: dict[str, list[str]]) -> etree._Element:
                 f':{field}=<xsl:value-of select="."/></xsl:for-each>'
             )
         mark = _MARK_OF[entity]
-        templates.append(f'<xsl:template match="r:{element}">{mark}{"".join(body)}</xsl:template>')
+        # the body's length first, so Python splits the output record by record, not part by part
+        templates.append(
+            f'<xsl:template match="r:{element}"><xsl:variable name="b">{"".join(body)}</xsl:variable>'
+            f'{mark}<xsl:value-of select="string-length($b)"/>:<xsl:value-of select="$b"/></xsl:template>'
+        )
         templates.append(f'<xsl:template match="r:{element}[r:{QUALITY}]" priority="2"/>')
     text = (
         f'<xsl:stylesheet version="1.0" xmlns:xsl="{xsl}" xmlns:r="{NS}">'
@@ -549,15 +627,14 @@ _MARKS = {mark: entity for entity, mark in _MARK_OF.items()}
 
 
 def _netstrings(text: str) -> Iterator[tuple[str, str]]:
-    """(mark, body) of ``<mark><body><mark><body>...``: a body's parts are ``<length>:<text>``, digits first."""
+    """(mark, body) of ``<mark><length>:<body><mark><length>:<body>...`` (lengths in characters)."""
     pos, end = 0, len(text)
     while pos < end:
-        mark = text[pos]
-        start = pos = pos + 1
-        while pos < end and text[pos].isdigit():
-            colon = text.index(":", pos)
-            pos = colon + 1 + int(text[pos:colon])
-        yield mark, text[start:pos]
+        colon = text.index(":", pos + 1)
+        start = colon + 1
+        stop = start + int(text[pos + 1 : colon])
+        yield text[pos], text[start:stop]
+        pos = stop
 
 
 def _head(body: str) -> tuple[str, str]:

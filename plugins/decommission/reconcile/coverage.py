@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable, Mapping
+from dataclasses import replace
 from typing import Any
 
-from decommission.plan.mapping_spec import MappingSpec, qualified_name, split_name
+from decommission.plan.mapping_spec import MappingSpec, split_name
 from decommission.plan.programme import Exclusion, System
 from decommission.source.catalogue import Table, read_catalogue
 from decommission.source.database import Source
@@ -32,30 +33,31 @@ def classify(
     in_scope: Mapping[str, int],
     cut_off: dt.date,
     schema: str,
+    *,
+    own: str | None = None,
+    elsewhere: Iterable[str] = (),
 ) -> dict[str, Any]:
-    """Classify every table and column; return the inventory, per-class totals and the findings.
+    """Classify every table and column of one schema; return the inventory, per-class totals and the findings.
 
     :param in_scope: rows per source table inside the cut-off bound (as the reconciliation counts them)
-    :param schema: the schema name used in the findings (``schema.table.column``)
+    :param schema: the schema of ``catalogue``, named in the findings (``schema.table.column``)
+    :param own: the source's own schema, where a spec table without ``schema:`` lives (default: ``schema``)
+    :param elsewhere: tables of the source's other schemas (an exclusion may name one of them)
     """
+    own = own or schema
     fields: dict[str, dict[str, list[str]]] = {}
     used: dict[str, set[str]] = {}
     preserved: dict[str, set[str]] = {}
-
-    def full(table: str) -> str:
-        """``schema.table`` of a catalogue name (a table of another schema is named so already)."""
-        return table if "." in table else f"{schema}.{table}"
-
     for name, table in spec.tables.items():
-        source = spec.source_name(name, schema).lower()
-        preserved.setdefault(source, set()).update(c.lower() for c in table.preserved)
+        if (table.schema_name or own) == schema and table.query is None:
+            preserved.setdefault(spec.source_table(name).lower(), set()).update(c.lower() for c in table.preserved)
         relations = {r.alias: r for r in spec.relations(name)}
 
         def where(column: str) -> tuple[str | None, str]:
-            """(catalogue table, column) a spec column reads; None for a query's."""
+            """(catalogue table, column) a spec column reads; None for a query's or another schema's."""
             alias, col = table.join_of(column)  # noqa: B023 - used within this iteration only
             r = relations[alias]  # noqa: B023
-            return (None if r.query else qualified_name(r.schema, str(r.table), schema).lower()), col.lower()
+            return (None if r.query or (r.schema or own) != schema else str(r.table).lower()), col.lower()
 
         for target, f in table.fields.items():
             for column in f.columns():
@@ -74,7 +76,8 @@ def classify(
     excluded: dict[tuple[str, str | None], Exclusion] = {
         (e.table.lower(), e.column.lower() if e.column else None): e for e in exclusions
     }
-    reference = {qualified_name(*split_name(n), schema).lower() for n in spec.reference_tables}
+    # the reference tables of this schema (``schema.table`` names one of another schema than the own)
+    reference = {t.lower() for s, t in map(split_name, spec.reference_tables) if (s or own) == schema}
     findings: list[str] = []
     tables = []
     for name, t in sorted(catalogue.items()):
@@ -115,17 +118,17 @@ def classify(
             else:
                 cls, by = "unclassified", ""
                 if whole is None and key in used:
-                    findings.append(f"column {full(name)}.{c.name} is in no mapping and no exclusion")
+                    findings.append(f"column {schema}.{name}.{c.name} is in no mapping and no exclusion")
             columns.append({"name": c.name, "type": c.type, "class": cls, "by": by})
         if key not in used and whole is None:
-            findings.append(f"table {full(name)} ({t.rows} rows) is in no mapping and no exclusion")
+            findings.append(f"table {schema}.{name} ({t.rows} rows) is in no mapping and no exclusion")
             table_class = "unclassified"
         else:
             table_class = "excluded" if whole is not None and key not in used else "mapped"
         rows_in = in_scope.get(name, in_scope.get(key, t.rows)) if key in used else 0
         if key in used and t.rows and not rows_in:
             findings.append(
-                f"table {full(name)} has {t.rows} rows in the source but none on or before the cut-off {cut_off}"
+                f"table {schema}.{name} has {t.rows} rows in the source but none on or before the cut-off {cut_off}"
             )
         tables.append(
             {
@@ -139,21 +142,27 @@ def classify(
                 "columns": columns,
             }
         )
+    known = {n.lower() for n in catalogue} | {n.lower() for n in elsewhere}
     for (table, column), e in sorted(excluded.items(), key=lambda kv: (kv[0][0], kv[0][1] or "")):
+        if schema != own:  # the exclusions' findings once, with the own schema
+            break
         if not e.reference:
-            findings.append(f"the exclusion of {full(table)}{'.' + column if column else ''} has no decision reference")
-        known = table in {n.lower() for n in catalogue}
-        if not known:
-            findings.append(f"the exclusion names {full(table)}, which the source does not have")
+            findings.append(
+                f"the exclusion of {schema}.{table}{'.' + column if column else ''} has no decision reference"
+            )
+        if table not in known:
+            findings.append(f"the exclusion names {schema}.{table}, which the source does not have")
     for name, table_spec in spec.tables.items():
-        source = spec.source_name(name, schema)
+        if (table_spec.schema_name or own) != schema or table_spec.query is not None:
+            continue
+        source = spec.source_table(name)
         have = {
             c.name.lower() for c in catalogue.get(source, catalogue.get(source.lower(), Table(source, (), 0))).columns
         }
         for column in table_spec.preserved:
             if column.lower() not in have:
                 findings.append(
-                    f"tables.{name}.preserved names {full(source)}.{column}, which the source does not have"
+                    f"tables.{name}.preserved names {schema}.{source}.{column}, which the source does not have"
                 )
     totals = {cls: sum(1 for t in tables for c in t["columns"] if c["class"] == cls) for cls in CLASSES}
     columns_all = sum(totals.values())
@@ -178,20 +187,60 @@ def classify(
 
 
 def coverage_of(system: System, spec: MappingSpec, source: Source, in_scope: Mapping[str, int]) -> dict[str, Any]:
-    """Read the source's live catalogue and classify it for this plan entry.
+    """Read the source's live catalogue and classify it for this plan entry: its own schema, and every other
+    schema a spec table or join names (``schema:``), each whole. The own schema's tables go by their names,
+    the other schemas' by ``schema.table``.
 
     :param in_scope: rows inside the cut-off per mapping table (``Source.count_rows``)
     """
-    schema = system.source.schema_name or system.id
-    by_source: dict[str, int] = {}
+    own = system.source.schema_name or system.id
+    # one read of every schema the spec names (on SQLite: the files the connection attaches under those names)
+    every = read_catalogue(source, schemas=spec.schemas(own))
+    catalogues: dict[str, dict[str, Table]] = {own: {n: t for n, t in every.items() if "." not in n}}
+    for schema in spec.schemas(own):
+        catalogues[schema] = {
+            n.split(".", 1)[1]: replace(t, name=n.split(".", 1)[1])
+            for n, t in every.items()
+            if n.startswith(f"{schema}.")
+        }
+    by_source: dict[str, dict[str, int]] = {}
     for name, rows in in_scope.items():
-        source_table = spec.source_name(name, schema)
-        by_source[source_table] = by_source.get(source_table, 0) + rows
-    return classify(
-        read_catalogue(source, schemas=spec.schemas(schema)),
-        spec,
-        system.exclusions,
-        by_source,
-        system.agreement.cut_off,
-        schema,
-    )
+        schema, table = spec.tables[name].schema_name or own, spec.source_table(name)
+        by_source.setdefault(schema, {})[table] = by_source.setdefault(schema, {}).get(table, 0) + rows
+    parts = [
+        classify(
+            catalogue,
+            spec,
+            system.exclusions,
+            by_source.get(schema, {}),
+            system.agreement.cut_off,
+            schema,
+            own=own,
+            elsewhere=[n for s, c in catalogues.items() if s != schema for n in c],
+        )
+        for schema, catalogue in catalogues.items()
+    ]
+    return _merged(parts, own)
+
+
+def _merged(parts: list[dict[str, Any]], own: str) -> dict[str, Any]:
+    """One inventory of the per-schema ones: the own schema's first, the others' tables as ``schema.table``."""
+    if len(parts) == 1:
+        return parts[0]
+    tables = [
+        {**t, "table": t["table"] if p["schema"] == own else f"{p['schema']}.{t['table']}"}
+        for p in parts
+        for t in p["tables"]
+    ]
+    columns = {c: sum(p["columns_by_class"][c] for p in parts) for c in CLASSES}
+    total = sum(columns.values())
+    return {
+        "schema": own,
+        "schemas": [p["schema"] for p in parts],
+        "tables": tables,
+        "columns_by_class": columns,
+        "tables_by_class": {c: sum(p["tables_by_class"][c] for p in parts) for c in parts[0]["tables_by_class"]},
+        "rows": {k: sum(p["rows"][k] for p in parts) for k in parts[0]["rows"]},
+        "coverage": round((total - columns["unclassified"]) / total, 4) if total else 1.0,
+        "findings": [f for p in parts for f in p["findings"]],
+    }

@@ -6,14 +6,23 @@ its own, with zoneinfo's PEP 495 folds (:func:`~decommission.mapping.localtime.l
 and rendered the way a record file carries it. The read-back sample and the content fingerprints
 compare the archive with these values: a fault in the vectorised conversion (a year without
 daylight saving time, a wrong hour at a change) is a difference, not a match with itself.
+
+Whole columns (:func:`utc_texts`) ask zoneinfo per local day instead of per value: a day whose
+readings at 00, 06, 12 and 18 o'clock and at its last microsecond have one offset has it all day
+(no zone changes its offset twice within six hours); the rows of a day with a change, and values
+that are not plain times, go value by value. Arrow renders the text, not the packager's formatter.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from typing import Any
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from decommission.mapping.localtime import later_reading
 from decommission.package.records import format_value
@@ -48,3 +57,69 @@ def _as_datetime(value: Any) -> dt.datetime | None:
         return dt.datetime.fromisoformat(text.strip())
     except ValueError:
         return pd.Timestamp(text.strip()).to_pydatetime()  # the other forms the mapping reads (dateutil)
+
+
+_US = 1_000_000
+_DAY_US = 86_400 * _US
+_EPOCH = dt.datetime(1970, 1, 1)
+#: the instants of a local day whose readings must agree for the day to have one offset
+_PROBES_US = (0, 6 * 3600 * _US, 12 * 3600 * _US, 18 * 3600 * _US, _DAY_US - 1)
+
+
+def utc_texts(column: pa.Array | pa.ChunkedArray, zone: str) -> pa.Array:
+    """:func:`utc_text` of every value of a column (a string array; null stays null)."""
+    if isinstance(column, pa.ChunkedArray):
+        column = column.combine_chunks()
+    wall = _walls(column)
+    if wall is None:
+        return pa.array([utc_text(v, zone) for v in column.to_pylist()], pa.string())
+    read = pc.is_valid(wall).to_numpy(zero_copy_only=False)
+    micros = pc.cast(wall, pa.int64()).fill_null(0).to_numpy(zero_copy_only=False)
+    unique, inverse = np.unique(np.floor_divide(micros, _DAY_US), return_inverse=True)
+    found = [_day_offset(day, zone) for day in unique.tolist()]
+    offset = np.array([0 if f is None else f for f in found], dtype=np.int64)[inverse]
+    uniform = np.array([f is not None for f in found], dtype=bool)[inverse]
+    # UTC as a naive column: Arrow writes it fast ("YYYY-MM-DD hh:mm:ss.ffffff"; with a zone it looks it up per value)
+    utc = pa.array(micros - offset, pa.int64(), mask=~read).cast(pa.timestamp("us"))
+    text = pc.replace_substring(pc.cast(utc, pa.string()), pattern=" ", replacement="T", max_replacements=1)
+    text = pc.binary_join_element_wise(pc.replace_substring(text, pattern=".000000", replacement=""), "Z", "")
+    # each on its own: the values of a day with a change, and those not read as a plain time in years 1-9998
+    odd = np.flatnonzero(pc.is_valid(column).to_numpy(zero_copy_only=False) & ~(read & uniform))
+    if odd.size:
+        singles = pa.array([utc_text(column[int(i)].as_py(), zone) for i in odd], pa.string())
+        mask = np.zeros(len(column), dtype=bool)
+        mask[odd] = True
+        text = pc.replace_with_mask(text, pa.array(mask), singles)
+    return text
+
+
+def _walls(column: pa.Array) -> pa.Array | None:
+    """Naive wall-clock ``timestamp[us]`` of each value read as a plain time in years 1-9998, else null;
+    None: a column of another type, value by value."""
+    kind = column.type
+    if pa.types.is_timestamp(kind) and kind.tz is None:
+        wall = pc.cast(column, pa.timestamp("us"), safe=False)
+    elif pa.types.is_date(kind):
+        wall = pc.cast(pc.cast(column, pa.date32()).cast(pa.timestamp("s")), pa.timestamp("us"))
+    elif pa.types.is_string(kind) or pa.types.is_large_string(kind):
+        text = pc.utf8_trim_whitespace(column)
+        try:
+            wall = pc.cast(text, pa.timestamp("us"))
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):  # some other form: the common one, the rest alone
+            wall = pc.strptime(text, format="%Y-%m-%d %H:%M:%S", unit="us", error_is_null=True)
+    else:  # a zone-aware time is an instant already; other types as utc_text reads them
+        return None
+    years = pc.year(wall)
+    inside = pc.fill_null(pc.and_(pc.greater_equal(years, 1), pc.less_equal(years, 9998)), False)
+    return pc.if_else(inside, wall, pa.scalar(None, wall.type))
+
+
+@functools.lru_cache(maxsize=65_536)
+def _day_offset(day: int, zone: str) -> int | None:
+    """The UTC offset (µs) all of a local day's wall-clock times have by :func:`later_reading`; None: it changes."""
+    found = set()
+    for probe in _PROBES_US:
+        wall = _EPOCH + dt.timedelta(microseconds=day * _DAY_US + probe)
+        utc = later_reading(wall, zone).replace(tzinfo=None)
+        found.add((wall - utc) // dt.timedelta(microseconds=1))
+    return found.pop() if len(found) == 1 else None

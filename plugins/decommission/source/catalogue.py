@@ -178,6 +178,10 @@ def raw_scope(
     The raw representation keeps every other column, as the source holds it. A column the spec
     reads stays even when excluded (the mapping needs it). A table the catalogue lacks is left out
     here (preflight has refused such a spec already).
+
+    :param catalogue: the catalogue of the source's own schema and of the other schemas the spec names
+        (:func:`read_catalogue` with ``schemas``: their tables as ``schema.table``)
+    :param default: the source's own schema (its tables go by their plain names)
     """
     by_name = {name.lower(): table for name, table in catalogue.items()}
     gone: set[tuple[str, str | None]] = {(e.table.lower(), e.column.lower() if e.column else None) for e in exclusions}
@@ -224,3 +228,45 @@ def table_from_json(data: Mapping[str, Any]) -> Table:
         foreign_keys=tuple(data.get("foreign_keys", ())),
         comment=data.get("comment", ""),
     )
+
+
+def missing_schemas(source: Source, schemas: Iterable[str]) -> list[str]:
+    """The schemas of ``schemas`` that the source login cannot see (PostgreSQL; a SQLite file has one, unnamed).
+
+    :raises SourceError: the source cannot be reached
+    """
+    wanted = list(schemas)
+    if source.dialect != "postgres" or not wanted:
+        return []
+    with source.snapshot() as conn:
+        cur = conn.cursor()
+        # has_schema_privilege: a schema the login may not use is as good as missing for reading
+        cur.execute(
+            "SELECT nspname FROM pg_catalog.pg_namespace WHERE nspname = ANY(%s)"
+            " AND has_schema_privilege(oid, 'USAGE')",
+            (wanted,),
+        )
+        found = {row[0] for row in cur.fetchall()}
+        cur.close()
+    return [s for s in wanted if s not in found]
+
+
+def is_unique(source: Source, table: str, columns: Iterable[str], schema: str | None = None) -> bool:
+    """Whether no two rows of ``table`` share the values of ``columns`` (a null counts as a value): counts only.
+
+    :raises SourceError: the table cannot be read (names the table, never a value)
+    """
+    names = ", ".join(quote(c) for c in columns)
+    try:
+        with source.snapshot() as conn:
+            cur = conn.cursor()
+            cur.execute(f"SELECT 1 FROM {source.qualified(table, schema)} GROUP BY {names} HAVING COUNT(*) > 1 LIMIT 1")
+            duplicate = cur.fetchone() is not None
+            cur.close()
+            return not duplicate
+    except SourceError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - drivers quote values in messages; name the class only
+        raise SourceError(
+            f"table '{table}' of source '{source.conn_id}' could not be read ({type(exc).__name__})"
+        ) from exc

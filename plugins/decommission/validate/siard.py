@@ -92,6 +92,36 @@ def _metadata(v: Checker, rel: str, archive: zipfile.ZipFile) -> list[tuple[str,
     return tables
 
 
+_XS = {"xs": "http://www.w3.org/2001/XMLSchema"}
+
+
+def may_name_files(tree: etree._ElementTree) -> bool:
+    """Whether a table schema lets a cell carry a ``file`` attribute (a large object in a file of its own).
+
+    True when a column's element has a type that declares one, directly or by derivation, and
+    whenever the schema could allow it less visibly (any attribute, attribute groups or references,
+    an element's own anonymous type): then every cell is looked at.
+    """
+    if tree.xpath("//xs:anyAttribute | //xs:attributeGroup | //xs:attribute[@ref]", namespaces=_XS):
+        return True
+    if tree.xpath("//xs:element/xs:complexType", namespaces=_XS) and tree.xpath(
+        "//xs:element/xs:complexType//xs:attribute[@name='file']", namespaces=_XS
+    ):
+        return True
+    named = {t.get("name") for t in tree.xpath("//xs:complexType[.//xs:attribute[@name='file']]", namespaces=_XS)}
+    while True:  # types derived from one that has it have it too
+        derived = {
+            t.get("name")
+            for t in tree.xpath("//xs:complexType[@name]", namespaces=_XS)
+            for base in t.xpath(".//xs:extension/@base | .//xs:restriction/@base", namespaces=_XS)
+            if str(base).rpartition(":")[2] in named
+        }
+        if derived <= named:
+            break
+        named |= derived
+    return any(str(t).rpartition(":")[2] in named for t in tree.xpath("//xs:element/@type", namespaces=_XS))
+
+
 def _table(v: Checker, rel: str, archive: zipfile.ZipFile, names: set[str], folder: str) -> int | None:
     """A table's XML against its own schema; its rows, or None when it could not be read."""
     base = folder.rsplit("/", 1)[-1]
@@ -99,7 +129,9 @@ def _table(v: Checker, rel: str, archive: zipfile.ZipFile, names: set[str], fold
     if not v.need(xml in names and xsd in names, "SIARD", rel, f"{folder}: table file or its schema missing"):
         return None
     where = f"{rel}!{xml}"
-    schema = etree.XMLSchema(xmlsafe.parse_whole(archive.read(xsd), xmlsafe.parser()))
+    tree = xmlsafe.parse_whole(archive.read(xsd), xmlsafe.parser())
+    schema = etree.XMLSchema(tree)
+    has_lobs = may_name_files(tree)
     rows = 0
     lobs: list[tuple[str, int, str, int]] = []
     try:
@@ -107,12 +139,16 @@ def _table(v: Checker, rel: str, archive: zipfile.ZipFile, names: set[str], fold
             for _event, element in v.events(stream, schema, events=("end",), tag=[_ROW, _TABLE]):
                 if element.tag == _ROW:
                     rows += 1
-                    for cell in element:
-                        if cell.get("file") is not None:
-                            lobs.append(
-                                (cell.get("file"), int(cell.get("length") or -1), cell.get("digest") or "", rows)
-                            )
-                    xmlsafe.free(element)
+                    if has_lobs:
+                        for cell in element:
+                            if cell.get("file") is not None:
+                                lobs.append(
+                                    (cell.get("file"), int(cell.get("length") or -1), cell.get("digest") or "", rows)
+                                )
+                    # emptied at once, dropped from the tree a thousand at a time (bounded either way)
+                    element.clear(keep_tail=True)
+                    if rows % 1024 == 0:
+                        xmlsafe.free(element)
     except (etree.LxmlError, xmlsafe.Refused) as exc:
         v.xml_error(where, exc, private=True)
         return None

@@ -17,7 +17,6 @@ from __future__ import annotations
 import io
 import os
 import struct
-import tarfile
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -218,29 +217,34 @@ class Window(io.RawIOBase):
 RECORD_FILE = "record.xml"
 
 
-def _record_members(stream: tarfile.TarFile) -> Iterator[tuple[str, tarfile.TarInfo]]:
-    for member in stream:
-        parts = member.name.split("/")
-        # <package>/representations/rep1/data/<patient>/record.xml
-        if member.isfile() and len(parts) == 6 and parts[1:4] == ["representations", "rep1", "data"]:
-            if parts[5] == RECORD_FILE:
-                yield parts[4], member
+def _record_key(member: Member) -> str | None:
+    """The patient folder of a record file (``<package>/representations/rep1/data/<patient>/record.xml``)."""
+    parts = member.name.split("/")
+    if member.kind == "file" and len(parts) == 6 and parts[1:4] == ["representations", "rep1", "data"]:
+        return parts[4] if parts[5] == RECORD_FILE else None
+    return None
 
 
 def patient_records(tar: Path) -> Iterator[tuple[str, bytes]]:
     """(patient folder, bytes of its record file) of a package tar, in the tar's order.
 
     The delivered tar is the only copy of a package on our side: the read-back sample and the
-    fingerprints read record files from it, one at a time (sequentially, no member list kept).
+    fingerprints read record files from it, one at a time (sequentially, no member list kept),
+    through :func:`iter_index` (the standard library's reader parses each header in Python at
+    several times the cost).
+
+    :raises Unreadable: the tar is malformed or truncated
     """
-    with tarfile.open(tar, "r|") as stream:
-        for key, member in _record_members(stream):
-            handle = stream.extractfile(member)
-            if handle is not None:
-                yield key, handle.read()
+    with open(tar, "rb") as data:
+        for member in iter_index(tar):
+            key = _record_key(member)
+            if key is not None:
+                record = os.pread(data.fileno(), member.size, member.offset)
+                if len(record) != member.size:
+                    raise Unreadable(f"{member.name}: the tar ends inside it (truncated)")
+                yield key, record
 
 
 def patient_folders(tar: Path) -> list[str]:
     """The patient folders of a package tar (their names are the source's patient keys), sorted."""
-    with tarfile.open(tar, "r|") as stream:
-        return sorted(key for key, _member in _record_members(stream))
+    return sorted(key for member in iter_index(tar) if (key := _record_key(member)) is not None)

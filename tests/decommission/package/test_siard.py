@@ -186,7 +186,7 @@ def test_a_package_holds_its_raw_representation_and_validates(tmp_path):
     assert "representations/rep2/METS.xml" in hrefs
 
 
-def test_the_validator_finds_a_row_count_that_differs(tmp_path):
+def _package_with_raw(tmp_path: Path) -> tuple[Path, Path]:
     raw = siard.RawPart(DATABASE, (_raw_table(_staged(tmp_path / "note.parquet")),))
     built = sip.build_package(
         mapped=write_mapped(tmp_path / "mapped"),
@@ -196,8 +196,12 @@ def test_the_validator_finds_a_row_count_that_differs(tmp_path):
         directory=True,
         raw=raw,
     )
+    return built.directory, built.directory / "representations" / "rep2" / "data" / f"{built.package_id}.siard"
+
+
+def test_the_validator_finds_a_row_count_that_differs(tmp_path):
     # the SIARD file's metadata altered to claim one row more (in the folder: its hashes checked separately)
-    path = built.directory / "representations" / "rep2" / "data" / f"{built.package_id}.siard"
+    folder, path = _package_with_raw(tmp_path)
     with zipfile.ZipFile(path) as archive:
         entries = [(info, archive.read(info)) for info in archive.infolist()]
     with zipfile.ZipFile(path, "w") as archive:
@@ -205,7 +209,7 @@ def test_the_validator_finds_a_row_count_that_differs(tmp_path):
             if info.filename == "header/metadata.xml":
                 body = body.replace(b"<rows>5</rows>", b"<rows>6</rows>")
             archive.writestr(info, body)
-    report = validate_package(built.directory)
+    report = validate_package(folder)
     assert any(p.requirement == "SIARD-ROWS" for p in report.problems), report.to_text()
 
 
@@ -279,3 +283,47 @@ def test_a_table_of_another_schema_is_a_schema_of_its_own_and_counts_as_schema_t
     report = validate_package(built.container)
     assert report.ok, report.to_text()
     assert report.raw_rows == built.raw_rows == result.rows
+
+
+def test_the_validator_finds_a_large_object_file_missing(tmp_path):
+    folder, path = _package_with_raw(tmp_path)
+    with zipfile.ZipFile(path) as archive:
+        entries = [(info, archive.read(info)) for info in archive.infolist()]
+    gone = next(info.filename for info, _body in entries if "/lob4/" in info.filename)
+    with zipfile.ZipFile(path, "w") as archive:
+        for info, body in entries:
+            if info.filename != gone:
+                archive.writestr(info, body)
+    report = validate_package(folder)
+    assert any(p.requirement == "SIARD-LOB" for p in report.problems), report.to_text()
+
+
+XS = "http://www.w3.org/2001/XMLSchema"
+
+
+def _schema(body: str) -> etree._ElementTree:
+    return etree.ElementTree(etree.fromstring(f'<xs:schema xmlns:xs="{XS}">{body}</xs:schema>'))
+
+
+_FILE_TYPE = '<xs:complexType name="blobType"><xs:attribute name="file"/></xs:complexType>'
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        (_FILE_TYPE + '<xs:element name="c1" type="xs:string"/>', False),  # declared, used by no column
+        (_FILE_TYPE + '<xs:element name="c1" type="blobType"/>', True),
+        (
+            _FILE_TYPE + '<xs:complexType name="mine"><xs:complexContent><xs:extension base="blobType"/>'
+            '</xs:complexContent></xs:complexType><xs:element name="c1" type="mine"/>',
+            True,
+        ),
+        ('<xs:element name="c1"><xs:complexType><xs:attribute name="file"/></xs:complexType></xs:element>', True),
+        ('<xs:complexType name="t"><xs:anyAttribute/></xs:complexType><xs:element name="c1" type="t"/>', True),
+        ('<xs:attributeGroup name="g"><xs:attribute name="file"/></xs:attributeGroup>', True),
+    ],
+)
+def test_the_validator_looks_at_cells_whenever_a_schema_could_let_one_name_a_file(body, expected):
+    from decommission.validate.siard import may_name_files
+
+    assert may_name_files(_schema(body)) is expected

@@ -57,3 +57,33 @@ def test_a_changed_value_changes_the_digest():
     other.read(RECORD.replace(b"Rad ett.", b"Rad ett!"))
     assert one.fp["journalanteckning"] != other.fp["journalanteckning"]
     assert one.fp["vardkontakt"] == other.fp["vardkontakt"]
+
+
+def _package(path: Path, records: list[bytes]) -> Path:
+    import io
+    import tarfile
+
+    with tarfile.open(path, "w", format=tarfile.PAX_FORMAT) as tar:
+        for key, record in enumerate(records):
+            info = tarfile.TarInfo(f"p/representations/rep1/data/{key}/record.xml")
+            info.size = len(record)
+            tar.addfile(info, io.BytesIO(record))
+    return path
+
+
+def test_packages_read_in_processes_of_their_own_sum_to_the_same(tmp_path, monkeypatch):
+    from decommission.reconcile import breakdown
+
+    spec = load_spec(REPO / "include" / "mappings" / "vas.yaml")
+    tars = [
+        _package(tmp_path / "a.tar", [RECORD, RECORD.replace(b"Rad ett.", b"Rad ett!")]),
+        _package(tmp_path / "b.tar", [RECORD.replace(b'key="7"', b'key="8"')]),
+        _package(tmp_path / "c.tar", []),
+    ]
+    found = {}
+    for readers in ("1", "3"):
+        monkeypatch.setenv("DECOMMISSION_RECONCILE_PROCESSES", readers)
+        parts = breakdown._read_all(spec, _owners(spec, {}), tars)
+        found[readers] = [(dict(fp), dict(rows)) for fp, rows in parts]
+    assert found["1"] == found["3"]
+    assert [sum(rows.values()) for _fp, rows in found["3"]] == [10, 5, 0]

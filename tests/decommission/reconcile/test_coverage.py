@@ -141,3 +141,29 @@ class TestReadCatalogue:
         assert note.primary_key == ("nid",)
         assert note.foreign_keys == ({"columns": ["pid"], "table": "patient", "references": ["id"]},)
         assert catalogue["patient"].rows == 2
+
+
+def test_a_spec_table_of_another_schema_is_classified_with_that_schema_only():
+    spec = MappingSpec.model_validate(
+        {
+            **SPEC.model_dump(by_alias=True, exclude={"path", "lines", "correction_list"}),
+            "tables": {
+                **SPEC.model_dump(by_alias=True)["tables"],
+                "svar": {
+                    "entity": "lab_result",
+                    "schema": "lab",
+                    "key": "sid",
+                    "patient_key": "pid",
+                    "fields": {"result_id": {"column": "sid"}, "patient_key": {"column": "pid"}},
+                    "preserved": ["intern"],
+                },
+            },
+        }
+    )
+    own = classify(CATALOGUE, spec, [exclusion("svar", "extra")], {}, CUT_OFF, "demo", elsewhere=["svar"])
+    assert not [f for f in own["findings"] if "svar" in f]  # neither its preserved column nor its exclusion
+    lab = {"svar": table("svar", "sid", "pid", "intern", "extra")}
+    other = classify(lab, spec, [exclusion("svar", "extra")], {"svar": 5}, CUT_OFF, "lab", own="demo")
+    columns = {c["name"]: c["class"] for c in other["tables"][0]["columns"]}
+    assert columns == {"sid": "mapped", "pid": "mapped", "intern": "preserved", "extra": "excluded"}
+    assert other["findings"] == []

@@ -99,3 +99,48 @@ def test_a_broken_conversion_is_caught(tmp_path, monkeypatch):
 )
 def test_utc_text_renders_as_the_record_file(value, text):
     assert timecheck.utc_text(value, "America/New_York") == text
+
+
+def _walls_around_changes() -> list[dt.datetime | None]:
+    """Every quarter hour of the change days of 2025 and of 2180 (New York and Stockholm), a summer day, a null."""
+    days = [dt.date(y, m, d) for y in (2025, 2180) for m, d in ((3, 9), (3, 30), (11, 2), (10, 26), (7, 1))]
+    days += [dt.date(2180, 3, 10), dt.date(2180, 11, 3), dt.date(2180, 3, 31), dt.date(2180, 10, 27)]
+    walls: list[dt.datetime | None] = [
+        dt.datetime.combine(day, dt.time()) + dt.timedelta(minutes=15 * i, microseconds=7 * (i % 3))
+        for day in days
+        for i in range(96)
+    ]
+    return [*walls, None]
+
+
+@pytest.mark.parametrize("zone", ["America/New_York", "Europe/Stockholm", "Australia/Lord_Howe"])
+@pytest.mark.parametrize("written", ["timestamp", "text", "date"])
+def test_a_whole_column_is_converted_as_each_value_on_its_own(zone, written):
+    walls = _walls_around_changes()
+    if written == "timestamp":
+        column = pa.array(walls, pa.timestamp("us"))
+    elif written == "date":
+        column = pa.array([w and w.date() for w in walls], pa.date32())
+    else:
+        column = pa.array([w and w.isoformat(sep=" ") for w in walls], pa.string())
+    one_by_one = [timecheck.utc_text(v, zone) for v in column.to_pylist()]
+    assert timecheck.utc_texts(column, zone).to_pylist() == one_by_one
+    assert one_by_one[-1] is None and one_by_one[0].endswith("Z")
+
+
+def test_a_column_of_other_forms_goes_value_by_value():
+    column = pa.array(["2025-03-09T02:30:00", "9 March 2025 01:00", None])
+    assert timecheck.utc_texts(column, "America/New_York").to_pylist() == [
+        "2025-03-09T07:30:00Z",
+        "2025-03-09T06:00:00Z",
+        None,
+    ]
+
+
+def test_values_outside_the_plain_form_go_alone_the_rest_together():
+    column = pa.array(
+        ["2025-07-01 10:00:00", "9999-12-31 00:00:00", "1 July 2025 10:00", " 2025-07-01 10:00:00.5 ", None]
+    )
+    assert timecheck.utc_texts(column, "Europe/Stockholm").to_pylist() == [
+        timecheck.utc_text(v, "Europe/Stockholm") for v in column.to_pylist()
+    ]
