@@ -87,9 +87,11 @@ from demo.vocab import (  # noqa: E402
 )
 from demo.writers import PostgresWriter, SqliteWriter, Table, Writer  # noqa: E402
 
-__all__ = ["MIN_PATIENTS", "SYSTEMS", "build", "expected_outcome", "main"]
+__all__ = ["HOSPITAL", "MIN_PATIENTS", "SYSTEMS", "build", "expected_outcome", "main"]
 
 SYSTEMS = ("vas", "lab", "anestesi")
+#: the hospital-shaped system of two schemas (:mod:`demo.sjukhus`)
+HOSPITAL = "sjukhus"
 #: Fewer patients cannot hold every kind of dirt plus the clean majority.
 MIN_PATIENTS = 10
 FIRST_DAY = date(1995, 1, 1)
@@ -644,16 +646,26 @@ def _epoch(day: int, h: int, m: int, s: int) -> int:
 
 
 # ---------------------------------------------------------------- build
-def build(system: str, target: str, *, seed: int = 7, patients: int = 200, schema: str | None = None) -> dict:
+def build(
+    system: str,
+    target: str,
+    *,
+    seed: int = 7,
+    patients: int = 200,
+    schema: str | None = None,
+    klinik_schema: str | None = None,
+) -> dict:
     """Build one demo legacy system and return its dirt report.
 
-    :param system: ``vas``, ``lab`` or ``anestesi``.
+    :param system: ``vas``, ``lab``, ``anestesi`` or ``sjukhus`` (two schemas: on SQLite a second file
+        beside ``target``, :func:`demo.sjukhus.klinik_path`).
     :param target: a SQLite file path (written atomically via ``<file>.tmp``; the dirt
         report goes to ``<file>.dirt.json``) or a ``postgresql://`` URL (the schema is
         dropped and recreated).
     :param seed: seed of every random choice.
     :param patients: number of patient rows, at least :data:`MIN_PATIENTS`.
-    :param schema: PostgreSQL schema; default: the system's name.
+    :param schema: PostgreSQL schema; default: the system's name (``sjukhus``: ``adt``).
+    :param klinik_schema: ``sjukhus`` on PostgreSQL: the second schema's name (default ``klinik``).
     :returns: the dirt report: ``system``, ``seed``, ``patients``, ``tables`` (rows per
         table), ``identities``, ``dirt``, ``expected_findings`` (table -> reason -> rows,
         non-zero entries only: each row under its first reason), ``corrections`` (the rows
@@ -661,10 +673,12 @@ def build(system: str, target: str, *, seed: int = 7, patients: int = 200, schem
         patient keys orphan rows name, each becoming a placeholder patient in the archive).
     :raises ValueError: for an unknown system, too few patients or a bad schema name.
     """
-    if system not in SYSTEMS:
-        raise ValueError(f"system must be one of {', '.join(SYSTEMS)}, got {system!r}")
+    if system not in (*SYSTEMS, HOSPITAL):
+        raise ValueError(f"system must be one of {', '.join((*SYSTEMS, HOSPITAL))}, got {system!r}")
     if isinstance(patients, bool) or not isinstance(patients, int) or patients < MIN_PATIENTS:
         raise ValueError(f"patients must be an integer of at least {MIN_PATIENTS}, got {patients!r}")
+    if system == HOSPITAL:
+        return _build_hospital(target, seed, patients, schema, klinik_schema)
     tables = _SCHEMAS[system]
     postgres = bool(_PG_URL.match(str(target)))
     if postgres:
@@ -696,6 +710,19 @@ def build(system: str, target: str, *, seed: int = 7, patients: int = 200, schem
     if not postgres:
         _write_json(Path(str(target) + DIRT_SUFFIX), report)
     return report
+
+
+def _build_hospital(target: str, seed: int, patients: int, schema: str | None, klinik: str | None) -> dict:
+    from demo import sjukhus
+
+    if not _PG_URL.match(str(target)):
+        return sjukhus.build(target, None, seed=seed, patients=patients)
+    names = (schema or sjukhus.ADT, klinik or sjukhus.KLINIK)
+    for name in names:
+        if not _SCHEMA_NAME.match(name) or name == "public" or name.startswith("pg_"):
+            raise ValueError(f"schema must be a lower-case identifier other than public and pg_*, got {name!r}")
+    url = re.sub(r"^postgres(?:ql)?(?:\+[a-z0-9_]+)?://", "postgresql://", str(target), flags=re.IGNORECASE)
+    return sjukhus.build(target, url, seed=seed, patients=patients, schemas=names)
 
 
 def _check_identities(g: _Gen) -> None:
@@ -787,8 +814,11 @@ def expected_by_reason(report: dict, spec: MappingSpec) -> dict[str, int]:
 
 
 def _reasons_found(table: Any, patient_table: bool) -> set[str]:
-    """The reasons a spec table's rows can be found with: its rules', and an orphan's (its patient missing)."""
+    """The reasons a spec table's rows can be found with: its rules', an orphan's (its patient missing), and a
+    wall-clock time's that names no one instant (a field converted from local time)."""
     found = {RULE_REASON[r.rule] for r in table.rules}
+    if any(f.transform == "local_time" for f in table.fields.values()):
+        found.add(Reason.LOCAL_TIME_ADJUSTED)
     if any(r.rule == "personal_id" for r in table.rules):
         found |= {Reason.ID_INVALID_FORMAT, Reason.ID_INVALID_CHECKSUM, Reason.ID_INVALID_DATE}
     if not patient_table:
@@ -808,7 +838,7 @@ def _write_json(path: Path, report: dict) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Command line: build one system and print its dirt report as JSON."""
     parser = argparse.ArgumentParser(prog="python -m demo.generate", description=__doc__.splitlines()[0])
-    parser.add_argument("--system", required=True, choices=SYSTEMS)
+    parser.add_argument("--system", required=True, choices=(*SYSTEMS, HOSPITAL))
     parser.add_argument("--target", required=True, help="SQLite file path or postgresql:// URL")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--patients", type=int, default=200)

@@ -18,12 +18,15 @@ def reader_role(schema: str) -> str:
     return f"{schema}_reader"
 
 
-def create_reader(dsn: str, schema: str, password: str | None = None, *, name: str | None = None) -> str:
+def create_reader(
+    dsn: str, schema: str, password: str | None = None, *, name: str | None = None, also: tuple[str, ...] = ()
+) -> str:
     """Create (or reset) ``<schema>_reader``: LOGIN, USAGE on the schema, SELECT on its tables; return its URL.
 
     :param dsn: a URL of a login that may create roles (the schema's owner or a superuser)
     :param password: the role's password, when the server asks for one (the tests' server trusts 127.0.0.1)
     :param name: another name for the role
+    :param also: further schemas the role may read the same way (a system of several schemas)
     """
     import psycopg
     from psycopg import sql
@@ -37,8 +40,9 @@ def create_reader(dsn: str, schema: str, password: str | None = None, *, name: s
                 db.execute(sql.SQL("CREATE ROLE {} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOINHERIT").format(role))
         if password is not None:
             db.execute(sql.SQL("ALTER ROLE {} PASSWORD {}").format(role, sql.Literal(password)))
-        db.execute(sql.SQL("GRANT USAGE ON SCHEMA {} TO {}").format(s, role))
-        db.execute(sql.SQL("GRANT SELECT ON ALL TABLES IN SCHEMA {} TO {}").format(s, role))
+        for each in (s, *(sql.Identifier(other) for other in also)):
+            db.execute(sql.SQL("GRANT USAGE ON SCHEMA {} TO {}").format(each, role))
+            db.execute(sql.SQL("GRANT SELECT ON ALL TABLES IN SCHEMA {} TO {}").format(each, role))
     url = urlsplit(dsn)
     netloc = f"{name}{':' + password if password else ''}@{url.hostname}" + (f":{url.port}" if url.port else "")
     return urlunsplit(url._replace(netloc=netloc))

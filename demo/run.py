@@ -27,7 +27,7 @@ sys.path[:0] = [str(REPO / "plugins"), str(REPO)]
 from decommission import embedded  # noqa: E402 - the path above must come first
 from decommission.settings import plan_path  # noqa: E402
 
-SYSTEMS = ("vas", "lab", "anestesi")
+SYSTEMS = ("vas", "lab", "anestesi", "sjukhus")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -39,22 +39,30 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def build_sources(out: Path, args: argparse.Namespace) -> tuple[dict[str, str], dict[str, dict]]:
-    from demo.generate import build
+def build_sources(
+    out: Path, args: argparse.Namespace
+) -> tuple[dict[str, str], dict[str, dict], dict[str, dict[str, str]]]:
+    """Build every demo system; return their sources, dirt reports and the SQLite files each attaches."""
+    from demo.generate import HOSPITAL, build
+    from demo.sjukhus import ADT, KLINIK, klinik_path
 
-    sources, reports = {}, {}
+    sources, reports, attached = {}, {}, {}
     for system in SYSTEMS:
         target = args.postgres or str(out / "sources" / f"{system}.sqlite")
         if not args.postgres:
             Path(target).parent.mkdir(parents=True, exist_ok=True)
         reports[system] = build(system, target, seed=args.seed, patients=args.patients)
+        # the hospital system has two schemas: adt (the plan's source schema) and klinik
+        schema, others = (ADT, (KLINIK,)) if system == HOSPITAL else (system, ())
         if args.postgres:  # read through a SELECT-only login, as a region should (preflight checks it)
             from demo.readonly import create_reader
 
-            target = create_reader(args.postgres, system)
+            target = create_reader(args.postgres, schema, also=others)
+        elif system == HOSPITAL:  # on SQLite the second schema is a second file the connection attaches
+            attached[system] = {KLINIK: str(klinik_path(target))}
         sources[system] = target
         print(f"  built {system:9} {sum(reports[system]['tables'].values()):>8} rows  ({target.split('@')[-1]})")
-    return sources, reports
+    return sources, reports, attached
 
 
 class SignoffResponder(threading.Thread):
@@ -107,13 +115,14 @@ def main(argv: list[str] | None = None) -> int:
     archive = R7SimServer(out / "r7sim", out / "r7sim.log")
     archive.data_dir.mkdir(parents=True, exist_ok=True)
     print("Building the legacy systems…")
-    sources, dirt = build_sources(out, args)
+    sources, dirt, attached = build_sources(out, args)
     embedded.configure(
         home=out,
         airflow_home=out / "airflow",
         sources=sources,
         archive_port=archive.port,
         archive_conn=archive.connection_uri(timeout=30),
+        attached=attached,
     )
 
     from airflow.dag_processing.dagbag import DagBag

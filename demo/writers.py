@@ -27,6 +27,12 @@ class Table:
     #: column that holds the patient key (indexed)
     patient_column: str | None
     batch: int = 5000
+    #: the primary key's columns when it is not the first column alone (a composite key)
+    primary_key: tuple[str, ...] = ()
+
+    @property
+    def key(self) -> tuple[str, ...]:
+        return self.primary_key or (self.columns[0][0],)
 
 
 class Writer:
@@ -55,10 +61,8 @@ class SqliteWriter(Writer):
         self.conn.execute("PRAGMA synchronous=OFF")
         self.inserts = {}
         for t in tables:
-            columns = ", ".join(
-                f"{c} {lite}{' PRIMARY KEY' if i == 0 else ''}" for i, (c, lite, _) in enumerate(t.columns)
-            )
-            self.conn.execute(f"CREATE TABLE {t.name} ({columns})")
+            columns = ", ".join(f"{c} {lite}" for c, lite, _ in t.columns)
+            self.conn.execute(f"CREATE TABLE {t.name} ({columns}, PRIMARY KEY ({', '.join(t.key)}))")
             self.inserts[t.name] = f"INSERT INTO {t.name} VALUES ({', '.join('?' * len(t.columns))})"
 
     def write(self, table: str, rows: list[tuple[Any, ...]]) -> None:
@@ -111,7 +115,7 @@ class PostgresWriter(Writer):
             name = sql.Identifier(t.name)
             self.conn.execute(
                 sql.SQL("ALTER TABLE {}.{} ADD PRIMARY KEY ({})").format(
-                    self.schema, name, sql.Identifier(t.columns[0][0])
+                    self.schema, name, sql.SQL(", ").join(sql.Identifier(c) for c in t.key)
                 )
             )
             if t.patient_column:

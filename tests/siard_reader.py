@@ -76,8 +76,10 @@ def read_siard(data: bytes) -> dict[str, ReadTable]:
     metadata = etree.fromstring(archive.read("header/metadata.xml"))
     assert metadata.tag == f"{_MD}siardArchive"
     tables: dict[str, ReadTable] = {}
-    for schema in metadata.iterfind(f"{_MD}schemas/{_MD}schema"):
+    for index, schema in enumerate(metadata.iterfind(f"{_MD}schemas/{_MD}schema")):
         schema_folder = schema.findtext(f"{_MD}folder")
+        # the first schema is the source's own: its tables by their names; another's as schema.table
+        prefix = "" if index == 0 else f"{schema.findtext(f'{_MD}name')}."
         for table in schema.iterfind(f"{_MD}tables/{_MD}table"):
             columns = [
                 ReadColumn(c.findtext(f"{_MD}name"), c.findtext(f"{_MD}type"), c.findtext(f"{_MD}typeOriginal") or "")
@@ -85,7 +87,7 @@ def read_siard(data: bytes) -> dict[str, ReadTable]:
             ]
             folder = f"content/{schema_folder}/{table.findtext(f'{_MD}folder')}"
             read = ReadTable(
-                table.findtext(f"{_MD}name"),
+                prefix + table.findtext(f"{_MD}name"),
                 folder,
                 int(table.findtext(f"{_MD}rows")),
                 columns,

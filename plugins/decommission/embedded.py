@@ -35,8 +35,11 @@ def demo_archive_connection(port: int) -> str:
     )
 
 
-def source_connection(target: str, schema: str | None) -> str:
-    """Connection JSON for a demo source: a SQLite file path or a postgresql:// URL."""
+def source_connection(target: str, schema: str | None, attach: dict[str, str] | None = None) -> str:
+    """Connection JSON for a demo source: a SQLite file path or a postgresql:// URL.
+
+    :param attach: SQLite: the system's other schemas, schema name -> database file (attached read-only)
+    """
     if target.startswith("postgres"):
         from urllib.parse import urlsplit
 
@@ -51,15 +54,25 @@ def source_connection(target: str, schema: str | None) -> str:
                 "schema": url.path.lstrip("/") or "postgres",
             }
         )
-    return json.dumps({"conn_type": "sqlite", "host": str(Path(target).resolve())})
+    conn: dict = {"conn_type": "sqlite", "host": str(Path(target).resolve())}
+    if attach:
+        conn["extra"] = {"attach": {name: str(Path(path).resolve()) for name, path in sorted(attach.items())}}
+    return json.dumps(conn)
 
 
 def configure(
-    *, home: Path, airflow_home: Path, sources: dict[str, str], archive_port: int, archive_conn: str | None = None
+    *,
+    home: Path,
+    airflow_home: Path,
+    sources: dict[str, str],
+    archive_port: int,
+    archive_conn: str | None = None,
+    attached: dict[str, dict[str, str]] | None = None,
 ) -> dict[str, str]:
     """Set (and return) the environment for an embedded run; call before importing Airflow.
 
     :param sources: system id -> SQLite path or postgresql:// URL of its demo database
+    :param attached: system id -> its other schemas' SQLite files (schema name -> file), see :func:`source_connection`
     :param archive_conn: the archive connection's JSON; r7sim's demo account on ``archive_port`` if not given
     """
     home.mkdir(parents=True, exist_ok=True)
@@ -86,6 +99,8 @@ def configure(
         "PYTHONPATH": os.pathsep.join([str(REPO / "plugins"), str(REPO), os.environ.get("PYTHONPATH", "")]),
     }
     for system_id, target in sources.items():
-        env[f"AIRFLOW_CONN_LEGACY_{system_id.upper()}"] = source_connection(target, system_id)
+        env[f"AIRFLOW_CONN_LEGACY_{system_id.upper()}"] = source_connection(
+            target, system_id, (attached or {}).get(system_id)
+        )
     os.environ.update(env)
     return env

@@ -26,7 +26,7 @@ from decommission.files import write_atomic
 from decommission.ledger import canonical, programme_ledger
 from decommission.mapping.transform import map_partition
 from decommission.model import DISPOSED_FILE, FINDINGS_FILE
-from decommission.plan.mapping_spec import Relation, check_against_source
+from decommission.plan.mapping_spec import check_against_source, split_name
 from decommission.plan.programme import Plan, System
 from decommission.plan.run import Run, is_final, refuse_if_decommissioned, resolve_milestone, run_date
 from decommission.privacy import current_key
@@ -99,7 +99,7 @@ def preflight(run: Run) -> dict[str, Any]:
         log.warning("keyed hashes use the public demo key (DECOMMISSION_ALLOW_DEMO_KEY=1): for demos and tests only")
     spec = run.spec
     relations = [r for t in spec.tables for r in spec.relations(t)]
-    relations += [Relation(None, None, name) for name in spec.reference_tables]
+    relations += [spec.reference_relation(name) for name in spec.reference_tables]
     live = Source.for_system(run.system).live_schema(relations)
     problems = check_against_source(spec, live)
     if problems:
@@ -130,7 +130,7 @@ def preflight(run: Run) -> dict[str, Any]:
 
 def _check_read_only(run: Run, source: Source) -> None:
     """The source login must not be able to write: refused before a delivery that counts, warned before a test."""
-    problems = source.write_access()
+    problems = source.write_access(run.spec.schemas(run.system.source.schema_name))
     run.record("source_access", {"milestone": run.milestone.value, "read_only": not problems, "problems": problems})
     if not problems:
         return
@@ -183,14 +183,12 @@ def extract(run: Run, partition: dict[str, Any]) -> dict[str, Any]:
     part = Partition.from_dict(partition)
     spec = run.spec
     source = Source.for_system(run.system)
-    catalogue = read_catalogue(source, count=False)
-    # a spec table in another schema (``schema:``) keeps every column in the raw representation too
-    schemas = sorted({t.schema_name for t in spec.tables.values() if t.schema_name} - {source.schema or ""})
-    others = {s: read_catalogue(Source(source.conn_id, schema=s), count=False) for s in schemas}
-    scope = raw_scope(catalogue, spec, run.system.exclusions, others)
+    own = run.system.source.schema_name or run.system.id  # as the coverage inventory names it
+    catalogue = read_catalogue(source, count=False, schemas=spec.schemas(own))
+    scope = raw_scope(catalogue, spec, run.system.exclusions, own)
     extra = {name: [c.name for c in table.columns] for name, table in scope.items()}
     # tables not bound to a patient: whole, once per delivery, with the first partition (its range starts open)
-    reference = reference_scope(catalogue, spec, run.system.exclusions) if part.lo is None else {}
+    reference = reference_scope(catalogue, spec, run.system.exclusions, own) if part.lo is None else {}
     final = staging.stage_slot(run.system.id, run.milestone.value, "extract", part.id)
     with staging.replacing(final) as tmp:
         totals = source.extract_partition(
@@ -270,11 +268,13 @@ def _raw_part(run: Run, extract_dir: Path, mapped_dir: Path) -> Any:
                 foreign_keys=tuple(entry["foreign_keys"]),
                 comment=entry.get("comment", ""),
                 disposed=frozenset(disposed),
+                # a table of another schema than the source's is named schema.table (source/catalogue.py)
+                schema=split_name(entry["name"])[0],
             )
         )
 
     for name, entry in catalogue["tables"].items():
-        add(entry, extract_dir / f"{name}.parquet", spec.tables[name].key, gone.get(name, set()))
+        add(entry, extract_dir / f"{name}.parquet", spec.tables[name].row_key, gone.get(name, set()))
     for name, entry in catalogue["reference"].items():
         key = (entry["primary_key"] or [entry["columns"][0]["name"]])[0]
         add(entry, extract_dir / f"{REFERENCE_PREFIX}{name}.parquet", key, set())

@@ -110,6 +110,7 @@ def test_broken_plan_builds_only_valid_dags(tmp_path, monkeypatch):
     assert set(bag.dags) == {
         "decommission_lab",
         "decommission_anestesi",
+        "decommission_sjukhus",
         "decommission_watchdog",
         "decommission_board_report",
     }

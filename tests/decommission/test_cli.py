@@ -13,7 +13,12 @@ REPO = Path(__file__).resolve().parents[2]
 def test_pools_follow_the_plan(capsys):
     assert main(["pools", str(REPO / "include" / "programme.yaml")]) == 0
     pools = json.loads(capsys.readouterr().out)
-    assert {name: p["slots"] for name, p in pools.items()} == {"legacy_vas": 2, "legacy_lab": 1, "legacy_anestesi": 1}
+    assert {name: p["slots"] for name, p in pools.items()} == {
+        "legacy_vas": 2,
+        "legacy_lab": 1,
+        "legacy_anestesi": 1,
+        "legacy_sjukhus": 2,
+    }
 
 
 def test_ledger_verify_names_the_changed_entry(tmp_path, capsys):
@@ -38,7 +43,7 @@ def test_pools_with_a_broken_mapping_exit_1_and_name_it(tmp_path, capsys):
     assert main(["pools", str(tmp_path / "include" / "programme.yaml")]) == 1
     out = capsys.readouterr()
     # the valid systems keep their pools; the broken one is named on stderr, with its file and line
-    assert set(json.loads(out.out)) == {"legacy_vas", "legacy_lab"}
+    assert set(json.loads(out.out)) == {"legacy_vas", "legacy_lab", "legacy_sjukhus"}
     assert "system 'anestesi': mapping:" in out.err and "anestesi.yaml: line" in out.err
 
 
@@ -106,7 +111,7 @@ def test_pools_with_every_system_broken_print_none_and_exit_1(tmp_path, capsys):
         spec.write_text(spec.read_text(encoding="utf-8").replace("patient_table:", "patient_tabel:"), "utf-8")
     assert main(["pools", str(tmp_path / "include" / "programme.yaml")]) == 1
     out = capsys.readouterr()
-    assert json.loads(out.out) == {} and out.err.count(": system ") == 3
+    assert json.loads(out.out) == {} and out.err.count(": system ") == 4  # vas, lab, anestesi, sjukhus
 
 
 def _readme_commands() -> list[list[str]]:

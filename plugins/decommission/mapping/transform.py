@@ -332,7 +332,7 @@ def _map_slice(rows: pa.Table, ctx: _Context, result: MapResult) -> _Mapped:
         column = mapped.schema.get_field_index("patient_key")
         mapped = mapped.set_column(column, "patient_key", pc.fill_null(mapped["patient_key"], NO_PATIENT_KEY))
     gone = (
-        pc.cast(rows[table.key].filter(pa.array(outcome.disposed)), pa.large_string())
+        pc.cast(rows[table.row_key].filter(pa.array(outcome.disposed)), pa.large_string())
         if outcome.disposed.any()
         else None
     )
@@ -690,8 +690,9 @@ def _field_error(
         try:
             one(col.slice(i, 1), 1)
         except _VALUE_FAULTS:
-            key = rows[table.key][i].as_py() if table.key in rows.column_names else None
-            row = f"row {keyed_hash(None if key is None else str(key))} (keyed hash of its {table.key})"
+            key = rows[table.row_key][i].as_py() if table.row_key in rows.column_names else None
+            what = ", ".join(table.key_columns)
+            row = f"row {keyed_hash(None if key is None else str(key))} (keyed hash of its {what})"
             break
     return MappingError(
         f"table '{name}', column '{fspec.column}' (field {target}, transform {fspec.transform or 'none'}): "

@@ -3,7 +3,9 @@
 SIARD 2.2 (eCH-0165, DILCIS Board) is a ZIP file of XML: ``header/metadata.xml`` (the catalogue:
 tables, columns with their SQL:2008 type and the source's own type, primary and foreign keys,
 comments, row counts) checked by ``header/metadata.xsd``, and per table
-``content/schema0/table<n>/table<n>.xml`` with its own generated ``table<n>.xsd``. Large objects
+``content/schema<s>/table<n>/table<n>.xml`` with its own generated ``table<n>.xsd`` (``schema0`` the
+source's own schema, ``schema1``... the others the mapping reads, each a ``<schema>`` of the metadata
+under its own name). Large objects
 (the source's ``bytea``/``BLOB`` columns) are files of their own in the table's
 ``lob<column>/`` folder, named from the table XML with length and SHA-256.
 
@@ -83,6 +85,13 @@ class RawTable:
     foreign_keys: tuple[dict[str, Any], ...] = ()
     comment: str = ""
     disposed: frozenset[str] = frozenset()
+    #: the source schema when it is not the database's own (then ``name`` is ``schema.table``)
+    schema: str | None = None
+
+    @property
+    def plain_name(self) -> str:
+        """The table's name within its schema."""
+        return self.name.removeprefix(f"{self.schema}.") if self.schema else self.name
 
 
 @dataclass(frozen=True)
@@ -133,6 +142,16 @@ def _is_lob(original: str) -> bool:
 
 def _folder(number: int) -> str:
     return f"table{number}"
+
+
+def schema_folders(database: Database, tables: Sequence[RawTable]) -> dict[str | None, tuple[str, str]]:
+    """(schema name, folder) of each schema the tables are in: the database's own first (``schema0``), then
+    the others in the order their first table comes (None stands for the database's own)."""
+    out: dict[str | None, tuple[str, str]] = {None: (database.schema, SCHEMA_FOLDER)}
+    for table in tables:
+        if table.schema and table.schema not in out:
+            out[table.schema] = (table.schema, f"schema{len(out)}")
+    return out
 
 
 def escape_text(column: pa.Array) -> pa.Array:
@@ -278,9 +297,11 @@ def _staged_schema(table: RawTable) -> pa.Schema:
     return schema
 
 
-def _write_table(archive: zipfile.ZipFile, number: int, table: RawTable) -> tuple[int, list[tuple[str, str]], int]:
+def _write_table(
+    archive: zipfile.ZipFile, number: int, table: RawTable, schema_folder: str = SCHEMA_FOLDER
+) -> tuple[int, list[tuple[str, str]], int]:
     """Write ``table<n>.xml`` and its lobs; return rows, (SIARD type, XSD type) per column, lob files."""
-    folder = f"content/{SCHEMA_FOLDER}/{_folder(number)}"
+    folder = f"content/{schema_folder}/{_folder(number)}"
     schema = _staged_schema(table)
     types = [_sql_type(schema.field(c.name).type, c.type) for c in table.columns]
     names = [c.name for c in table.columns]
@@ -293,7 +314,8 @@ def _write_table(archive: zipfile.ZipFile, number: int, table: RawTable) -> tupl
     )
     with archive.open(_info(f"{folder}/{_folder(number)}.xml"), "w", force_zip64=True) as out:
         out.write(head.encode())
-        for batch in _batches(table.path, names):
+        # the key (a composite key's row key made at extraction) is read for the disposed rows only
+        for batch in _batches(table.path, list(dict.fromkeys([*names, table.key]))):
             batch = _kept(batch, table.key, table.disposed)
             if not batch.num_rows:
                 continue
@@ -400,41 +422,51 @@ def metadata_xml(database: Database, tables: Sequence[RawTable], written: Sequen
     ]
     if database.product:
         out.append(_e("databaseProduct", database.product, 1))
-    out += ["\n  <schemas>\n    <schema>", _e("name", database.schema, 3), _e("folder", SCHEMA_FOLDER, 3)]
-    if tables:
-        out.append("\n      <tables>")
-        for number, (table, (rows, types)) in enumerate(zip(tables, written, strict=True)):
-            out += ["\n        <table>", _e("name", table.name, 5), _e("folder", _folder(number), 5)]
-            if table.comment:
-                out.append(_e("description", table.comment, 5))
-            out.append("\n          <columns>")
-            for index, (column, (sql, xs_type)) in enumerate(zip(table.columns, types, strict=True), start=1):
-                out += ["\n            <column>", _e("name", column.name, 7)]
-                if xs_type == "blobType":
-                    out.append(_e("lobFolder", f"lob{index}", 7))
-                out += [_e("type", sql, 7), _e("typeOriginal", column.type or "unknown", 7)]
-                out.append(_e("nullable", "true" if column.nullable else "false", 7))
-                if column.comment:
-                    out.append(_e("description", column.comment, 7))
-                out.append("\n            </column>")
-            out.append("\n          </columns>")
-            if table.primary_key:
-                out += ["\n          <primaryKey>", _e("name", f"pk_{table.name}", 6)]
-                out += [_e("column", c, 6) for c in table.primary_key]
-                out.append("\n          </primaryKey>")
-            if table.foreign_keys:
-                out.append("\n          <foreignKeys>")
-                for i, fk in enumerate(table.foreign_keys, start=1):
-                    out += ["\n            <foreignKey>", _e("name", fk.get("name") or f"fk_{table.name}_{i}", 7)]
-                    out += [_e("referencedSchema", database.schema, 7), _e("referencedTable", fk["table"], 7)]
-                    for col, ref in zip(fk["columns"], fk["references"], strict=False):
-                        out += ["\n              <reference>", _e("column", col, 8), _e("referenced", ref, 8)]
-                        out.append("\n              </reference>")
-                    out.append("\n            </foreignKey>")
-                out.append("\n          </foreignKeys>")
-            out += [_e("rows", str(rows), 5), "\n        </table>"]
-        out.append("\n      </tables>")
-    out += ["\n    </schema>\n  </schemas>\n  <users/>\n</siardArchive>\n"]
+    out.append("\n  <schemas>")
+    numbered = list(enumerate(zip(tables, written, strict=True)))
+    for key, (name, folder) in schema_folders(database, tables).items():
+        mine = [(number, table, w) for number, (table, w) in numbered if table.schema == key]
+        if key is not None and not mine:
+            continue
+        out += ["\n    <schema>", _e("name", name, 3), _e("folder", folder, 3)]
+        if mine:
+            out.append("\n      <tables>")
+            for number, table, (rows, types) in mine:
+                out += ["\n        <table>", _e("name", table.plain_name, 5), _e("folder", _folder(number), 5)]
+                if table.comment:
+                    out.append(_e("description", table.comment, 5))
+                out.append("\n          <columns>")
+                for index, (column, (sql, xs_type)) in enumerate(zip(table.columns, types, strict=True), start=1):
+                    out += ["\n            <column>", _e("name", column.name, 7)]
+                    if xs_type == "blobType":
+                        out.append(_e("lobFolder", f"lob{index}", 7))
+                    out += [_e("type", sql, 7), _e("typeOriginal", column.type or "unknown", 7)]
+                    out.append(_e("nullable", "true" if column.nullable else "false", 7))
+                    if column.comment:
+                        out.append(_e("description", column.comment, 7))
+                    out.append("\n            </column>")
+                out.append("\n          </columns>")
+                if table.primary_key:
+                    out += ["\n          <primaryKey>", _e("name", f"pk_{table.plain_name}", 6)]
+                    out += [_e("column", c, 6) for c in table.primary_key]
+                    out.append("\n          </primaryKey>")
+                if table.foreign_keys:
+                    out.append("\n          <foreignKeys>")
+                    for i, fk in enumerate(table.foreign_keys, start=1):
+                        fk_name = fk.get("name") or f"fk_{table.plain_name}_{i}"
+                        out += ["\n            <foreignKey>", _e("name", fk_name, 7)]
+                        to_schema, _dot, to_table = fk["table"].rpartition(".")
+                        out.append(_e("referencedSchema", to_schema or database.schema, 7))
+                        out.append(_e("referencedTable", to_table, 7))
+                        for col, ref in zip(fk["columns"], fk["references"], strict=False):
+                            out += ["\n              <reference>", _e("column", col, 8), _e("referenced", ref, 8)]
+                            out.append("\n              </reference>")
+                        out.append("\n            </foreignKey>")
+                    out.append("\n          </foreignKeys>")
+                out += [_e("rows", str(rows), 5), "\n        </table>"]
+            out.append("\n      </tables>")
+        out.append("\n    </schema>")
+    out += ["\n  </schemas>\n  <users/>\n</siardArchive>\n"]
     return "".join(out)
 
 
@@ -448,8 +480,9 @@ def write_siard(target: Path, database: Database, tables: Sequence[RawTable]) ->
     with zipfile.ZipFile(target, "x", compression=zipfile.ZIP_STORED, allowZip64=True) as archive:
         for folder in ("header/", "header/siardversion/", f"header/siardversion/{VERSION}/"):
             archive.writestr(_info(folder), b"")
+        folders = schema_folders(database, tables)
         for number, table in enumerate(tables):
-            rows, types, lobs = _write_table(archive, number, table)
+            rows, types, lobs = _write_table(archive, number, table, folders[table.schema][1])
             result.rows[table.name] = rows
             result.lobs += lobs
             written.append((rows, types))

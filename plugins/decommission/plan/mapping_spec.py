@@ -63,6 +63,21 @@ KEY_SEPARATOR = "-"
 _ALIAS = r"^[A-Za-z_][A-Za-z0-9_]*$"
 
 
+def qualified_name(schema: str | None, table: str, default: str | None = None) -> str:
+    """A source table's name across schemas: ``table`` in the source's own schema, else ``schema.table``.
+
+    The catalogue, the raw representation (SIARD) and the coverage inventory name tables so: two tables of
+    one name in two schemas stay apart, and the source's own schema keeps its plain names.
+    """
+    return table if not schema or schema == default else f"{schema}.{table}"
+
+
+def split_name(name: str) -> tuple[str | None, str]:
+    """(schema, table) of a ``schema.table`` name (a reference table of another schema); (None, name) else."""
+    schema, dot, table = name.partition(".")
+    return (schema, table) if dot else (None, name)
+
+
 def template_columns(template: str) -> list[str]:
     """The columns a ``compose`` template names (``"{fornamn} {efternamn}"``), in order; a bad one raises."""
     try:
@@ -539,9 +554,25 @@ class MappingSpec(_Model):
         """The table a spec table reads (its own name by default; for a query, the spec table's name)."""
         return self.tables[name].table or name
 
+    def source_name(self, name: str, default: str | None = None) -> str:
+        """Spec table ``name``'s source table across schemas (:func:`qualified_name`; ``default``: the source's)."""
+        return qualified_name(self.tables[name].schema_name, self.source_table(name), default)
+
+    def schemas(self, default: str | None = None) -> list[str]:
+        """The schemas other than the source's own that the spec reads (tables, joins, reference tables)."""
+        named = [t.schema_name for t in self.tables.values()]
+        named += [j.schema_name for t in self.tables.values() for j in t.join]
+        named += [split_name(n)[0] for n in self.reference_tables]
+        return sorted({s for s in named if s and s != default})
+
+    def reference_relation(self, name: str) -> Relation:
+        """What a reference table (``table`` or ``schema.table``) is read as."""
+        schema, table = split_name(name)
+        return Relation(None, schema, table)
+
     @model_validator(mode="after")
     def _reference_tables_apart(self) -> MappingSpec:
-        mapped = {self.source_table(n).lower() for n in self.tables}
+        mapped = {self.source_name(n).lower() for n in self.tables}
         for i, name in enumerate(self.reference_tables):
             if name.lower() in mapped:
                 raise ValueError(f"reference_tables.{i}: '{name}' is a mapped table (its rows are bound to a patient)")

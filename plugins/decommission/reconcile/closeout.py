@@ -123,7 +123,7 @@ def reconcile_stage(
         final=final,
     )
     reference = {t["table"]: t["rows"] for t in coverage["tables"] if t["class"] == "preserved"}
-    result["raw"] = raw_check(spec, source, mapped, packages, reference)
+    result["raw"] = raw_check(spec, source, mapped, packages, reference, coverage["schema"])
     result["reasons"] += result["raw"]["reasons"]
     result["dispositions"] = dispositions
     result["reasons"] += dispositions["reasons"]

@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable, Mapping
+from dataclasses import replace
 from typing import Any
 
-from decommission.plan.mapping_spec import MappingSpec
+from decommission.plan.mapping_spec import MappingSpec, split_name
 from decommission.plan.programme import Exclusion, System
 from decommission.source.catalogue import Table, read_catalogue
 from decommission.source.database import Source
@@ -75,7 +76,8 @@ def classify(
     excluded: dict[tuple[str, str | None], Exclusion] = {
         (e.table.lower(), e.column.lower() if e.column else None): e for e in exclusions
     }
-    reference = {n.lower() for n in spec.reference_tables} if schema == own else set()  # the own schema's only
+    # the reference tables of this schema (``schema.table`` names one of another schema than the own)
+    reference = {t.lower() for s, t in map(split_name, spec.reference_tables) if (s or own) == schema}
     findings: list[str] = []
     tables = []
     for name, t in sorted(catalogue.items()):
@@ -192,12 +194,15 @@ def coverage_of(system: System, spec: MappingSpec, source: Source, in_scope: Map
     :param in_scope: rows inside the cut-off per mapping table (``Source.count_rows``)
     """
     own = system.source.schema_name or system.id
-    others = sorted(
-        {t.schema_name for t in spec.tables.values() if t.schema_name}
-        | {j.schema_name for t in spec.tables.values() for j in t.join if j.schema_name} - {own}
-    )
-    catalogues = {own: read_catalogue(source)}
-    catalogues |= {s: read_catalogue(Source(source.conn_id, schema=s)) for s in others}
+    # one read of every schema the spec names (on SQLite: the files the connection attaches under those names)
+    every = read_catalogue(source, schemas=spec.schemas(own))
+    catalogues: dict[str, dict[str, Table]] = {own: {n: t for n, t in every.items() if "." not in n}}
+    for schema in spec.schemas(own):
+        catalogues[schema] = {
+            n.split(".", 1)[1]: replace(t, name=n.split(".", 1)[1])
+            for n, t in every.items()
+            if n.startswith(f"{schema}.")
+        }
     by_source: dict[str, dict[str, int]] = {}
     for name, rows in in_scope.items():
         schema, table = spec.tables[name].schema_name or own, spec.source_table(name)

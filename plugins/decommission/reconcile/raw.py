@@ -21,6 +21,7 @@ def raw_check(
     mapped: Sequence[Mapping[str, Any]],
     packages: Sequence[Mapping[str, Any]],
     reference: Mapping[str, int] | None = None,
+    default: str | None = None,
 ) -> dict[str, Any]:
     """Per spec table: source, disposed, expected (source - disposed) and SIARD rows; a reason per difference.
 
@@ -28,6 +29,7 @@ def raw_check(
     :param mapped: the mapping's figures per partition (``disposed``: table -> reason -> rows)
     :param packages: the packages as the ledger recorded them (``raw_rows``: source table -> rows)
     :param reference: rows of each table not bound to a patient (kept whole, once per delivery)
+    :param default: the source's own schema (a table of another schema is ``schema.table``)
     """
     siard: dict[str, int] = {}
     for package in packages:
@@ -35,7 +37,7 @@ def raw_check(
             siard[table] = siard.get(table, 0) + int(rows)
     by_source: dict[str, list[str]] = {}
     for name in spec.tables:
-        by_source.setdefault(spec.source_table(name), []).append(name)
+        by_source.setdefault(spec.source_name(name, default), []).append(name)
     tables, reasons = [], []
     for source_table, names in sorted(by_source.items()):
         name = names[0]  # a source table two spec tables read is in the SIARD part once, as the first reads it

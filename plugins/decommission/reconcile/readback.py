@@ -86,10 +86,11 @@ def _times_converted_independently(spec: MappingSpec, extract: Path, mapped: dic
         converted = converted_fields(table)
         if not converted:
             continue
-        columns = list(dict.fromkeys([table.key, *converted.values()]))
+        # the row key: a composite or prefixed key's is made at extraction, as the record's id is
+        columns = list(dict.fromkeys([table.row_key, *converted.values()]))
         records = mapped[table.entity]
         for row in pq.read_table(extract / f"{name}.parquet", columns=columns).to_pylist():
-            record = records.get(_key_text(row[table.key]))
+            record = records.get(_key_text(row[table.row_key]))
             if record is None:
                 continue  # disposed of by decision: not in the archive
             corrected = {

@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from decommission.errors import SourceError
-from decommission.plan.mapping_spec import MappingSpec
+from decommission.plan.mapping_spec import MappingSpec, qualified_name, split_name
 from decommission.source.database import Source, quote
 
 
@@ -38,39 +38,50 @@ class Table:
         return asdict(self)
 
 
-def read_catalogue(source: Source, *, count: bool = True) -> dict[str, Table]:
-    """Every base table of the source's schema (PostgreSQL) or file (SQLite), by name.
+def read_catalogue(source: Source, *, count: bool = True, schemas: Iterable[str] = ()) -> dict[str, Table]:
+    """Every base table of the source's schema (PostgreSQL) or file (SQLite), by name; and of ``schemas``.
 
     :param count: count each table's rows (False: ``rows`` is -1; the extraction needs only the shapes)
+    :param schemas: other schemas the mapping reads (on SQLite, the files the connection attaches under
+        those names): their tables are named ``schema.table`` (:func:`~decommission.plan.mapping_spec.qualified_name`),
+        and so are the tables their foreign keys name
 
     :raises SourceError: the catalogue cannot be read (names the source, never a value)
     """
     try:
         with source.snapshot() as conn:
-            if source.dialect == "postgres":
-                shapes = _postgres_shapes(conn, source.schema or "public")
-            else:
-                shapes = _sqlite_shapes(conn)
             tables = {}
-            comments = _postgres_comments(conn, source.schema or "public") if source.dialect == "postgres" else {}
-            for name, (columns, pk, fks) in sorted(shapes.items()):
-                rows = -1
-                if count:
-                    cur = conn.cursor()
-                    cur.execute(f"SELECT COUNT(*) FROM {source.qualified(name)}")
-                    rows = int(cur.fetchone()[0])
-                    cur.close()
-                described = [Column(c.name, c.type, c.nullable, comments.get((name, c.name), "")) for c in columns]
-                tables[name] = Table(
-                    name, tuple(described), rows, tuple(pk), tuple(fks), comments.get((name, None), "")
-                )
-            return tables
+            for schema in [None, *sorted(set(schemas) - {source.schema})]:
+                tables |= _tables(source, conn, schema, count=count)
+            return dict(sorted(tables.items()))
     except SourceError:
         raise
     except Exception as exc:  # noqa: BLE001 - drivers quote values in messages; name the class only
         raise SourceError(
             f"the catalogue of source '{source.conn_id}' could not be read ({type(exc).__name__})"
         ) from exc
+
+
+def _tables(source: Source, conn: Any, schema: str | None, *, count: bool) -> dict[str, Table]:
+    """The tables of one schema (None: the source's own), by their name across schemas."""
+    postgres = source.dialect == "postgres"
+    own = (source.schema or "public") if postgres else None
+    where = schema or own
+    shapes = _postgres_shapes(conn, where) if postgres else _sqlite_shapes(conn, schema)
+    comments = _postgres_comments(conn, where) if postgres else {}
+    tables = {}
+    for name, (columns, pk, fks) in sorted(shapes.items()):
+        rows = -1
+        if count:
+            cur = conn.cursor()
+            cur.execute(f"SELECT COUNT(*) FROM {source.qualified(name, schema)}")
+            rows = int(cur.fetchone()[0])
+            cur.close()
+        described = [Column(c.name, c.type, c.nullable, comments.get((name, c.name), "")) for c in columns]
+        named = qualified_name(schema, name)
+        foreign = tuple({**fk, "table": qualified_name(schema, fk["table"])} for fk in fks)
+        tables[named] = Table(named, tuple(described), rows, tuple(pk), foreign, comments.get((name, None), ""))
+    return tables
 
 
 def _postgres_shapes(conn: Any, schema: str) -> dict[str, tuple[list[Column], list[str], list[dict]]]:
@@ -135,16 +146,20 @@ def _postgres_comments(conn: Any, schema: str) -> dict[tuple[str, str | None], s
     return out
 
 
-def _sqlite_shapes(conn: Any) -> dict[str, tuple[list[Column], list[str], list[dict]]]:
+def _sqlite_shapes(conn: Any, schema: str | None = None) -> dict[str, tuple[list[Column], list[str], list[dict]]]:
+    """The tables of the main file, or of the file attached as ``schema``."""
     cur = conn.cursor()
-    cur.execute("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name")
+    within = f"{quote(schema)}." if schema else ""
+    cur.execute(
+        f"SELECT name FROM {within}sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name"
+    )
     shapes: dict[str, tuple[list[Column], list[str], list[dict]]] = {}
     for (table,) in cur.fetchall():
-        cur.execute(f"PRAGMA table_info({quote(table)})")
+        cur.execute(f"PRAGMA {within}table_info({quote(table)})")
         info = cur.fetchall()
         columns = [Column(r[1], r[2] or "", not r[3]) for r in info]
         pk = [r[1] for r in sorted((r for r in info if r[5]), key=lambda r: r[5])]
-        cur.execute(f"PRAGMA foreign_key_list({quote(table)})")
+        cur.execute(f"PRAGMA {within}foreign_key_list({quote(table)})")
         fks: dict[int, dict[str, Any]] = {}
         for r in cur.fetchall():
             fk = fks.setdefault(r[0], {"columns": [], "table": r[2], "references": []})
@@ -156,10 +171,7 @@ def _sqlite_shapes(conn: Any) -> dict[str, tuple[list[Column], list[str], list[d
 
 
 def raw_scope(
-    catalogue: Mapping[str, Table],
-    spec: MappingSpec,
-    exclusions: Iterable[Any],
-    others: Mapping[str, Mapping[str, Table]] | None = None,
+    catalogue: Mapping[str, Table], spec: MappingSpec, exclusions: Iterable[Any], default: str | None = None
 ) -> dict[str, Table]:
     """Per spec table, its catalogue entry less the columns a plan exclusion leaves out (by decision).
 
@@ -167,15 +179,15 @@ def raw_scope(
     reads stays even when excluded (the mapping needs it). A table the catalogue lacks is left out
     here (preflight has refused such a spec already).
 
-    :param others: the catalogues of the other schemas the spec's tables name (``schema:``), by schema
+    :param catalogue: the catalogue of the source's own schema and of the other schemas the spec names
+        (:func:`read_catalogue` with ``schemas``: their tables as ``schema.table``)
+    :param default: the source's own schema (its tables go by their plain names)
     """
-    by_schema = {schema: {name.lower(): table for name, table in cat.items()} for schema, cat in (others or {}).items()}
-    own = {name.lower(): table for name, table in catalogue.items()}
+    by_name = {name.lower(): table for name, table in catalogue.items()}
     gone: set[tuple[str, str | None]] = {(e.table.lower(), e.column.lower() if e.column else None) for e in exclusions}
     out = {}
     for name, table_spec in spec.tables.items():
-        source = spec.source_table(name)
-        by_name = by_schema.get(table_spec.schema_name or "", own)
+        source = spec.source_name(name, default)
         table = by_name.get(source.lower())
         if table is None:
             continue
@@ -190,12 +202,15 @@ def raw_scope(
     return out
 
 
-def reference_scope(catalogue: Mapping[str, Table], spec: MappingSpec, exclusions: Iterable[Any]) -> dict[str, Table]:
+def reference_scope(
+    catalogue: Mapping[str, Table], spec: MappingSpec, exclusions: Iterable[Any], default: str | None = None
+) -> dict[str, Table]:
     """The spec's tables not bound to a patient, each less the columns a plan exclusion leaves out."""
     by_name = {name.lower(): table for name, table in catalogue.items()}
     gone = {(e.table.lower(), e.column.lower() if e.column else None) for e in exclusions}
     out = {}
-    for name in spec.reference_tables:
+    for entry in spec.reference_tables:
+        name = qualified_name(*split_name(entry), default)
         table = by_name.get(name.lower())
         if table is None or (name.lower(), None) in gone:
             continue

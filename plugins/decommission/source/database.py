@@ -11,16 +11,19 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import logging
+import re
 import sqlite3
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import quote as url_quote
 
 import pyarrow as pa
 
 from decommission.errors import SourceError
-from decommission.plan.mapping_spec import KEY_SEPARATOR, ROW_KEY, MappingSpec, Relation, TableSpec
+from decommission.plan.mapping_spec import KEY_SEPARATOR, ROW_KEY, MappingSpec, Relation, TableSpec, split_name
 from decommission.privacy import keyed_hash
 from decommission.source import pg_fast, privileges, staged_table
 
@@ -61,6 +64,7 @@ class Source:
         self.schema = schema
         self.fast = fast
         self._hook: Any = None
+        self._extra: dict[str, Any] = {}
 
     @classmethod
     def for_system(cls, system: System) -> Source:
@@ -73,7 +77,9 @@ class Source:
             from airflow.sdk import BaseHook
 
             try:
-                self._hook = BaseHook.get_connection(self.conn_id).get_hook()
+                connection = BaseHook.get_connection(self.conn_id)
+                self._extra = dict(connection.extra_dejson or {})
+                self._hook = connection.get_hook()
             except Exception as exc:
                 raise SourceError(f"source connection '{self.conn_id}': {exc}") from exc
         return self._hook
@@ -88,9 +94,10 @@ class Source:
 
     def qualified(self, table: str, schema: str | None = None) -> str:
         """The table's name in SQL: in ``schema`` when the spec names one, else in the source's schema."""
-        if schema:
+        if schema and (self.dialect == "postgres" or schema not in (self.schema, "main")):
             return f"{quote(schema)}.{quote(table)}"
-        # a schema only exists on server databases; an embedded SQLite file has none
+        # a SQLite file's own tables are its schema's (the plan's schema, or "main"); another schema is
+        # a file the connection attaches (_connect)
         if self.schema and self.dialect == "postgres":
             return f"{quote(self.schema)}.{quote(table)}"
         return quote(table)
@@ -137,21 +144,46 @@ class Source:
         """The hook's connection; a SQLite file opened read-only by the operating system, ATTACH disabled.
 
         ``mode=ro`` cannot be undone by a statement, and with no database to attach none can open the
-        same file again for writing: the extraction session cannot write whatever it runs.
+        same file again for writing: the extraction session cannot write whatever it runs. A system of
+        several schemas on SQLite is several files: the connection's extra names the others
+        (``{"attach": {"klinik": "/data/klinik.sqlite"}}``), attached here, read-only too, under their
+        schema names before ATTACH is disabled; never by a statement of a mapping.
         """
         if "sqlite" not in type(self.hook).__name__.lower():
             return self.hook.get_conn()
-        parts = urlsplit(self.hook.get_uri().replace("sqlite:///", "file:", 1))
-        query = [(k, v) for k, v in parse_qsl(parts.query) if k != "mode"] + [("mode", "ro")]
-        conn = sqlite3.connect(urlunsplit(parts._replace(query=urlencode(query))), uri=True)
+        conn = sqlite3.connect(_read_only_uri(self.hook.get_uri().replace("sqlite:///", "file:", 1)), uri=True)
+        try:
+            for schema, path in self.attached().items():
+                uri = _read_only_uri("file:" + url_quote(str(Path(path).resolve())))
+                conn.execute(f"ATTACH DATABASE ? AS {quote(schema)}", (uri,))
+        except Exception:
+            conn.close()
+            raise
         conn.setlimit(sqlite3.SQLITE_LIMIT_ATTACHED, 0)
         return conn
 
-    def write_access(self) -> list[str]:
-        """What the source login could change (see :mod:`decommission.source.privileges`); empty: read only."""
+    def attached(self) -> dict[str, str]:
+        """SQLite: schema name -> database file of the other schemas (the connection's extra ``attach``)."""
+        self.hook  # noqa: B018 - reads the connection and its extra
+        attach = self._extra.get("attach") or {}
+        if not isinstance(attach, dict) or not all(isinstance(v, str) and v for v in attach.values()):
+            raise SourceError(f"source connection '{self.conn_id}': extra 'attach' must map schema names to files")
+        bad = sorted(k for k in attach if not _SCHEMA.match(str(k)) or str(k).lower() in ("main", "temp"))
+        if bad:
+            raise SourceError(f"source connection '{self.conn_id}': attach: {bad} are not schema names for SQLite")
+        return {str(k): attach[k] for k in sorted(attach)}
+
+    def write_access(self, schemas: Sequence[str] = ()) -> list[str]:
+        """What the source login could change (see :mod:`decommission.source.privileges`); empty: read only.
+
+        :param schemas: the other schemas the mapping reads, checked as the source's own
+        """
         if self.dialect == "postgres":
             with self.snapshot() as conn:
-                return privileges.postgres_write_access(conn, self.schema)
+                out: list[str] = []
+                for schema in dict.fromkeys([self.schema, *schemas]):
+                    out += [p for p in privileges.postgres_write_access(conn, schema) if p not in out]
+                return out
         if "sqlite" in type(self.hook).__name__.lower():
             return []  # opened read-only, ATTACH disabled (_connect)
         return [
@@ -321,7 +353,8 @@ class Source:
                 key = (list(table.primary_key) or columns)[0]
                 cur = conn.cursor()
                 try:
-                    cur.execute(f"SELECT {', '.join(quote(c) for c in columns)} FROM {self.qualified(name)}")
+                    schema, plain = split_name(name)  # a reference table of another schema: schema.table
+                    cur.execute(f"SELECT {', '.join(quote(c) for c in columns)} FROM {self.qualified(plain, schema)}")
                     parts, coerced = [], set()
                     while batch := cur.fetchmany(BATCH_ROWS):
                         frame, mixed = staged_table.from_rows(batch, columns)
@@ -420,6 +453,16 @@ class Source:
             # a named (server-side) cursor keeps memory flat whatever the table size
             return conn.cursor(name=f"extract_{name}")
         return conn.cursor()
+
+
+_SCHEMA = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+
+
+def _read_only_uri(uri: str) -> str:
+    """A SQLite ``file:`` URI with ``mode=ro`` (whatever mode it named)."""
+    parts = urlsplit(uri)
+    query = [(k, v) for k, v in parse_qsl(parts.query) if k != "mode"] + [("mode", "ro")]
+    return urlunsplit(parts._replace(query=urlencode(query)))
 
 
 def _columns(table: TableSpec, extra: Sequence[str]) -> list[str]:

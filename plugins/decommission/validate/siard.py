@@ -76,13 +76,17 @@ def _metadata(v: Checker, rel: str, archive: zipfile.ZipFile) -> list[tuple[str,
     where = f"{rel}!header/metadata.xml"
     tables: list[tuple[str, str, int]] = []
     with archive.open("header/metadata.xml") as stream:
-        schema_name = ""
+        first = True
         for _event, element in v.events(stream, metadata_schema(), events=("end",)):
             if element.tag == f"{_MD}schema":
-                schema_name = element.findtext(f"{_MD}folder") or ""
+                schema_folder = element.findtext(f"{_MD}folder") or ""
+                # the first schema is the source's own; a table of another goes by schema.table (as the build counts it)
+                prefix = "" if first else f"{element.findtext(f'{_MD}name') or ''}."
+                first = False
                 for table in element.iterfind(f"{_MD}tables/{_MD}table"):
-                    folder = f"content/{schema_name}/{table.findtext(f'{_MD}folder')}"
-                    tables.append((table.findtext(f"{_MD}name") or "", folder, int(table.findtext(f"{_MD}rows") or 0)))
+                    folder = f"content/{schema_folder}/{table.findtext(f'{_MD}folder')}"
+                    name = prefix + (table.findtext(f"{_MD}name") or "")
+                    tables.append((name, folder, int(table.findtext(f"{_MD}rows") or 0)))
                 xmlsafe.free(element)
     v.need(tables, "SIARD", where, "names no table")
     return tables

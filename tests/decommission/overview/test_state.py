@@ -38,6 +38,7 @@ class TestStatus:
             "vas": Status.DECOMMISSIONED,
             "lab": Status.AWAITING_SIGNOFF,
             "anestesi": Status.DEVIATION,
+            "sjukhus": Status.PLANNED,  # the hospital system: no delivery in the fixture's ledger
         }
 
     def test_swedish_labels(self):
@@ -103,6 +104,7 @@ class TestRisks:
         found = {(r.kind, r.system_id) for r in risks(state)}
         assert found == {
             ("overdue", "anestesi"),
+            ("overdue", "sjukhus"),
             ("fail", "anestesi"),
             ("waiting", "lab"),
             ("notice_soon", "lab"),

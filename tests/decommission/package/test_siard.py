@@ -235,6 +235,56 @@ def test_a_type_without_a_siard_form_is_kept_as_its_text(tmp_path):
     schema.assertValid(etree.fromstring(archive.read("content/schema0/table0/table0.xml")))
 
 
+def test_a_table_of_another_schema_is_a_schema_of_its_own_and_counts_as_schema_table(tmp_path):
+    """Two schemas of the source (a SQLite file and the one it attaches, or two PostgreSQL schemas): the other
+    schema's tables go into ``schema1`` under their own names; the build, our validator and the independent
+    reader all count them as ``schema.table``, so a table of the same name in each stays apart."""
+    import dataclasses
+
+    own = _raw_table(_staged(tmp_path / "note.parquet"))
+    other = dataclasses.replace(
+        own,
+        name="klinik.journalanteckning",
+        schema="klinik",
+        foreign_keys=({"columns": ["id"], "table": "klinik.journalanteckning", "references": ["id"]},),
+        disposed=frozenset(),
+    )
+    target = tmp_path / "two.siard"
+    result = siard.write_siard(target, DATABASE, [own, other])
+    assert result.rows == {"journalanteckning": 5, "klinik.journalanteckning": 6}
+    archive = zipfile.ZipFile(target)
+    metadata = etree.fromstring(archive.read("header/metadata.xml"))
+    etree.XMLSchema(etree.parse(str(siard.METADATA_XSD))).assertValid(metadata)
+    ns = {"m": siard.METADATA_NS}
+    schemas = [
+        (
+            s.findtext("m:name", namespaces=ns),
+            s.findtext("m:folder", namespaces=ns),
+            s.findtext("m:tables/m:table/m:name", namespaces=ns),
+        )
+        for s in metadata.iterfind("m:schemas/m:schema", ns)
+    ]
+    assert schemas == [(DATABASE.schema, "schema0", "journalanteckning"), ("klinik", "schema1", "journalanteckning")]
+    reference = metadata.find("m:schemas/m:schema[2]/m:tables/m:table/m:foreignKeys/m:foreignKey", ns)
+    assert reference.findtext("m:referencedSchema", namespaces=ns) == "klinik"
+    assert reference.findtext("m:referencedTable", namespaces=ns) == "journalanteckning"
+    assert "content/schema1/table1/table1.xml" in archive.namelist()
+    read = read_siard(target.read_bytes())
+    assert {name: t.rows_declared for name, t in read.items()} == result.rows
+    raw = siard.RawPart(DATABASE, (own, other))
+    built = sip.build_package(
+        mapped=write_mapped(tmp_path / "mapped"),
+        context=make_context(tmp_path / "docs"),
+        partition_id="3",
+        out_dir=tmp_path / "pkg",
+        directory=False,
+        raw=raw,
+    )
+    report = validate_package(built.container)
+    assert report.ok, report.to_text()
+    assert report.raw_rows == built.raw_rows == result.rows
+
+
 def test_the_validator_finds_a_large_object_file_missing(tmp_path):
     folder, path = _package_with_raw(tmp_path)
     with zipfile.ZipFile(path) as archive:

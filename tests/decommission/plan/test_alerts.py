@@ -23,6 +23,7 @@ def test_milestones_passed_without_a_successful_run_are_listed():
         {"system": "vas", "milestone": "production_delivery", "date": "2025-06-02"},
         {"system": "lab", "milestone": "test_delivery", "date": "2025-04-07"},
         {"system": "anestesi", "milestone": "test_delivery", "date": "2025-05-05"},
+        {"system": "sjukhus", "milestone": "test_delivery", "date": "2025-06-09"},
     ]
     assert find_overdue(plan, dt.date(2025, 3, 3), successful) == []  # due today is not yet overdue
 

@@ -34,7 +34,7 @@ def raw() -> dict:
 class TestLoadPlan:
     def test_demo_plan_is_valid(self):
         plan = load_plan(PLAN)
-        assert [s.id for s in plan.systems] == ["vas", "lab", "anestesi"]
+        assert [s.id for s in plan.systems] == ["vas", "lab", "anestesi", "sjukhus"]
         assert plan.problems == ()
         vas = plan.system("vas")
         assert vas.milestone_on(vas.milestones.test_delivery) is Milestone.TEST_DELIVERY
@@ -46,7 +46,7 @@ class TestLoadPlan:
         del raw["systems"][1]["agreement"]["cut_off"]
         raw["systems"][2]["milestones"]["final_delivery"] = "2025-01-02"
         plan = load_plan(_write(tmp_path, raw))
-        assert [s.id for s in plan.systems] == ["vas"]
+        assert [s.id for s in plan.systems] == ["vas", "sjukhus"]
         messages = [str(p) for p in plan.problems]
         assert any("system 'lab': contract.notice_months: Input should be a valid integer" in m for m in messages)
         assert any("system 'lab': agreement.cut_off: Field required" in m for m in messages)
@@ -116,7 +116,7 @@ class TestSignoffRespondents:
     def test_one_person_in_both_roles_is_a_plan_problem(self, tmp_path, raw, archivist):
         raw["systems"][1]["signoff"]["archivist"] = {"id": archivist, "name": "Karin again"}
         plan = load_plan(_write(tmp_path, raw))
-        assert [s.id for s in plan.systems] == ["vas", "anestesi"]  # no DAG for lab, the others still run
+        assert [s.id for s in plan.systems] == ["vas", "anestesi", "sjukhus"]  # no DAG for lab, the others run
         (problem,) = plan.problems
         assert problem.system == "lab" and problem.field == "signoff"
         assert f"the information owner and the archivist are the same user '{archivist}'" in str(problem)
@@ -129,7 +129,7 @@ class TestFailsSafe:
     def test_an_id_with_a_trailing_newline_is_refused(self, tmp_path, raw):
         raw["systems"][1]["id"] = "lab\n"
         plan = load_plan(_write(tmp_path, raw))
-        assert [s.id for s in plan.systems] == ["vas", "anestesi"]
+        assert [s.id for s in plan.systems] == ["vas", "anestesi", "sjukhus"]
         assert "must be lower case letters" in str(plan.problems[0])
 
     def test_a_yaml_alias_bomb_is_refused_quickly(self, tmp_path):
