@@ -312,12 +312,14 @@ class _Sink:
             self.buffers[table] = []
 
 
-class _Gen:
-    """Pass-2 state: random streams, id counters, dirt positions, value makers."""
+class Counters:
+    """What every demo generator counts: ids per table, each table's row positions (where the plan put its
+    dirt), the turn of each kind of dirt's variant, the identifiers handed out. ``plan.dirt`` maps a
+    table to {row position: reason}."""
 
-    def __init__(self, system: str, plan: _Plan, sink: _Sink, rnd: random.Random, blobs: random.Random) -> None:
-        self.system, self.plan, self.sink = system, plan, sink
-        self.rnd, self.r, self.blobs = rnd, rnd.random, blobs
+    plan: Any
+
+    def __init__(self) -> None:
         self.ids: Counter[str] = Counter()
         self.positions: Counter[str] = Counter()
         self.turns: Counter[str] = Counter()  # rotates the variant of a kind of dirt
@@ -334,11 +336,21 @@ class _Gen:
         return (self.turns[what] - 1) % modulo
 
     def dirt(self, table: str, invalid: bool) -> str | None:
+        """The reason planted in this table's next row (None: clean); a row of an invalid patient takes no turn."""
         if invalid:
             return None
         position = self.positions[table]
         self.positions[table] = position + 1
-        return self.plan.dirt[table].get(position)
+        return self.plan.dirt.get(table, {}).get(position)
+
+
+class _Gen(Counters):
+    """Pass-2 state: random streams, id counters, dirt positions, value makers."""
+
+    def __init__(self, system: str, plan: _Plan, sink: _Sink, rnd: random.Random, blobs: random.Random) -> None:
+        super().__init__()
+        self.system, self.plan, self.sink = system, plan, sink
+        self.rnd, self.r, self.blobs = rnd, rnd.random, blobs
 
     def pick(self, seq: Sequence[Any]) -> Any:
         return seq[int(self.r() * len(seq))]

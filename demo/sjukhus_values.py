@@ -8,7 +8,6 @@ Europe/Stockholm wall-clock times are never in the hour the clocks skip or repea
 from __future__ import annotations
 
 import random
-from collections import Counter
 from datetime import date, datetime, timedelta
 from functools import cache
 from typing import Any
@@ -17,7 +16,7 @@ from zoneinfo import ZoneInfo
 from decommission.mapping.identity import make_personnummer, make_reservnummer_sthlm
 from decommission.mapping.identity import make_samordningsnummer as make_samordning
 from demo import sjukhus_vocab as v
-from demo.generate import _DAYS, _LAST, SENTINELS, _Sink
+from demo.generate import _DAYS, _LAST, SENTINELS, Counters, _Sink
 from demo.sjukhus_plan import BAD_CHECKSUM, BAD_FORMAT, BAD_STHLM, SAMORD, Plan
 
 ZONE = "Europe/Stockholm"
@@ -54,33 +53,13 @@ def _wall(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%d %H:%M:%S")
 
 
-class Gen:
+class Gen(Counters):
     def __init__(self, plan: Plan, sink: _Sink, rnd: random.Random) -> None:
+        super().__init__()
         self.plan, self.sink, self.rnd, self.r = plan, sink, rnd, rnd.random
-        self.ids: Counter[str] = Counter()
-        self.positions: Counter[str] = Counter()
-        self.turns: Counter[str] = Counter()
-        self.identifiers: list[str] = []
-        self.used: set[str] = set()
-        self.orphan_seq = 0
         self.padded = 0  # code values written with their char(n) padding
         self.icd9 = 0
         self.dst_rows = 0  # clean rows on a clock-change day
-
-    def next_id(self, table: str) -> int:
-        self.ids[table] += 1
-        return self.ids[table]
-
-    def turn(self, what: str, modulo: int) -> int:
-        self.turns[what] += 1
-        return (self.turns[what] - 1) % modulo
-
-    def dirt(self, table: str, invalid: bool) -> str | None:
-        if invalid:
-            return None
-        position = self.positions[table]
-        self.positions[table] = position + 1
-        return self.plan.dirt.get(table, {}).get(position)
 
     def pick(self, seq: Any) -> Any:
         return seq[int(self.r() * len(seq))]
