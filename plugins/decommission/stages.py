@@ -348,7 +348,8 @@ def validate_stage(run: Run, package: dict[str, Any]) -> dict[str, Any]:
     with container.open("rb") as f:
         if hashlib.file_digest(f, "sha256").hexdigest() != package["sha256"]:
             raise PackageError(f"package {package['package_id']} changed on disk after it was built (SHA-256 differs)")
-    report = validate_package(container)
+    digests = _digests_while_validating(run, package["package_id"])
+    report = validate_package(container, read_record=digests.read)
     write_atomic(
         run.out("validation") / f"{package['package_id']}.json",
         json.dumps(report.to_dict(), indent=2, ensure_ascii=False),
@@ -360,6 +361,7 @@ def validate_stage(run: Run, package: dict[str, Any]) -> dict[str, Any]:
             "sha256": package["sha256"],
             "valid": report.ok,
             "problems": len(report.problems),
+            **digests.result(),
         },
     )
     if not report.ok:
@@ -372,6 +374,25 @@ def validate_stage(run: Run, package: dict[str, Any]) -> dict[str, Any]:
             f"the build recorded {package.get('raw_rows', {})}"
         )
     return package
+
+
+def _digests_while_validating(run: Run, package_id: str) -> Any:
+    """The reconciliation's digests of the package's records, read as the validator parses them (once).
+
+    Which table made which record comes from the partition the ledger says the package was built
+    from (not from task data); without its staged rows there are no digests here and the
+    reconciliation reads the package back itself.
+    """
+    from decommission.deliver.receipts import from_ledger
+    from decommission.reconcile.breakdown import partition_owners
+    from decommission.reconcile.package_digests import DigestsWhileValidating, RecordReader
+
+    partition = from_ledger(run, "package", "package_id").get(package_id, {}).get("partition")
+    try:
+        owners = partition_owners(run, partition) if partition else None
+    except OSError:
+        owners = None
+    return DigestsWhileValidating(None if owners is None else RecordReader(run.spec, owners))
 
 
 def reconcile_stage(

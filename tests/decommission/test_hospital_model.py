@@ -27,6 +27,8 @@ from decommission.package import records, sip
 from decommission.package.records import ELEMENTS, camel
 from decommission.plan.mapping_spec import MappingSpec, load_spec
 from decommission.reconcile import breakdown
+from decommission.reconcile.digest import compared_fields
+from decommission.reconcile.package_digests import RecordReader, owners_of
 from decommission.reconcile.readback import _render, compare, parse_record
 from decommission.validate.tarindex import patient_records
 from decommission.validate.validator import validate_package
@@ -425,14 +427,14 @@ def test_fingerprints_of_source_and_package_agree_for_every_table(run):
         [pq.read_table(mapped / FINDINGS_FILE, columns=["source_table", "source_key", "disposition"])]
     )
     source = breakdown._tally_all(spec, iter(tables.items()), fates, ids=True)
-    reader = breakdown._RecordReader(spec, breakdown._owners(spec, source["ids"]))
+    reader = RecordReader(spec, owners_of(spec, source["ids"]))
     for _key, record in patient_records(package.container):
         reader.read(record)
     for name in spec.tables:
         assert source["fp_rows"][name] == reader.rows[name] == tables[name].num_rows, name
         assert source["fp"][name] == reader.fp[name] % 2**64, name
     # the new fields are among those compared
-    compared = {name: set(breakdown.compared_fields(t)) for name, t in spec.tables.items()}
+    compared = {name: set(compared_fields(t)) for name, t in spec.tables.items()}
     assert {"reference_low", "reference_high", "abnormal_flag", "value", "unit", "name", "code"} <= compared["obs"]
     assert {"route", "frequency", "start_time", "stop_time", "atc"} <= compared["lm"]
     assert {"order_type", "ordering_unit", "performing_unit", "status", "completed_time"} <= compared["best"]
@@ -441,9 +443,23 @@ def test_fingerprints_of_source_and_package_agree_for_every_table(run):
     assert {"death_cause"} <= compared["pat"]
 
 
+def test_the_validator_hands_every_record_file_to_the_digests_read_while_validating(run):
+    spec, _result, mapped, package = run
+    tables = source_tables()
+    fates = breakdown._Fates(
+        [pq.read_table(mapped / FINDINGS_FILE, columns=["source_table", "source_key", "disposition"])]
+    )
+    owners = owners_of(spec, breakdown._tally_all(spec, iter(tables.items()), fates, ids=True)["ids"])
+    during, after = RecordReader(spec, owners), RecordReader(spec, owners)
+    assert validate_package(package.container, read_record=during.read).ok
+    for _key, record in patient_records(package.container):
+        after.read(record)
+    assert sum(during.rows.values()) > 0 and (during.fp, during.rows) == (after.fp, after.rows)
+
+
 def test_a_changed_value_of_a_new_field_changes_its_table_fingerprint_only(run):
     spec, _result, _mapped, package = run
-    one, other = (breakdown._RecordReader(spec, breakdown._owners(spec, {})) for _ in range(2))
+    one, other = (RecordReader(spec, owners_of(spec, {})) for _ in range(2))
     for _key, record in patient_records(package.container):
         one.read(record)
         other.read(record.replace(b"<abnormalFlag>H</abnormalFlag>", b"<abnormalFlag>N</abnormalFlag>"))

@@ -89,6 +89,9 @@ def test_two_tables_into_one_entity_reconcile_per_table_and_a_real_difference_fa
     assert fingerprints["biddiagnos"]["rows"] == fingerprints["biddiagnos"]["package_rows"] == rows
     assert all(f["source"] == f["package"] for f in fingerprints.values()), fingerprints
     assert result["breakdown"]["id_collisions"] == []
+    # the packages' digests were read by the validation gate (which table made which id: the partition's rows)
+    packages = len(result["package_manifest"])
+    assert result["breakdown"]["package_digests"] == {"from_validation": packages, "read_back": 0}
 
     # the source changes after the delivery: one carried value of biddiagnos is no longer what was archived
     with sqlite3.connect(tmp_path / "vas.sqlite") as db:

@@ -82,6 +82,6 @@ def check_records(v: Checker, manifests: list[str]) -> None:
     for rel in v.src.files:
         if not _RECORD.match(rel):
             continue
-        v.parse(rel, v.record_schema, private=True)
+        v.parse(rel, v.record_schema, private=True, visit=v.read_record)
         listed = not manifests or v.src.files.marked(rel, "listed")
         v.need(listed, "MANIFEST", rel, "record file not in the patient manifest")

@@ -17,6 +17,7 @@ import re
 import stat
 import unicodedata
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
@@ -33,6 +34,8 @@ if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator
 
 X = mets.XLINK_NS
+#: what :meth:`Checker.parse` hands a valid file to: its bytes and its root (None for a file read as a stream)
+RecordVisitor = Callable[[bytes, "etree._Element | None"], None]
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
 _CHUNK = 1 << 20
 _COMPRESSED = (b"\x1f\x8b", b"BZh", b"\xfd7zXZ\x00", b"\x28\xb5\x2f\xfd")
@@ -342,6 +345,8 @@ class Checker:
         self.mets_schema, self.premis_schema = mets.mets_schema(), premis.premis_schema()
         self.record_schema = records.record_schema()
         self._parser = xmlsafe.parser()
+        #: given each valid record file (see :func:`validator.validate_package`)
+        self.read_record: RecordVisitor | None = None
 
     def add(self, requirement: str, path: str, message: str) -> None:
         self.problems.append(Problem(requirement, path, message))
@@ -413,11 +418,14 @@ class Checker:
         """A document's parse events (schema-validated as read), within the bounds of :mod:`xmlsafe`."""
         return xmlsafe.iterparse(stream, schema, self.budget.check, **options)
 
-    def parse(self, rel: str, schema: etree.XMLSchema, private: bool = False) -> None:
+    def parse(
+        self, rel: str, schema: etree.XMLSchema, private: bool = False, visit: RecordVisitor | None = None
+    ) -> None:
         """Parse and schema-validate a file; for ``private`` files positions only, never values.
 
         Files up to ``xmlsafe.WHOLE`` are read whole and parsed as a tree (fast for many small
-        record files); larger ones are parsed as read, each element freed once parsed.
+        record files); larger ones are parsed as read, each element freed once parsed. ``visit``
+        gets a valid file's bytes and tree (a large file's bytes and None).
         """
         try:
             entry = self.src.files[rel]  # one look-up: a package may have 100 000 record files
@@ -426,17 +434,24 @@ class Checker:
         if not self.xml_size_ok(rel, entry.size):
             return
         self.budget.check()
+        before = len(self.problems)
         try:
             if entry.size <= xmlsafe.WHOLE:
-                tree = xmlsafe.parse_whole(self.src.read(rel, entry), self._parser)
+                data = self.src.read(rel, entry)
+                tree = xmlsafe.parse_whole(data, self._parser)
                 if not schema.validate(tree):
                     self.schema_errors(rel, schema.error_log, private)
+                elif visit is not None:
+                    visit(data, tree.getroot())
                 return
             with self.src.open(rel) as stream:
                 for _event, element in self.events(stream, schema, events=("end",)):
                     xmlsafe.free(element)
         except (etree.LxmlError, xmlsafe.Refused) as exc:
             self.xml_error(rel, exc, private)
+            return
+        if visit is not None and len(self.problems) == before:
+            visit(self.src.read(rel, entry), None)
 
     def check_file(self, element: etree._Element, rel: str | None, where: str) -> None:
         """SIZE and CHECKSUM of a referenced file (mets:file or mets:mdRef) against its bytes.

@@ -29,7 +29,7 @@ from pathlib import Path
 from decommission.validate.content import check_premis, check_records
 from decommission.validate.limits import Budget, Limits, Stop
 from decommission.validate.mets_rules import check_mets
-from decommission.validate.package_source import Checker, Findings, PackageSource, Problem
+from decommission.validate.package_source import Checker, Findings, PackageSource, Problem, RecordVisitor
 from decommission.validate.siard import check_siard_files
 
 __all__ = ["Limits", "Problem", "ValidationReport", "validate_package"]
@@ -69,11 +69,16 @@ class ValidationReport:
         return json.dumps(self.to_dict(), ensure_ascii=False, indent=2)
 
 
-def validate_package(path: Path, limits: Limits | None = None) -> ValidationReport:
+def validate_package(
+    path: Path, limits: Limits | None = None, read_record: RecordVisitor | None = None
+) -> ValidationReport:
     """Validate a package directory, ``.tar`` or ``.zip``; nothing is fetched over the network.
 
     :param path: the package's root folder (named after its OBJID), its tar or its zip
     :param limits: sizes and time budget (:meth:`Limits.from_env` when not given)
+    :param read_record: called with each record file that is valid against record.xsd, its bytes and
+        its parsed root (None when it was too large to keep as a tree), so that whoever reads the
+        records next (the reconciliation's digests) need not parse them again
     :returns: the report; ``ok`` is False when any problem was found
     """
     path = Path(path)
@@ -86,7 +91,9 @@ def validate_package(path: Path, limits: Limits | None = None) -> ValidationRepo
     try:
         source = PackageSource(path, findings, limits, budget)
         package = source.name or path.name
-        package = _check(Checker(source, findings, limits, budget), raw_rows) or package
+        checker = Checker(source, findings, limits, budget)
+        checker.read_record = read_record
+        package = _check(checker, raw_rows) or package
     except Stop as stop:
         findings.limit += 1  # the reason validation stopped is reported even when the findings are capped
         findings.append(Problem(stop.requirement, stop.path or path.name, stop.message))

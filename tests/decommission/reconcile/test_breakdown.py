@@ -7,9 +7,10 @@ from pathlib import Path
 
 from lxml import etree
 
-from decommission.package.records import NS
+from decommission.package.records import ELEMENTS, NS
 from decommission.plan.mapping_spec import load_spec
-from decommission.reconcile.breakdown import _owners, _RecordReader
+from decommission.reconcile.package_digests import RecordReader as _RecordReader
+from decommission.reconcile.package_digests import owners_of as _owners
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -72,7 +73,7 @@ def _package(path: Path, records: list[bytes]) -> Path:
 
 
 def test_packages_read_in_processes_of_their_own_sum_to_the_same(tmp_path, monkeypatch):
-    from decommission.reconcile import breakdown
+    from decommission.reconcile import package_digests
 
     spec = load_spec(REPO / "include" / "mappings" / "vas.yaml")
     tars = [
@@ -83,7 +84,54 @@ def test_packages_read_in_processes_of_their_own_sum_to_the_same(tmp_path, monke
     found = {}
     for readers in ("1", "3"):
         monkeypatch.setenv("DECOMMISSION_RECONCILE_PROCESSES", readers)
-        parts = breakdown._read_all(spec, _owners(spec, {}), tars)
+        parts = package_digests.read_all(spec, _owners(spec, {}), tars)
         found[readers] = [(dict(fp), dict(rows)) for fp, rows in parts]
     assert found["1"] == found["3"]
     assert [sum(rows.values()) for _fp, rows in found["3"]] == [10, 5, 0]
+
+
+def test_only_an_entity_with_two_field_sets_is_read_record_by_record():
+    # the record files hold an empty container for every entity (<orders></orders>): only an element's own
+    # start tag may send a record file past the stylesheet
+    spec = load_spec(REPO / "include" / "mappings" / "vas.yaml")
+    assert _RecordReader(spec, _owners(spec, {})).mixed == []
+    hospital = load_spec(REPO / "include" / "mappings" / "sjukhus.yaml")
+    start_tags = {f"<{element}{end}".encode() for _container, element in ELEMENTS.values() for end in " >"}
+    assert set(_RecordReader(hospital, _owners(hospital, {})).mixed) <= start_tags
+
+
+class _Run:
+    def __init__(self, spec, folder):
+        self.spec, self.folder = spec, folder
+
+    def out(self, kind):
+        return self.folder / kind
+
+
+def test_package_fingerprints_come_from_the_validation_of_the_same_bytes_else_from_the_package(tmp_path, monkeypatch):
+    from decommission.reconcile import breakdown
+
+    spec = load_spec(REPO / "include" / "mappings" / "vas.yaml")
+    (tmp_path / "packages").mkdir()
+    _package(tmp_path / "packages" / "a.tar", [RECORD])
+    read_back = _RecordReader(spec, _owners(spec, {}))
+    read_back.read(RECORD)
+    digests = {"fingerprints": {"patient": "0000000000000005"}, "rows": {"patient": 1}}
+    ledger = {
+        "package": {"a": {"sha256": "aa"}, "b": {"sha256": "bb"}},
+        "validation": {"a": {"sha256": "aa", "valid": True, "digests": digests}, "b": {"sha256": "bb", "valid": True}},
+    }
+    monkeypatch.setattr(breakdown, "from_ledger", lambda run, kind, key: ledger[kind])
+    run = _Run(spec, tmp_path)
+    # package "b" has no tar here: the validation's digests are used, the package is not opened
+    fp, rows, how = breakdown._package_fingerprints(run, spec, ["a"], _owners(spec, {}))
+    assert (fp, rows, how) == ({"patient": 5}, {"patient": 1}, {"from_validation": 1, "read_back": 0})
+    # validated bytes that are not the built ones, a package that failed validation, or no digests: read back
+    for changed in ({"sha256": "other"}, {"valid": False}, {"digests": None}):
+        entry = {**ledger["validation"]["a"], **changed}
+        if entry["digests"] is None:
+            del entry["digests"]
+        monkeypatch.setitem(ledger["validation"], "a", entry)
+        fp, rows, how = breakdown._package_fingerprints(run, spec, ["a"], _owners(spec, {}))
+        assert how == {"from_validation": 0, "read_back": 1}, changed
+        assert fp == {t: v % 2**64 for t, v in read_back.fp.items()} and rows == read_back.rows
