@@ -91,6 +91,8 @@ def task(stage: str, arg: Any) -> tuple[Any, float, float]:
         out = stages.map_stage(run, arg)
     elif stage == "package":
         out = stages.package_stage(run, arg)
+    elif stage == "reconcile_partition":
+        out = stages.reconcile_partition(run, arg)
     elif stage == "reconcile":
         out = reconcile_rows(run, *arg)
     else:
@@ -100,14 +102,18 @@ def task(stage: str, arg: Any) -> tuple[Any, float, float]:
 
 def reconcile_rows(run: Any, partition_ids: list[str], package_ids: list[str]) -> int:
     """The reconcile task's work that grows with the rows: the source counted again within the cut-off,
-    and the breakdown (source re-read, staging, every package's record files: years, units, patients,
-    fingerprints). The archive's part (receipts, fixity, the read-back sample) is per package or per
-    sampled patient, not per row, and needs an archive: not measured here."""
-    from decommission.reconcile.breakdown import reconcile_breakdown
+    and the breakdown (the ``reconcile_partition`` tasks' tallies added up, the packages' digests from
+    the validation gate: years, units, patients, fingerprints). The archive's part (receipts, fixity,
+    the read-back sample) is per package or per sampled patient, not per row, and needs an archive:
+    not measured here."""
+    from decommission.reconcile.breakdown import kept_tallies, reconcile_breakdown
     from decommission.source.database import Source
 
     counts = Source.for_system(run.system).count_rows(run.spec, run.system.agreement.cut_off)
-    breakdown = reconcile_breakdown(run, partition_ids, package_ids)
+    tallies = kept_tallies(run, partition_ids)
+    if sorted(tallies) != sorted(partition_ids):  # the bench measures the run as the DAG makes it
+        raise RuntimeError(f"tallies of {sorted(tallies)} kept, partitions {sorted(partition_ids)}")
+    breakdown = reconcile_breakdown(run, partition_ids, package_ids, tallies)
     differ = [t for t, f in breakdown["fingerprints"].items() if f["source"] != f["package"]]
     if differ:  # the bench refuses to report a run that does not reconcile
         raise RuntimeError(f"fingerprints differ for {differ}")
@@ -200,7 +206,8 @@ def pipeline(workers: int, log: Any, *, until: str = "package") -> dict[str, Any
         if until in ("validate", "reconcile"):
             _, timings["validate"] = run_stage("validate", packages, workers, log, memory)
         if until == "reconcile":
-            # one task, as in the DAG: it reads every partition and package
+            # as in the DAG: a task per partition counts its rows again, then one task adds them up
+            _, timings["reconcile_partition"] = run_stage("reconcile_partition", mapped, workers, log, memory)
             pids = [p["id"] for p in partitions]
             (_counted,), timings["reconcile"] = run_stage(
                 "reconcile", [(pids, [p["package_id"] for p in packages])], 1, log, memory

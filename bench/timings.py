@@ -19,6 +19,7 @@ STAGE_TASKS = {
     "map": "map_partition",
     "package": "package",
     "validate": "validate",
+    "reconcile_partition": "reconcile_partition",
     "reconcile": "reconcile",
 }
 #: what the rows/s of the issue covers (extraction, mapping, packaging with SHA-256)

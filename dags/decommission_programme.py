@@ -164,6 +164,10 @@ def build_system_dag(plan: Plan, system: System) -> DAG:
         def validate(package: dict[str, Any], **context: Any) -> dict[str, Any]:
             return stage("validate_stage", context, package)
 
+        @task(pool=system.pool, **TOUCHES_OTHERS)
+        def reconcile_partition(mapped: dict[str, Any], **context: Any) -> dict[str, Any]:
+            return stage("reconcile_partition", context, mapped)
+
         @task(**TOUCHES_OTHERS)
         def submit(package: dict[str, Any], **context: Any) -> dict[str, Any]:
             override = context["dag_run"].conf.get("override_test_approval")
@@ -228,8 +232,12 @@ def build_system_dag(plan: Plan, system: System) -> DAG:
             wait=dt.timedelta(hours=system.late_after_hours),
         )
         submitted >> await_ingest
+        # each partition's source rows counted again side by side; reconcile adds them up (and counts any
+        # partition whose count is missing itself, so it runs even when some of these failed)
+        tallies = reconcile_partition.expand(mapped=mapped)
+        await_ingest >> tallies
         result = reconcile(mapped, packages)
-        await_ingest >> result
+        [await_ingest, tallies] >> result
         reported = report(result)
         owner = signoff("signoff_information_owner", "information_owner", system.signoff.information_owner)
         archivist = signoff("signoff_archivist", "archivist", system.signoff.archivist)

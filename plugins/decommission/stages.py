@@ -395,6 +395,24 @@ def _digests_while_validating(run: Run, package_id: str) -> Any:
     return DigestsWhileValidating(None if owners is None else RecordReader(run.spec, owners))
 
 
+def reconcile_partition(run: Run, mapped: dict[str, Any]) -> dict[str, Any]:
+    """One partition's side of the reconciliation, beside the others' (reconcile/breakdown.py): its source
+    rows read again within its key range, its staged rows counted; kept as a file whose SHA-256 the
+    ledger holds, which the reconcile task adds up (a partition without one it counts itself)."""
+    from decommission.reconcile.breakdown import extracted_partitions, partition_tally, tally_path
+
+    restore_staging(run)
+    pid = mapped["partition"]["id"]
+    part = extracted_partitions(run).get(pid)  # the key range as the ledger recorded it, not as XCom says
+    if part is None:
+        raise MappingError(f"partition {pid}: no extraction of it in the ledger for run {run.run_id}")
+    data = canonical(partition_tally(run, part)).encode()
+    sha = hashlib.sha256(data).hexdigest()
+    write_atomic(tally_path(run, pid), data)
+    run.record("reconcile_partition", {"partition": pid, "sha256": sha})
+    return {"partition": pid, "sha256": sha}
+
+
 def reconcile_stage(
     run: Run, mapped: list[dict[str, Any] | None], packages: list[dict[str, Any] | None]
 ) -> dict[str, Any]:

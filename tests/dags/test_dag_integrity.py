@@ -64,6 +64,7 @@ def test_system_dag_shape(dagbag, dag_id):
         "validate",
         "submit",
         "await_ingest",
+        "reconcile_partition",
         "reconcile",
         "report",
         "remove_staging",
@@ -86,7 +87,7 @@ def test_system_dag_shape(dagbag, dag_id):
     upstream = dag.get_task("contract_exit").upstream_task_ids
     assert {"signoff_archivist", "evidence_pack", "report"} <= upstream, f"{dag_id}.contract_exit: {upstream}"
     system = dag_id.removeprefix("decommission_")
-    for task_id in ("plan_partitions", "extract"):
+    for task_id in ("plan_partitions", "extract", "reconcile_partition"):
         assert dag.get_task(task_id).pool == f"legacy_{system}", f"{dag_id}.{task_id}: use the source pool"
     for task_id in ("preflight", "extract", "submit", "reconcile"):
         task = dag.get_task(task_id)

@@ -256,6 +256,10 @@ def _check_breakdown(result: dict, dirt: dict) -> None:
     assert b["units"] and all(u["source"] == u["extracted"] for u in b["units"])
     assert b["patients"]["count"] > 0 and b["patients"]["differing"] == []
     assert b["fingerprints"] and all(f["source"] == f["package"] for f in b["fingerprints"].values()), b["fingerprints"]
+    # each partition counted by its own reconcile_partition task, each package digested by the validation gate
+    partitions = len(result["partitions"])
+    assert b["partition_tallies"] == {"kept": partitions, "counted_here": 0, "gaps": 0}
+    assert b["package_digests"] == {"from_validation": len(result["package_manifest"]), "read_back": 0}
     assert result["sample"]["justification"]["drawn"] == 10
 
 

@@ -107,3 +107,11 @@ def test_two_tables_into_one_entity_reconcile_per_table_and_a_real_difference_fa
     packages = sorted(p.stem for p in (out / "packages").glob("*.tar"))
     reasons = breakdown_reasons(reconcile_breakdown(again, partitions, packages))
     assert len(reasons) == 1 and reasons[0].startswith("content fingerprint of table biddiagnos (diagnosis"), reasons
+    # no partition given (say every one failed before its mapping): the source rows of the key ranges no
+    # partition covers are still read, and every patient shows as a difference
+    nothing = reconcile_breakdown(again, [], [])
+    assert nothing["partition_tallies"] == {"kept": 0, "counted_here": 0, "gaps": 1}
+    source_rows = sum(t["source"] for t in result["tables"].values())
+    assert sum(y["source"] for y in nothing["years"].values()) == source_rows
+    assert sum(y["extracted"] for y in nothing["years"].values()) == 0
+    assert len(nothing["patients"]["differing"]) == nothing["patients"]["count"] > 0

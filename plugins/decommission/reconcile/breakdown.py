@@ -22,9 +22,12 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import hashlib
+import json
 import logging
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
@@ -34,16 +37,17 @@ import pyarrow.parquet as pq
 
 from decommission import artefacts
 from decommission.deliver.receipts import from_ledger
+from decommission.ledger import programme_ledger
 from decommission.mapping.arrow_text import as_array, key_text
 from decommission.model import ENTITIES, Disposition
 from decommission.plan.mapping_spec import MappingSpec, TableSpec
 from decommission.privacy import keyed_hash
-from decommission.reconcile.digest import BASE64_MARK, MOD, carried_fields, compared_fields, digest, id_column
+from decommission.reconcile.digest import BASE64_MARK, MOD, carried_fields, compared_fields, digest_sum, id_column
 from decommission.reconcile.dispositions import findings_tables
 from decommission.reconcile.package_digests import Owners, owners_of, read_all
 from decommission.reconcile.timecheck import converted_fields, utc_texts
 from decommission.source import staging
-from decommission.source.database import Source
+from decommission.source.database import Partition, Source
 
 if TYPE_CHECKING:
     from decommission.plan.run import Run
@@ -54,16 +58,31 @@ NO_YEAR = "-"
 MAX_LISTED = 1000
 #: rows per batch read from staging
 BATCH_ROWS = 65_536
+_FATE_COLUMNS = ["source_table", "source_key", "disposition"]
 
 
-def reconcile_breakdown(run: Run, partition_ids: list[str], package_ids: list[str]) -> dict[str, Any]:
-    """Counts per year, care unit and patient on both sides, and fingerprints per source table."""
+def reconcile_breakdown(
+    run: Run, partition_ids: list[str], package_ids: list[str], tallies: Mapping[str, Mapping[str, Any]] | None = None
+) -> dict[str, Any]:
+    """Counts per year, care unit and patient on both sides, and fingerprints per source table.
+
+    :param tallies: partition id -> its :func:`partition_tally`, counted by the ``reconcile_partition``
+        tasks side by side; a partition without one is counted here. Key ranges that no given partition
+        covers (a partition that failed before its extraction) are read on the source side here, so
+        their rows show as differences.
+    """
     spec = run.spec
-    fates = _Fates(findings_tables(run, partition_ids, ["source_table", "source_key", "disposition"]))
-    columns = {name: _columns(table) for name, table in spec.tables.items()}
-    source = _tally_all(spec, Source.for_system(run.system).stream(spec, columns, run.system.agreement.cut_off), fates)
-    # the staged side is counted, not fingerprinted: the fingerprints compare the source with the packages
-    extracted = _tally_all(spec, _staged(run, spec, partition_ids, columns), fates, ids=True, digests=False)
+    ranges = extracted_partitions(run)
+    kept = {pid: t for pid, t in (tallies or {}).items() if pid in partition_ids}
+    parts = [kept[pid] if pid in kept else partition_tally(run, ranges[pid]) for pid in partition_ids]
+    gaps = _gaps([ranges[pid] for pid in partition_ids])
+    parts += [partition_tally(run, gap, staged=False) for gap in gaps]
+    source = _merged([_counters(p["source"]) for p in parts])
+    extracted = _merged([_counters(p["extracted"]) for p in parts])
+    collisions: Counter[tuple[str, str, str]] = Counter()
+    for p in parts:
+        for c in p["id_collisions"]:
+            collisions[(c["entity"], *c["tables"])] += c["ids"]
     years: dict[str, Counter[str]] = defaultdict(Counter)
     units = []
     for side, counts in (("source", source), ("extracted", extracted)):
@@ -93,8 +112,7 @@ def reconcile_breakdown(run: Run, partition_ids: list[str], package_ids: list[st
         for p in sorted(set(source["patient"]) | set(extracted["patient"]))
         if source["patient"].get(p, 0) != extracted["patient"].get(p, 0)
     ]
-    owners = owners_of(spec, extracted["ids"])
-    package_fp, package_rows, read = _package_fingerprints(run, spec, package_ids, owners)
+    package_fp, package_rows, read = _package_fingerprints(run, spec, package_ids)
     fingerprints = {
         t: {
             "entity": spec.tables[t].entity if t in spec.tables else "",
@@ -118,9 +136,110 @@ def reconcile_breakdown(run: Run, partition_ids: list[str], package_ids: list[st
         "units": units,
         "patients": {"count": len(source["patient"]), "differing": differing[:MAX_LISTED]},
         "fingerprints": fingerprints,
-        "id_collisions": owners.collisions,
+        "id_collisions": [
+            {"entity": entity, "tables": [a, b], "ids": n} for (entity, a, b), n in sorted(collisions.items())
+        ],
         "package_digests": read,
+        # how the partitions were counted: by their own tasks, here, and key ranges outside every partition
+        "partition_tallies": {"kept": len(kept), "counted_here": len(partition_ids) - len(kept), "gaps": len(gaps)},
     }
+
+
+def partition_tally(run: Run, part: Partition, *, staged: bool = True) -> dict[str, Any]:
+    """One partition's two row sides counted: its source rows read again within its key range and the
+    cut-off, and its staged rows (without ``staged``: the source side only, for a range nothing extracted).
+
+    Plain data (JSON), which the reconcile task adds up: counts per table and year, care unit and
+    patient, the source's fingerprints, and record ids two tables of one entity both made.
+    """
+    spec = run.spec
+    fates = _Fates(findings_tables(run, [part.id], _FATE_COLUMNS) if staged else [])
+    columns = {name: _columns(table) for name, table in spec.tables.items()}
+    cut_off = run.system.agreement.cut_off
+    source = _tally_all(spec, Source.for_system(run.system).stream(spec, columns, cut_off, part), fates)
+    # the staged side is counted, not fingerprinted: the fingerprints compare the source with the packages
+    rows = _staged(run, spec, [part.id], columns) if staged else iter(())
+    extracted = _tally_all(spec, rows, fates, ids=True, digests=False)
+    return {
+        "partition": part.id,
+        "source": _plain(source),
+        "extracted": _plain(extracted),
+        "id_collisions": owners_of(spec, extracted["ids"]).collisions,
+    }
+
+
+def tally_path(run: Run, partition_id: str) -> Path:
+    """Where a partition's tally is kept (in the run's reconciliation folder, shared with every worker)."""
+    return run.out("reconciliation") / run.milestone.value / "partitions" / f"{partition_id}.json"
+
+
+def kept_tallies(run: Run, partition_ids: list[str]) -> dict[str, dict[str, Any]]:
+    """The tallies the ``reconcile_partition`` tasks kept, each only if its file is the one whose SHA-256
+    the ledger recorded (a missing or changed file: that partition is counted again by the caller)."""
+    recorded = from_ledger(run, "reconcile_partition", "partition")
+    out = {}
+    for pid in partition_ids:
+        sha = recorded.get(pid, {}).get("sha256")
+        if sha is None:
+            continue
+        try:
+            data = artefacts.fetch(tally_path(run, pid), sha).read_bytes()
+        except (OSError, ValueError):
+            data = b""
+        if hashlib.sha256(data).hexdigest() != sha:
+            log.warning("the tally of partition %s is not the one the ledger recorded: counted again", pid)
+            continue
+        out[pid] = json.loads(data)
+    return out
+
+
+def extracted_partitions(run: Run) -> dict[str, Partition]:
+    """The key range of every partition this run extracted, as the ledger recorded it (not task data)."""
+    entries = programme_ledger().entries(system_id=run.system.id, kind="extract")
+    return {
+        e.payload["partition"]["id"]: Partition.from_dict(e.payload["partition"])
+        for e in entries
+        if e.run_id == run.run_id
+    }
+
+
+def _gaps(parts: list[Partition]) -> list[Partition]:
+    """The patient-key ranges none of ``parts`` covers (a run's partitions are contiguous ranges, open
+    at both ends, so what is missing lies between or beyond them)."""
+    if not parts:
+        return [Partition("rest-1", None, None)]
+    ordered = sorted(parts, key=lambda p: (p.lo is not None, p.lo or 0))
+    bounds = [(None, ordered[0].lo)] if ordered[0].lo is not None else []
+    bounds += [(a.hi, b.lo) for a, b in zip(ordered, ordered[1:], strict=False) if a.hi != b.lo]
+    if ordered[-1].hi is not None:
+        bounds.append((ordered[-1].hi, None))
+    return [Partition(f"rest-{i + 1}", lo, hi) for i, (lo, hi) in enumerate(bounds)]
+
+
+def _plain(counts: dict[str, Any]) -> dict[str, list[list[Any]]]:
+    """A side's counters as JSON lists: ``[*key, count]`` (a key is a table, a patient or a (table, value))."""
+    return {
+        kind: [[*(k if isinstance(k, tuple) else (k,)), n] for k, n in sorted(counts[kind].items())] for kind in _KINDS
+    }
+
+
+def _counters(plain: Mapping[str, list[list[Any]]]) -> dict[str, Counter]:
+    out: dict[str, Counter] = {}
+    for kind in _KINDS:
+        counter: Counter = Counter()
+        for *key, n in plain[kind]:
+            counter[tuple(key) if len(key) > 1 else key[0]] += n
+        out[kind] = counter
+    return out
+
+
+def _merged(sides: list[dict[str, Counter]]) -> dict[str, Counter]:
+    out: dict[str, Counter] = {kind: Counter() for kind in _KINDS}
+    for side in sides:
+        for kind in _KINDS:
+            out[kind].update(side[kind])
+    out["fp"] = Counter({t: v % MOD for t, v in out["fp"].items()})
+    return out
 
 
 def _unit_column(table: TableSpec) -> str | None:
@@ -166,8 +285,10 @@ def _texts(col: pa.ChunkedArray | pa.Array, codec: str = "utf-8") -> pa.Array:
     t = arr.type
     if pa.types.is_binary(t) or pa.types.is_large_binary(t):
         return pa.array([None if v is None else _decoded(v, codec) for v in arr.to_pylist()], pa.string())
-    if pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_integer(t) or pa.types.is_floating(t):
-        return as_array(key_text(arr)).cast(pa.string())
+    if pa.types.is_string(t) or pa.types.is_large_string(t):
+        return arr.cast(pa.large_string())  # the text as it is (no copy of it)
+    if pa.types.is_integer(t) or pa.types.is_floating(t):
+        return as_array(key_text(arr)).cast(pa.large_string())
     if pa.types.is_boolean(t):
         return pc.if_else(arr, "True", "False")
     # times and dates as Python writes them (what str() of the driver's value gave): rare in carried fields
@@ -281,22 +402,25 @@ def _tally(
     fate = fates.of(name, as_array(key_text(rows[table.row_key])).cast(pa.string()))
     disposed = pc.fill_null(pc.equal(fate, Disposition.DISPOSE), False)
     flagged = pc.and_(pc.is_valid(fate), pc.invert(disposed))
+    any_disposed = fate.null_count < n and pc.any(disposed).as_py()
     column, transform = date_column(table)
     year = _years(rows[column] if column else None, n, transform, zone)
     _count(out["year"], name, year)
-    _count(out["year_disposed"], name, year.filter(disposed))
-    _count(out["year_flagged"], name, year.filter(flagged))
+    if fate.null_count < n:  # only a table with findings in this batch has rows flagged or disposed
+        _count(out["year_disposed"], name, year.filter(disposed))
+        _count(out["year_flagged"], name, year.filter(flagged))
     unit_col = _unit_column(table)
     if unit_col:
         unit = _texts(rows[unit_col])
         unit = pc.if_else(pc.fill_null(pc.not_equal(unit, ""), False), unit, NO_YEAR)
         _count(out["unit"], name, unit)
-        _count(out["unit_disposed"], name, unit.filter(disposed))
-        _count(out["unit_flagged"], name, unit.filter(flagged))
+        if fate.null_count < n:
+            _count(out["unit_disposed"], name, unit.filter(disposed))
+            _count(out["unit_flagged"], name, unit.filter(flagged))
     patients = pc.fill_null(_texts(rows[table.patient_key]), "")
     for (_name, patient), k in _counted(name, patients):
         out["patient"][patient] += k
-    kept = rows.filter(pc.invert(disposed))
+    kept = rows.filter(pc.invert(disposed)) if any_disposed else rows
     if kept.num_rows == 0:
         return
     record_ids = pc.fill_null(_texts(kept[id_column(table)]), "")
@@ -305,22 +429,27 @@ def _tally(
     out["fp_rows"][name] += kept.num_rows
     if not digests:
         return
-    parts: list[Any] = [_netstring(pa.repeat(pa.scalar(table.entity), kept.num_rows)), _netstring(record_ids)]
+    parts: list[Any] = [pa.scalar(f"{len(table.entity)}:{table.entity}", pa.large_string()), _netstring(record_ids)]
     converted = converted_fields(table)
     for field, column in sorted(compared_fields(table).items()):
         if field in converted:  # converted here value by value, independently of the mapping (timecheck)
             value = utc_texts(kept[column], zone)
         else:
             value = _texts(kept[column], table.encodings.get(column, "utf-8"))
-        parts.append(_netstring(pc.binary_join_element_wise(f"{field}=", value, "", null_handling="emit_null")))
-    bodies = pc.binary_join_element_wise(*parts, "", null_handling="skip").cast(pa.binary())
-    total = sum(digest(body) for body in bodies.to_pylist())
-    out["fp"][name] = (out["fp"][name] + total) % MOD
+        parts.append(_netstring(value, f"{field}="))
+    bodies = pc.binary_join_element_wise(*parts, pa.scalar("", pa.large_string()), null_handling="skip")
+    out["fp"][name] = (out["fp"][name] + digest_sum(bodies)) % MOD
 
 
-def _netstring(values: pa.Array) -> pa.Array:
-    """``<length in characters>:<text>`` of each value (null stays null): parts that cannot run into each other."""
-    return pc.binary_join_element_wise(pc.cast(pc.utf8_length(values), pa.string()), ":", values, "")
+def _netstring(values: pa.Array, label: str = "") -> pa.Array:
+    """``<length in characters>:<label><text>`` of each value (null stays null): parts that cannot run
+    into each other, in one pass over the text."""
+    values = values.cast(pa.large_string())
+    length = pc.utf8_length(values)
+    if label:
+        length = pc.add(length, len(label))
+    text = pa.large_string()
+    return pc.binary_join_element_wise(length.cast(text), pa.scalar(f":{label}", text), values, pa.scalar("", text))
 
 
 def _counted(name: str, values: pa.Array) -> Iterator[tuple[tuple[str, Any], int]]:
@@ -349,14 +478,14 @@ def partition_owners(run: Run, partition_id: str) -> Owners:
     spec = run.spec
     if not _shared_entities(spec):
         return owners_of(spec, {})
-    fates = _Fates(findings_tables(run, [partition_id], ["source_table", "source_key", "disposition"]))
+    fates = _Fates(findings_tables(run, [partition_id], _FATE_COLUMNS))
     columns = {name: _columns(table) for name, table in spec.tables.items()}
     staged = _tally_all(spec, _staged(run, spec, [partition_id], columns), fates, ids=True, digests=False)
     return owners_of(spec, staged["ids"])
 
 
 def _package_fingerprints(
-    run: Run, spec: MappingSpec, package_ids: list[str], owners: Owners
+    run: Run, spec: MappingSpec, package_ids: list[str]
 ) -> tuple[Counter[str], Counter[str], dict[str, int]]:
     """Fingerprints of the record files in the packages, per source table over that table's carried fields.
 
@@ -383,8 +512,21 @@ def _package_fingerprints(
         else:
             rest.append(pid)
     # fetched here: a reader process has no connection to the object storage
-    tars = [artefacts.fetch(run.out("packages") / f"{pid}.tar", built.get(pid, {}).get("sha256")) for pid in rest]
-    for part_fp, part_rows in read_all(spec, owners, tars) if tars else []:
+    work = [
+        (
+            artefacts.fetch(run.out("packages") / f"{pid}.tar", built.get(pid, {}).get("sha256")),
+            _owners_of_package(run, built.get(pid, {}).get("partition")),
+        )
+        for pid in rest
+    ]
+    for part_fp, part_rows in read_all(spec, work) if work else []:
         fp.update(part_fp)
         rows.update(part_rows)
     return Counter({t: v % MOD for t, v in fp.items()}), rows, {"from_validation": len(known), "read_back": len(rest)}
+
+
+def _owners_of_package(run: Run, partition_id: str | None) -> Owners:
+    try:
+        return partition_owners(run, partition_id) if partition_id else owners_of(run.spec, {})
+    except OSError:  # its staged rows are gone: records of an entity two tables feed cannot be attributed
+        return owners_of(run.spec, {})

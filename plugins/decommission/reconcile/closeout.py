@@ -205,9 +205,10 @@ def _patients(run: Run, packages: list[Mapping[str, Any]]) -> list[tuple[str, st
 
 def breakdown(run: Run, mapped: list[Mapping[str, Any]], package_ids: list[str]) -> dict[str, Any]:
     """Per year, care unit and patient, and fingerprints (see :mod:`decommission.reconcile.breakdown`)."""
-    from decommission.reconcile.breakdown import reconcile_breakdown
+    from decommission.reconcile.breakdown import kept_tallies, reconcile_breakdown
 
-    return reconcile_breakdown(run, [m["partition"]["id"] for m in mapped], package_ids)
+    partition_ids = [m["partition"]["id"] for m in mapped]
+    return reconcile_breakdown(run, partition_ids, package_ids, kept_tallies(run, partition_ids))
 
 
 def breakdown_reasons(b: Mapping[str, Any]) -> list[str]:

@@ -177,30 +177,19 @@ def readers() -> int:
     return max(1, int(setting)) if setting.isdigit() else max(1, min(4, os.cpu_count() or 1))
 
 
-def read_all(spec: MappingSpec, owners: Owners, tars: list[Any]) -> list[tuple[Counter[str], Counter[str]]]:
-    workers = min(len(tars), readers())
+def read_all(spec: MappingSpec, packages: list[tuple[Any, Owners]]) -> list[tuple[Counter[str], Counter[str]]]:
+    """Digests per source table of each package tar, read with the owners of its partition."""
+    workers = min(len(packages), readers())
     if workers <= 1:
-        _start_reader(spec, owners)
-        return [_read_package(tar) for tar in tars]
+        return [_read_package(spec, tar, owners) for tar, owners in packages]
     context = multiprocessing.get_context("spawn")  # no fork of a task process that may hold threads
     try:
-        with ProcessPoolExecutor(
-            workers, mp_context=context, initializer=_start_reader, initargs=(spec, owners)
-        ) as pool:
-            return list(pool.map(_read_package, tars))
+        with ProcessPoolExecutor(workers, mp_context=context) as pool:
+            return list(pool.map(_read_package, *zip(*[(spec, tar, owners) for tar, owners in packages], strict=True)))
     except (BrokenProcessPool, AssertionError, RuntimeError) as exc:
         # a process that may not start others (a daemon, a script without a main guard): slower, not wrong
         log.warning("packages read back in this process: no reader processes (%s)", type(exc).__name__)
-        _start_reader(spec, owners)
-        return [_read_package(tar) for tar in tars]
-
-
-_READER: RecordReader | None = None
-
-
-def _start_reader(spec: MappingSpec, owners: Owners) -> None:
-    global _READER
-    _READER = RecordReader(spec, owners)
+        return [_read_package(spec, tar, owners) for tar, owners in packages]
 
 
 class DigestsWhileValidating:
@@ -235,13 +224,12 @@ def fingerprints(reader: RecordReader) -> dict[str, Any]:
     }
 
 
-def _read_package(tar: Any) -> tuple[Counter[str], Counter[str]]:
+def _read_package(spec: MappingSpec, tar: Any, owners: Owners) -> tuple[Counter[str], Counter[str]]:
     """One package's digests and records per source table (in a reader process, or in this one)."""
-    assert _READER is not None
-    _READER.fp, _READER.rows = Counter(), Counter()
+    reader = RecordReader(spec, owners)
     for _key, record in patient_records(tar):
-        _READER.read(record)
-    return _READER.fp, _READER.rows
+        reader.read(record)
+    return reader.fp, reader.rows
 
 
 def _stylesheet(fields: dict[str, list[str]]) -> etree._Element:

@@ -62,8 +62,9 @@ def _as_datetime(value: Any) -> dt.datetime | None:
 _US = 1_000_000
 _DAY_US = 86_400 * _US
 _EPOCH = dt.datetime(1970, 1, 1)
-#: the instants of a local day whose readings must agree for the day to have one offset
-_PROBES_US = (0, 6 * 3600 * _US, 12 * 3600 * _US, 18 * 3600 * _US, _DAY_US - 1)
+#: the instants of a local day whose readings must agree for the day to have one offset: its first and
+#: its last (no zone changes its offset twice within a day and back)
+_PROBES_US = (0, _DAY_US - 1)
 
 
 def utc_texts(column: pa.Array | pa.ChunkedArray, zone: str) -> pa.Array:

@@ -246,12 +246,13 @@ class Source:
         return out
 
     def stream(
-        self, spec: MappingSpec, columns: dict[str, list[str]], cut_off: dt.date
+        self, spec: MappingSpec, columns: dict[str, list[str]], cut_off: dt.date, part: Partition | None = None
     ) -> Iterator[tuple[str, pa.Table]]:
         """Every row within the cut-off of each spec table named in ``columns`` (only those columns, and
         the row key a composite or prefixed key makes), as (table, Arrow batch), from one snapshot.
 
-        What the reconciliation reads again: the same FROM and bounds as extraction, no partitions.
+        What the reconciliation reads again: the same FROM and bounds as extraction, within ``part``'s
+        patient-key range when given.
         """
         selects = {}
         for name, wanted in columns.items():
@@ -261,13 +262,13 @@ class Source:
         info = self._fast_conninfo()
         if info is not None:
             try:
-                yield from self._stream_fast(info, spec, selects, cut_off, pg_fast.BUILTIN)
+                yield from self._stream_fast(info, spec, selects, cut_off, pg_fast.BUILTIN, part)
             except pg_fast.UnknownTypes:  # raised before a batch of that table: nothing is read twice
-                yield from self._stream_fast(info, spec, selects, cut_off, pg_fast.SERVER)
+                yield from self._stream_fast(info, spec, selects, cut_off, pg_fast.SERVER, part)
             return
         with self.snapshot() as conn:
             for name, (read, table) in selects.items():
-                where, params = self._where(table, None, cut_off)
+                where, params = self._where(table, part, cut_off)
                 cur = self._stream_cursor(conn, f"stream_{name}")
                 try:
                     cur.execute(self._select(spec, name, where, columns=read), params)
@@ -278,11 +279,17 @@ class Source:
                     cur.close()
 
     def _stream_fast(
-        self, info: str, spec: MappingSpec, selects: dict[str, Any], cut_off: dt.date, types: str
+        self,
+        info: str,
+        spec: MappingSpec,
+        selects: dict[str, Any],
+        cut_off: dt.date,
+        types: str,
+        part: Partition | None = None,
     ) -> Iterator[tuple[str, pa.Table]]:
         with pg_fast.snapshot(info, self.conn_id, types) as conn:
             for name, (read, table) in selects.items():
-                sql = self._select(spec, name, self._where_literal(table, None, cut_off), bound=False, columns=read)
+                sql = self._select(spec, name, self._where_literal(table, part, cut_off), bound=False, columns=read)
                 for batch in pg_fast.read_batches(conn, sql):
                     yield name, self._with_key(table, staged_table.canonical(pa.Table.from_batches([batch])))
 

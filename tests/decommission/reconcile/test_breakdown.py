@@ -84,7 +84,7 @@ def test_packages_read_in_processes_of_their_own_sum_to_the_same(tmp_path, monke
     found = {}
     for readers in ("1", "3"):
         monkeypatch.setenv("DECOMMISSION_RECONCILE_PROCESSES", readers)
-        parts = package_digests.read_all(spec, _owners(spec, {}), tars)
+        parts = package_digests.read_all(spec, [(tar, _owners(spec, {})) for tar in tars])
         found[readers] = [(dict(fp), dict(rows)) for fp, rows in parts]
     assert found["1"] == found["3"]
     assert [sum(rows.values()) for _fp, rows in found["3"]] == [10, 5, 0]
@@ -118,13 +118,13 @@ def test_package_fingerprints_come_from_the_validation_of_the_same_bytes_else_fr
     read_back.read(RECORD)
     digests = {"fingerprints": {"patient": "0000000000000005"}, "rows": {"patient": 1}}
     ledger = {
-        "package": {"a": {"sha256": "aa"}, "b": {"sha256": "bb"}},
+        "package": {"a": {"sha256": "aa"}, "b": {"sha256": "bb"}},  # no partition: one table per entity
         "validation": {"a": {"sha256": "aa", "valid": True, "digests": digests}, "b": {"sha256": "bb", "valid": True}},
     }
     monkeypatch.setattr(breakdown, "from_ledger", lambda run, kind, key: ledger[kind])
     run = _Run(spec, tmp_path)
     # package "b" has no tar here: the validation's digests are used, the package is not opened
-    fp, rows, how = breakdown._package_fingerprints(run, spec, ["a"], _owners(spec, {}))
+    fp, rows, how = breakdown._package_fingerprints(run, spec, ["a"])
     assert (fp, rows, how) == ({"patient": 5}, {"patient": 1}, {"from_validation": 1, "read_back": 0})
     # validated bytes that are not the built ones, a package that failed validation, or no digests: read back
     for changed in ({"sha256": "other"}, {"valid": False}, {"digests": None}):
@@ -132,6 +132,6 @@ def test_package_fingerprints_come_from_the_validation_of_the_same_bytes_else_fr
         if entry["digests"] is None:
             del entry["digests"]
         monkeypatch.setitem(ledger["validation"], "a", entry)
-        fp, rows, how = breakdown._package_fingerprints(run, spec, ["a"], _owners(spec, {}))
+        fp, rows, how = breakdown._package_fingerprints(run, spec, ["a"])
         assert how == {"from_validation": 0, "read_back": 1}, changed
         assert fp == {t: v % 2**64 for t, v in read_back.fp.items()} and rows == read_back.rows
