@@ -7,10 +7,11 @@ and rendered the way a record file carries it. The read-back sample and the cont
 compare the archive with these values: a fault in the vectorised conversion (a year without
 daylight saving time, a wrong hour at a change) is a difference, not a match with itself.
 
-Whole columns (:func:`utc_texts`) ask zoneinfo per local day instead of per value: a day whose
-readings at 00, 06, 12 and 18 o'clock and at its last microsecond have one offset has it all day
-(no zone changes its offset twice within six hours); the rows of a day with a change, and values
-that are not plain times, go value by value. Arrow renders the text, not the packager's formatter.
+Whole columns (:func:`utc_texts`) ask zoneinfo per local year instead of per value: at the start
+of every week of the year, and where two weeks' offsets differ, second by second (bisection) for the
+moment the offset changes (no zone changes its offset twice within a week and back). The rows of
+the day of a change and of the days either side, and values that are not plain times, go value by
+value. Arrow renders the text, not the packager's formatter.
 """
 
 from __future__ import annotations
@@ -62,9 +63,9 @@ def _as_datetime(value: Any) -> dt.datetime | None:
 _US = 1_000_000
 _DAY_US = 86_400 * _US
 _EPOCH = dt.datetime(1970, 1, 1)
-#: the instants of a local day whose readings must agree for the day to have one offset: its first and
-#: its last (no zone changes its offset twice within a day and back)
-_PROBES_US = (0, _DAY_US - 1)
+_DAY_S = 86_400
+#: the days :mod:`datetime` can name (years 1-9999)
+_FIRST_DAY, _LAST_DAY = (dt.datetime(1, 1, 1) - _EPOCH).days, (dt.datetime(9999, 12, 31) - _EPOCH).days
 
 
 def utc_texts(column: pa.Array | pa.ChunkedArray, zone: str) -> pa.Array:
@@ -77,9 +78,8 @@ def utc_texts(column: pa.Array | pa.ChunkedArray, zone: str) -> pa.Array:
     read = pc.is_valid(wall).to_numpy(zero_copy_only=False)
     micros = pc.cast(wall, pa.int64()).fill_null(0).to_numpy(zero_copy_only=False)
     unique, inverse = np.unique(np.floor_divide(micros, _DAY_US), return_inverse=True)
-    found = [_day_offset(day, zone) for day in unique.tolist()]
-    offset = np.array([0 if f is None else f for f in found], dtype=np.int64)[inverse]
-    uniform = np.array([f is not None for f in found], dtype=bool)[inverse]
+    offsets, uniform = _day_offsets(unique, zone)
+    offset, uniform = offsets[inverse], uniform[inverse]
     # UTC as a naive column: Arrow writes it fast ("YYYY-MM-DD hh:mm:ss.ffffff"; with a zone it looks it up per value)
     utc = pa.array(micros - offset, pa.int64(), mask=~read).cast(pa.timestamp("us"))
     text = pc.replace_substring(pc.cast(utc, pa.string()), pattern=" ", replacement="T", max_replacements=1)
@@ -115,12 +115,50 @@ def _walls(column: pa.Array) -> pa.Array | None:
     return pc.if_else(inside, wall, pa.scalar(None, wall.type))
 
 
-@functools.lru_cache(maxsize=65_536)
-def _day_offset(day: int, zone: str) -> int | None:
-    """The UTC offset (µs) all of a local day's wall-clock times have by :func:`later_reading`; None: it changes."""
-    found = set()
-    for probe in _PROBES_US:
-        wall = _EPOCH + dt.timedelta(microseconds=day * _DAY_US + probe)
-        utc = later_reading(wall, zone).replace(tzinfo=None)
-        found.add((wall - utc) // dt.timedelta(microseconds=1))
-    return found.pop() if len(found) == 1 else None
+def _day_offsets(days: np.ndarray, zone: str) -> tuple[np.ndarray, np.ndarray]:
+    """Each local day's UTC offset (µs) by :func:`later_reading`, and whether the day has that one offset
+    all day (False on and beside the day of a change: its values go one by one)."""
+    offsets = np.zeros(len(days), np.int64)
+    uniform = np.zeros(len(days), bool)
+    years = days.astype("datetime64[D]").astype("datetime64[Y]").astype(np.int64) + 1970
+    for year in np.unique(years).tolist():
+        at = np.flatnonzero(years == year)
+        first, year_offsets, year_uniform = _year(year, zone)
+        offsets[at] = year_offsets[days[at] - first]
+        uniform[at] = year_uniform[days[at] - first]
+    return offsets, uniform
+
+
+@functools.lru_cache(maxsize=4096)
+def _year(year: int, zone: str) -> tuple[int, np.ndarray, np.ndarray]:
+    """A local year's days: the first day's number (days since 1970-01-01), each day's offset, uniform or not.
+
+    Read from a week before the year to a week after it, so a change at midnight on New Year's Eve
+    marks the days either side in both years.
+    """
+    first = (dt.datetime(year, 1, 1) - _EPOCH).days
+    end = (dt.datetime(year + 1, 1, 1) - _EPOCH).days
+    lo_day, hi_day = max(first - 7, _FIRST_DAY), min(end + 7, _LAST_DAY)
+    offsets = np.zeros(hi_day - lo_day, np.int64)
+    uniform = np.ones(hi_day - lo_day, bool)
+    starts = [*range(lo_day, hi_day, 7), hi_day]
+    found = [_offset(day * _DAY_S, zone) for day in starts]
+    for a, b, before, after in zip(starts, starts[1:], found, found[1:], strict=False):
+        offsets[a - lo_day : b - lo_day] = before
+        if before == after:
+            continue
+        lo, hi = a * _DAY_S, b * _DAY_S  # the first second of the week whose offset is no longer ``before``
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            lo, hi = (mid, hi) if _offset(mid, zone) == before else (lo, mid)
+        change = hi // _DAY_S
+        offsets[change - lo_day : b - lo_day] = after
+        uniform[max(change - 1 - lo_day, 0) : change + 2 - lo_day] = False
+    inside = slice(first - lo_day, end - lo_day)
+    return first, offsets[inside], uniform[inside]
+
+
+def _offset(second: int, zone: str) -> int:
+    """The UTC offset (µs) :func:`later_reading` gives the wall-clock time ``second`` s after 1970-01-01."""
+    wall = _EPOCH + dt.timedelta(seconds=second)
+    return (wall - later_reading(wall, zone).replace(tzinfo=None)) // dt.timedelta(microseconds=1)

@@ -144,3 +144,20 @@ def test_values_outside_the_plain_form_go_alone_the_rest_together():
     assert timecheck.utc_texts(column, "Europe/Stockholm").to_pylist() == [
         timecheck.utc_text(v, "Europe/Stockholm") for v in column.to_pylist()
     ]
+
+
+@pytest.mark.parametrize(
+    ("zone", "years"),
+    [
+        ("America/Sao_Paulo", (2017, 2018)),  # changes at midnight (a day starting in its gap)
+        ("Europe/Stockholm", (1979, 1980, 2037, 2038)),  # no summer time before 1980; pyarrow's rules end in 2037
+        ("Australia/Lord_Howe", (2179, 2180)),  # half-hour changes, the year turning in summer time
+        ("America/New_York", (1918, 1945)),  # war time: one change in a year
+    ],
+)
+def test_every_day_of_whole_years_agrees_with_the_values_one_by_one(zone, years):
+    start = dt.datetime(min(years), 1, 1)
+    hours = (dt.datetime(max(years) + 1, 1, 1) - start) // dt.timedelta(hours=1)
+    walls = [start + dt.timedelta(hours=h, minutes=7 * (h % 9)) for h in range(0, hours, 5)]
+    column = pa.array(walls, pa.timestamp("us"))
+    assert timecheck.utc_texts(column, zone).to_pylist() == [timecheck.utc_text(w, zone) for w in walls]
