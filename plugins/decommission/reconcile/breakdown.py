@@ -158,7 +158,8 @@ def partition_tally(run: Run, part: Partition, *, staged: bool = True) -> dict[s
     cut_off = run.system.agreement.cut_off
     source = _tally_all(spec, Source.for_system(run.system).stream(spec, columns, cut_off, part), fates)
     # the staged side is counted, not fingerprinted: the fingerprints compare the source with the packages
-    rows = _staged(run, spec, [part.id], columns) if staged else iter(())
+    counted = {name: _columns(table, compared=False) for name, table in spec.tables.items()}
+    rows = _staged(run, spec, [part.id], counted) if staged else iter(())
     extracted = _tally_all(spec, rows, fates, ids=True, digests=False)
     return {
         "partition": part.id,
@@ -247,16 +248,11 @@ def _unit_column(table: TableSpec) -> str | None:
     return f.column if f is not None else None
 
 
-def _columns(table: TableSpec) -> list[str]:
-    cols = [
-        table.row_key,
-        id_column(table),
-        table.patient_key,
-        date_column(table)[0],
-        _unit_column(table),
-        *carried_fields(table).values(),
-        *converted_fields(table).values(),
-    ]
+def _columns(table: TableSpec, *, compared: bool = True) -> list[str]:
+    """The columns a side reads: keys, date and unit, and (``compared``) the fingerprint's fields."""
+    cols = [table.row_key, id_column(table), table.patient_key, date_column(table)[0], _unit_column(table)]
+    if compared:
+        cols += [*carried_fields(table).values(), *converted_fields(table).values()]
     return list(dict.fromkeys(c for c in cols if c))
 
 
@@ -429,27 +425,28 @@ def _tally(
     out["fp_rows"][name] += kept.num_rows
     if not digests:
         return
-    parts: list[Any] = [pa.scalar(f"{len(table.entity)}:{table.entity}", pa.large_string()), _netstring(record_ids)]
+    parts: list[Any] = [pa.scalar(f"{len(table.entity)}:{table.entity}", pa.large_string()), *_netstring(record_ids)]
     converted = converted_fields(table)
     for field, column in sorted(compared_fields(table).items()):
         if field in converted:  # converted here value by value, independently of the mapping (timecheck)
             value = utc_texts(kept[column], zone)
         else:
             value = _texts(kept[column], table.encodings.get(column, "utf-8"))
-        parts.append(_netstring(value, f"{field}="))
+        parts += _netstring(value, f"{field}=")
+    # one join: each text is copied once (a null value's prefix is null too, so the field is left out)
     bodies = pc.binary_join_element_wise(*parts, pa.scalar("", pa.large_string()), null_handling="skip")
     out["fp"][name] = (out["fp"][name] + digest_sum(bodies)) % MOD
 
 
-def _netstring(values: pa.Array, label: str = "") -> pa.Array:
-    """``<length in characters>:<label><text>`` of each value (null stays null): parts that cannot run
-    into each other, in one pass over the text."""
+def _netstring(values: pa.Array, label: str = "") -> tuple[pa.Array, pa.Array]:
+    """``<length in characters>:<label>`` and the text of each value (a null value's prefix is null): joined,
+    parts that cannot run into each other."""
     values = values.cast(pa.large_string())
     length = pc.utf8_length(values)
     if label:
         length = pc.add(length, len(label))
     text = pa.large_string()
-    return pc.binary_join_element_wise(length.cast(text), pa.scalar(f":{label}", text), values, pa.scalar("", text))
+    return pc.binary_join_element_wise(length.cast(text), pa.scalar(f":{label}", text), pa.scalar("", text)), values
 
 
 def _counted(name: str, values: pa.Array) -> Iterator[tuple[tuple[str, Any], int]]:
@@ -479,7 +476,7 @@ def partition_owners(run: Run, partition_id: str) -> Owners:
     if not _shared_entities(spec):
         return owners_of(spec, {})
     fates = _Fates(findings_tables(run, [partition_id], _FATE_COLUMNS))
-    columns = {name: _columns(table) for name, table in spec.tables.items()}
+    columns = {name: _columns(table, compared=False) for name, table in spec.tables.items()}
     staged = _tally_all(spec, _staged(run, spec, [partition_id], columns), fates, ids=True, digests=False)
     return owners_of(spec, staged["ids"])
 
