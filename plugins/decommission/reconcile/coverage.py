@@ -20,7 +20,7 @@ from typing import Any
 
 from decommission.plan.mapping_spec import MappingSpec, split_name
 from decommission.plan.programme import Exclusion, System
-from decommission.source.catalogue import Table, read_catalogue
+from decommission.source.catalogue import Table, exclusion_key, read_catalogue
 from decommission.source.database import Source
 
 CLASSES = ("mapped", "preserved", "used", "excluded", "unclassified")
@@ -42,7 +42,7 @@ def classify(
     :param in_scope: rows per source table inside the cut-off bound (as the reconciliation counts them)
     :param schema: the schema of ``catalogue``, named in the findings (``schema.table.column``)
     :param own: the source's own schema, where a spec table without ``schema:`` lives (default: ``schema``)
-    :param elsewhere: tables of the source's other schemas (an exclusion may name one of them)
+    :param elsewhere: tables of the source's other schemas as ``schema.table`` (an exclusion may name one)
     """
     own = own or schema
     fields: dict[str, dict[str, list[str]]] = {}
@@ -73,9 +73,8 @@ def classify(
             source, col = where(column)
             if source is not None:
                 used.setdefault(source, set()).add(col)
-    excluded: dict[tuple[str, str | None], Exclusion] = {
-        (e.table.lower(), e.column.lower() if e.column else None): e for e in exclusions
-    }
+    exclusions = list(exclusions)
+    excluded = _excluded_in(exclusions, schema, own)
     # the reference tables of this schema (``schema.table`` names one of another schema than the own)
     reference = {t.lower() for s, t in map(split_name, spec.reference_tables) if (s or own) == schema}
     findings: list[str] = []
@@ -143,15 +142,13 @@ def classify(
             }
         )
     known = {n.lower() for n in catalogue} | {n.lower() for n in elsewhere}
-    for (table, column), e in sorted(excluded.items(), key=lambda kv: (kv[0][0], kv[0][1] or "")):
-        if schema != own:  # the exclusions' findings once, with the own schema
-            break
+    named = [(exclusion_key(e, own), e) for e in exclusions if schema == own]  # once, with the own schema
+    for (table, column), e in sorted(named, key=lambda ke: (ke[0][0], ke[0][1] or "")):
+        where_ = table if "." in table else f"{schema}.{table}"  # another schema's table is already schema.table
         if not e.reference:
-            findings.append(
-                f"the exclusion of {schema}.{table}{'.' + column if column else ''} has no decision reference"
-            )
+            findings.append(f"the exclusion of {where_}{'.' + column if column else ''} has no decision reference")
         if table not in known:
-            findings.append(f"the exclusion names {schema}.{table}, which the source does not have")
+            findings.append(f"the exclusion names {where_}, which the source does not have")
     for name, table_spec in spec.tables.items():
         if (table_spec.schema_name or own) != schema or table_spec.query is not None:
             continue
@@ -186,6 +183,19 @@ def classify(
     }
 
 
+def _excluded_in(exclusions: Iterable[Exclusion], schema: str, own: str) -> dict[tuple[str, str | None], Exclusion]:
+    """The exclusions of one schema's tables by (table, column or None), lower case: a plain table name is
+    of the own schema, ``schema.table`` of that schema (:func:`~decommission.source.catalogue.exclusion_key`,
+    as the extraction leaves them out of the SIARD part)."""
+    out = {}
+    for e in exclusions:
+        table, column = exclusion_key(e, own)
+        named, plain = split_name(table)
+        if (named or own).lower() == schema.lower():
+            out[(plain, column)] = e
+    return out
+
+
 def coverage_of(system: System, spec: MappingSpec, source: Source, in_scope: Mapping[str, int]) -> dict[str, Any]:
     """Read the source's live catalogue and classify it for this plan entry: its own schema, and every other
     schema a spec table or join names (``schema:``), each whole. The own schema's tables go by their names,
@@ -216,7 +226,7 @@ def coverage_of(system: System, spec: MappingSpec, source: Source, in_scope: Map
             system.agreement.cut_off,
             schema,
             own=own,
-            elsewhere=[n for s, c in catalogues.items() if s != schema for n in c],
+            elsewhere=[f"{s}.{n}" for s, c in catalogues.items() if s != own for n in c],
         )
         for schema, catalogue in catalogues.items()
     ]

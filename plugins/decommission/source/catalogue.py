@@ -170,6 +170,21 @@ def _sqlite_shapes(conn: Any, schema: str | None = None) -> dict[str, tuple[list
     return shapes
 
 
+def exclusion_key(exclusion: Any, default: str | None = None) -> tuple[str, str | None]:
+    """(table, column or None) a plan exclusion names, lower case, the table as the catalogue names it.
+
+    A table of the source's own schema goes by its plain name (``default.table`` is the same table); a
+    table of another schema by ``schema.table``: a plain name never reaches into another schema, where a
+    table of the same name may be one the exclusion was not meant for.
+
+    :param default: the source's own schema
+    """
+    schema, table = split_name(exclusion.table.lower())
+    if schema is not None and schema == (default or "").lower():
+        schema = None
+    return qualified_name(schema, table), exclusion.column.lower() if exclusion.column else None
+
+
 def raw_scope(
     catalogue: Mapping[str, Table], spec: MappingSpec, exclusions: Iterable[Any], default: str | None = None
 ) -> dict[str, Table]:
@@ -184,7 +199,7 @@ def raw_scope(
     :param default: the source's own schema (its tables go by their plain names)
     """
     by_name = {name.lower(): table for name, table in catalogue.items()}
-    gone: set[tuple[str, str | None]] = {(e.table.lower(), e.column.lower() if e.column else None) for e in exclusions}
+    gone = {exclusion_key(e, default) for e in exclusions}
     out = {}
     for name, table_spec in spec.tables.items():
         source = spec.source_name(name, default)
@@ -207,7 +222,7 @@ def reference_scope(
 ) -> dict[str, Table]:
     """The spec's tables not bound to a patient, each less the columns a plan exclusion leaves out."""
     by_name = {name.lower(): table for name, table in catalogue.items()}
-    gone = {(e.table.lower(), e.column.lower() if e.column else None) for e in exclusions}
+    gone = {exclusion_key(e, default) for e in exclusions}
     out = {}
     for entry in spec.reference_tables:
         name = qualified_name(*split_name(entry), default)

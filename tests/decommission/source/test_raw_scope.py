@@ -61,3 +61,42 @@ def test_reference_tables_whole_but_for_exclusions():
     scope = reference_scope(CATALOGUE, SPEC, [_exclusion("enhet", "intern")])
     assert list(scope) == ["enhet"] and [c.name for c in scope["enhet"].columns] == ["kod", "namn"]
     assert reference_scope(CATALOGUE, SPEC, [_exclusion("enhet", None)]) == {}  # a whole table excluded by decision
+
+
+TWO = MappingSpec.model_validate(
+    {
+        **SPEC.model_dump(by_alias=True, exclude={"path", "lines", "correction_list"}),
+        "tables": {
+            **SPEC.model_dump(by_alias=True)["tables"],
+            "diagnos": {
+                "entity": "diagnosis",
+                "schema": "klinik",
+                "key": "diag_id",
+                "patient_key": "patient",
+                "fields": {"patient_key": {"column": "patient"}, "code": {"column": "kod"}},
+            },
+        },
+        "reference_tables": ["enhet", "klinik.kodverk"],
+    }
+)
+TWO_CATALOGUE = {
+    **CATALOGUE,
+    "diagnos": _table("diagnos", "diag_id", "patient", "notering"),  # the own schema's, mapped by no one
+    "klinik.diagnos": _table("klinik.diagnos", "diag_id", "patient", "kod", "notering"),
+    "klinik.kodverk": _table("klinik.kodverk", "kod", "namn", "intern"),
+}
+
+
+def test_an_exclusion_names_another_schemas_table_as_schema_table_and_the_own_ones_plainly():
+    exclusions = [
+        _exclusion("Klinik.Diagnos", "NOTERING"),  # case-insensitive
+        _exclusion("kodverk", "namn"),  # plain: a table of the own schema, not klinik's kodverk
+        _exclusion("adt.operation", "asa_klass"),  # the own schema named: as its plain name
+        _exclusion("KLINIK.kodverk", "intern"),
+    ]
+    scope = raw_scope(TWO_CATALOGUE, TWO, exclusions, "adt")
+    assert [c.name for c in scope["diagnos"].columns] == ["diag_id", "patient", "kod"]
+    assert [c.name for c in scope["operation"].columns] == ["op_id", "patient", "anteckning"]
+    reference = reference_scope(TWO_CATALOGUE, TWO, exclusions, "adt")
+    assert [c.name for c in reference["klinik.kodverk"].columns] == ["kod", "namn"]
+    assert list(reference_scope(TWO_CATALOGUE, TWO, [_exclusion("klinik.KODVERK", None)], "adt")) == ["enhet"]
