@@ -162,3 +162,60 @@ def test_two_mapped_tables_of_one_name_in_two_schemas_are_both_counted(source, t
     assert (tables["diagnos"]["rows_in_cutoff"], tables["klinik.diagnos"]["rows_in_cutoff"]) == (1, 3)
     assert tables["patient"]["class"] == "mapped" and tables["klinik.patient"]["class"] == "preserved"
     assert coverage["coverage"] == 1.0 and coverage["findings"] == []
+
+
+def test_two_mapped_tables_of_one_name_in_two_schemas_both_reach_the_siard_part(source, tmp_path):
+    """From the catalogue through extraction and the package's raw part to the reconciliation's count: each
+    ``diagnos`` is a table of its own schema in the SIARD part, with its own rows."""
+    import json
+
+    from decommission.package.siard import write_siard
+    from decommission.reconcile.raw import raw_check
+    from decommission.source.catalogue import raw_scope, read_catalogue
+    from decommission.source.database import Partition
+    from decommission.stages import RAW_CATALOGUE, _raw_part
+    from tests.siard_reader import read_siard
+
+    spec = _spec(tmp_path)
+    catalogue = read_catalogue(source, count=False, schemas=spec.schemas("adt"))
+    scope = raw_scope(catalogue, spec, (), "adt")
+    assert (scope["adt_diagnos"].name, scope["diagnos"].name) == ("diagnos", "klinik.diagnos")
+    extract_dir, mapped_dir = tmp_path / "extract", tmp_path / "mapped"
+    extract_dir.mkdir()
+    mapped_dir.mkdir()
+    extra = {name: [c.name for c in table.columns] for name, table in scope.items()}
+    source.extract_partition(
+        spec, Partition("p1", None, None), CUT_OFF, lambda t: (extract_dir / f"{t}.parquet").open("wb"), extra
+    )
+    raw = {"tables": {name: table.to_dict() for name, table in scope.items()}, "reference": {}}
+    (extract_dir / RAW_CATALOGUE).write_text(json.dumps(raw), encoding="utf-8")
+    system = SimpleNamespace(
+        id="gaps",
+        name="Två scheman",
+        supplier="Leverantör",
+        source=SimpleNamespace(schema_name="adt"),
+        agreement=SimpleNamespace(cut_off=CUT_OFF),
+    )
+    run = SimpleNamespace(
+        spec=spec,
+        system=system,
+        plan=SimpleNamespace(region=SimpleNamespace(name="Region")),
+        package_created=dt.datetime(2025, 3, 1, tzinfo=dt.UTC),
+    )
+    part = _raw_part(run, extract_dir, mapped_dir)  # type: ignore[arg-type]
+    assert [(t.schema, t.plain_name) for t in part.tables if t.plain_name == "diagnos"] == [
+        (None, "diagnos"),
+        ("klinik", "diagnos"),
+    ]
+    result = write_siard(tmp_path / "raw.siard", part.database, part.tables)
+    assert (result.rows["diagnos"], result.rows["klinik.diagnos"]) == (1, 3)
+    read = read_siard((tmp_path / "raw.siard").read_bytes())
+    assert (read["diagnos"].rows_declared, read["klinik.diagnos"].rows_declared) == (1, 3)
+    checked = raw_check(spec, source.count_rows(spec, CUT_OFF), [], [{"raw_rows": result.rows}], None, "adt")
+    assert checked["reasons"] == []
+    assert {t["table"]: t["siard"] for t in checked["tables"]} == {
+        "diagnos": 1,
+        "encounter": 2,
+        "klinik.diagnos": 3,
+        "patient": 2,
+    }
