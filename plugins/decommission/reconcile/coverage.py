@@ -215,6 +215,8 @@ def coverage_of(system: System, spec: MappingSpec, source: Source, in_scope: Map
         }
     by_source: dict[str, dict[str, int]] = {}
     for name, rows in in_scope.items():
+        if spec.tables[name].query is not None:  # a query's rows are no source table's
+            continue
         schema, table = spec.tables[name].schema_name or own, spec.source_table(name)
         by_source.setdefault(schema, {})[table] = by_source.setdefault(schema, {}).get(table, 0) + rows
     parts = [

@@ -192,7 +192,9 @@ def raw_scope(
 
     The raw representation keeps every other column, as the source holds it. A column the spec
     reads stays even when excluded (the mapping needs it). A table the catalogue lacks is left out
-    here (preflight has refused such a spec already).
+    here (preflight has refused such a spec already). A spec table read by a ``query:`` has no entry:
+    its rows are the query's, not a source table's (its base tables are covered each on its own:
+    mapped, a reference table, or excluded by decision; the coverage inventory names any that is not).
 
     :param catalogue: the catalogue of the source's own schema and of the other schemas the spec names
         (:func:`read_catalogue` with ``schemas``: their tables as ``schema.table``)
@@ -204,7 +206,7 @@ def raw_scope(
     for name, table_spec in spec.tables.items():
         source = spec.source_name(name, default)
         table = by_name.get(source.lower())
-        if table is None:
+        if table is None or table_spec.query is not None:
             continue
         needed = {c.lower() for c in table_spec.columns()}
         whole = (source.lower(), None) in gone

@@ -219,3 +219,29 @@ def test_two_mapped_tables_of_one_name_in_two_schemas_both_reach_the_siard_part(
         "klinik.diagnos": 3,
         "patient": 2,
     }
+
+
+QUERY_SPEC = SPEC.replace(
+    """  adt_diagnos:
+    entity: diagnosis
+    table: diagnos
+""",
+    """  adt_diagnos:
+    entity: diagnosis
+    query: "SELECT diag_id, patient_id, kod FROM diagnos WHERE kod IS NOT NULL"
+""",
+)
+
+
+def test_a_query_fed_base_table_is_covered_only_by_a_siard_copy_or_a_decision(source, tmp_path):
+    """The query's rows are in the records, not in the SIARD part: its base table (adt's diagnos) is
+    unclassified, a finding naming schema.table, until it is a reference table or excluded by decision."""
+    exclusions = [_exclusion("klinik.patient"), _exclusion("unit"), _exclusion("klinik.diagnos", "notering")]
+    coverage = _coverage(source, _spec(tmp_path, QUERY_SPEC), exclusions)
+    assert _classes(coverage)["diagnos"] == "unclassified"
+    assert coverage["findings"] == ["table adt.diagnos (1 rows) is in no mapping and no exclusion"]
+    kept = QUERY_SPEC.replace("reference_tables: [klinik.analys]", "reference_tables: [klinik.analys, diagnos]")
+    coverage = _coverage(source, _spec(tmp_path, kept), exclusions)
+    assert _classes(coverage)["diagnos"] == "preserved" and coverage["findings"] == []
+    coverage = _coverage(source, _spec(tmp_path, QUERY_SPEC), [*exclusions, _exclusion("diagnos")])
+    assert _classes(coverage)["diagnos"] == "excluded" and coverage["findings"] == []

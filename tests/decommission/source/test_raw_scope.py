@@ -100,3 +100,26 @@ def test_an_exclusion_names_another_schemas_table_as_schema_table_and_the_own_on
     reference = reference_scope(TWO_CATALOGUE, TWO, exclusions, "adt")
     assert [c.name for c in reference["klinik.kodverk"].columns] == ["kod", "namn"]
     assert list(reference_scope(TWO_CATALOGUE, TWO, [_exclusion("klinik.KODVERK", None)], "adt")) == ["enhet"]
+
+
+def test_a_query_fed_table_has_no_siard_copy_of_its_own():
+    """A query's rows are no source table: they are not written into the SIARD part under a table's name
+    (not even a table the spec entry shares its name with); its base tables are covered each on its own."""
+    raw = SPEC.model_dump(by_alias=True, exclude={"path", "lines", "correction_list"})
+    raw["tables"]["operation"] = {
+        **{k: v for k, v in raw["tables"]["operation"].items() if v is not None and k != "table"},
+        "query": "SELECT op_id, patient FROM operation WHERE asa_klass IS NOT NULL",
+    }
+    spec = MappingSpec.model_validate(raw)
+    assert set(raw_scope(CATALOGUE, spec, [])) == {"patient"}
+
+
+def test_a_query_fed_tables_base_table_may_be_kept_whole_as_a_reference_table():
+    raw = SPEC.model_dump(by_alias=True, exclude={"path", "lines", "correction_list"})
+    raw["tables"]["operation"] = {
+        **{k: v for k, v in raw["tables"]["operation"].items() if v is not None and k != "table"},
+        "query": "SELECT op_id, patient FROM operation WHERE asa_klass IS NOT NULL",
+    }
+    raw["reference_tables"] = ["enhet", "operation"]  # the query's base table, whole, into the SIARD part
+    spec = MappingSpec.model_validate(raw)
+    assert set(reference_scope(CATALOGUE, spec, [])) == {"enhet", "operation"}
