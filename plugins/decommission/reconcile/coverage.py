@@ -9,6 +9,13 @@ cut-off column the mapping reads without keeping it as a field; it too is in the
 delivery an unclassified table or column, an exclusion without a decision reference, or a table
 whose every row lies outside the cut-off is a FAIL reason naming ``schema.table[.column]``; at the
 test and production deliveries the same findings are warnings.
+
+A table is covered only when the SIARD part holds its rows (a spec table, read whole or by partition;
+a reference table) or a decision excludes it. A table the mapping reads only through a ``join:`` or
+inside a spec table's ``query:`` is not: the records hold only the values of the rows joined or
+selected, so it is unclassified (its columns too, a field it feeds named beside) until it is declared
+in ``tables`` or ``reference_tables`` or excluded. An exclusion names a table of the source's own
+schema plainly, one of another schema as ``schema.table`` (case-insensitive), as the extraction does.
 """
 
 from __future__ import annotations
@@ -48,9 +55,12 @@ def classify(
     fields: dict[str, dict[str, list[str]]] = {}
     used: dict[str, set[str]] = {}
     preserved: dict[str, set[str]] = {}
+    #: the tables of this schema whose rows (each within its partition) go into the SIARD part: the spec's own
+    kept: set[str] = set()
     for name, table in spec.tables.items():
         if (table.schema_name or own) == schema and table.query is None:
             preserved.setdefault(spec.source_table(name).lower(), set()).update(c.lower() for c in table.preserved)
+            kept.add(spec.source_table(name).lower())
         relations = {r.alias: r for r in spec.relations(name)}
 
         def where(column: str) -> tuple[str | None, str]:
@@ -102,30 +112,40 @@ def classify(
                 }
             )
             continue
+        # a table read only through a join is in no SIARD copy: the records hold only the joined rows' values
+        copied = key in kept
         columns = []
         for c in t.columns:
             col = c.name.lower()
             decision = excluded.get((key, col)) or whole
-            if key in fields and col in fields[key]:
-                cls, by = "mapped", ", ".join(fields[key][col])
+            feeds = fields.get(key, {}).get(col, [])
+            if feeds and (copied or whole is not None):
+                cls, by = "mapped", ", ".join(feeds)
             elif decision is not None:
                 cls, by = "excluded", decision.reference or decision.decision
-            elif col in preserved.get(key, ()):
+            elif copied and col in preserved.get(key, ()):
                 cls, by = "preserved", "SIARD"
-            elif col in used.get(key, ()):
+            elif copied and col in used.get(key, ()):
                 cls, by = "used", ""
             else:
-                cls, by = "unclassified", ""
-                if whole is None and key in used:
+                cls, by = "unclassified", ", ".join(feeds)
+                if whole is None and copied:
                     findings.append(f"column {schema}.{name}.{c.name} is in no mapping and no exclusion")
             columns.append({"name": c.name, "type": c.type, "class": cls, "by": by})
-        if key not in used and whole is None:
-            findings.append(f"table {schema}.{name} ({t.rows} rows) is in no mapping and no exclusion")
-            table_class = "unclassified"
+        if copied:
+            table_class = "mapped"
+        elif whole is not None:
+            table_class = "excluded"
         else:
-            table_class = "excluded" if whole is not None and key not in used else "mapped"
-        rows_in = in_scope.get(name, in_scope.get(key, t.rows)) if key in used else 0
-        if key in used and t.rows and not rows_in:
+            table_class = "unclassified"
+            findings.append(
+                f"table {schema}.{name} ({t.rows} rows) is read only through a join, and no SIARD copy holds its rows:"
+                " name it in tables or reference_tables, or exclude it by decision"
+                if key in used
+                else f"table {schema}.{name} ({t.rows} rows) is in no mapping and no exclusion"
+            )
+        rows_in = in_scope.get(name, in_scope.get(key, t.rows)) if copied else 0
+        if copied and t.rows and not rows_in:
             findings.append(
                 f"table {schema}.{name} has {t.rows} rows in the source but none on or before the cut-off {cut_off}"
             )
@@ -135,7 +155,7 @@ def classify(
                 "class": table_class,
                 "rows": t.rows,
                 "rows_in_cutoff": rows_in,
-                "rows_after_cutoff": max(0, t.rows - rows_in) if key in used else 0,
+                "rows_after_cutoff": max(0, t.rows - rows_in) if copied else 0,
                 "primary_key": list(t.primary_key),
                 "foreign_keys": list(t.foreign_keys),
                 "columns": columns,

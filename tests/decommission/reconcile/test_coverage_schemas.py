@@ -245,3 +245,40 @@ def test_a_query_fed_base_table_is_covered_only_by_a_siard_copy_or_a_decision(so
     assert _classes(coverage)["diagnos"] == "preserved" and coverage["findings"] == []
     coverage = _coverage(source, _spec(tmp_path, QUERY_SPEC), [*exclusions, _exclusion("diagnos")])
     assert _classes(coverage)["diagnos"] == "excluded" and coverage["findings"] == []
+
+
+JOIN_SPEC = SPEC.replace(
+    """    fields:
+      patient_key: {column: patient_id}
+      care_unit: {column: unit}
+""",
+    """    join:
+      - {table: unit, as: u, on: {unit: code}}
+    fields:
+      patient_key: {column: patient_id}
+      care_unit: {column: u.name}
+""",
+)
+
+
+def test_a_table_read_only_through_a_join_is_covered_only_by_a_siard_copy_or_a_decision(source, tmp_path):
+    """Only the joined rows' values reach the records (AVD3 no encounter names is in none): the table is
+    covered when its rows are in the SIARD part (a reference table) or a decision covers it."""
+    exclusions = [_exclusion("klinik.patient"), _exclusion("klinik.diagnos", "notering")]
+    exclusions += [_exclusion("diagnos", "notering")]
+    coverage = _coverage(source, _spec(tmp_path, JOIN_SPEC), exclusions)
+    unit = next(t for t in coverage["tables"] if t["table"] == "unit")
+    assert unit["class"] == "unclassified" and {c["class"] for c in unit["columns"]} == {"unclassified"}
+    assert coverage["findings"] == [
+        "table adt.unit (3 rows) is read only through a join, and no SIARD copy holds its rows:"
+        " name it in tables or reference_tables, or exclude it by decision"
+    ]
+    assert coverage["coverage"] < 1.0
+    kept = JOIN_SPEC.replace("reference_tables: [klinik.analys]", "reference_tables: [klinik.analys, unit]")
+    coverage = _coverage(source, _spec(tmp_path, kept), exclusions)
+    assert _classes(coverage)["unit"] == "preserved" and coverage["findings"] == []
+    assert coverage["coverage"] == 1.0
+    coverage = _coverage(source, _spec(tmp_path, JOIN_SPEC), [*exclusions, _exclusion("unit")])
+    classes = _classes(coverage)
+    assert classes["unit"] == "excluded" and coverage["findings"] == []
+    assert (classes["unit.name"], classes["unit.code"]) == ("mapped", "excluded")  # name feeds a field still
