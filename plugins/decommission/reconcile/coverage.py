@@ -164,11 +164,11 @@ def classify(
     known = {n.lower() for n in catalogue} | {n.lower() for n in elsewhere}
     named = [(exclusion_key(e, own), e) for e in exclusions if schema == own]  # once, with the own schema
     for (table, column), e in sorted(named, key=lambda ke: (ke[0][0], ke[0][1] or "")):
-        where_ = table if "." in table else f"{schema}.{table}"  # another schema's table is already schema.table
+        label = table if "." in table else f"{schema}.{table}"  # another schema's table is already schema.table
         if not e.reference:
-            findings.append(f"the exclusion of {where_}{'.' + column if column else ''} has no decision reference")
+            findings.append(f"the exclusion of {label}{'.' + column if column else ''} has no decision reference")
         if table not in known:
-            findings.append(f"the exclusion names {where_}, which the source does not have")
+            findings.append(f"the exclusion names {label}, which the source does not have")
     for name, table_spec in spec.tables.items():
         if (table_spec.schema_name or own) != schema or table_spec.query is not None:
             continue
