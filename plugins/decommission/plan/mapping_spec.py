@@ -572,7 +572,8 @@ class MappingSpec(_Model):
 
     @model_validator(mode="after")
     def _reference_tables_apart(self) -> MappingSpec:
-        mapped = {self.source_name(n).lower() for n in self.tables}
+        # a query reads its tables without binding them: one of them may be kept whole as a reference table
+        mapped = {self.source_name(n).lower() for n, t in self.tables.items() if t.query is None}
         for i, name in enumerate(self.reference_tables):
             if name.lower() in mapped:
                 raise ValueError(f"reference_tables.{i}: '{name}' is a mapped table (its rows are bound to a patient)")

@@ -9,6 +9,13 @@ cut-off column the mapping reads without keeping it as a field; it too is in the
 delivery an unclassified table or column, an exclusion without a decision reference, or a table
 whose every row lies outside the cut-off is a FAIL reason naming ``schema.table[.column]``; at the
 test and production deliveries the same findings are warnings.
+
+A table is covered only when the SIARD part holds its rows (a spec table, read whole or by partition;
+a reference table) or a decision excludes it. A table the mapping reads only through a ``join:`` or
+inside a spec table's ``query:`` is not: the records hold only the values of the rows joined or
+selected, so it is unclassified (its columns too, a field it feeds named beside) until it is declared
+in ``tables`` or ``reference_tables`` or excluded. An exclusion names a table of the source's own
+schema plainly, one of another schema as ``schema.table`` (case-insensitive), as the extraction does.
 """
 
 from __future__ import annotations
@@ -20,7 +27,7 @@ from typing import Any
 
 from decommission.plan.mapping_spec import MappingSpec, split_name
 from decommission.plan.programme import Exclusion, System
-from decommission.source.catalogue import Table, read_catalogue
+from decommission.source.catalogue import Table, exclusion_key, read_catalogue
 from decommission.source.database import Source
 
 CLASSES = ("mapped", "preserved", "used", "excluded", "unclassified")
@@ -42,15 +49,18 @@ def classify(
     :param in_scope: rows per source table inside the cut-off bound (as the reconciliation counts them)
     :param schema: the schema of ``catalogue``, named in the findings (``schema.table.column``)
     :param own: the source's own schema, where a spec table without ``schema:`` lives (default: ``schema``)
-    :param elsewhere: tables of the source's other schemas (an exclusion may name one of them)
+    :param elsewhere: tables of the source's other schemas as ``schema.table`` (an exclusion may name one)
     """
     own = own or schema
     fields: dict[str, dict[str, list[str]]] = {}
     used: dict[str, set[str]] = {}
     preserved: dict[str, set[str]] = {}
+    #: the tables of this schema whose rows (each within its partition) go into the SIARD part: the spec's own
+    kept: set[str] = set()
     for name, table in spec.tables.items():
         if (table.schema_name or own) == schema and table.query is None:
             preserved.setdefault(spec.source_table(name).lower(), set()).update(c.lower() for c in table.preserved)
+            kept.add(spec.source_table(name).lower())
         relations = {r.alias: r for r in spec.relations(name)}
 
         def where(column: str) -> tuple[str | None, str]:
@@ -73,9 +83,8 @@ def classify(
             source, col = where(column)
             if source is not None:
                 used.setdefault(source, set()).add(col)
-    excluded: dict[tuple[str, str | None], Exclusion] = {
-        (e.table.lower(), e.column.lower() if e.column else None): e for e in exclusions
-    }
+    exclusions = list(exclusions)
+    excluded = _excluded_in(exclusions, schema, own)
     # the reference tables of this schema (``schema.table`` names one of another schema than the own)
     reference = {t.lower() for s, t in map(split_name, spec.reference_tables) if (s or own) == schema}
     findings: list[str] = []
@@ -103,30 +112,40 @@ def classify(
                 }
             )
             continue
+        # a table read only through a join is in no SIARD copy: the records hold only the joined rows' values
+        copied = key in kept
         columns = []
         for c in t.columns:
             col = c.name.lower()
             decision = excluded.get((key, col)) or whole
-            if key in fields and col in fields[key]:
-                cls, by = "mapped", ", ".join(fields[key][col])
+            feeds = fields.get(key, {}).get(col, [])
+            if feeds and (copied or whole is not None):
+                cls, by = "mapped", ", ".join(feeds)
             elif decision is not None:
                 cls, by = "excluded", decision.reference or decision.decision
-            elif col in preserved.get(key, ()):
+            elif copied and col in preserved.get(key, ()):
                 cls, by = "preserved", "SIARD"
-            elif col in used.get(key, ()):
+            elif copied and col in used.get(key, ()):
                 cls, by = "used", ""
             else:
-                cls, by = "unclassified", ""
-                if whole is None and key in used:
+                cls, by = "unclassified", ", ".join(feeds)
+                if whole is None and copied:
                     findings.append(f"column {schema}.{name}.{c.name} is in no mapping and no exclusion")
             columns.append({"name": c.name, "type": c.type, "class": cls, "by": by})
-        if key not in used and whole is None:
-            findings.append(f"table {schema}.{name} ({t.rows} rows) is in no mapping and no exclusion")
-            table_class = "unclassified"
+        if copied:
+            table_class = "mapped"
+        elif whole is not None:
+            table_class = "excluded"
         else:
-            table_class = "excluded" if whole is not None and key not in used else "mapped"
-        rows_in = in_scope.get(name, in_scope.get(key, t.rows)) if key in used else 0
-        if key in used and t.rows and not rows_in:
+            table_class = "unclassified"
+            findings.append(
+                f"table {schema}.{name} ({t.rows} rows) is read only through a join, and no SIARD copy holds its rows:"
+                " name it in tables or reference_tables, or exclude it by decision"
+                if key in used
+                else f"table {schema}.{name} ({t.rows} rows) is in no mapping and no exclusion"
+            )
+        rows_in = in_scope.get(name, in_scope.get(key, t.rows)) if copied else 0
+        if copied and t.rows and not rows_in:
             findings.append(
                 f"table {schema}.{name} has {t.rows} rows in the source but none on or before the cut-off {cut_off}"
             )
@@ -136,22 +155,20 @@ def classify(
                 "class": table_class,
                 "rows": t.rows,
                 "rows_in_cutoff": rows_in,
-                "rows_after_cutoff": max(0, t.rows - rows_in) if key in used else 0,
+                "rows_after_cutoff": max(0, t.rows - rows_in) if copied else 0,
                 "primary_key": list(t.primary_key),
                 "foreign_keys": list(t.foreign_keys),
                 "columns": columns,
             }
         )
     known = {n.lower() for n in catalogue} | {n.lower() for n in elsewhere}
-    for (table, column), e in sorted(excluded.items(), key=lambda kv: (kv[0][0], kv[0][1] or "")):
-        if schema != own:  # the exclusions' findings once, with the own schema
-            break
+    named = [(exclusion_key(e, own), e) for e in exclusions if schema == own]  # once, with the own schema
+    for (table, column), e in sorted(named, key=lambda ke: (ke[0][0], ke[0][1] or "")):
+        label = table if "." in table else f"{schema}.{table}"  # another schema's table is already schema.table
         if not e.reference:
-            findings.append(
-                f"the exclusion of {schema}.{table}{'.' + column if column else ''} has no decision reference"
-            )
+            findings.append(f"the exclusion of {label}{'.' + column if column else ''} has no decision reference")
         if table not in known:
-            findings.append(f"the exclusion names {schema}.{table}, which the source does not have")
+            findings.append(f"the exclusion names {label}, which the source does not have")
     for name, table_spec in spec.tables.items():
         if (table_spec.schema_name or own) != schema or table_spec.query is not None:
             continue
@@ -186,6 +203,19 @@ def classify(
     }
 
 
+def _excluded_in(exclusions: Iterable[Exclusion], schema: str, own: str) -> dict[tuple[str, str | None], Exclusion]:
+    """The exclusions of one schema's tables by (table, column or None), lower case: a plain table name is
+    of the own schema, ``schema.table`` of that schema (:func:`~decommission.source.catalogue.exclusion_key`,
+    as the extraction leaves them out of the SIARD part)."""
+    out = {}
+    for e in exclusions:
+        table, column = exclusion_key(e, own)
+        named, plain = split_name(table)
+        if (named or own).lower() == schema.lower():
+            out[(plain, column)] = e
+    return out
+
+
 def coverage_of(system: System, spec: MappingSpec, source: Source, in_scope: Mapping[str, int]) -> dict[str, Any]:
     """Read the source's live catalogue and classify it for this plan entry: its own schema, and every other
     schema a spec table or join names (``schema:``), each whole. The own schema's tables go by their names,
@@ -205,6 +235,8 @@ def coverage_of(system: System, spec: MappingSpec, source: Source, in_scope: Map
         }
     by_source: dict[str, dict[str, int]] = {}
     for name, rows in in_scope.items():
+        if spec.tables[name].query is not None:  # a query's rows are no source table's
+            continue
         schema, table = spec.tables[name].schema_name or own, spec.source_table(name)
         by_source.setdefault(schema, {})[table] = by_source.setdefault(schema, {}).get(table, 0) + rows
     parts = [
@@ -216,7 +248,7 @@ def coverage_of(system: System, spec: MappingSpec, source: Source, in_scope: Map
             system.agreement.cut_off,
             schema,
             own=own,
-            elsewhere=[n for s, c in catalogues.items() if s != schema for n in c],
+            elsewhere=[f"{s}.{n}" for s, c in catalogues.items() if s != own for n in c],
         )
         for schema, catalogue in catalogues.items()
     ]

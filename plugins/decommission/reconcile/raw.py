@@ -36,7 +36,7 @@ def raw_check(
         for table, rows in (package.get("raw_rows") or {}).items():
             siard[table] = siard.get(table, 0) + int(rows)
     by_source: dict[str, list[str]] = {}
-    for name in spec.tables:
+    for name in (n for n, t in spec.tables.items() if t.query is None):  # a query's rows are no source table
         by_source.setdefault(spec.source_name(name, default), []).append(name)
     tables, reasons = [], []
     for source_table, names in sorted(by_source.items()):

@@ -372,6 +372,12 @@ _SENTENCES_SV: tuple[tuple[re.Pattern[str], str], ...] = tuple(
             "tabellen {tbl} ({n} rader) finns varken i mappningen eller bland undantagen",
         ),
         (
+            r"^table (?P<tbl>\S+) \((?P<n>\d+) rows\) is read only through a join, and no SIARD copy holds its rows: "
+            r"name it in tables or reference_tables, or exclude it by decision$",
+            "tabellen {tbl} ({n} rader) läses bara via en join, och dess rader finns inte i SIARD-delen: "
+            "ange den under tables eller reference_tables, eller undanta den genom beslut",
+        ),
+        (
             r"^table (?P<tbl>\S+) has (?P<n>\d+) rows in the source but none on or before the cut-off (?P<day>\S+)$",
             "tabellen {tbl} har {n} rader i källan men ingen på eller före brytdatum {day}",
         ),

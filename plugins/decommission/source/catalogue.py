@@ -170,6 +170,21 @@ def _sqlite_shapes(conn: Any, schema: str | None = None) -> dict[str, tuple[list
     return shapes
 
 
+def exclusion_key(exclusion: Any, default: str | None = None) -> tuple[str, str | None]:
+    """(table, column or None) a plan exclusion names, lower case, the table as the catalogue names it.
+
+    A table of the source's own schema goes by its plain name (``default.table`` is the same table); a
+    table of another schema by ``schema.table``: a plain name never reaches into another schema, where a
+    table of the same name may be one the exclusion was not meant for.
+
+    :param default: the source's own schema
+    """
+    schema, table = split_name(exclusion.table.lower())
+    if schema is not None and schema == (default or "").lower():
+        schema = None
+    return qualified_name(schema, table), exclusion.column.lower() if exclusion.column else None
+
+
 def raw_scope(
     catalogue: Mapping[str, Table], spec: MappingSpec, exclusions: Iterable[Any], default: str | None = None
 ) -> dict[str, Table]:
@@ -177,19 +192,21 @@ def raw_scope(
 
     The raw representation keeps every other column, as the source holds it. A column the spec
     reads stays even when excluded (the mapping needs it). A table the catalogue lacks is left out
-    here (preflight has refused such a spec already).
+    here (preflight has refused such a spec already). A spec table read by a ``query:`` has no entry:
+    its rows are the query's, not a source table's (its base tables are covered each on its own:
+    mapped, a reference table, or excluded by decision; the coverage inventory names any that is not).
 
     :param catalogue: the catalogue of the source's own schema and of the other schemas the spec names
         (:func:`read_catalogue` with ``schemas``: their tables as ``schema.table``)
     :param default: the source's own schema (its tables go by their plain names)
     """
     by_name = {name.lower(): table for name, table in catalogue.items()}
-    gone: set[tuple[str, str | None]] = {(e.table.lower(), e.column.lower() if e.column else None) for e in exclusions}
+    gone = {exclusion_key(e, default) for e in exclusions}
     out = {}
     for name, table_spec in spec.tables.items():
         source = spec.source_name(name, default)
         table = by_name.get(source.lower())
-        if table is None:
+        if table is None or table_spec.query is not None:
             continue
         needed = {c.lower() for c in table_spec.columns()}
         whole = (source.lower(), None) in gone
@@ -207,7 +224,7 @@ def reference_scope(
 ) -> dict[str, Table]:
     """The spec's tables not bound to a patient, each less the columns a plan exclusion leaves out."""
     by_name = {name.lower(): table for name, table in catalogue.items()}
-    gone = {(e.table.lower(), e.column.lower() if e.column else None) for e in exclusions}
+    gone = {exclusion_key(e, default) for e in exclusions}
     out = {}
     for entry in spec.reference_tables:
         name = qualified_name(*split_name(entry), default)

@@ -160,10 +160,10 @@ def test_a_spec_table_of_another_schema_is_classified_with_that_schema_only():
             },
         }
     )
-    own = classify(CATALOGUE, spec, [exclusion("svar", "extra")], {}, CUT_OFF, "demo", elsewhere=["svar"])
+    own = classify(CATALOGUE, spec, [exclusion("lab.svar", "extra")], {}, CUT_OFF, "demo", elsewhere=["lab.svar"])
     assert not [f for f in own["findings"] if "svar" in f]  # neither its preserved column nor its exclusion
     lab = {"svar": table("svar", "sid", "pid", "intern", "extra")}
-    other = classify(lab, spec, [exclusion("svar", "extra")], {"svar": 5}, CUT_OFF, "lab", own="demo")
+    other = classify(lab, spec, [exclusion("lab.svar", "extra")], {"svar": 5}, CUT_OFF, "lab", own="demo")
     columns = {c["name"]: c["class"] for c in other["tables"][0]["columns"]}
     assert columns == {"sid": "mapped", "pid": "mapped", "intern": "preserved", "extra": "excluded"}
     assert other["findings"] == []

@@ -57,3 +57,17 @@ def test_a_missing_row_or_table_is_a_reason_naming_the_table():
         "raw representation (SIARD) of table anteckning: 96 rows, source 100 - disposed 5 = 95",
         "raw representation (SIARD) of table enhet (not bound to a patient): 0 rows, source 4",
     ]
+
+
+def test_a_query_fed_table_is_not_expected_in_the_siard_part():
+    """A query's rows are no source table (the coverage inventory covers its base tables each on its own):
+    the raw reconciliation expects no SIARD table for it, and names none that the source does not have."""
+    raw = SPEC.model_dump(by_alias=True, exclude={"path", "lines", "correction_list"})
+    raw["tables"]["note"] = {
+        **{k: v for k, v in raw["tables"]["note"].items() if v is not None and k != "table"},
+        "query": "SELECT nid, pid FROM anteckning WHERE typ = 'op'",
+    }
+    spec = MappingSpec.model_validate(raw)
+    result = raw_check(spec, SOURCE, MAPPED, [{"raw_rows": {"patient": 10, "enhet": 4}}], {"enhet": 4})
+    assert result["reasons"] == []
+    assert [t["table"] for t in result["tables"]] == ["patient", "enhet"]

@@ -401,6 +401,12 @@ class TestReasonsInSwedish:
                 "column vas.patient.fodelseort is in no mapping and no exclusion",
                 "kolumnen vas.patient.fodelseort finns varken i mappningen eller bland undantagen",
             ),
+            (
+                "table sjukhus.unit (1204 rows) is read only through a join, and no SIARD copy holds its rows:"
+                " name it in tables or reference_tables, or exclude it by decision",
+                f"tabellen sjukhus.unit (1{NBSP}204 rader) läses bara via en join, och dess rader finns inte i"
+                " SIARD-delen: ange den under tables eller reference_tables, eller undanta den genom beslut",
+            ),
             ("something new", "something new"),  # an unknown sentence is shown as recorded, never dropped
         ],
     )
