@@ -170,8 +170,9 @@ def partition_tally(run: Run, part: Partition, *, staged: bool = True) -> dict[s
 
 
 def tally_path(run: Run, partition_id: str) -> Path:
-    """Where a partition's tally is kept (in the run's reconciliation folder, shared with every worker)."""
-    return run.out("reconciliation") / run.milestone.value / "partitions" / f"{partition_id}.json"
+    """Where a partition's tally is kept (shared with every worker; not in the report's folder, whose
+    every file the ledger vouches for as the report's)."""
+    return run.out("tallies") / run.milestone.value / f"{partition_id}.json"
 
 
 def kept_tallies(run: Run, partition_ids: list[str]) -> dict[str, dict[str, Any]]:
@@ -361,7 +362,11 @@ def _tally_all(
     out: dict[str, Any] = {k: Counter() for k in _KINDS}
     out["ids"] = defaultdict(list)
     keep_ids = _shared_entities(spec) if ids else set()
+    previous = None
     for name, batch in batches:
+        if name != previous:  # a table done: give the allocator's freed pages back before the next
+            pa.default_memory_pool().release_unused()
+            previous = name
         table = spec.tables[name]
         _tally(out, name, table, batch, fates, table.entity in keep_ids, spec.timezone, digests)
     return out
