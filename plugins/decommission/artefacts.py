@@ -116,7 +116,8 @@ def names(folder: Path, pattern: str = "*") -> list[Path]:
     if root is not None:
         shared = remote(folder)
         if shared.exists():
-            found |= {p.name for p in shared.glob(pattern) if not p.name.startswith(".")}
+            # files only, as here: a folder inside is no file of this one
+            found |= {p.name for p in shared.glob(pattern) if not p.name.startswith(".") and p.is_file()}
     return [folder / name for name in sorted(found)]
 
 

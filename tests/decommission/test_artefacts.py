@@ -53,6 +53,12 @@ def test_what_one_worker_writes_another_fetches_checked_against_the_ledger_hash(
     assert here == b / "vas" / "packages" / "p1.tar" and not here.exists()
     assert artefacts.fetch(here, digest).read_bytes() == b"package bytes"
     assert [p.name for p in artefacts.names(b / "vas" / "packages")] == ["p1.tar"]
+    # a folder's files, never the folders inside it, here as in the store
+    with artefacts.publishing(b / "vas"):
+        (b / "vas" / "packages" / "inner").mkdir()
+        (b / "vas" / "packages" / "inner" / "x.json").write_text("{}")
+    assert [p.name for p in artefacts.names(homes("c") / "vas" / "packages")] == ["p1.tar"]
+    homes("b")
     assert artefacts.find(b / "vas" / "packages" / "p2.tar") is None
 
     # a local copy that is not the recorded one is fetched again; a store copy that is not either, refused
