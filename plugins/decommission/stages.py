@@ -401,8 +401,8 @@ def reconcile_partition(run: Run, mapped: dict[str, Any]) -> dict[str, Any]:
     ledger holds, which the reconcile task adds up (a partition without one it counts itself)."""
     from decommission.reconcile.breakdown import extracted_partitions, partition_tally, tally_path
 
-    restore_staging(run)
     pid = mapped["partition"]["id"]
+    restore_staging(run, only=pid)
     part = extracted_partitions(run).get(pid)  # the key range as the ledger recorded it, not as XCom says
     if part is None:
         raise MappingError(f"partition {pid}: no extraction of it in the ledger for run {run.run_id}")
@@ -438,8 +438,9 @@ def remove_staging(run: Run) -> dict[str, Any]:
     return remove_verified_staging(run)
 
 
-def restore_staging(run: Run) -> list[str]:
-    """Extract and map again every partition of this run whose staging was removed after acceptance.
+def restore_staging(run: Run, only: str | None = None) -> list[str]:
+    """Extract and map again every partition of this run (or partition ``only``) whose staging was removed
+    after acceptance.
 
     A task cleared after the removal (reconcile, report) then reads what it always read: the same
     source under the same cut-off gives the same bytes. Returns the partitions restored.
@@ -451,6 +452,8 @@ def restore_staging(run: Run) -> list[str]:
     }
     restored = []
     for partition in sorted(removed):
+        if only is not None and partition != only:
+            continue
         extracted = [
             e.payload["partition"]
             for e in programme_ledger().entries(system_id=run.system.id, kind="extract")

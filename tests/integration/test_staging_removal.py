@@ -62,7 +62,7 @@ def test_staging_goes_once_the_archive_holds_the_package_verified(anestesi):
     from decommission.ledger import programme_ledger
     from decommission.plan.programme import load_plan
     from decommission.settings import plan_path
-    from decommission.stages import map_stage, remove_staging, restore_staging, start_run
+    from decommission.stages import map_stage, reconcile_partition, remove_staging, restore_staging, start_run
 
     dag, out = anestesi
     dag_run, states = _run(dag, dt.date(2025, 5, 5))
@@ -94,6 +94,11 @@ def test_staging_goes_once_the_archive_holds_the_package_verified(anestesi):
     assert first in _partitions(out, "extract") and first in _partitions(out, "mapped")
     assert restore_staging(run) == sorted(p["partition"] for p in packages if p["partition"] != first)
     assert remove_staging(run)["removed"] == sorted(p["partition"] for p in packages)
+    # a reconcile_partition task cleared after the removal restores its own partition only, and counts it
+    last = max(p["partition"] for p in packages)
+    assert reconcile_partition(run, {"partition": {"id": last}})["partition"] == last
+    assert _partitions(out, "extract") == [last]
+    assert remove_staging(run)["removed"] == [last]
 
     # a rerun of the milestone goes through from extraction, and removes its staging again
     again, states = _run(dag, dt.date(2025, 5, 6))

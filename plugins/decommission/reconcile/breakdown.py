@@ -73,6 +73,9 @@ def reconcile_breakdown(
     """
     spec = run.spec
     ranges = extracted_partitions(run)
+    unknown = sorted(set(partition_ids) - set(ranges))
+    if unknown:  # a mapped partition has an extraction in the ledger: this is a ledger that was changed
+        raise RuntimeError(f"partitions {', '.join(unknown)} have no extraction in the ledger of run {run.run_id}")
     kept = {pid: t for pid, t in (tallies or {}).items() if pid in partition_ids}
     parts = [kept[pid] if pid in kept else partition_tally(run, ranges[pid]) for pid in partition_ids]
     gaps = _gaps([ranges[pid] for pid in partition_ids])
