@@ -215,7 +215,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = result["rows"]
     timings = result["timings"]
     # the scope: extraction, mapping and packaging with SHA-256; validation is reported beside it,
-    # reconciliation (one task over every partition) on its own line
+    # the reconciliation (its per-partition tasks, then the one adding them up) on its own line
     reconciling = ("reconcile_partition", "reconcile")
     seconds = round(sum(t["seconds"] for name, t in timings.items() if name not in ("validate", *reconciling)), 3)
     rows_per_s = _rate(rows, seconds)
