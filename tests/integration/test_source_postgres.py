@@ -390,6 +390,7 @@ tables:
     query: >-
       SELECT d.vistelse_id, d.rad, v.person_id, d.kod9, v.tid FROM "{klinik}".diagnos9 d
       JOIN "{klinik}".vistelse v ON v.vistelse_id = d.vistelse_id WHERE d.kod9 NOT LIKE 'E%'
+    reads: ["{klinik}.diagnos9", "{klinik}.vistelse"]
     key: [vistelse_id, rad]
     key_prefix: "icd9-"
     patient_key: person_id
@@ -511,6 +512,7 @@ def test_a_patient_table_from_a_query_keeps_its_percent_signs(his_pg, tmp_path, 
     query = (
         "  person:\n    entity: patient\n"
         f"    query: SELECT person_id, fornamn FROM \"{demo}\".namn WHERE fornamn LIKE '%n%'\n"
+        f"    reads: [{demo}.namn]\n"
         "    key: person_id\n    patient_key: person_id\n"
         "    fields:\n      patient_key: {column: person_id}\n      given_name: {column: fornamn}\n"
         "    constants: {protected_identity: false, blocked: false, confidential: false}\n"

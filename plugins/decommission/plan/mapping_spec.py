@@ -222,6 +222,10 @@ class TableSpec(_Model):
         default=None,
         description="a read-only SELECT whose rows are the table's (the partition and cut-off bounds are ours)",
     )
+    reads: tuple[str, ...] = Field(
+        default=(),
+        description="with query: the source tables it reads (table or schema.table), so coverage inventories them",
+    )
     key: str | list[str] = Field(description="the row's own key column, or its columns")
     key_prefix: str = Field(default="", description="put before the row key (two tables into one entity)")
     patient_key: str = Field(min_length=1, description="column holding the internal patient key")
@@ -282,6 +286,14 @@ class TableSpec(_Model):
             if self.table is not None or self.schema_name is not None or self.join:
                 raise ValueError("query: reads the rows itself: no 'table', 'schema' or 'join' with it")
             _check_query(self.query)
+            # we do not parse SQL: without the list, a schema only the query reads would be in no inventory
+            if not self.reads:
+                raise ValueError(
+                    "query: name the source tables it reads in 'reads: [table, schema.table, ...]', so the "
+                    "coverage inventory reads their schemas and no table of them goes unnoticed"
+                )
+        elif self.reads:
+            raise ValueError("reads: only with a query (a table's own and joined tables are known)")
         aliases = [j.name for j in self.join]
         if len(set(aliases)) != len(aliases):
             raise ValueError(f"join: two joins go by one name ({', '.join(aliases)}); give each an 'as'")
@@ -559,10 +571,12 @@ class MappingSpec(_Model):
         return qualified_name(self.tables[name].schema_name, self.source_table(name), default)
 
     def schemas(self, default: str | None = None) -> list[str]:
-        """The schemas other than the source's own that the spec reads (tables, joins, reference tables)."""
+        """The schemas other than the source's own that the spec reads (tables, joins, queries' tables,
+        reference tables)."""
         named = [t.schema_name for t in self.tables.values()]
         named += [j.schema_name for t in self.tables.values() for j in t.join]
         named += [split_name(n)[0] for n in self.reference_tables]
+        named += [split_name(n)[0] for t in self.tables.values() for n in t.reads]
         return sorted({s for s in named if s and s != default})
 
     def reference_relation(self, name: str) -> Relation:

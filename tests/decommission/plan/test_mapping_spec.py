@@ -42,6 +42,7 @@ tables:
     query: >-
       SELECT d.vistelse_id, d.rad, v.person_id, d.kod9 FROM klinik.diagnos9 d
       JOIN klinik.vistelse v ON v.vistelse_id = d.vistelse_id WHERE d.kod9 LIKE 'V%'
+    reads: [klinik.diagnos9, klinik.vistelse]
     key: [vistelse_id, rad]
     key_prefix: "icd9-"
     patient_key: person_id
@@ -117,3 +118,15 @@ def test_the_shipped_mappings_still_load():
             assert all(not t.derived_key for t in spec.tables.values()), path
     hospital = load_spec(repo / "include" / "mappings" / "sjukhus.yaml")
     assert hospital.schemas("adt") == ["klinik"] and len(hospital.tables) + len(hospital.reference_tables) == 21
+
+
+def test_a_query_names_the_tables_it_reads_and_their_schemas_are_inventoried(tmp_path):
+    # we do not parse SQL: a schema only a query reads would be in no coverage inventory without the list
+    without = SPEC.replace("    reads: [klinik.diagnos9, klinik.vistelse]\n", "")
+    with pytest.raises(MappingError, match="reads"):
+        load_spec(_write(tmp_path, without))
+    spec = load_spec(_write(tmp_path, SPEC.replace("[klinik.diagnos9, klinik.vistelse]", "[arkiv.diagnos9]")))
+    assert "arkiv" in spec.schemas()
+    # a table's own and joined tables are known: reads only with a query
+    with pytest.raises(MappingError, match="only with a query"):
+        load_spec(_write(tmp_path, SPEC.replace("    schema: klinik\n", "    schema: klinik\n    reads: [x]\n", 1)))

@@ -229,6 +229,7 @@ QUERY_SPEC = SPEC.replace(
     """  adt_diagnos:
     entity: diagnosis
     query: "SELECT diag_id, patient_id, kod FROM diagnos WHERE kod IS NOT NULL"
+    reads: [diagnos]
 """,
 )
 

@@ -66,6 +66,7 @@ def test_a_query_fed_table_is_not_expected_in_the_siard_part():
     raw["tables"]["note"] = {
         **{k: v for k, v in raw["tables"]["note"].items() if v is not None and k != "table"},
         "query": "SELECT nid, pid FROM anteckning WHERE typ = 'op'",
+        "reads": ["anteckning"],
     }
     spec = MappingSpec.model_validate(raw)
     result = raw_check(spec, SOURCE, MAPPED, [{"raw_rows": {"patient": 10, "enhet": 4}}], {"enhet": 4})

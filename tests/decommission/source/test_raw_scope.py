@@ -109,6 +109,7 @@ def test_a_query_fed_table_has_no_siard_copy_of_its_own():
     raw["tables"]["operation"] = {
         **{k: v for k, v in raw["tables"]["operation"].items() if v is not None and k != "table"},
         "query": "SELECT op_id, patient FROM operation WHERE asa_klass IS NOT NULL",
+        "reads": ["operation"],
     }
     spec = MappingSpec.model_validate(raw)
     assert set(raw_scope(CATALOGUE, spec, [])) == {"patient"}
@@ -119,6 +120,7 @@ def test_a_query_fed_tables_base_table_may_be_kept_whole_as_a_reference_table():
     raw["tables"]["operation"] = {
         **{k: v for k, v in raw["tables"]["operation"].items() if v is not None and k != "table"},
         "query": "SELECT op_id, patient FROM operation WHERE asa_klass IS NOT NULL",
+        "reads": ["operation"],
     }
     raw["reference_tables"] = ["enhet", "operation"]  # the query's base table, whole, into the SIARD part
     spec = MappingSpec.model_validate(raw)
