@@ -160,10 +160,7 @@ def partition_tally(run: Run, part: Partition, *, staged: bool = True) -> dict[s
     columns = {name: _columns(table) for name, table in spec.tables.items()}
     cut_off = run.system.agreement.cut_off
     source = _tally_all(spec, Source.for_system(run.system).stream(spec, columns, cut_off, part), fates)
-    # the staged side is counted, not fingerprinted: the fingerprints compare the source with the packages
-    counted = {name: _columns(table, compared=False) for name, table in spec.tables.items()}
-    rows = _staged(run, spec, [part.id], counted) if staged else iter(())
-    extracted = _tally_all(spec, rows, fates, ids=True, digests=False)
+    extracted = _staged_side(run, part.id, fates) if staged else _tally_all(spec, iter(()), fates)
     return {
         "partition": part.id,
         "source": _plain(source),
@@ -483,10 +480,18 @@ def partition_owners(run: Run, partition_id: str) -> Owners:
     spec = run.spec
     if not _shared_entities(spec):
         return owners_of(spec, {})
-    fates = _Fates(findings_tables(run, [partition_id], _FATE_COLUMNS))
-    columns = {name: _columns(table, compared=False) for name, table in spec.tables.items()}
-    staged = _tally_all(spec, _staged(run, spec, [partition_id], columns), fates, ids=True, digests=False)
-    return owners_of(spec, staged["ids"])
+    return owners_of(
+        spec, _staged_side(run, partition_id, _Fates(findings_tables(run, [partition_id], _FATE_COLUMNS)))["ids"]
+    )
+
+
+def _staged_side(run: Run, partition_id: str, fates: _Fates) -> dict[str, Any]:
+    """A partition's staged rows counted, with the record ids of the entities several tables feed; not
+    fingerprinted (the fingerprints compare the source with the packages), so only keys, dates and units
+    are read."""
+    spec = run.spec
+    counted = {name: _columns(table, compared=False) for name, table in spec.tables.items()}
+    return _tally_all(spec, _staged(run, spec, [partition_id], counted), fates, ids=True, digests=False)
 
 
 def _package_fingerprints(
