@@ -384,14 +384,10 @@ def _digests_while_validating(run: Run, package_id: str) -> Any:
     reconciliation reads the package back itself.
     """
     from decommission.deliver.receipts import from_ledger
-    from decommission.reconcile.breakdown import partition_owners
+    from decommission.reconcile.breakdown import package_owners
     from decommission.reconcile.package_digests import DigestsWhileValidating, RecordReader
 
-    partition = from_ledger(run, "package", "package_id").get(package_id, {}).get("partition")
-    try:
-        owners = partition_owners(run, partition) if partition else None
-    except OSError:
-        owners = None
+    owners = package_owners(run, from_ledger(run, "package", "package_id").get(package_id, {}).get("partition"))
     return DigestsWhileValidating(None if owners is None else RecordReader(run.spec, owners))
 
 

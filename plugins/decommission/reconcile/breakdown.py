@@ -525,7 +525,7 @@ def _package_fingerprints(
     work = [
         (
             artefacts.fetch(run.out("packages") / f"{pid}.tar", built.get(pid, {}).get("sha256")),
-            _owners_of_package(run, built.get(pid, {}).get("partition")),
+            package_owners(run, built.get(pid, {}).get("partition")) or owners_of(spec, {}),
         )
         for pid in rest
     ]
@@ -535,8 +535,10 @@ def _package_fingerprints(
     return Counter({t: v % MOD for t, v in fp.items()}), rows, {"from_validation": len(known), "read_back": len(rest)}
 
 
-def _owners_of_package(run: Run, partition_id: str | None) -> Owners:
+def package_owners(run: Run, partition_id: str | None) -> Owners | None:
+    """:func:`partition_owners` of the partition a package was built from; None without its staged rows
+    (no partition named, or its staging gone): records of an entity two tables feed cannot be attributed."""
     try:
-        return partition_owners(run, partition_id) if partition_id else owners_of(run.spec, {})
-    except OSError:  # its staged rows are gone: records of an entity two tables feed cannot be attributed
-        return owners_of(run.spec, {})
+        return partition_owners(run, partition_id) if partition_id else None
+    except OSError:
+        return None

@@ -185,7 +185,8 @@ def read_all(spec: MappingSpec, packages: list[tuple[Any, Owners]]) -> list[tupl
     context = multiprocessing.get_context("spawn")  # no fork of a task process that may hold threads
     try:
         with ProcessPoolExecutor(workers, mp_context=context) as pool:
-            return list(pool.map(_read_package, *zip(*[(spec, tar, owners) for tar, owners in packages], strict=True)))
+            tars, owners = zip(*packages, strict=True)
+            return list(pool.map(_read_package, [spec] * len(packages), tars, owners))
     except (BrokenProcessPool, AssertionError, RuntimeError) as exc:
         # a process that may not start others (a daemon, a script without a main guard): slower, not wrong
         log.warning("packages read back in this process: no reader processes (%s)", type(exc).__name__)
